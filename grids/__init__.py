@@ -1,0 +1,1 @@
+"""Study presets (YAML), shipped inside the package as ``hplandscape.grids``."""

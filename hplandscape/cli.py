@@ -1,0 +1,293 @@
+"""Command-line interface: argument parsing only; every subcommand calls the public API.
+
+Exit codes: 0 success, 2 bad input (the message names the culprit, no traceback), 1 runtime
+failure (the message names the log to read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, UserError
+
+
+def _print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False, default=str))
+
+
+def _study_config(path):
+    from hplandscape.config import load_quickstart, load_study
+
+    return load_quickstart() if path is None else load_study(path)
+
+
+# -- subcommands ------------------------------------------------------------------------------
+
+
+def cmd_models(args) -> int:
+    from hplandscape.models import list_models, model_info
+
+    infos = [model_info(name) for name in list_models()]
+    if args.json:
+        _print_json({"models": [{"name": i.name, "params": i.params, "flops": i.flops,
+                                 "input_shape": list(i.input_shape)} for i in infos]})
+        return EXIT_OK
+    print(f"{'model':<24}{'params':>14}{'FLOPs':>14}  input")
+    for i in infos:
+        shape = "×".join(str(s) for s in i.input_shape)
+        print(f"{i.name:<24}{i.params / 1e6:>12.3f} M{i.flops:>14.3e}  {shape}")
+    print("FLOPs = 2 × multiply-accumulates of conv and linear layers, at the input shape shown.")
+    return EXIT_OK
+
+
+def cmd_grid(args) -> int:
+    from hplandscape.grid import make_grid
+
+    config = _study_config(args.config)
+    points = make_grid(config.grid)
+    if args.json:
+        _print_json({"study": config.name, "points": [p.to_dict() for p in points]})
+        return EXIT_OK
+    print(f"{config.name}: {len(points)} grid points "
+          f"({len(config.grid.log10_lr_values())} lr × {len(config.grid.log10_wd_values())} wd)")
+    print(f"{'lr':>12}{'wd':>12}{'log10 lr':>10}{'log10 wd':>10}")
+    for p in points:
+        print(f"{p.lr:>12.4g}{p.wd:>12.4g}{p.log10_lr:>10.2f}{p.log10_wd:>10.2f}")
+    return EXIT_OK
+
+
+def cmd_sweep(args) -> int:
+    from hplandscape.sweep import run_sweep
+
+    config = _study_config(args.config)
+    study_dir = Path(args.study_dir) if args.study_dir else Path("studies") / config.name
+    summary = run_sweep(config, study_dir, executor=args.executor, max_parallel=args.max_parallel,
+                        dry_run=args.dry_run, force=args.force, engine=args.engine,
+                        extend=args.extend, progress=not args.no_progress)
+    print(summary.describe())
+    if args.dry_run or not summary.finished:
+        return EXIT_OK
+    if args.no_report:
+        from hplandscape.results import collect
+
+        collect(study_dir)
+        print(f"Results table: {study_dir / 'results.csv'}")
+        return EXIT_OK
+    from hplandscape.report import write_report
+
+    report = write_report(study_dir)
+    print(f"Report: {report}")
+    return EXIT_OK if summary.failed == 0 else EXIT_RUNTIME
+
+
+def cmd_status(args) -> int:
+    from hplandscape.store import StudyStore
+
+    store = StudyStore.open(args.study_dir)
+    if args.follow:
+        store.follow(interval=args.interval)
+        return EXIT_OK
+    status = store.status()
+    if args.json:
+        _print_json(status.to_json())
+    else:
+        print(status.render())
+    return EXIT_OK
+
+
+def cmd_collect(args) -> int:
+    from hplandscape.results import collect
+
+    table = collect(args.study_dir, out=args.out, format=args.format)
+    out = args.out or str(Path(args.study_dir) / ("results.parquet" if args.format == "parquet" else "results.csv"))
+    print(f"{len(table)} runs -> {out}")
+    return EXIT_OK
+
+
+def cmd_analyze(args) -> int:
+    from hplandscape import analysis
+
+    table = analysis.load_results(args.source)
+    result = analysis.analyze(table, xs=tuple(args.x), k=args.k, base=args.base)
+    out_dir = Path(args.out) if args.out else _analysis_dir(Path(args.source))
+    written = analysis.write_tables(result, out_dir)
+    if args.json:
+        _print_json(analysis.to_json(result))
+    else:
+        print(analysis.format_tables(result))
+        print("Tables: " + ", ".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def _analysis_dir(source: Path) -> Path:
+    return source / "analysis" if source.is_dir() else source.parent / "analysis"
+
+
+def cmd_report(args) -> int:
+    from hplandscape.report import write_report
+
+    path = write_report(args.source, out_dir=args.out, xs=tuple(args.x), k=args.k)
+    print(f"Report: {path}")
+    return EXIT_OK
+
+
+def cmd_prune(args) -> int:
+    from hplandscape.pruning import prune
+
+    shape = None if args.input_size is None else (args.in_channels, args.input_size, args.input_size)
+    spec = prune(args.model, args.method, args.ratio, num_classes=args.num_classes,
+                 in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed)
+    summary = spec.summary()
+    if args.out:
+        from hplandscape.pruning import save_spec
+
+        save_spec(spec, args.out)
+    if args.json:
+        _print_json(summary)
+        return EXIT_OK
+    o, p = summary["original"], summary["pruned"]
+    print(f"{summary['model']}  {summary['method']} pruning to {summary['target_ratio']:.0%} of FLOPs")
+    print(f"  original: {o['params'] / 1e6:.3f} M params, {o['flops']:.3e} FLOPs")
+    print(f"  pruned:   {p['params'] / 1e6:.3f} M params, {p['flops']:.3e} FLOPs "
+          f"(achieved ratio {summary['achieved_ratio']:.4f})")
+    print(f"  importance source: {summary.get('source', '?')}")
+    print(f"  {'layer':<40}{'original':>10}{'kept':>8}")
+    for layer in summary["layers"]:
+        print(f"  {layer['name']:<40}{layer['original_channels']:>10}{layer['kept_channels']:>8}")
+    if args.out:
+        print(f"Spec written to {args.out}")
+    return EXIT_OK
+
+
+# -- parser -----------------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not v > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return v
+
+
+def _ratio(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
+    if not 0 < v <= 1:
+        raise argparse.ArgumentTypeError(f"must be the fraction of FLOPs kept, in (0, 1], got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="hplandscape",
+        description="Hyperparameter-landscape grid studies of pruned neural networks.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("models", help="registered architectures with parameters and FLOPs")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_models)
+
+    s = sub.add_parser("grid", help="the grid points of a study")
+    s.add_argument("config", help="study YAML, e.g. grids/resnet56_cifar10.yaml")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_grid)
+
+    s = sub.add_parser("sweep", help="run every missing run of a study (default: the embedded quickstart)")
+    s.add_argument("config", nargs="?", help="study YAML; omitted: the embedded quickstart study")
+    s.add_argument("--study-dir", help="where results go (default: studies/<study name>)")
+    s.add_argument("--executor", choices=["local", "slurm", "debug"],
+                   help="overrides launcher.executor of the config")
+    s.add_argument("--engine", choices=["auto", "sequential", "fused"],
+                   help="overrides launcher.engine of the config")
+    s.add_argument("--max-parallel", type=_positive_int, help="jobs running at once (local executor)")
+    s.add_argument("--dry-run", action="store_true", help="print what would run and where, run nothing")
+    s.add_argument("--extend", action="store_true",
+                   help="extend the grid where the near-optimal region touches its edge, run only new points")
+    s.add_argument("--force", action="store_true",
+                   help="accept a study directory made from a different config (its records are kept)")
+    s.add_argument("--no-report", action="store_true", help="stop after the results table")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_sweep)
+
+    s = sub.add_parser("status", help="per-condition counts of done/running/failed/missing/diverged runs")
+    s.add_argument("study_dir")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.add_argument("--follow", action="store_true", help="show a progress bar until the study is complete")
+    s.add_argument("--interval", type=_positive_float, default=5.0, help="seconds between refreshes")
+    s.set_defaults(func=cmd_status)
+
+    s = sub.add_parser("collect", help="one results table with a row per run")
+    s.add_argument("study_dir")
+    s.add_argument("--out", help="output path (default: STUDY/results.csv)")
+    s.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    s.set_defaults(func=cmd_collect)
+
+    for name, func, helptext in (("analyze", cmd_analyze, "ROIs, confidence ellipses and performance risk"),
+                                 ("report", cmd_report, "self-contained HTML report and Markdown summary")):
+        s = sub.add_parser(name, help=helptext)
+        s.add_argument("source", help="a study directory or a results CSV")
+        s.add_argument("--x", type=_positive_float, nargs="+", default=[0.5, 1.0],
+                       help="ROI widths in accuracy points (default: 0.5 1.0)")
+        s.add_argument("--k", type=_positive_float, default=2.0, help="ellipse SDE multiplier (default 2)")
+        s.add_argument("--out", help="output directory")
+        if name == "analyze":
+            s.add_argument("--base", help="name of the basemodel condition (default: the one with method none)")
+            s.add_argument("--json", action="store_true", help="machine-readable output")
+        s.set_defaults(func=func)
+
+    s = sub.add_parser("prune", help="prune an architecture to a FLOPs budget and show the result")
+    s.add_argument("model", help="registered architecture (see `hplandscape models`)")
+    s.add_argument("--method", required=True, choices=["uniform", "global"])
+    s.add_argument("--ratio", required=True, type=_ratio, help="fraction of FLOPs kept, in (0, 1]")
+    s.add_argument("--source", help="trained weights (model.pt) for the L1 ranking; omitted: random He init")
+    s.add_argument("--seed", type=int, default=0, help="seed of the random init when no --source")
+    s.add_argument("--num-classes", type=_positive_int, default=10)
+    s.add_argument("--in-channels", type=_positive_int, default=3)
+    s.add_argument("--input-size", type=_positive_int, help="square input side (default: the model's)")
+    s.add_argument("--out", help="write the architecture spec (JSON) here")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    s.set_defaults(func=cmd_prune)
+    return p
+
+
+def main(argv=None) -> int:
+    """Run the CLI; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except UserError as e:
+        print(f"hplandscape: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except RunFailure as e:
+        print(f"hplandscape: failed: {e}", file=sys.stderr)
+        return EXIT_RUNTIME
+    except KeyboardInterrupt:
+        print("hplandscape: interrupted; finished runs are kept, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    except Exception:
+        log = Path(tempfile.mkstemp(prefix="hplandscape-error-", suffix=".log")[1])
+        log.write_text(traceback.format_exc())
+        print(f"hplandscape: failed: {traceback.format_exc().splitlines()[-1]}\n"
+              f"  full traceback: {log}", file=sys.stderr)
+        return EXIT_RUNTIME

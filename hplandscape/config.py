@@ -1,0 +1,487 @@
+"""Study configuration: YAML in ``grids/`` parsed into frozen dataclasses, validated here only.
+
+Every check on user-supplied study settings lives in this module, and every failure raises
+:class:`hplandscape.errors.ConfigError` naming the file, the dotted key, the bad value and what
+is allowed. Unknown keys are errors: a typo such as ``epoch:`` must not silently fall back to a
+default.
+
+Examples
+--------
+>>> cfg = load_quickstart()
+>>> cfg.model, [c.name for c in cfg.conditions]
+('resnet20', ['base', 'uniform-0.5', 'global-0.5'])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hplandscape.errors import ConfigError
+from hplandscape.grid import axis_values, extend_axis
+from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, PRESETS, Recipe
+
+METHODS = ("none", "uniform", "global")
+DATASETS = ("digits", "cifar10", "imagenet")
+EXECUTORS = ("local", "slurm", "debug")
+ENGINES = ("auto", "sequential", "fused")
+DEVICES = ("auto", "cpu", "cuda")
+PRUNING_SOURCES = ("trained", "random")
+QUICKSTART = "quickstart.yaml"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the data comes from. ``root`` is required for CIFAR-10 and ImageNet."""
+
+    name: str
+    root: str | None = None
+    download: bool = False
+    num_workers: int = 4
+    image_size: int | None = None
+    train_subset: int | None = None
+    test_subset: int | None = None
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The basemodel (method ``none``) or a pruned variant keeping ``ratio`` of the FLOPs."""
+
+    name: str
+    method: str
+    ratio: float = 1.0
+
+    @property
+    def pruned(self) -> bool:
+        return self.method != "none"
+
+
+@dataclass(frozen=True)
+class GridConfig:
+    """lr × wd grid in log10 space (SPEC §3).
+
+    Either centred on the prior (``n_lr`` × ``n_wd`` points spaced ``step`` decades) or explicit
+    log10 value lists; ``extra_log10_*`` hold the rows/columns added by grid extension.
+    """
+
+    prior_lr: float
+    prior_wd: float
+    n_lr: int | None = None
+    n_wd: int | None = None
+    step: float | None = None
+    log10_lr: tuple | None = None
+    log10_wd: tuple | None = None
+    extra_log10_lr: tuple = ()
+    extra_log10_wd: tuple = ()
+
+    def log10_lr_values(self) -> list[float]:
+        base = self.log10_lr if self.log10_lr is not None else axis_values(
+            math.log10(self.prior_lr), self.n_lr, self.step)
+        return extend_axis(base, self.extra_log10_lr)
+
+    def log10_wd_values(self) -> list[float]:
+        base = self.log10_wd if self.log10_wd is not None else axis_values(
+            math.log10(self.prior_wd), self.n_wd, self.step)
+        return extend_axis(base, self.extra_log10_wd)
+
+
+@dataclass(frozen=True)
+class PruningConfig:
+    """Where the L1 importance ranking comes from: the trained basemodel or random He init."""
+
+    source: str = "trained"
+
+
+@dataclass(frozen=True)
+class LauncherConfig:
+    """How runs are launched; the SLURM fields map onto submitit's ``slurm_*`` parameters."""
+
+    executor: str = "local"
+    max_parallel: int | None = None
+    runs_per_job: int = 1
+    engine: str = "auto"
+    device: str = "auto"
+    partition: str | None = None
+    gpus_per_task: int = 0
+    cpus_per_task: int = 2
+    mem_gb: float = 8.0
+    timeout_min: int = 60
+    array_parallelism: int = 64
+    slurm_additional_parameters: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """One architecture on one dataset, its conditions, the grid, the seeds and the recipe."""
+
+    name: str
+    model: str
+    data: DataConfig
+    conditions: tuple
+    grid: GridConfig
+    seeds: tuple
+    recipe: Recipe
+    pruning: PruningConfig = PruningConfig()
+    launcher: LauncherConfig = LauncherConfig()
+    source: str = "<dict>"
+
+    @property
+    def base(self) -> Condition:
+        return next(c for c in self.conditions if not c.pruned)
+
+    def condition(self, name: str) -> Condition:
+        for c in self.conditions:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def to_dict(self) -> dict:
+        """The resolved config as plain data (round-trips through :func:`study_from_dict`)."""
+        g = self.grid
+        grid: dict[str, Any] = {"prior_lr": g.prior_lr, "prior_wd": g.prior_wd}
+        if g.log10_lr is None:
+            grid.update(size=[g.n_lr, g.n_wd], step=g.step)
+        else:
+            grid.update(log10_lr=list(g.log10_lr), log10_wd=list(g.log10_wd))
+        if g.extra_log10_lr:
+            grid["extra_log10_lr"] = list(g.extra_log10_lr)
+        if g.extra_log10_wd:
+            grid["extra_log10_wd"] = list(g.extra_log10_wd)
+        return {
+            "name": self.name,
+            "model": self.model,
+            "data": dataclasses.asdict(self.data),
+            "conditions": [dataclasses.asdict(c) for c in self.conditions],
+            "grid": grid,
+            "seeds": list(self.seeds),
+            "train": self.recipe.to_dict(),
+            "pruning": dataclasses.asdict(self.pruning),
+            "launcher": dataclasses.asdict(self.launcher),
+        }
+
+    def with_grid(self, grid: GridConfig) -> "StudyConfig":
+        return dataclasses.replace(self, grid=grid)
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing and validation: the one place.
+
+
+class _Section:
+    """A mapping being read, remembering where it came from, rejecting unknown keys."""
+
+    def __init__(self, source: str, prefix: str, data: Any):
+        self.source, self.prefix = source, prefix
+        if not isinstance(data, dict):
+            raise ConfigError(source, prefix or "(top level)",
+                              f"must be a mapping of keys to values, got {_show(data)}")
+        self.data = data
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def error(self, name: str, message: str) -> ConfigError:
+        return ConfigError(self.source, self.key(name), message)
+
+    def check_keys(self, allowed) -> None:
+        for k in self.data:
+            if k not in allowed:
+                raise self.error(str(k), f"is not a known key; allowed here: {', '.join(sorted(allowed))}")
+
+    def get(self, name, default=None, *, required=False):
+        if name not in self.data or self.data[name] is None:
+            if required:
+                raise self.error(name, "is required")
+            return default
+        return self.data[name]
+
+    def section(self, name) -> "_Section":
+        return _Section(self.source, self.key(name), self.get(name, {}))
+
+    # typed readers -------------------------------------------------------------------------
+    def str_(self, name, default=None, *, choices=None, required=False):
+        v = self.get(name, default, required=required)
+        if v is None:
+            return None
+        if not isinstance(v, str) or not v:
+            raise self.error(name, f"must be a non-empty string, got {_show(v)}")
+        if choices is not None and v not in choices:
+            raise self.error(name, f"must be one of {', '.join(choices)}; got {v!r}")
+        return v
+
+    def bool_(self, name, default):
+        v = self.get(name, default)
+        if not isinstance(v, bool):
+            raise self.error(name, f"must be true or false, got {_show(v)}")
+        return v
+
+    def int_(self, name, default=None, *, minimum=1, required=False):
+        v = self.get(name, default, required=required)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
+            what = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
+            raise self.error(name, f"must be {what}, got {_show(v)}")
+        return v
+
+    def float_(self, name, default=None, *, positive=True, minimum=None, maximum=None,
+               required=False, inclusive_max=True):
+        v = self.get(name, default, required=required)
+        if v is None:
+            return None
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise self.error(name, f"must be a finite number, got {_show(v)}")
+        if positive and v <= 0:
+            raise self.error(name, f"must be > 0, got {_show(v)}")
+        if minimum is not None and v < minimum:
+            raise self.error(name, f"must be ≥ {minimum}, got {_show(v)}")
+        if maximum is not None and (v > maximum or (not inclusive_max and v == maximum)):
+            bound = f"≤ {maximum}" if inclusive_max else f"< {maximum}"
+            raise self.error(name, f"must be {bound}, got {_show(v)}")
+        return float(v)
+
+    def number_list(self, name, *, positive=False, integer=False, required=False, nonempty=True):
+        v = self.get(name, None, required=required)
+        if v is None:
+            return None
+        kind = "integers" if integer else "numbers"
+        if not isinstance(v, (list, tuple)) or (nonempty and not v):
+            raise self.error(name, f"must be a non-empty list of {kind}, got {_show(v)}")
+        for x in v:
+            ok = (isinstance(x, int) if integer else isinstance(x, (int, float))) and not isinstance(x, bool)
+            if not ok or (not integer and not math.isfinite(x)) or (positive and x <= 0):
+                need = f"{'positive ' if positive else ''}{kind}"
+                raise self.error(name, f"must be a list of {need}, got element {_show(x)}")
+        if len(set(v)) != len(v):
+            raise self.error(name, f"must not repeat values, got {_show(v)}")
+        return tuple(v)
+
+
+def _show(v) -> str:
+    return repr(v)
+
+
+_TOP_KEYS = {"name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher"}
+_DATA_KEYS = {f.name for f in dataclasses.fields(DataConfig)}
+_GRID_KEYS = {"prior_lr", "prior_wd", "size", "step", "log10_lr", "log10_wd", "lr_values",
+              "wd_values", "extra_log10_lr", "extra_log10_wd"}
+_TRAIN_KEYS = {f.name for f in dataclasses.fields(Recipe)}
+_LAUNCHER_KEYS = {f.name for f in dataclasses.fields(LauncherConfig)}
+
+
+def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
+    """Validate a parsed study mapping and build the :class:`StudyConfig`.
+
+    Raises
+    ------
+    ConfigError
+        On any invalid or unknown key; the message names ``source``, the key and the value.
+    """
+    top = _Section(source, "", data)
+    top.check_keys(_TOP_KEYS)
+    default_name = Path(source).stem if source and not source.startswith("<") else "study"
+    name = top.str_("name", default_name)
+    if not all(ch.isalnum() or ch in "-_." for ch in name):
+        raise top.error("name", f"may hold only letters, digits, '-', '_' and '.', got {name!r}")
+    model = _model(top)
+    data_cfg = _data(top.section("data"))
+    conditions = _conditions(top)
+    grid = _grid(top.section("grid"))
+    seeds = top.number_list("seeds", integer=True) or (0,)
+    if any(s < 0 for s in seeds):
+        raise top.error("seeds", f"must be non-negative integers, got {list(seeds)}")
+    recipe = _recipe(top.section("train"), data_cfg)
+    pr = top.section("pruning")
+    pr.check_keys({"source"})
+    pruning = PruningConfig(source=pr.str_("source", "trained", choices=PRUNING_SOURCES))
+    launcher = _launcher(top.section("launcher"))
+    return StudyConfig(name=name, model=model, data=data_cfg, conditions=conditions, grid=grid,
+                       seeds=tuple(seeds), recipe=recipe, pruning=pruning, launcher=launcher,
+                       source=source)
+
+
+def _model(top: _Section) -> str:
+    model = top.str_("model", required=True)
+    from hplandscape.models import list_models  # torch import only once a config names a model
+
+    available = list_models()
+    if model not in available:
+        raise top.error("model", f"is not a registered architecture: {model!r}; available: {', '.join(available)}")
+    return model
+
+
+def _data(s: _Section) -> DataConfig:
+    s.check_keys(_DATA_KEYS)
+    name = s.str_("name", required=True, choices=DATASETS)
+    root = s.str_("root")
+    if root is not None:
+        root = os.path.expanduser(root)
+    if name != "digits" and root is None:
+        raise s.error("root", f"is required for dataset {name!r} (the directory holding the data)")
+    return DataConfig(
+        name=name, root=root, download=s.bool_("download", False),
+        num_workers=s.int_("num_workers", 4, minimum=0),
+        image_size=s.int_("image_size"),
+        train_subset=s.int_("train_subset"), test_subset=s.int_("test_subset"))
+
+
+def _conditions(top: _Section) -> tuple:
+    raw = top.get("conditions", required=True)
+    if not isinstance(raw, list) or not raw:
+        raise top.error("conditions", f"must be a non-empty list of {{method, ratio}} entries, got {_show(raw)}")
+    out = []
+    for i, item in enumerate(raw):
+        s = _Section(top.source, f"conditions[{i}]", item)
+        s.check_keys({"name", "method", "ratio"})
+        method = s.str_("method", required=True, choices=METHODS)
+        if method == "none":
+            if "ratio" in s.data and s.data["ratio"] not in (None, 1, 1.0):
+                raise s.error("ratio", f"must be 1.0 (or absent) for the unpruned basemodel, got {_show(s.data['ratio'])}")
+            ratio = 1.0
+        else:
+            ratio = s.float_("ratio", required=True, maximum=1.0, inclusive_max=False)
+        default = "base" if method == "none" else f"{method}-{ratio:g}"
+        name = s.str_("name", default)
+        if not all(ch.isalnum() or ch in "-_." for ch in name):
+            raise s.error("name", f"may hold only letters, digits, '-', '_' and '.', got {name!r}")
+        out.append(Condition(name=name, method=method, ratio=ratio))
+    names = [c.name for c in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise top.error("conditions", f"names must be unique; repeated: {', '.join(dupes)}")
+    pairs = [(c.method, c.ratio) for c in out]
+    if len(set(pairs)) != len(pairs):
+        raise top.error("conditions", "lists the same (method, ratio) twice")
+    n_base = sum(1 for c in out if not c.pruned)
+    if n_base != 1:
+        raise top.error("conditions", f"must contain exactly one basemodel entry (method: none), found {n_base}")
+    return tuple(out)
+
+
+def _grid(s: _Section) -> GridConfig:
+    s.check_keys(_GRID_KEYS)
+    prior_lr = s.float_("prior_lr", required=True)
+    prior_wd = s.float_("prior_wd", required=True)
+    explicit = {k for k in ("log10_lr", "log10_wd", "lr_values", "wd_values") if k in s.data}
+    extra_lr = s.number_list("extra_log10_lr", nonempty=False) or ()
+    extra_wd = s.number_list("extra_log10_wd", nonempty=False) or ()
+    if explicit:
+        if "size" in s.data or "step" in s.data:
+            raise s.error("size", "cannot be combined with explicit value lists "
+                          f"({', '.join(sorted(explicit))}); give either size+step or value lists")
+        lr = _axis_list(s, "lr")
+        wd = _axis_list(s, "wd")
+        return GridConfig(prior_lr, prior_wd, log10_lr=lr, log10_wd=wd,
+                          extra_log10_lr=extra_lr, extra_log10_wd=extra_wd)
+    size = s.get("size", required=True)
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = [size, size]
+    if (not isinstance(size, list) or len(size) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in size)):
+        raise s.error("size", f"must be a positive integer or a pair [n_lr, n_wd] of positive integers, got {_show(size)}")
+    step = s.float_("step", required=True)
+    return GridConfig(prior_lr, prior_wd, n_lr=size[0], n_wd=size[1], step=step,
+                      extra_log10_lr=extra_lr, extra_log10_wd=extra_wd)
+
+
+def _axis_list(s: _Section, axis: str) -> tuple:
+    logs = s.number_list(f"log10_{axis}")
+    values = s.number_list(f"{axis}_values", positive=True)
+    if (logs is None) == (values is None):
+        raise s.error(f"log10_{axis}", f"give exactly one of log10_{axis} and {axis}_values")
+    return tuple(logs) if logs is not None else tuple(math.log10(v) for v in values)
+
+
+def _recipe(s: _Section, data: DataConfig) -> Recipe:
+    s.check_keys(_TRAIN_KEYS)
+    default_preset = {"digits": "digits", "cifar10": "cifar10", "imagenet": "imagenet"}[data.name]
+    preset = s.str_("preset", default_preset, choices=tuple(sorted(PRESETS)))
+    base = PRESETS[preset]
+    unit = s.str_("milestones_unit", base.milestones_unit, choices=MILESTONE_UNITS)
+    milestones = s.number_list("milestones", nonempty=False)
+    milestones = base.milestones if milestones is None else milestones
+    epochs = s.int_("epochs", base.epochs)
+    for m in milestones:
+        if unit == "fraction" and not 0 < m < 1:
+            raise s.error("milestones", f"are fractions of the epochs (milestones_unit: fraction) and must lie in (0, 1), got {m!r}")
+        if unit == "epoch" and (int(m) != m or not 0 < m < epochs):
+            raise s.error("milestones", f"are epochs (milestones_unit: epoch) and must be integers in 1..{epochs - 1}, got {m!r}")
+    return Recipe(
+        preset=preset, epochs=epochs,
+        batch_size=s.int_("batch_size", base.batch_size),
+        eval_batch_size=s.int_("eval_batch_size", base.eval_batch_size),
+        momentum=s.float_("momentum", base.momentum, positive=False, minimum=0.0, maximum=1.0,
+                          inclusive_max=False),
+        nesterov=s.bool_("nesterov", base.nesterov),
+        milestones=tuple(milestones), milestones_unit=unit,
+        lr_gamma=s.float_("lr_gamma", base.lr_gamma, maximum=1.0),
+        weight_decay_on_bn_bias=s.bool_("weight_decay_on_bn_bias", base.weight_decay_on_bn_bias),
+        augment=s.str_("augment", base.augment if preset == default_preset else
+                       {"digits": "digits", "cifar10": "cifar", "imagenet": "imagenet"}[data.name],
+                       choices=AUGMENTATIONS),
+        channels_last=s.bool_("channels_last", base.channels_last),
+        amp=s.bool_("amp", base.amp),
+        threads=s.int_("threads", base.threads),
+    )
+
+
+def _launcher(s: _Section) -> LauncherConfig:
+    s.check_keys(_LAUNCHER_KEYS)
+    d = LauncherConfig()
+    extra = s.get("slurm_additional_parameters", {})
+    if not isinstance(extra, dict):
+        raise s.error("slurm_additional_parameters", f"must be a mapping, got {_show(extra)}")
+    return LauncherConfig(
+        executor=s.str_("executor", d.executor, choices=EXECUTORS),
+        max_parallel=s.int_("max_parallel"),
+        runs_per_job=s.int_("runs_per_job", d.runs_per_job),
+        engine=s.str_("engine", d.engine, choices=ENGINES),
+        device=s.str_("device", d.device, choices=DEVICES),
+        partition=s.str_("partition"),
+        gpus_per_task=s.int_("gpus_per_task", d.gpus_per_task, minimum=0),
+        cpus_per_task=s.int_("cpus_per_task", d.cpus_per_task),
+        mem_gb=s.float_("mem_gb", d.mem_gb),
+        timeout_min=s.int_("timeout_min", d.timeout_min),
+        array_parallelism=s.int_("array_parallelism", d.array_parallelism),
+        slurm_additional_parameters=dict(extra),
+    )
+
+
+def load_study(path) -> StudyConfig:
+    """Read and validate a study YAML file.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing, is not YAML, or holds an invalid value (the message says which).
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file; presets live in grids/ (e.g. grids/resnet56_cifar10.yaml)") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise ConfigError(source, "", f"cannot be read as a text file ({e.__class__.__name__})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(source, "", f"is not valid YAML: {str(e).splitlines()[0]} "
+                          f"({getattr(e, 'problem_mark', '') or ''})".rstrip()) from None
+    return study_from_dict(data, source)
+
+
+def preset_path(name: str) -> Path:
+    """Path of a study preset shipped with the package (the repository's ``grids/`` folder)."""
+    return Path(str(resources.files("hplandscape.grids").joinpath(name)))
+
+
+def load_quickstart() -> StudyConfig:
+    """The embedded quickstart study: a small ResNet on scikit-learn's bundled digits."""
+    return load_study(preset_path(QUICKSTART))

@@ -1,0 +1,69 @@
+"""What one run is: the frozen, picklable description shipped to a worker.
+
+A run is one (condition, grid point, seed) of a study. The launcher pickles a :class:`RunSpec`
+(submitit does this), the worker calls :func:`hplandscape.train.train_run` on it, and the store
+writes the returned record. Everything the worker needs is in the spec; it reads no config file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hplandscape.config import Condition, DataConfig
+from hplandscape.grid import GridPoint
+from hplandscape.recipes import Recipe
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a study.
+
+    Parameters
+    ----------
+    study : str
+        Study name.
+    condition : Condition
+        Basemodel or pruned condition.
+    point : GridPoint
+        The (lr, wd) grid point; lr and wd are SGD's coupled coefficients (see ``recipes``).
+    seed : int
+        Fixes initialisation, data order and augmentation.
+    model : str
+        Registered architecture name.
+    data : DataConfig
+    recipe : Recipe
+    arch : dict or None
+        The pruned architecture (an ``ArchSpec`` as a JSON dict); None for the basemodel.
+    run_dir : str
+        Directory where the run keeps ``checkpoint.pt`` (and ``model.pt``).
+    keep_weights : bool
+        Save the final weights to ``run_dir/model.pt`` (the basemodel at the prior: the pruning
+        source).
+    device : {"auto", "cpu", "cuda"}
+    engine : {"auto", "sequential", "fused"}
+    """
+
+    study: str
+    condition: Condition
+    point: GridPoint
+    seed: int
+    model: str
+    data: DataConfig
+    recipe: Recipe
+    arch: dict | None
+    run_dir: str
+    keep_weights: bool = False
+    device: str = "auto"
+    engine: str = "auto"
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.condition.name}/{self.point.key}/seed{self.seed}"
+
+    @property
+    def lr(self) -> float:
+        return self.point.lr
+
+    @property
+    def wd(self) -> float:
+        return self.point.wd
