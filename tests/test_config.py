@@ -71,7 +71,7 @@ def _base():
 def _set(d, dotted, value):
     *head, last = dotted.split(".")
     for k in head:
-        d = d[int(k)] if isinstance(d, list) else d[k]
+        d = d[int(k)] if isinstance(d, list) else d.setdefault(k, {})
     if value is _DELETE:
         del d[last]
     else:
@@ -102,7 +102,8 @@ MALFORMED = [
     ("conditions.1.ratio", 0.0, "conditions[1].ratio", "> 0"),
     ("conditions.1.ratio", 1.2, "conditions[1].ratio", "< 1.0"),
     ("conditions.1.ratio", _DELETE, "conditions[1].ratio", "is required"),
-    ("conditions.0.method", "uniform", "conditions", "exactly one basemodel"),
+    ("conditions.0.method", "uniform", "conditions[0].ratio", "is required"),
+    ("conditions", [{"method": "global", "ratio": 0.5}], "conditions", "exactly one basemodel"),
     ("conditions.0.ratio", 0.5, "conditions[0].ratio", "basemodel"),
     ("grid.step", -0.2, "grid.step", "> 0"),
     ("grid.size", [9], "grid.size", "pair [n_lr, n_wd]"),

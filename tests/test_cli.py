@@ -1,0 +1,116 @@
+"""The command-line contract: subcommands, --json shapes, exit codes and messages."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hplandscape.cli import main
+from hplandscape.config import preset_path
+
+RESNET56 = str(preset_path("resnet56_cifar10.yaml"))
+
+
+def run_cli(capsys, *argv):
+    try:
+        code = main(list(argv))
+    except SystemExit as e:  # argparse rejects bad syntax with SystemExit(2)
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_grid_json_lists_81_points_centred_on_prior(capsys):
+    code, out, _ = run_cli(capsys, "grid", RESNET56, "--json")
+    assert code == 0
+    points = json.loads(out)["points"]
+    assert len(points) == 81
+    assert {"lr", "wd", "log10_lr", "log10_wd"} <= set(points[0])
+    lrs = sorted({p["log10_lr"] for p in points})
+    wds = sorted({p["log10_wd"] for p in points})
+    assert lrs[4] == -1.0 and wds[4] == -4.0
+    assert all(round(b - a, 10) == 0.2 for a, b in zip(lrs, lrs[1:]))
+    assert all(round(b - a, 10) == 0.2 for a, b in zip(wds, wds[1:]))
+
+
+def test_grid_text(capsys):
+    code, out, _ = run_cli(capsys, "grid", RESNET56)
+    assert code == 0 and "81 grid points (9 lr × 9 wd)" in out
+
+
+def test_models_json_has_counts(capsys):
+    code, out, _ = run_cli(capsys, "models", "--json")
+    assert code == 0
+    models = {m["name"]: m for m in json.loads(out)["models"]}
+    assert {"resnet56", "resnet50"} <= set(models)
+    assert set(models["resnet56"]) >= {"name", "params", "flops", "input_shape"}
+    assert models["resnet56"]["input_shape"] == [3, 32, 32]
+
+
+def _bad_yaml(tmp_path, **change):
+    d = yaml.safe_load(Path(preset_path("quickstart.yaml")).read_text())
+    d.update(change)
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(d))
+    return str(p)
+
+
+BAD_CALLS = [
+    (["grid", "no/such/file.yaml"], "no/such/file.yaml: no such file"),
+    (["grid"], "the following arguments are required: config"),
+    ([], "the following arguments are required: COMMAND"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["prune", "resnet20", "--method", "random", "--ratio", "0.5"], "invalid choice: 'random'"),
+    (["prune", "resnet20", "--method", "global", "--ratio", "0"], "fraction of FLOPs kept, in (0, 1], got '0'"),
+    (["prune", "resnet20", "--method", "global", "--ratio", "1.5"], "in (0, 1], got '1.5'"),
+    (["prune", "resnet20", "--method", "global", "--ratio", "abc"], "must be a number in (0, 1], got 'abc'"),
+    (["prune", "resnet20", "--ratio", "0.5"], "the following arguments are required: --method"),
+    (["prune", "resnet57", "--method", "global", "--ratio", "0.5"], "resnet57"),
+    (["sweep", "--max-parallel", "0"], "must be a positive integer, got '0'"),
+    (["sweep", "--executor", "kubernetes"], "invalid choice: 'kubernetes'"),
+    (["sweep", "missing.yaml", "--dry-run"], "missing.yaml: no such file"),
+    (["analyze", "x.csv", "--k", "-1"], "must be > 0, got '-1'"),
+    (["analyze", "x.csv", "--x"], "expected at least one argument"),
+    (["collect", "d", "--format", "xlsx"], "invalid choice: 'xlsx'"),
+    (["status", "d", "--interval", "zero"], "must be a number, got 'zero'"),
+]
+
+
+@pytest.mark.parametrize("argv,words", BAD_CALLS, ids=[" ".join(a) or "<none>" for a, _ in BAD_CALLS])
+def test_bad_calls_exit_2_with_precise_message(capsys, argv, words):
+    code, out, err = run_cli(capsys, *argv)
+    assert code == 2, (out, err)
+    assert words in err, err
+    assert "Traceback" not in err
+
+
+def test_bad_config_through_cli_names_file_and_key(capsys, tmp_path):
+    path = _bad_yaml(tmp_path, seeds="zero")
+    code, _, err = run_cli(capsys, "grid", path)
+    assert code == 2
+    assert f"{path}: seeds must be a non-empty list of integers, got 'zero'" in err
+
+
+def test_missing_study_dirs_and_tables_exit_2(capsys, tmp_path):
+    for argv in (["status", str(tmp_path / "nope")], ["collect", str(tmp_path / "nope")],
+                 ["analyze", str(tmp_path / "nope.csv")], ["report", str(tmp_path / "nope.csv")]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2, (argv, err)
+        assert "nope" in err and "Traceback" not in err
+
+
+@pytest.mark.skipif(shutil.which("hplandscape") is None and not (Path(sys.executable).parent / "hplandscape").exists(),
+                    reason="console script not installed")
+def test_module_and_console_script_agree():
+    exe = shutil.which("hplandscape") or str(Path(sys.executable).parent / "hplandscape")
+    a = subprocess.run([sys.executable, "-m", "hplandscape", "grid", RESNET56, "--json"],
+                       capture_output=True, text=True, check=True).stdout
+    b = subprocess.run([exe, "grid", RESNET56, "--json"], capture_output=True, text=True, check=True).stdout
+    assert a == b and json.loads(a)["points"]
+    bad = subprocess.run([exe, "grid", "missing.yaml"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
