@@ -1,0 +1,168 @@
+"""Turning a :class:`StudyAnalysis` into JSON, tables (thesis Tables 4.1/4.2) and text."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from hplandscape.analysis.core import confidence_level
+from hplandscape.analysis.info import StudyAnalysis, roi_key
+from hplandscape.analysis.io import write_text_atomic
+
+
+def _num(v):
+    """JSON has no NaN: undefined statistics become null."""
+    return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else float(v)
+
+
+def to_json(result: StudyAnalysis) -> dict:
+    """The ``analyze --json`` document, exactly::
+
+        {"conditions": {NAME: {"best": {"lr", "wd", "top1"},
+                               "roi": {"0.5": {"n", "ellipse"}, "1.0": {...}},
+                               "risk": {"d_mean", "d_std", "dR_mean", "dR_std", "n"}}}}
+
+    ``ellipse`` is null or ``{"length", "width", "centre_log10_wd", "centre_log10_lr",
+    "angle_deg", "confidence"}``; risk statistics are null when no Θ_R point was measured.
+    """
+    out = {}
+    for c in result.conditions:
+        out[c.name] = {
+            "best": {"lr": c.best.lr, "wd": c.best.wd, "top1": c.best.top1},
+            "roi": {r.key: {"n": r.n, "ellipse": None if r.ellipse is None
+                            else {k: _num(v) for k, v in r.ellipse.to_json().items()}}
+                    for r in c.rois},
+            "risk": {"d_mean": _num(c.risk.d_mean), "d_std": _num(c.risk.d_std),
+                     "dR_mean": _num(c.risk.dR_mean), "dR_std": _num(c.risk.dR_std), "n": c.risk.n},
+        }
+    return {"conditions": out}
+
+
+def tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Table 4.1 (ellipses per ROI) and Table 4.2 (risk), one row per condition.
+
+    Table 4.1 columns, for each x: ``roi{x}_n, roi{x}_length, roi{x}_width,
+    roi{x}_centre_log10_wd, roi{x}_centre_log10_lr, roi{x}_angle_deg`` (NaN without an ellipse).
+    Table 4.2 columns: ``n, d_mean, d_std, dR_mean, dR_std, d_max, missing``.
+    """
+    rows1, rows2 = [], []
+    for c in result.conditions:
+        row = {"condition": c.name, "method": c.method, "ratio": c.ratio, "best_top1": c.best.top1}
+        for r in c.rois:
+            e = r.ellipse
+            row[f"roi{r.key}_n"] = r.n
+            for name in ("length", "width", "centre_log10_wd", "centre_log10_lr", "angle_deg"):
+                row[f"roi{r.key}_{name}"] = float("nan") if e is None else getattr(e, name)
+        rows1.append(row)
+        k = c.risk
+        rows2.append({"condition": c.name, "method": c.method, "ratio": c.ratio, "n": k.n,
+                      "d_mean": k.d_mean, "d_std": k.d_std, "dR_mean": k.dR_mean, "dR_std": k.dR_std,
+                      "d_max": k.d_max, "missing": len(k.missing)})
+    return pd.DataFrame(rows1), pd.DataFrame(rows2)
+
+
+def write_tables(result: StudyAnalysis, out_dir) -> list[Path]:
+    """Write ``table_4_1.csv`` and ``table_4_2.csv`` into ``out_dir`` (atomically); return the paths."""
+    out_dir = Path(out_dir)
+    t1, t2 = tables(result)
+    return [write_text_atomic(out_dir / "table_4_1.csv", t1.to_csv(index=False)),
+            write_text_atomic(out_dir / "table_4_2.csv", t2.to_csv(index=False))]
+
+
+def write_json(result: StudyAnalysis, path) -> Path:
+    """Write :func:`to_json` of ``result`` to ``path`` (atomically)."""
+    return write_text_atomic(path, json.dumps(to_json(result), indent=2) + "\n")
+
+
+def edge_proposals(result: StudyAnalysis) -> dict:
+    """The grid extension that would enclose every condition's edge-ROI (1.0-ROI by default).
+
+    Returns
+    -------
+    dict
+        ``{"extra_log10_lr": [...], "extra_log10_wd": [...], "sides": {condition: [side, ...]}}``
+        where the lists are sorted new log10 axis values (same step as the grid) and ``sides``
+        lists, for each touching condition, "lr_low", "lr_high", "wd_low" and/or "wd_high".
+        Empty lists mean the grid already encloses the region.
+    """
+    lr, wd, sides = set(), set(), {}
+    for c in result.conditions:
+        if c.edge.touches:
+            sides[c.name] = list(c.edge.sides)
+            lr.update(c.edge.new_log10_lr)
+            wd.update(c.edge.new_log10_wd)
+    return {"extra_log10_lr": sorted(lr), "extra_log10_wd": sorted(wd), "sides": sides}
+
+
+def _f(v, fmt="{:.3f}") -> str:
+    return "—" if v is None or (isinstance(v, float) and not math.isfinite(v)) else fmt.format(v)
+
+
+def _label(c) -> str:
+    return c.name if c.method == "none" else f"{c.name} ({c.method}, keeps {c.ratio:.0%} FLOPs)"
+
+
+def format_tables(result: StudyAnalysis) -> str:
+    """The text ``analyze`` prints: Table 4.1, Table 4.2, then warnings (edges, missing, diverged)."""
+    width = max(len(_label(c)) for c in result.conditions) + 2
+    lines = [f"Study: {result.source}   basemodel: {result.base}   k = {result.k:g} "
+             f"({confidence_level(result.k):.2%} ellipses)",
+             "", "Table 4.1  confidence ellipses in (log10 wd, log10 lr); centre = (wd, lr)"]
+    head = "".ljust(width) + "".join(f"| {r.key + '-ROI':<8}{'n':>4}{'length':>8}{'width':>7}{'centre':>16}{'angle':>8} "
+                                     for r in result.conditions[0].rois)
+    lines += [head, "-" * len(head)]
+    for c in result.conditions:
+        cells = []
+        for r in c.rois:
+            e = r.ellipse
+            if e is None:
+                cells.append(f"| {'':<8}{r.n:>4}{'—':>8}{'—':>7}{'(too few)':>16}{'—':>8} ")
+            else:
+                centre = f"({e.centre_log10_wd:.2f}, {e.centre_log10_lr:.2f})"
+                cells.append(f"| {'':<8}{r.n:>4}{e.length:>8.2f}{e.width:>7.2f}{centre:>16}{e.angle_deg:>7.1f}° ")
+        lines.append(_label(c).ljust(width) + "".join(cells))
+    lines += ["", f"Table 4.2  performance risk over the basemodel's {result.risk_x:g}-ROI "
+                  f"(accuracy points; relative = fraction of the best top-1)"]
+    head = "".ljust(width) + f"{'best':>8}{'n':>4}{'d_mean':>9}{'d_std':>8}{'dR_mean':>9}{'dR_std':>8}{'worst':>8}"
+    lines += [head, "-" * len(head)]
+    for c in result.conditions:
+        k = c.risk
+        lines.append(_label(c).ljust(width) + f"{c.best.top1:>8.2f}{k.n:>4}{_f(k.d_mean):>9}{_f(k.d_std):>8}"
+                     f"{_f(k.dR_mean, '{:.4f}'):>9}{_f(k.dR_std, '{:.4f}'):>8}{_f(k.d_max):>8}")
+    lines += [""] + warning_lines(result)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def warning_lines(result: StudyAnalysis) -> list[str]:
+    """Plain-text warnings: grid edges (with the proposed extension), missing and diverged runs."""
+    out = []
+    for c in result.conditions:
+        e = c.edge
+        if e.touches:
+            new = []
+            if e.new_log10_lr:
+                new.append("log10 lr " + ", ".join(f"{v:+.2f}" for v in e.new_log10_lr))
+            if e.new_log10_wd:
+                new.append("log10 wd " + ", ".join(f"{v:+.2f}" for v in e.new_log10_wd))
+            out.append(f"grid edge: the {roi_key(e.x)}-ROI of {c.name} touches {', '.join(e.sides)}; "
+                       f"extend with {'; '.join(new) or 'no proposal'}" + (f" ({e.note})" if e.note else ""))
+        for p in c.risk.missing:
+            out.append(f"risk: {c.name} has no result at lr={10 ** p[1]:.4g} wd={10 ** p[0]:.4g} of Θ_R; "
+                       f"its risk uses n={c.risk.n} points")
+    prop = edge_proposals(result)
+    if prop["sides"]:
+        out.append("run `hplandscape sweep CONFIG --extend` to add these rows/columns and run only the new points")
+    if result.missing:
+        out.append(f"{len(result.missing)} run(s) missing or failed (not imputed):")
+        out += ["  " + m.describe() for m in result.missing[:20]]
+        if len(result.missing) > 20:
+            out.append(f"  … and {len(result.missing) - 20} more")
+    if result.diverged:
+        out.append(f"{len(result.diverged)} run(s) diverged (kept with their chance-level top-1):")
+        out += ["  " + m.describe() for m in result.diverged[:20]]
+        if len(result.diverged) > 20:
+            out.append(f"  … and {len(result.diverged) - 20} more")
+    return out

@@ -1,0 +1,174 @@
+"""Reading and validating the results table (docs/architecture.md, "Results table")."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hplandscape.errors import UserError
+
+GRID_DECIMALS = 4  # the grid's identity rule (docs/architecture.md, "Units and parametrisation")
+REQUIRED = ("condition", "method", "ratio", "lr", "wd", "seed", "top1")
+SOURCE_ATTR = "hplandscape_source"
+
+
+def load_results(path_or_df) -> pd.DataFrame:
+    """Read and validate a results table.
+
+    Parameters
+    ----------
+    path_or_df : str, os.PathLike or pandas.DataFrame
+        A results CSV, a study directory (its ``results.csv`` is read; if absent, the run records
+        are collected first) or a DataFrame with at least the columns
+        ``condition, method, ratio, lr, wd, seed, top1`` (optional ``top5``, ``diverged``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        A copy with ``log10_lr`` / ``log10_wd`` recomputed from ``lr`` / ``wd`` and rounded to 4
+        decimals (the grid's identity rule), ``seed`` as int, ``top1`` as float (NaN = failed run)
+        and ``diverged`` as bool. ``df.attrs["hplandscape_source"]`` names where it came from.
+
+    Raises
+    ------
+    hplandscape.errors.UserError
+        If the file is missing or unreadable, a required column is absent, the table is empty, or a
+        value is invalid (the message names the file, the column and the offending row).
+
+    Examples
+    --------
+    >>> from hplandscape.analysis.example import synthetic_results
+    >>> table = load_results(synthetic_results())
+    >>> sorted(table["condition"].unique())[:2]
+    ['base', 'global-0.4']
+    """
+    if isinstance(path_or_df, pd.DataFrame):
+        source = path_or_df.attrs.get(SOURCE_ATTR, "<DataFrame>")
+        return _normalise(path_or_df.copy(), source)
+    path = Path(path_or_df)
+    if path.is_dir():
+        csv = path / "results.csv"
+        if not csv.exists():
+            from hplandscape.results import collect  # late: results.py pulls in the run store
+
+            df = collect(path)
+            return _normalise(pd.DataFrame(df).copy(), str(path))
+        path = csv
+    if not path.exists():
+        raise UserError(f"{path}: no such results file or study directory")
+    try:
+        if path.suffix == ".parquet":
+            df = pd.read_parquet(path)
+        else:
+            df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ImportError) as e:
+        raise UserError(f"{path}: cannot read the results table ({e})") from None
+    return _normalise(df, str(path))
+
+
+def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise UserError(f"{source}: missing column(s) {', '.join(missing)}; a results table needs "
+                        f"{', '.join(REQUIRED)} (optional top5, diverged)")
+    if len(df) == 0:
+        raise UserError(f"{source}: the results table is empty (no runs)")
+    df = df.reset_index(drop=True)
+    df["condition"] = df["condition"].astype(str)
+    df["method"] = df["method"].astype(str)
+    for col in ("ratio", "lr", "wd", "top1") + (("top5",) if "top5" in df.columns else ()):
+        df[col] = _numeric(df, col, source)
+    for col in ("lr", "wd"):
+        bad = ~(np.isfinite(df[col]) & (df[col] > 0))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{source}: column {col} must hold positive numbers, got "
+                            f"{_show(df[col].iloc[i])} in row {i + 1} (condition {df['condition'].iloc[i]})")
+    seeds = _numeric(df, "seed", source)
+    if not (np.isfinite(seeds).all() and (seeds == np.round(seeds)).all()):
+        i = int(np.flatnonzero(~(np.isfinite(seeds) & (seeds == np.round(seeds))))[0])
+        raise UserError(f"{source}: column seed must hold integers, got {_show(df['seed'].iloc[i])} in row {i + 1}")
+    df["seed"] = seeds.astype(int)
+    df["diverged"] = _bools(df["diverged"], source) if "diverged" in df.columns else False
+    df["log10_lr"] = np.round(np.log10(df["lr"].to_numpy(float)), GRID_DECIMALS) + 0.0
+    df["log10_wd"] = np.round(np.log10(df["wd"].to_numpy(float)), GRID_DECIMALS) + 0.0
+    _check_conditions(df, source)
+    dup = df.duplicated(["condition", "log10_lr", "log10_wd", "seed"], keep=False)
+    if dup.any():
+        r = df[dup].iloc[0]
+        raise UserError(f"{source}: run {r['condition']} lr={r['lr']:.4g} wd={r['wd']:.4g} seed {r['seed']} "
+                        f"appears {int(dup.sum())} times; each (condition, lr, wd, seed) must be one row")
+    df.attrs[SOURCE_ATTR] = source
+    return df
+
+
+def _show(value) -> str:
+    """A cell as the user wrote it (numpy scalars print as plain numbers)."""
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
+def _numeric(df: pd.DataFrame, col: str, source: str) -> pd.Series:
+    values = pd.to_numeric(df[col], errors="coerce")
+    bad = values.isna() & df[col].notna()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{source}: column {col} must be numeric, got {_show(df[col].iloc[i])} in row {i + 1}")
+    return values.astype(float)
+
+
+def _bools(col: pd.Series, source: str) -> pd.Series:
+    table = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False,
+             "nan": False, "none": False, "": False}
+    text = col.astype(str).str.strip().str.lower()
+    bad = ~text.isin(table.keys())
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{source}: column diverged must be true/false, got {_show(col.iloc[i])} in row {i + 1}")
+    return text.map(table).astype(bool)
+
+
+def _check_conditions(df: pd.DataFrame, source: str) -> None:
+    for name, rows in df.groupby("condition", sort=False):
+        for col in ("method", "ratio"):
+            values = rows[col].unique()
+            if len(values) > 1:
+                raise UserError(f"{source}: condition {name!r} has several values in column {col}: "
+                                f"{', '.join(map(str, values))}; one condition is one (method, ratio)")
+
+
+def write_text_atomic(path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide reports from the rest of a group
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_bytes_atomic(path, data: bytes) -> Path:
+    """Binary twin of :func:`write_text_atomic`."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

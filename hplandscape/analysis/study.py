@@ -1,0 +1,150 @@
+"""``analyze``: from a results table to a :class:`StudyAnalysis`."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pandas as pd
+
+from hplandscape.analysis.core import edge_info, grid_axes, risk_info, roi_info
+from hplandscape.analysis.info import BestPoint, ConditionAnalysis, PointStat, RunIssue, StudyAnalysis
+from hplandscape.analysis.io import SOURCE_ATTR, load_results
+from hplandscape.errors import UserError
+
+
+def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 0.5,
+            edge_x: float = 1.0) -> StudyAnalysis:
+    """Analyse a study: best point, x-ROIs with ellipses, performance risk, grid edges.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame or path
+        A results table (see :func:`load_results`, which is applied here too).
+    xs : sequence of float
+        ROI thresholds in accuracy points (thesis: 0.5 and 1.0).
+    k : float
+        Standard-deviation multiplier of the ellipses (2 → 86.47 % confidence).
+    base : str, optional
+        Name of the basemodel condition; by default the one condition whose method is ``none``.
+    risk_x : float
+        Θ_R is the basemodel's ``risk_x``-ROI (SPEC §8: 0.5).
+    edge_x : float
+        The ROI whose contact with the grid boundary triggers an extension proposal (1.0).
+
+    Returns
+    -------
+    StudyAnalysis
+        Frozen Info objects, basemodel first, other conditions in table order.
+
+    Raises
+    ------
+    hplandscape.errors.UserError
+        For a bad threshold or k, an ambiguous or absent basemodel, or a condition without any
+        measured top-1.
+
+    Examples
+    --------
+    >>> from hplandscape.analysis.example import synthetic_results
+    >>> result = analyze(synthetic_results())
+    >>> result.base, result.base_condition.roi(0.5).ellipse is not None
+    ('base', True)
+    """
+    df = load_results(table)
+    source = df.attrs.get(SOURCE_ATTR, "<DataFrame>")
+    xs = _check_xs(xs)
+    for name, value in (("k", k), ("risk_x", risk_x), ("edge_x", edge_x)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise UserError(f"{name} must be a positive number, got {value!r}")
+    base = _find_base(df, base, source)
+
+    grid = grid_axes(df["log10_lr"], df["log10_wd"])
+    seeds = tuple(int(s) for s in sorted(df["seed"].unique()))
+    order = [base] + [c for c in df["condition"].unique() if c != base]
+    missing, diverged = _issues(df, order, grid, seeds)
+
+    stats = {name: _point_stats(df[df["condition"] == name]) for name in order}
+    for name, pts in stats.items():
+        if not pts:
+            raise UserError(f"{source}: condition {name!r} has no run with a top-1 value; "
+                            f"nothing to analyse (see the failed runs in the table)")
+    base_pts = stats[base]
+    theta_r = roi_info([p.log10_wd for p in base_pts], [p.log10_lr for p in base_pts],
+                       [p.top1 for p in base_pts], risk_x, k).points
+
+    conditions = []
+    for name in order:
+        pts = stats[name]
+        rows = df[df["condition"] == name]
+        wd, lr, f = ([p.log10_wd for p in pts], [p.log10_lr for p in pts], [p.top1 for p in pts])
+        best = max(pts, key=lambda p: p.top1)  # first of ties in (lr, wd) order: deterministic
+        rois = tuple(roi_info(wd, lr, f, x, k) for x in xs)
+        edge_roi = roi_info(wd, lr, f, edge_x, k)
+        values = {(p.log10_wd, p.log10_lr): p.top1 for p in pts}
+        conditions.append(ConditionAnalysis(
+            name=name, method=str(rows["method"].iloc[0]), ratio=float(rows["ratio"].iloc[0]),
+            points=tuple(pts), best=BestPoint(best.log10_lr, best.log10_wd, best.top1), rois=rois,
+            risk=risk_info(name, best.top1, values, theta_r), edge=edge_info(name, edge_roi, grid)))
+    return StudyAnalysis(source=source, base=base, xs=xs, k=float(k), risk_x=float(risk_x),
+                         edge_x=float(edge_x), grid=grid, seeds=seeds, conditions=tuple(conditions),
+                         missing=tuple(missing), diverged=tuple(diverged))
+
+
+def _check_xs(xs) -> tuple:
+    if isinstance(xs, (int, float)):
+        xs = (xs,)
+    out = []
+    for x in xs:
+        if not (isinstance(x, (int, float)) and math.isfinite(x) and x > 0):
+            raise UserError(f"ROI threshold x must be a positive number of accuracy points, got {x!r}")
+        if not any(math.isclose(x, y) for y in out):
+            out.append(float(x))
+    if not out:
+        raise UserError("at least one ROI threshold x is needed (e.g. 0.5 1.0)")
+    return tuple(out)
+
+
+def _find_base(df: pd.DataFrame, base, source: str) -> str:
+    names = list(df["condition"].unique())
+    if base is not None:
+        if base not in names:
+            raise UserError(f"{source}: base condition {base!r} is not in the table; conditions: "
+                            + ", ".join(names))
+        return base
+    bases = list(df.loc[df["method"] == "none", "condition"].unique())
+    if len(bases) == 1:
+        return bases[0]
+    if not bases:
+        raise UserError(f"{source}: no basemodel (a condition with method 'none'); conditions: "
+                        + ", ".join(names) + ". Name one with base=...")
+    raise UserError(f"{source}: several conditions have method 'none' ({', '.join(bases)}); "
+                    f"name the basemodel with base=...")
+
+
+def _point_stats(rows: pd.DataFrame) -> list:
+    ok = rows[np.isfinite(rows["top1"])]
+    out = []
+    for (lr, wd), g in ok.groupby(["log10_lr", "log10_wd"], sort=True):
+        f = g["top1"].to_numpy(float)
+        out.append(PointStat(log10_lr=float(lr), log10_wd=float(wd), top1=float(f.mean()),
+                             top1_std=float(f.std()) if len(f) > 1 else 0.0,
+                             n_seeds=len(f), n_diverged=int(g["diverged"].sum())))
+    return out
+
+
+def _issues(df, order, grid, seeds):
+    """Missing/failed runs against the rectangular grid × seeds, and diverged runs."""
+    missing, diverged = [], []
+    for name in order:
+        rows = df[df["condition"] == name]
+        have = {(r.log10_lr, r.log10_wd, r.seed): r for r in rows.itertuples(index=False)}
+        for lr, wd, seed in itertools.product(grid.log10_lr, grid.log10_wd, seeds):
+            r = have.get((lr, wd, seed))
+            if r is None:
+                missing.append(RunIssue(name, lr, wd, seed, "missing"))
+            elif not math.isfinite(r.top1):
+                missing.append(RunIssue(name, lr, wd, seed, "failed"))
+            elif r.diverged:
+                diverged.append(RunIssue(name, lr, wd, seed, "diverged", float(r.top1)))
+    return missing, diverged

@@ -1,0 +1,144 @@
+"""The data layer shared by both renderers: what to draw, computed once from a StudyAnalysis.
+
+numpy/scipy only. The Plotly and matplotlib back ends turn these Info objects into figures and
+make no decision of their own about ranges, interpolation or which ellipse is which colour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from scipy.interpolate import griddata
+
+from hplandscape.analysis.info import StudyAnalysis
+
+TOP_FRACTION = 0.15  # thesis Fig. 4.1/4.2: the colour bar covers the top 15 % of observations
+# Thesis §3.3.1: 1.0-ROI ellipses white, 0.5-ROI black; other thresholds grey.
+ELLIPSE_COLOURS = {0.5: "black", 1.0: "white"}
+OTHER_ELLIPSE_COLOUR = "grey"
+
+
+@dataclass(frozen=True)
+class EllipseTrace:
+    x: float
+    label: str
+    colour: str
+    wd: np.ndarray
+    lr: np.ndarray
+
+
+@dataclass(frozen=True)
+class PanelInfo:
+    """One condition's landscape on the (log10 wd, log10 lr) plane."""
+
+    condition: str
+    title: str
+    wd: np.ndarray  # measured points
+    lr: np.ndarray
+    top1: np.ndarray
+    diverged: np.ndarray  # bool: at least one seed diverged at the point
+    mesh_wd: np.ndarray  # 1-D axes of the interpolated surface
+    mesh_lr: np.ndarray
+    mesh_z: np.ndarray  # (len(mesh_lr), len(mesh_wd)), clipped to the colour range, NaN outside the data
+    zmin: float
+    zmax: float
+    ellipses: tuple  # EllipseTrace, larger x first so smaller regions are drawn on top
+    no_ellipse: tuple  # (label, reason) for ROIs without an ellipse
+    best: tuple  # (log10_wd, log10_lr, top1)
+    wd_ticks: tuple  # ((values...), (labels...))
+    lr_ticks: tuple
+    wd_range: tuple  # axis limits: the grid plus half a step, so panels line up
+    lr_range: tuple
+
+
+@dataclass(frozen=True)
+class LandscapeInfo:
+    panels: tuple
+    zmin: float
+    zmax: float
+
+
+@dataclass(frozen=True)
+class RiskPlotInfo:
+    """Per condition, the values of d and d^R over Θ_R (box plots, thesis Fig. 4.5)."""
+
+    conditions: tuple
+    d: tuple
+    dR: tuple
+    base: str
+
+
+def colour_range(result: StudyAnalysis, top: float = TOP_FRACTION) -> tuple[float, float]:
+    """``(zmin, zmax)`` covering the top ``top`` fraction of all conditions' point values."""
+    values = np.concatenate([c.arrays()[2] for c in result.conditions])
+    zmax = float(np.max(values))
+    zmin = float(np.quantile(values, 1.0 - top))
+    if zmin >= zmax:  # a flat landscape still needs a non-empty range
+        zmin = zmax - 1.0
+    return zmin, zmax
+
+
+def real_label(log10_value: float) -> str:
+    """Tick label in real units for a log10 coordinate: -4 → '0.0001', -3.8 → '0.000158'."""
+    return f"{10.0 ** log10_value:.3g}"
+
+
+def _ticks(axis: tuple, max_ticks: int = 9) -> tuple:
+    values = list(axis)
+    stride = max(1, int(np.ceil(len(values) / max_ticks)))
+    values = values[::stride]
+    return tuple(values), tuple(real_label(v) for v in values)
+
+
+def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = None,
+               mesh: int = 60) -> PanelInfo:
+    """The landscape of one condition; ``zrange`` defaults to the study-wide colour range."""
+    c = result.condition(condition)
+    zmin, zmax = zrange if zrange is not None else colour_range(result)
+    wd, lr, f = c.arrays()
+    mesh_wd = np.linspace(min(result.grid.log10_wd), max(result.grid.log10_wd), mesh)
+    mesh_lr = np.linspace(min(result.grid.log10_lr), max(result.grid.log10_lr), mesh)
+    if len(f) >= 3 and len(np.unique(wd)) > 1 and len(np.unique(lr)) > 1:
+        gw, gl = np.meshgrid(mesh_wd, mesh_lr)
+        z = griddata(np.column_stack([wd, lr]), f, (gw, gl), method="linear")
+        z = np.clip(z, zmin, zmax)  # below the range shows as its lowest colour, as in the thesis
+    else:  # a line or a point cannot be triangulated
+        z = np.full((mesh, mesh), np.nan)
+    ellipses, no_ellipse = [], []
+    for r in sorted(c.rois, key=lambda r: -r.x):
+        label = f"{r.key}-ROI"
+        if r.ellipse is None:
+            no_ellipse.append((label, r.reason))
+            continue
+        ew, el = r.ellipse.outline()
+        colour = next((v for k, v in ELLIPSE_COLOURS.items() if np.isclose(k, r.x)), OTHER_ELLIPSE_COLOUR)
+        ellipses.append(EllipseTrace(r.x, label, colour, ew, el))
+    div = np.array([p.n_diverged > 0 for p in c.points], dtype=bool)
+    title = c.name if c.method == "none" else f"{c.name} ({c.method}, {c.ratio:.0%} FLOPs)"
+    return PanelInfo(condition=c.name, title=title, wd=wd, lr=lr, top1=f, diverged=div,
+                     mesh_wd=mesh_wd, mesh_lr=mesh_lr, mesh_z=z, zmin=zmin, zmax=zmax,
+                     ellipses=tuple(ellipses), no_ellipse=tuple(no_ellipse),
+                     best=(c.best.log10_wd, c.best.log10_lr, c.best.top1),
+                     wd_ticks=_ticks(result.grid.log10_wd), lr_ticks=_ticks(result.grid.log10_lr),
+                     wd_range=_limits(result.grid.log10_wd, result.grid.step_wd),
+                     lr_range=_limits(result.grid.log10_lr, result.grid.step_lr))
+
+
+def _limits(axis: tuple, step) -> tuple:
+    pad = (step or 0.2) / 2.0
+    return (min(axis) - pad, max(axis) + pad)
+
+
+def landscape_info(result: StudyAnalysis, mesh: int = 60) -> LandscapeInfo:
+    """All conditions' panels with one shared colour range."""
+    zr = colour_range(result)
+    return LandscapeInfo(panels=tuple(panel_info(result, n, zr, mesh) for n in result.names),
+                         zmin=zr[0], zmax=zr[1])
+
+
+def risk_plot_info(result: StudyAnalysis) -> RiskPlotInfo:
+    """Box-plot data of d and d^R per condition."""
+    return RiskPlotInfo(conditions=result.names, d=tuple(c.risk.d for c in result.conditions),
+                        dR=tuple(c.risk.dR for c in result.conditions), base=result.base)

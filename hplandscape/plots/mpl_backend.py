@@ -1,0 +1,125 @@
+"""Static matplotlib figures (PNG/PDF) of an analysed study.
+
+Figures are built with :class:`matplotlib.figure.Figure` directly, not through ``pyplot``: nothing
+here touches global state (no style, no backend switch, no open-figure registry), so calling these
+functions inside a notebook or a server cannot change anyone else's plots.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.plots.info import PanelInfo, landscape_info, panel_info, risk_plot_info
+
+CMAP = "viridis"
+_BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"
+
+
+def _levels(panel: PanelInfo) -> np.ndarray:
+    return np.linspace(panel.zmin, panel.zmax, 13)
+
+
+def _decorate(ax, panel: PanelInfo, legend: bool) -> None:
+    for e in panel.ellipses:
+        ax.plot(e.wd, e.lr, color=e.colour, lw=2.2, label=f"{e.label} ellipse")
+    wd, lr, _ = panel.best
+    ax.plot([wd], [lr], marker="*", ms=15, color="red", mec="white", ls="none", label="best point")
+    ax.set_xticks(panel.wd_ticks[0], panel.wd_ticks[1], rotation=60, fontsize=7)
+    ax.set_yticks(panel.lr_ticks[0], panel.lr_ticks[1], fontsize=7)
+    ax.set_xlim(*panel.wd_range)
+    ax.set_ylim(*panel.lr_range)
+    ax.set_xlabel("weight decay")
+    ax.set_ylabel("learning rate")
+    ax.set_facecolor("#dddddd")
+    if legend:
+        ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
+
+
+def draw_contour(ax, panel: PanelInfo, legend: bool = False):
+    """Interpolated contour of one panel on ``ax``; returns the mappable for a colour bar."""
+    m = ax.contourf(panel.mesh_wd, panel.mesh_lr, np.ma.masked_invalid(panel.mesh_z), levels=_levels(panel),
+                    cmap=CMAP, vmin=panel.zmin, vmax=panel.zmax)
+    _decorate(ax, panel, legend)
+    return m
+
+
+def draw_scatter(ax, panel: PanelInfo, legend: bool = False):
+    """Measured points of one panel on ``ax`` (diverged points as crosses)."""
+    ok = ~panel.diverged
+    m = ax.scatter(panel.wd[ok], panel.lr[ok], c=panel.top1[ok], cmap=CMAP, vmin=panel.zmin, vmax=panel.zmax,
+                   s=45, edgecolors="grey", linewidths=0.4)
+    if panel.diverged.any():
+        ax.scatter(panel.wd[panel.diverged], panel.lr[panel.diverged],
+                   marker="x", c="black", s=40, label="diverged")
+    _decorate(ax, panel, legend)
+    return m
+
+
+def condition_panel(result: StudyAnalysis, condition: str) -> Figure:
+    """Contour (left) and scatter (right) of one condition."""
+    panel = panel_info(result, condition)
+    fig = Figure(figsize=(10, 4.4), layout="constrained")
+    axes = fig.subplots(1, 2)
+    m = draw_contour(axes[0], panel, legend=True)
+    draw_scatter(axes[1], panel)
+    axes[0].set_title("interpolated contour")
+    axes[1].set_title("measured points")
+    fig.colorbar(m, ax=axes, label="top-1 (%)")
+    fig.suptitle(panel.title)
+    return fig
+
+
+def landscape_figure(result: StudyAnalysis) -> Figure:
+    """One column per condition: contour on top, scatter below, one shared colour bar."""
+    info = landscape_info(result)
+    n = len(info.panels)
+    fig = Figure(figsize=(3.4 * n + 1.2, 7.2), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(2, n, squeeze=False))
+    m = None
+    for i, panel in enumerate(info.panels):
+        m = draw_contour(axes[0, i], panel, legend=i == 0)
+        draw_scatter(axes[1, i], panel)
+        axes[0, i].set_title(panel.title, fontsize=9)
+    fig.colorbar(m, ax=axes, label="top-1 (%)", shrink=0.8)
+    fig.suptitle(f"top-1 landscapes (colours: top 15 % of observations, {info.zmin:.2f}–{info.zmax:.2f})")
+    return fig
+
+
+def risk_boxplot(result: StudyAnalysis) -> Figure:
+    """Box plots of d and d^R over the basemodel's 0.5-ROI, one box per condition."""
+    info = risk_plot_info(result)
+    fig = Figure(figsize=(max(6.0, 1.6 * len(info.conditions) * 2), 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    for ax, values, title in ((axes[0], info.d, "performance risk d (points)"),
+                              (axes[1], info.dR, "relative performance risk dᴿ")):
+        data = [list(v) if len(v) else [np.nan] for v in values]
+        parts = ax.boxplot(data, patch_artist=True)
+        for patch, name in zip(parts["boxes"], info.conditions):
+            patch.set_facecolor(_BASE_COLOUR if name == info.base else _PRUNED_COLOUR)
+        ax.set_xticks(range(1, len(info.conditions) + 1), info.conditions, rotation=30, ha="right")
+        ax.set_title(title)
+    return fig
+
+
+def save(fig: Figure, path) -> None:
+    """Save ``fig`` (PNG or PDF by suffix) atomically."""
+    import io
+    from pathlib import Path
+
+    from hplandscape.analysis.io import write_bytes_atomic
+
+    path = Path(path)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=path.suffix.lstrip(".") or "png", dpi=110)
+    write_bytes_atomic(path, buf.getvalue())
+
+
+def to_png(fig: Figure, dpi: int = 110) -> bytes:
+    """PNG bytes of ``fig`` (for ``IPython.display.Image`` in notebooks)."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

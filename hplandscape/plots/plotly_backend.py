@@ -1,0 +1,111 @@
+"""Interactive Plotly figures of an analysed study."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.plots.info import PanelInfo, landscape_info, panel_info, risk_plot_info
+
+COLOURSCALE = "Viridis"
+_BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"  # thesis Fig. 4.5: basemodel darker
+
+
+def _axis_labels(fig: go.Figure, panel: PanelInfo, row: int, col: int) -> None:
+    fig.update_xaxes(tickvals=list(panel.wd_ticks[0]), ticktext=list(panel.wd_ticks[1]), title_text="weight decay",
+                     range=list(panel.wd_range), row=row, col=col)
+    fig.update_yaxes(tickvals=list(panel.lr_ticks[0]), ticktext=list(panel.lr_ticks[1]), title_text="learning rate",
+                     range=list(panel.lr_range), row=row, col=col)
+
+
+def _overlays(fig: go.Figure, panel: PanelInfo, row: int, col: int, legend: bool) -> None:
+    for e in panel.ellipses:
+        fig.add_trace(go.Scatter(x=e.wd, y=e.lr, mode="lines", line=dict(color=e.colour, width=2.5),
+                                 name=f"{e.label} ellipse", legendgroup=e.label, showlegend=legend,
+                                 hoverinfo="name"), row=row, col=col)
+    wd, lr, top1 = panel.best
+    fig.add_trace(go.Scatter(x=[wd], y=[lr], mode="markers", name="best point", legendgroup="best",
+                             showlegend=legend, marker=dict(symbol="star", size=14, color="red",
+                                                            line=dict(color="white", width=1)),
+                             hovertemplate=f"best: top-1 {top1:.2f}<br>lr %{{customdata[0]:.3g}}, "
+                                           f"wd %{{customdata[1]:.3g}}<extra></extra>",
+                             customdata=[[10 ** lr, 10 ** wd]]), row=row, col=col)
+
+
+def _contour(fig, panel: PanelInfo, row: int, col: int, colorbar: bool = False) -> None:
+    # Each trace carries the same explicit colour range instead of a shared layout coloraxis:
+    # plotly.js rejects a coloraxis linking contours and markers and warns in an endless loop.
+    fig.add_trace(go.Contour(x=panel.mesh_wd, y=panel.mesh_lr, z=panel.mesh_z, colorscale=COLOURSCALE,
+                             zmin=panel.zmin, zmax=panel.zmax, zauto=False, autocontour=False,
+                             contours=dict(start=panel.zmin, end=panel.zmax,
+                                           size=(panel.zmax - panel.zmin) / 12),
+                             showscale=colorbar, colorbar=dict(title="top-1 (%)"),
+                             name=panel.condition, hoverinfo="skip", showlegend=False), row=row, col=col)
+
+
+def _scatter(fig, panel: PanelInfo, row: int, col: int, legend: bool) -> None:
+    custom = np.column_stack([10 ** panel.lr, 10 ** panel.wd])
+    fig.add_trace(go.Scatter(
+        x=panel.wd, y=panel.lr, mode="markers", name="runs (mean over seeds)", legendgroup="runs",
+        showlegend=legend, customdata=custom,
+        marker=dict(color=np.clip(panel.top1, panel.zmin, panel.zmax), colorscale=COLOURSCALE, cmin=panel.zmin,
+                    cmax=panel.zmax, showscale=False, size=11,
+                    symbol=np.where(panel.diverged, "x", "circle"), line=dict(color="grey", width=0.5)),
+        text=[f"top-1 {v:.2f}" + (" (diverged)" if d else "") for v, d in zip(panel.top1, panel.diverged)],
+        hovertemplate="%{text}<br>lr %{customdata[0]:.3g}, wd %{customdata[1]:.3g}<extra></extra>"),
+        row=row, col=col)
+
+
+def _layout(fig) -> None:
+    fig.update_layout(plot_bgcolor="#dddddd",
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.18, x=0))
+
+
+def condition_panel(result: StudyAnalysis, condition: str) -> go.Figure:
+    """Contour (left) and scatter (right) of one condition, ellipses and best point on top."""
+    panel = panel_info(result, condition)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("interpolated contour", "measured points"))
+    _contour(fig, panel, 1, 1, colorbar=True)
+    _scatter(fig, panel, 1, 2, legend=True)
+    for col in (1, 2):
+        _overlays(fig, panel, 1, col, legend=col == 1)
+        _axis_labels(fig, panel, 1, col)
+    _layout(fig)
+    fig.update_layout(title=panel.title, height=480, width=980)
+    return fig
+
+
+def landscape_figure(result: StudyAnalysis) -> go.Figure:
+    """The whole study: one column per condition, contour on top, scatter below, shared colours."""
+    info = landscape_info(result)
+    n = len(info.panels)
+    fig = make_subplots(rows=2, cols=n, subplot_titles=[p.title for p in info.panels] + [""] * n,
+                        horizontal_spacing=0.04, vertical_spacing=0.12)
+    for i, panel in enumerate(info.panels, start=1):
+        _contour(fig, panel, 1, i, colorbar=i == 1)
+        _scatter(fig, panel, 2, i, legend=i == 1)
+        for row in (1, 2):
+            _overlays(fig, panel, row, i, legend=(i == 1 and row == 1))
+            _axis_labels(fig, panel, row, i)
+    _layout(fig)
+    fig.update_layout(height=820, width=max(700, 340 * n),
+                      title=f"top-1 landscapes; colours cover the top 15 % of all observations "
+                            f"({info.zmin:.2f}–{info.zmax:.2f})")
+    return fig
+
+
+def risk_boxplot(result: StudyAnalysis) -> go.Figure:
+    """Box plots of d and d^R over the basemodel's 0.5-ROI, one box per condition."""
+    info = risk_plot_info(result)
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("performance risk d (points)",
+                                                        "relative performance risk dᴿ"))
+    for col, values in ((1, info.d), (2, info.dR)):
+        for name, v in zip(info.conditions, values):
+            colour = _BASE_COLOUR if name == info.base else _PRUNED_COLOUR
+            fig.add_trace(go.Box(y=list(v), name=name, marker_color=colour, boxpoints="all", jitter=0.3,
+                                 showlegend=False), row=1, col=col)
+    fig.update_layout(height=450, width=max(700, 180 * len(info.conditions)),
+                      title=f"risk of keeping the basemodel's {result.risk_x:g}-ROI settings")
+    return fig

@@ -1,0 +1,47 @@
+"""Smoke tests: both renderers produce the figures a user looks at, without global side effects."""
+
+import matplotlib
+import pytest
+
+from hplandscape import analysis
+from hplandscape.analysis.example import synthetic_results
+from hplandscape.plots import mpl_backend, plotly_backend
+
+
+@pytest.fixture(scope="module")
+def result():
+    return analysis.analyze(synthetic_results())
+
+
+def test_plotly_study_figure_has_a_panel_pair_per_condition(result):
+    fig = plotly_backend.landscape_figure(result)
+    kinds = [t.type for t in fig.data]
+    assert kinds.count("contour") == 4
+    ellipses = [t for t in fig.data if t.name and t.name.endswith("ellipse")]
+    assert {t.line.color for t in ellipses} == {"white", "black"}
+    # one 1.0-ROI ellipse per condition, 0.5-ROI for the three that have one; on both rows
+    assert len(ellipses) == 2 * (4 + 3)
+    assert sum(1 for t in fig.data if t.name == "best point") == 8
+    assert [a.text for a in fig.layout.annotations][:4] == [
+        "base", "uniform-0.6 (uniform, 60% FLOPs)", "global-0.6 (global, 60% FLOPs)", "global-0.4 (global, 40% FLOPs)"]
+
+
+def test_plotly_panel_and_risk_boxplot(result):
+    panel = plotly_backend.condition_panel(result, "uniform-0.6")
+    assert [t.type for t in panel.data].count("contour") == 1
+    assert panel.layout.xaxis.ticktext[0] == "1.58e-05"
+    box = plotly_backend.risk_boxplot(result)
+    assert [t.type for t in box.data] == ["box"] * 8
+    assert len(box.data[0].y) == result.base_condition.risk.n
+
+
+def test_matplotlib_figures_render_to_png_and_pdf(result, tmp_path):
+    before = dict(matplotlib.rcParams)
+    for name, fig in (("land.png", mpl_backend.landscape_figure(result)),
+                      ("risk.png", mpl_backend.risk_boxplot(result)),
+                      ("panel.pdf", mpl_backend.condition_panel(result, "global-0.4"))):
+        mpl_backend.save(fig, tmp_path / name)
+        data = (tmp_path / name).read_bytes()
+        assert data[:4] in (b"\x89PNG", b"%PDF") and len(data) > 10_000
+    assert len(mpl_backend.landscape_figure(result).axes) == 2 * 4 + 1  # panels + colour bar
+    assert dict(matplotlib.rcParams) == before  # no global style change

@@ -1,0 +1,66 @@
+"""write_report on the constructed example study: files, offline HTML, plain-words answers."""
+
+import re
+
+import pandas as pd
+import pytest
+
+from hplandscape.analysis.example import synthetic_results, write_example_results
+from hplandscape.errors import UserError
+from hplandscape.report import write_report
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    study = tmp_path_factory.mktemp("study")
+    write_example_results(study / "results.csv")
+    return write_report(study)  # a study directory: default out = STUDY/report
+
+
+def test_report_files_are_written_into_the_study(report):
+    out = report.parent
+    assert report.name == "index.html" and out.name == "report"
+    for name in ("summary.md", "table_4_1.csv", "table_4_2.csv", "analysis.json"):
+        assert (out / name).stat().st_size > 0, name
+    pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert pngs == ["landscapes.png", "panel_base.png", "panel_global-0.4.png", "panel_global-0.6.png",
+                    "panel_uniform-0.6.png", "risk.png"]
+    assert all((out / "figures" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert pd.read_csv(out / "table_4_2.csv")["condition"].tolist()[0] == "base"
+
+
+def test_html_is_self_contained_with_plotly_embedded_once(report):
+    text = report.read_text(encoding="utf-8")
+    assert text.count("* plotly.js v") == 1  # the library's banner: embedded exactly once
+    assert not re.search(r"<script[^>]+src=", text)  # no CDN, no external script
+    assert text.count('class="plotly-graph-div"') == 2 + 4  # landscapes, risk, one panel per condition
+    assert 5e6 < len(text.encode()) < 8e6
+
+
+def test_report_answers_the_practitioners_question_and_flags_problems(report):
+    md = (report.parent / "summary.md").read_text(encoding="utf-8")
+    assert re.search(r"\*\*global-0\.6\*\*: Keeping the unpruned model's near-optimal settings costs "
+                     r"\d+\.\d\d points of top-1 on average \(std \d+\.\d\d, worst \d+\.\d\d", md)
+    assert "touches lr_high" in md  # grid-edge warning for global-0.4
+    assert "uniform-0.6 lr=0.01585 wd=1.585e-05 seed 1: no record" in md  # the missing run
+    assert "diverged" in md
+    assert '"python"' in md  # environment recorded
+    text = report.read_text(encoding="utf-8")
+    assert "costs" in text and "touches lr_high" in text and "no record" in text
+
+
+def test_report_next_to_a_csv_and_custom_out(tmp_path):
+    csv = tmp_path / "mine.csv"
+    synthetic_results().to_csv(csv, index=False)
+    out = write_report(csv, out_dir=tmp_path / "elsewhere", xs=(1.0,), k=1.0)
+    assert out == tmp_path / "elsewhere" / "index.html"
+    assert "roi1.0_length" in (tmp_path / "elsewhere" / "table_4_1.csv").read_text()
+    assert "roi0.5_length" not in (tmp_path / "elsewhere" / "table_4_1.csv").read_text()
+
+
+def test_report_of_a_bad_table_is_a_user_error(tmp_path):
+    csv = tmp_path / "bad.csv"
+    synthetic_results().drop(columns=["seed"]).to_csv(csv, index=False)
+    with pytest.raises(UserError, match="bad.csv: missing column"):
+        write_report(csv)
+    assert not (tmp_path / "report").exists()
