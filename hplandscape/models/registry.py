@@ -1,0 +1,74 @@
+"""The registry of architectures: a name maps to one builder and the input shape it expects.
+
+Builders are registered with :func:`register_model`; a second registration under the same name is
+an error rather than a silent overwrite, so two modules can never disagree about what ``resnet56``
+means.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from torch import nn
+
+from hplandscape.errors import UserError
+
+Builder = Callable[..., nn.Module]
+
+
+class ModelEntry(NamedTuple):
+    """A registered architecture.
+
+    ``builder(num_classes, in_channels)`` returns an unpruned model; ``input_shape`` is the
+    (channels, height, width) and ``num_classes`` the class count the architecture is built and
+    counted with by default (10 for CIFAR models, 1000 for ImageNet ones).
+    """
+
+    name: str
+    builder: Builder
+    input_shape: tuple[int, int, int]
+    num_classes: int
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(name: str, input_shape: tuple[int, int, int] = (3, 32, 32),
+                   num_classes: int = 10) -> Callable[[Builder], Builder]:
+    """Register ``builder(num_classes, in_channels) -> nn.Module`` under ``name``.
+
+    Parameters
+    ----------
+    name : str
+        Registry key, e.g. ``"resnet56"``.
+    input_shape : tuple of int
+        Default (channels, height, width) for counting FLOPs.
+    num_classes : int
+        Default number of classes.
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is already registered (a programming error, not user input).
+    """
+
+    def decorator(builder: Builder) -> Builder:
+        if name in _REGISTRY:
+            raise ValueError(f"model {name!r} is already registered "
+                             f"(by {_REGISTRY[name].builder.__module__}.{_REGISTRY[name].builder.__qualname__})")
+        _REGISTRY[name] = ModelEntry(name, builder, tuple(input_shape), num_classes)
+        return builder
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Names of all registered architectures, sorted."""
+    return sorted(_REGISTRY)
+
+
+def get_entry(name: str) -> ModelEntry:
+    """The registry entry of ``name``; an unknown name raises ``UserError`` listing the known ones."""
+    if not isinstance(name, str) or name not in _REGISTRY:
+        raise UserError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _REGISTRY[name]

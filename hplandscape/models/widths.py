@@ -1,0 +1,123 @@
+"""Prunable widths: which channels inside a block may be removed, and rebuilding with new widths.
+
+A *prunable group* is one width inside a residual block: the convolution whose filters are removed
+(its ``key``, a module name such as ``"layer1.0.conv1"``), the BatchNorms and depthwise
+convolutions that carry the same channels, and the convolutions that consume them as inputs.
+Block outputs are never part of a group because a residual addition ties them to the block input.
+
+Block classes declare their groups either with a method ``prunable_groups(prefix)`` or, for
+classes defined in torchvision, through :func:`register_group_rule`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+from torch import nn
+
+from hplandscape.errors import UserError
+
+
+class PrunableGroup(NamedTuple):
+    """One prunable width; all entries are qualified module names."""
+
+    key: str
+    bns: tuple[str, ...] = ()
+    depthwise: tuple[str, ...] = ()
+    consumers: tuple[str, ...] = ()
+
+
+_GROUP_RULES: dict[type, Callable[[nn.Module, str], list[PrunableGroup]]] = {}
+
+
+def register_group_rule(cls: type, rule: Callable[[nn.Module, str], list[PrunableGroup]]) -> None:
+    """Declare the prunable groups of a block class that cannot carry a ``prunable_groups`` method."""
+    if cls in _GROUP_RULES:
+        raise ValueError(f"a group rule for {cls.__qualname__} is already registered")
+    _GROUP_RULES[cls] = rule
+
+
+def prunable_groups(model: nn.Module) -> list[PrunableGroup]:
+    """All prunable groups of ``model``, in module order."""
+    groups: list[PrunableGroup] = []
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if hasattr(module, "prunable_groups"):
+            groups.extend(module.prunable_groups(prefix))
+        elif type(module) in _GROUP_RULES:
+            groups.extend(_GROUP_RULES[type(module)](module, prefix))
+    return groups
+
+
+def current_widths(model: nn.Module) -> dict[str, int]:
+    """``{key: out_channels}`` of every prunable group of ``model``."""
+    return {g.key: model.get_submodule(g.key).out_channels for g in prunable_groups(model)}
+
+
+def check_widths(widths: dict, allowed: dict[str, int], what: str) -> dict[str, int]:
+    """Validate a ``{layer_name: channels}`` mapping against the prunable layers of a model.
+
+    Parameters
+    ----------
+    widths : dict
+        The mapping to check; a subset of the prunable layers is fine.
+    allowed : dict
+        ``{layer_name: original_channels}`` of the model.
+    what : str
+        Names the culprit in error messages (a model name or a file).
+
+    Returns
+    -------
+    dict
+        A copy with plain ``int`` values.
+    """
+    if not isinstance(widths, dict):
+        raise UserError(f"{what}: widths must be a mapping {{layer_name: channels}}, got {type(widths).__name__}")
+    out = {}
+    for name, value in widths.items():
+        if name not in allowed:
+            shown = ", ".join(list(allowed)[:6]) + (", ..." if len(allowed) > 6 else "")
+            raise UserError(f"{what}: {name!r} is not a prunable layer; prunable layers are {shown}")
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"{what}: widths[{name!r}] must be a positive integer, got {value!r}")
+        out[name] = int(value)
+    return out
+
+
+def apply_widths(model: nn.Module, widths: dict[str, int]) -> nn.Module:
+    """Replace the modules of each prunable group by fresh ones with the requested width.
+
+    The new modules are default-initialised; callers re-initialise the whole model afterwards.
+    Only shapes change, so this works on the ``meta`` device as well.
+    """
+    groups = {g.key: g for g in prunable_groups(model)}
+    widths = check_widths(widths, {k: model.get_submodule(k).out_channels for k in groups}, type(model).__name__)
+    conv_shape: dict[str, dict[str, int]] = {}
+    bn_width: dict[str, int] = {}
+    for key, width in widths.items():
+        g = groups[key]
+        conv_shape.setdefault(key, {})["out_channels"] = width
+        for name in g.depthwise:  # a depthwise conv has one filter per channel: all three follow
+            conv_shape.setdefault(name, {}).update(in_channels=width, out_channels=width, groups=width)
+        for name in g.consumers:
+            conv_shape.setdefault(name, {})["in_channels"] = width
+        for name in g.bns:
+            bn_width[name] = width
+    for name, changes in conv_shape.items():
+        old = model.get_submodule(name)
+        kw = dict(in_channels=old.in_channels, out_channels=old.out_channels, groups=old.groups)
+        kw.update(changes)
+        _replace(model, name, nn.Conv2d(kernel_size=old.kernel_size, stride=old.stride, padding=old.padding,
+                                        dilation=old.dilation, bias=old.bias is not None,
+                                        padding_mode=old.padding_mode, device=old.weight.device, **kw))
+    for name, width in bn_width.items():
+        old = model.get_submodule(name)
+        _replace(model, name, type(old)(width, eps=old.eps, momentum=old.momentum, affine=old.affine,
+                                        track_running_stats=old.track_running_stats,
+                                        device=old.weight.device if old.affine else None))
+    return model
+
+
+def _replace(model: nn.Module, name: str, new: nn.Module) -> None:
+    parent_name, _, child = name.rpartition(".")
+    setattr(model.get_submodule(parent_name) if parent_name else model, child, new)

@@ -1,0 +1,455 @@
+"""Structured L1-norm pruning to a FLOPs budget, and the architecture specs it produces.
+
+A filter's importance is the L1 norm of its kernel weights (torch-pruning's
+``MagnitudeImportance(p=1, group_reduction="first", normalizer=None)``). Only the prunable widths
+inside residual blocks are cut (see :mod:`hplandscape.models.widths`): the first convolution,
+classifier layers and every channel tied through a residual addition keep their size, and every
+prunable layer keeps at least one channel.
+
+- **uniform**: every prunable layer keeps the same fraction ``f`` of its filters, rounded to whole
+  channels (each layer keeps ``floor(f·C)`` or ``ceil(f·C)``; ``f`` and the rounding are chosen
+  to land closest to the budget).
+- **global**: one threshold on the *raw* L1 norms across all prunable layers (no per-layer
+  normalisation, as in Li et al., 2017); each layer's fraction falls out of the ranking.
+
+Because block outputs never change, the FLOPs of a pruned model are an exact function of the
+per-layer widths. The fraction (uniform) or threshold (global) is therefore searched on an
+analytic FLOPs model, and torch-pruning then removes the chosen channels once; the resulting
+module is checked against the analytic count.
+
+Examples
+--------
+>>> spec = prune("resnet20", "global", 0.5)
+>>> abs(spec.achieved_ratio - 0.5) < 0.01, spec.source
+(True, 'random-init')
+>>> model = build_from_spec(spec)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch_pruning as tp
+from torch import nn
+
+from hplandscape.errors import UserError
+from hplandscape.models import (build_model, count_params, current_widths, get_entry, input_shape_of, list_models,
+                                load_weights, original_widths, prunable_groups)
+from hplandscape.models.counting import layer_costs
+
+METHODS = ("uniform", "global")
+RANDOM_INIT = "random-init"
+TOLERANCE = 0.02  # relative FLOPs error accepted before a ratio counts as unreachable
+
+_FIELDS = ("model", "num_classes", "in_channels", "input_shape", "method", "target_ratio", "achieved_ratio",
+           "widths", "original_widths", "params", "flops", "original_params", "original_flops", "source",
+           "init_seed")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A pruned architecture: enough to rebuild it with no pickled module.
+
+    ``widths`` and ``original_widths`` map each prunable layer (module name) to its kept and
+    original output channels; ``params``/``flops`` are the pruned counts at ``input_shape``
+    (FLOPs = 2 × conv/linear multiply-accumulates). ``source`` is ``"checkpoint:<sha256>"`` of the
+    weights file that ranked the filters, or ``"random-init"`` (then ``init_seed`` is the seed of
+    that He init; it is None for checkpoints).
+    """
+
+    model: str
+    num_classes: int
+    in_channels: int
+    input_shape: tuple[int, int, int]
+    method: str
+    target_ratio: float
+    achieved_ratio: float
+    widths: dict[str, int]
+    original_widths: dict[str, int]
+    params: int
+    flops: int
+    original_params: int
+    original_flops: int
+    source: str
+    init_seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of the fields (no ``content_hash``)."""
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON of :meth:`to_dict`; identifies the pruned condition."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        """The ``hplandscape prune --json`` document."""
+        return {
+            "model": self.model, "method": self.method,
+            "target_ratio": self.target_ratio, "achieved_ratio": self.achieved_ratio,
+            "original": {"params": self.original_params, "flops": self.original_flops},
+            "pruned": {"params": self.params, "flops": self.flops},
+            "layers": [{"name": k, "original_channels": c, "kept_channels": self.widths[k]}
+                       for k, c in self.original_widths.items()],
+            "input_shape": list(self.input_shape), "source": self.source, "content_hash": self.content_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "architecture spec") -> "ArchSpec":
+        """Validate a spec dict (e.g. ``RunSpec.arch`` or a loaded JSON file); errors name ``where``."""
+        return _spec_from_dict(d, where)
+
+
+# -- analytic FLOPs --------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=32)
+def _flops_model(name: str, num_classes: int, in_channels: int, input_shape: tuple[int, int, int]) -> "_FlopsModel":
+    return _FlopsModel(name, num_classes, in_channels, input_shape)
+
+
+class _FlopsModel:
+    """FLOPs of an architecture as a function of its prunable widths.
+
+    Each conv/linear layer costs ``2 · coef · w[out] · w[in]`` where ``w[out]``/``w[in]`` is a
+    prunable width, or 1 when that side is fixed (its size is then folded into ``coef``).
+    Traced once on the ``meta`` device, evaluated in microseconds.
+    """
+
+    def __init__(self, name: str, num_classes: int, in_channels: int, input_shape: tuple[int, int, int]):
+        with torch.device("meta"):
+            model = build_model(name, num_classes=num_classes, in_channels=in_channels)
+        groups = prunable_groups(model)
+        self.keys = [g.key for g in groups]
+        self.original = np.array([model.get_submodule(k).out_channels for k in self.keys], dtype=np.int64)
+        index = {k: i for i, k in enumerate(self.keys)}
+        out_of, in_of = {}, {}
+        for g in groups:
+            out_of[g.key] = index[g.key]
+            for n in g.depthwise:  # one input channel per group: only the output side varies
+                out_of[n] = index[g.key]
+            for n in g.consumers:
+                in_of[n] = index[g.key]
+        fixed = len(self.keys)  # index of the constant 1 appended to the width vector
+        coef, oi, ii = [], [], []
+        for name_, (m, positions) in layer_costs(model, input_shape).items():
+            macs_per_out = m.weight.shape[1:].numel()  # (in/groups)·kernel, or in_features
+            c = positions * (1 if name_ in out_of else m.weight.shape[0])
+            c *= (macs_per_out // m.weight.shape[1]) if name_ in in_of else macs_per_out
+            coef.append(c)
+            oi.append(out_of.get(name_, fixed))
+            ii.append(in_of.get(name_, fixed))
+        self.coef, self.oi, self.ii = (np.array(a, dtype=np.int64) for a in (coef, oi, ii))
+
+    def flops(self, widths: np.ndarray) -> int:
+        w = np.append(np.asarray(widths, dtype=np.int64), 1)
+        return int(2 * (self.coef * w[self.oi] * w[self.ii]).sum())
+
+
+def filter_l1_norms(conv: nn.Conv2d) -> np.ndarray:
+    """L1 norm of each filter (output channel) of ``conv``.
+
+    The same numbers as torch-pruning's ``MagnitudeImportance(p=1, group_reduction="first",
+    normalizer=None)`` on the conv's pruning group (its first member is the conv's own output
+    channels), without evaluating the rest of the group.
+    """
+    return conv.weight.detach().abs().flatten(1).sum(1).double().cpu().numpy()
+
+
+# -- choosing widths -------------------------------------------------------------------------------
+
+
+def _closest(candidates: list[np.ndarray], fm: _FlopsModel, target: float) -> np.ndarray:
+    return min(candidates, key=lambda w: abs(fm.flops(w) - target))
+
+
+def _uniform_widths(fm: _FlopsModel, target: float) -> np.ndarray:
+    c = fm.original
+    keep = lambda f: np.clip(np.floor(f * c + 1e-9).astype(np.int64), 1, c)  # noqa: E731
+    breaks = np.unique(np.concatenate([np.arange(1, n + 1) / n for n in np.unique(c)]))
+    flops = np.array([fm.flops(keep(b)) for b in breaks])
+    j = max(int(np.searchsorted(flops, target, side="right")) - 1, 0)
+    base = keep(breaks[j])
+    if j + 1 == len(breaks):
+        return base
+    # between two consecutive fractions, raise the layers that step up one channel at a time so the
+    # budget is met to within one layer's channel, not one stage's
+    grow = np.flatnonzero(keep(breaks[j + 1]) > base)
+    candidates = [base]
+    for i in grow:
+        nxt = candidates[-1].copy()
+        nxt[i] += 1
+        candidates.append(nxt)
+    return _closest(candidates, fm, target)
+
+
+def _global_widths(fm: _FlopsModel, norms: list[np.ndarray], target: float) -> np.ndarray:
+    # every layer keeps its strongest filter; all the others compete on one raw-L1 ranking
+    layer = np.concatenate([np.full(len(n) - 1, i) for i, n in enumerate(norms)])
+    value = np.concatenate([np.sort(n)[::-1][1:] for n in norms])
+    order = np.lexsort((layer, -value))  # descending norm, ties by layer order
+    ranked = layer[order]
+    at = lambda k: 1 + np.bincount(ranked[:k], minlength=len(norms))  # noqa: E731
+    lo, hi = 0, len(ranked)  # largest k with flops(at(k)) <= target
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fm.flops(at(mid)) <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    return _closest([at(lo), at(min(lo + 1, len(ranked)))], fm, target)
+
+
+# -- pruning ---------------------------------------------------------------------------------------
+
+
+def _check_ratio(ratio: Any) -> float:
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not math.isfinite(ratio) \
+            or not 0 < ratio <= 1:
+        raise UserError(f"ratio must be a number in (0, 1] (the fraction of FLOPs kept), got {ratio!r}")
+    return float(ratio)
+
+
+def _file_sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _source_model(model_name: str, num_classes, in_channels, source, seed: int):
+    """The unpruned model whose weights rank the filters, its class/channel counts and its label."""
+    if source is None:
+        num_classes = get_entry(model_name).num_classes if num_classes is None else num_classes
+        in_channels = 3 if in_channels is None else in_channels
+        if isinstance(seed, bool) or not isinstance(seed, int):
+            raise UserError(f"seed must be an integer, got {seed!r}")
+        with torch.random.fork_rng(devices=[]):  # leave the caller's generator untouched
+            torch.manual_seed(seed)
+            model = build_model(model_name, num_classes=num_classes, in_channels=in_channels)
+        return model, num_classes, in_channels, RANDOM_INIT, seed
+    weights = load_weights(source, expected_model=model_name)
+    if weights.widths:
+        raise UserError(f"{source}: holds an already pruned {model_name!r}; "
+                        "the importance ranking needs the unpruned basemodel's weights")
+    for key, asked in (("num_classes", num_classes), ("in_channels", in_channels)):
+        if asked is not None and asked != getattr(weights, key):
+            raise UserError(f"{source}: was trained with {key}={getattr(weights, key)}, but {key}={asked} "
+                            f"was asked for; omit it or pass {getattr(weights, key)}")
+    return weights.build(), weights.num_classes, weights.in_channels, f"checkpoint:{_file_sha256(source)}", None
+
+
+def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int | None = None,
+                in_channels: int | None = None, input_shape=None, source=None,
+                seed: int = 0) -> tuple[ArchSpec, nn.Module]:
+    """Like :func:`prune`, also returning the pruned module with the surviving source weights.
+
+    The module is what torch-pruning produced from the source model; its shapes equal
+    ``build_from_spec(spec)``'s.
+    """
+    if method not in METHODS:
+        raise UserError(f"unknown pruning method {method!r}; allowed: {', '.join(METHODS)}")
+    ratio = _check_ratio(ratio)
+    get_entry(model_name)  # unknown names fail before any checkpoint is read
+    if in_channels is None and source is None and isinstance(input_shape, (tuple, list)) and input_shape:
+        in_channels = input_shape[0]  # (1, 8, 8) alone means a grey model
+    model, num_classes, in_channels, label, init_seed = _source_model(model_name, num_classes, in_channels,
+                                                                      source, seed)
+    shape = input_shape_of(model_name, in_channels, input_shape)
+    fm = _flops_model(model_name, num_classes, in_channels, shape)
+    original_flops = fm.flops(fm.original)
+    target = ratio * original_flops
+    smallest = fm.flops(np.ones_like(fm.original))
+    if smallest > target * (1 + TOLERANCE):
+        raise UserError(f"ratio {ratio:g} is unreachable for {model_name} at input {shape}: the smallest "
+                        f"reachable ratio is {smallest / original_flops:.4f} (one channel in every prunable layer)")
+
+    norms = [filter_l1_norms(model.get_submodule(key)) for key in fm.keys]
+    widths = _uniform_widths(fm, target) if method == "uniform" else _global_widths(fm, norms, target)
+
+    original_params = count_params(model)
+    model.eval()
+    # the dependency graph only needs the wiring, not the resolution: trace at most 32×32
+    example = torch.zeros(1, shape[0], min(shape[1], 32), min(shape[2], 32))
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+
+    for key, norm, keep in zip(fm.keys, norms, widths):
+        order = np.argsort(-norm, kind="stable")  # strongest first, ties by channel index
+        drop = sorted(int(i) for i in order[keep:])
+        if drop:
+            dg.get_pruning_group(model.get_submodule(key), tp.prune_conv_out_channels, idxs=drop).prune()
+    flops = fm.flops(widths)
+    got = current_widths(model)
+    if list(got.values()) != [int(w) for w in widths]:  # torch-pruning must cut exactly what was chosen
+        raise RuntimeError(f"torch-pruning left widths {got} in {model_name}, expected {list(widths)}")
+    spec = ArchSpec(model=model_name, num_classes=num_classes, in_channels=in_channels, input_shape=shape,
+                    method=method, target_ratio=ratio, achieved_ratio=round(flops / original_flops, 6),
+                    widths={k: int(w) for k, w in zip(fm.keys, widths)},
+                    original_widths={k: int(w) for k, w in zip(fm.keys, fm.original)},
+                    params=count_params(model), flops=flops, original_params=original_params,
+                    original_flops=original_flops, source=label, init_seed=init_seed)
+    return spec, model
+
+
+def prune(model_name: str, method: str, ratio: float, *, num_classes: int | None = None,
+          in_channels: int | None = None, input_shape=None, source=None, seed: int = 0) -> ArchSpec:
+    """Prune an architecture to keep ``ratio`` of its FLOPs; return the pruned architecture spec.
+
+    Parameters
+    ----------
+    model_name : str
+        Registered architecture.
+    method : {"uniform", "global"}
+        Same filter fraction in every prunable layer, or one L1 threshold across them.
+    ratio : float
+        Fraction of FLOPs kept, in (0, 1]; the result is the closest reachable (within 2 % for
+        ratios 0.2–0.9 on the registered models).
+    num_classes, in_channels : int, optional
+        Default: the checkpoint's values with ``source``, else 10 (1000 for ImageNet models) and 3.
+        Given together with ``source`` they must match the checkpoint.
+    input_shape : tuple of int, optional
+        (channels, height, width) the FLOPs are counted at; default the model's (32×32 or 224×224).
+    source : str or Path, optional
+        Weights file of the trained basemodel (see :func:`hplandscape.models.save_weights`) whose
+        filter norms rank the channels; None ranks a random He init drawn with ``seed``.
+    seed : int
+        Seed of that random init.
+
+    Returns
+    -------
+    ArchSpec
+
+    Raises
+    ------
+    UserError
+        Unknown model or method, ratio outside (0, 1] or below the smallest reachable ratio (named
+        in the message), a checkpoint of another architecture or a corrupt one.
+    """
+    return prune_model(model_name, method, ratio, num_classes=num_classes, in_channels=in_channels,
+                       input_shape=input_shape, source=source, seed=seed)[0]
+
+
+def build_from_spec(spec: ArchSpec | dict) -> nn.Module:
+    """Build the pruned architecture with fresh He init (seed torch's generator beforehand).
+
+    ``spec`` may also be the dict form (``RunSpec.arch``); no pickled module is ever loaded.
+    """
+    if not isinstance(spec, ArchSpec):
+        spec = ArchSpec.from_dict(spec)
+    return build_model(spec.model, num_classes=spec.num_classes, in_channels=spec.in_channels,
+                       widths=spec.widths)
+
+
+# -- spec files ------------------------------------------------------------------------------------
+
+
+def save_spec(spec: ArchSpec, path) -> Path:
+    """Write ``spec`` as indented JSON with sorted keys (plus its ``content_hash``), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({**spec.to_dict(), "content_hash": spec.content_hash}, sort_keys=True, indent=2) + "\n"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def load_spec(path) -> ArchSpec:
+    """Read a spec written by :func:`save_spec`; a corrupt or inconsistent file raises ``UserError``
+    naming the path and the field."""
+    path = str(path)
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"{path}: architecture spec not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a valid architecture spec (bad JSON: {exc})") from None
+    return _spec_from_dict(data, path)
+
+
+def _spec_from_dict(d: Any, where: str) -> ArchSpec:
+    def fail(key: str, message: str) -> UserError:
+        return UserError(f"{where}: {key} {message}")
+
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: an architecture spec must be a JSON object, got {type(d).__name__}")
+    required = [f for f in _FIELDS if f != "init_seed"]
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise UserError(f"{where}: missing field(s) {', '.join(missing)}")
+    unknown = sorted(set(d) - set(_FIELDS) - {"content_hash"})
+    if unknown:
+        raise UserError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
+
+    def pos_int(key):
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise fail(key, f"must be a positive integer, got {v!r}")
+        return v
+
+    if d["model"] not in list_models():
+        raise fail("model", f"is not a registered architecture: {d['model']!r}; available: {', '.join(list_models())}")
+    if d["method"] not in METHODS:
+        raise fail("method", f"must be one of {', '.join(METHODS)}, got {d['method']!r}")
+    for key in ("target_ratio", "achieved_ratio"):
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise fail(key, f"must be a number in (0, 1], got {v!r}")
+    for key in ("num_classes", "in_channels", "params", "flops", "original_params", "original_flops"):
+        pos_int(key)
+    shape = d["input_shape"]
+    if not isinstance(shape, list) or len(shape) != 3 or \
+            any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape):
+        raise fail("input_shape", f"must be three positive integers [channels, height, width], got {shape!r}")
+    if shape[0] != d["in_channels"]:
+        raise fail("input_shape", f"has {shape[0]} channels but in_channels is {d['in_channels']}")
+    source = d["source"]
+    if not isinstance(source, str) or not (source == RANDOM_INIT or re.fullmatch(r"checkpoint:[0-9a-f]{64}", source)):
+        raise fail("source", f"must be 'random-init' or 'checkpoint:<sha256>', got {source!r}")
+    seed = d.get("init_seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise fail("init_seed", f"must be an integer or null, got {seed!r}")
+
+    expected = original_widths(d["model"], d["num_classes"], d["in_channels"])
+    for key in ("widths", "original_widths"):
+        w = d[key]
+        if not isinstance(w, dict) or set(w) != set(expected):
+            raise fail(key, f"must map exactly the {len(expected)} prunable layers of {d['model']} "
+                            f"({next(iter(expected))}, ...) to channel counts")
+    if d["original_widths"] != expected:
+        raise fail("original_widths", f"do not match the unpruned {d['model']}")
+    for name, value in d["widths"].items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= expected[name]:
+            raise fail(f"widths[{name!r}]", f"must be an integer in [1, {expected[name]}], got {value!r}")
+
+    spec = ArchSpec(**{k: d.get(k) for k in _FIELDS if k != "input_shape"}, input_shape=tuple(shape))
+    spec = dataclasses.replace(spec, widths={k: d["widths"][k] for k in expected},
+                               original_widths=dict(expected))
+    stored = d.get("content_hash")
+    if stored is not None and stored != spec.content_hash:
+        raise fail("content_hash", f"is {stored!r} but the content hashes to {spec.content_hash!r}: "
+                                   "the file was edited or damaged")
+    return spec
