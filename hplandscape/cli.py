@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import traceback
@@ -139,7 +140,7 @@ def cmd_report(args) -> int:
 def cmd_prune(args) -> int:
     from hplandscape.pruning import prune
 
-    shape = None if args.input_size is None else (args.in_channels, args.input_size, args.input_size)
+    shape = None if args.input_size is None else (args.in_channels or 3, args.input_size, args.input_size)
     spec = prune(args.model, args.method, args.ratio, num_classes=args.num_classes,
                  in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed)
     summary = spec.summary()
@@ -261,8 +262,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ratio", required=True, type=_ratio, help="fraction of FLOPs kept, in (0, 1]")
     s.add_argument("--source", help="trained weights (model.pt) for the L1 ranking; omitted: random He init")
     s.add_argument("--seed", type=int, default=0, help="seed of the random init when no --source")
-    s.add_argument("--num-classes", type=_positive_int, default=10)
-    s.add_argument("--in-channels", type=_positive_int, default=3)
+    s.add_argument("--num-classes", type=_positive_int,
+                   help="classifier outputs (default: from --source, else the model's own)")
+    s.add_argument("--in-channels", type=_positive_int,
+                   help="input channels (default: from --source, else 3)")
     s.add_argument("--input-size", type=_positive_int, help="square input side (default: the model's)")
     s.add_argument("--out", help="write the architecture spec (JSON) here")
     s.add_argument("--json", action="store_true", help="machine-readable output")
@@ -281,6 +284,10 @@ def main(argv=None) -> int:
     except RunFailure as e:
         print(f"hplandscape: failed: {e}", file=sys.stderr)
         return EXIT_RUNTIME
+    except BrokenPipeError:
+        # The reader (e.g. `| head`) went away: not a failure of ours; silence the final flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except KeyboardInterrupt:
         print("hplandscape: interrupted; finished runs are kept, re-run the same command to resume",
               file=sys.stderr)

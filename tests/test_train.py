@@ -1,0 +1,235 @@
+"""One run: schedule, determinism, kill-and-resume, divergence, accuracy, errors."""
+
+import dataclasses
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from hplandscape.config import Condition, DataConfig
+from hplandscape.data import write_fake_cifar10
+from hplandscape.errors import UserError
+from hplandscape.grid import GridPoint
+from hplandscape.models import model_info
+from hplandscape.recipes import recipe_preset
+from hplandscape.spec import RunSpec
+from hplandscape.train import CHECKPOINT, make_optimizer, train_run
+
+REPO = Path(__file__).resolve().parents[1]
+RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd",
+               "seed", "recipe", "top1", "top5", "history", "epochs_completed", "wall_time_s", "params",
+               "flops", "arch_hash", "diverged", "diverged_epoch", "device", "parametrisation", "provenance"}
+
+
+def make_spec(run_dir, *, log10_lr=-1.0, log10_wd=-4.0, seed=0, epochs=3, data=None, arch=None,
+              condition=None, **recipe_kw):
+    recipe = dataclasses.replace(recipe_preset("digits"), epochs=epochs, threads=1, **recipe_kw)
+    return RunSpec(study="t", condition=condition or Condition("base", "none", 1.0),
+                   point=GridPoint(log10_lr, log10_wd), seed=seed, model="resnet20",
+                   data=data or DataConfig(name="digits", train_subset=512), recipe=recipe, arch=arch,
+                   run_dir=str(run_dir), device="cpu")
+
+
+def without_timings(record):
+    return {k: v for k, v in record.items() if k != "wall_time_s"}
+
+
+def test_record_has_contract_keys_and_is_strict_json(tmp_path):
+    spec = make_spec(tmp_path / "r", epochs=2)
+    rec = train_run(spec)
+    assert RECORD_KEYS <= set(rec)
+    json.dumps(rec, allow_nan=False)
+    assert rec["run_id"] == "base/lr-1.0000_wd-4.0000/seed0"
+    assert (rec["lr"], rec["wd"], rec["method"], rec["arch_hash"]) == (0.1, 1e-4, "none", None)
+    info = model_info("resnet20", (1, 8, 8))  # resnet20 with a 1-channel stem, at 8×8
+    assert (rec["params"], rec["flops"]) == (info.params, info.flops)
+    assert rec["top5"] is not None and rec["top5"] >= rec["top1"]
+    assert rec["device"].startswith("cpu") and rec["provenance"]["versions"]["torch"] == torch.__version__
+    assert "coupled L2" in rec["parametrisation"] and "BatchNorm and biases included" in rec["parametrisation"]
+    assert rec["epochs_completed"] == 2 and not rec["diverged"]
+    assert not (tmp_path / "r" / CHECKPOINT).exists()  # checkpoints are removed once the record is built
+    assert pickle.loads(pickle.dumps(train_run)) is train_run
+
+
+def test_lr_schedule_in_history_matches_recipe(tmp_path):
+    # 8 epochs with milestones at 50 % / 75 % -> lr / 10 from epoch 4, lr / 100 from epoch 6
+    rec = train_run(make_spec(tmp_path / "a", epochs=8, data=DataConfig(name="digits", train_subset=64,
+                                                                         test_subset=32)))
+    lrs = [h["lr"] for h in rec["history"]]
+    assert [h["epoch"] for h in rec["history"]] == list(range(8))
+    assert lrs[:4] == [0.1] * 4
+    assert lrs[4:6] == pytest.approx([0.01] * 2) and lrs[6:] == pytest.approx([0.001] * 2)
+    # milestones given as epochs
+    rec = train_run(make_spec(tmp_path / "b", epochs=4, milestones=(1, 3), milestones_unit="epoch",
+                              data=DataConfig(name="digits", train_subset=64, test_subset=32)))
+    assert [h["lr"] for h in rec["history"]] == pytest.approx([0.1, 0.01, 0.01, 0.001])
+
+
+def test_same_seed_gives_bitwise_identical_records(tmp_path):
+    a = train_run(make_spec(tmp_path / "a"))
+    b = train_run(make_spec(tmp_path / "b"))
+    assert without_timings(a) == without_timings(b)
+    c = train_run(make_spec(tmp_path / "c", seed=1))
+    assert c["history"][0]["train_loss"] != a["history"][0]["train_loss"]
+
+
+_CHILD = """
+import logging, pickle, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
+from hplandscape.train import train_run
+with open(sys.argv[1], "rb") as f:
+    spec = pickle.load(f)
+print("RESULT", train_run(spec), flush=True)
+"""
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path):
+    epochs = 6
+    spec = make_spec(tmp_path / "killed", epochs=epochs, data=DataConfig(name="digits", train_subset=768))
+    spec_file = tmp_path / "spec.pkl"
+    spec_file.write_bytes(pickle.dumps(spec))
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(spec_file)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, env=env)
+    ckpt = tmp_path / "killed" / CHECKPOINT
+    lines = []
+    try:
+        for line in child.stdout:  # kill once epoch 2 is logged: checkpoints of epochs 0-1 exist
+            lines.append(line)
+            if ": epoch 2 " in line:
+                child.send_signal(signal.SIGKILL)
+                break
+    finally:
+        child.kill()
+        child.wait()
+    assert child.returncode == -signal.SIGKILL, "".join(lines)
+    assert not any(line.startswith("RESULT") for line in lines)
+    saved = torch.load(ckpt, weights_only=True)["state"]["next_epoch"]
+    assert 2 <= saved < epochs
+
+    resumed = train_run(spec)
+    uninterrupted = train_run(dataclasses.replace(spec, run_dir=str(tmp_path / "straight")))
+    assert len(resumed["history"]) == epochs
+    assert without_timings(resumed) == without_timings(uninterrupted)
+    assert resumed["wall_time_s"] > 0
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    spec = make_spec(tmp_path / "r", epochs=1)
+    from hplandscape.train import _save_checkpoint  # a checkpoint as a killed run leaves it
+
+    model = torch.nn.Linear(2, 2)
+    (tmp_path / "r").mkdir()
+    _save_checkpoint(tmp_path / "r" / CHECKPOINT, "other-run", model, torch.optim.SGD(model.parameters(), lr=0.1), torch.Generator(), None,
+                     {"next_epoch": 1, "history": [], "elapsed_s": 0.0, "diverged_epoch": None, "last_eval": None})
+    with pytest.raises(UserError, match=f"{tmp_path / 'r' / CHECKPOINT}: this checkpoint belongs to a different run"):
+        train_run(spec)
+
+
+def test_absurd_lr_is_recorded_as_diverged_not_raised(tmp_path):
+    rec = train_run(make_spec(tmp_path / "d", log10_lr=4.0, epochs=4))
+    assert rec["diverged"] is True
+    assert rec["diverged_epoch"] == len(rec["history"]) - 1 < 4
+    assert rec["epochs_completed"] == rec["diverged_epoch"]
+    assert rec["history"][-1]["train_loss"] is None
+    # the diverged network, evaluated once, is at chance level on 10 classes
+    assert rec["top1"] < 25.0 and rec["top1"] == rec["history"][-1]["val_acc"]
+    json.dumps(rec, allow_nan=False)
+    assert not (tmp_path / "d" / CHECKPOINT).exists()
+
+
+@pytest.mark.slow
+def test_digits_accuracy_well_above_chance(tmp_path):
+    rec = train_run(make_spec(tmp_path / "r", epochs=6, data=DataConfig(name="digits")))
+    assert rec["top1"] > 80.0, rec["history"]  # chance is 10 %
+    assert rec["history"][-1]["train_loss"] < rec["history"][0]["train_loss"]
+
+
+def test_weights_saved_for_the_pruning_source(tmp_path):
+    from hplandscape.models import load_weights
+
+    spec = dataclasses.replace(make_spec(tmp_path / "r", epochs=1), keep_weights=True)
+    rec = train_run(spec)
+    w = load_weights(tmp_path / "r" / "model.pt", expected_model="resnet20")
+    assert (w.num_classes, w.in_channels, w.widths) == (10, 1, None)
+    assert sum(t.numel() for k, t in w.state_dict.items() if "running" not in k and "num_batches" not in k) \
+        == rec["params"]
+
+
+def test_pruned_architecture_trains_and_is_recorded(tmp_path):
+    from hplandscape import pruning
+
+    arch = pruning.prune("resnet20", "uniform", 0.5, num_classes=10, in_channels=1, input_shape=(1, 8, 8))
+    spec = make_spec(tmp_path / "p", epochs=1, arch={**arch.to_dict(), "content_hash": arch.content_hash},
+                     condition=Condition("uniform-0.5", "uniform", 0.5))
+    rec = train_run(spec)
+    assert rec["arch_hash"] == arch.content_hash
+    assert (rec["params"], rec["flops"]) == (arch.params, arch.flops)
+    assert rec["method"] == "uniform" and rec["run_id"].startswith("uniform-0.5/")
+
+
+def test_architecture_for_other_data_is_a_clear_error(tmp_path):
+    from hplandscape import pruning
+
+    arch = pruning.prune("resnet20", "uniform", 0.5)  # 3 input channels, CIFAR
+    spec = make_spec(tmp_path / "p", epochs=1, arch=arch.to_dict(), condition=Condition("uniform-0.5", "uniform", 0.5))
+    with pytest.raises(UserError, match="in_channels=3 but dataset 'digits' has 1"):
+        train_run(spec)
+
+
+def test_missing_cifar_directory_fails_before_training(tmp_path):
+    spec = make_spec(tmp_path / "r", data=DataConfig(name="cifar10", root=str(tmp_path / "no-such-dir")))
+    with pytest.raises(UserError, match=str(tmp_path / "no-such-dir")):
+        train_run(spec)
+
+
+def test_trains_on_generated_cifar10_with_the_cifar_recipe(tmp_path):
+    write_fake_cifar10(tmp_path / "c", n_train=96, n_test=40)
+    recipe = dataclasses.replace(recipe_preset("cifar10"), epochs=1, batch_size=32, threads=1)
+    spec = dataclasses.replace(make_spec(tmp_path / "r"), recipe=recipe,
+                               data=DataConfig(name="cifar10", root=str(tmp_path / "c"), num_workers=0))
+    rec = train_run(spec)
+    assert rec["recipe"]["augment"] == "cifar" and rec["history"][0]["epoch"] == 0
+    assert (rec["params"], rec["flops"]) == model_info("resnet20", (3, 32, 32))[1:3]
+
+
+def test_weight_decay_can_spare_batchnorm_and_biases():
+    from hplandscape.models import build_model
+
+    model = build_model("resnet20")
+    default = make_optimizer(model, 0.1, 1e-3, recipe_preset("cifar10"))
+    assert [g["weight_decay"] for g in default.param_groups] == [1e-3]  # the thesis: every parameter
+    spared = make_optimizer(model, 0.1, 1e-3, dataclasses.replace(recipe_preset("cifar10"),
+                                                                  weight_decay_on_bn_bias=False))
+    decayed, free = spared.param_groups
+    assert decayed["weight_decay"] == 1e-3 and free["weight_decay"] == 0.0
+    assert {p.ndim for p in free["params"]} == {1} and len(decayed["params"]) == 20  # 19 convs + fc
+    assert spared.defaults["momentum"] == 0.9
+
+
+def test_cuda_requested_without_gpu_is_a_user_error(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    spec = dataclasses.replace(make_spec(tmp_path / "r"), device="cuda")
+    with pytest.raises(UserError, match="no CUDA device"):
+        train_run(spec)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_with_channels_last_and_amp(tmp_path):
+    spec = dataclasses.replace(make_spec(tmp_path / "g", epochs=6, data=DataConfig(name="digits"),
+                                         channels_last=True, amp=True), device="auto")
+    rec = train_run(spec)
+    assert rec["device"].startswith("cuda")
+    assert rec["top1"] > 80.0 and not rec["diverged"]
+    diverged = train_run(dataclasses.replace(make_spec(tmp_path / "d", log10_lr=4.0, epochs=3, amp=True),
+                                             device="cuda"))
+    assert diverged["diverged"]
