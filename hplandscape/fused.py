@@ -569,7 +569,7 @@ class _Run:
 
 def _train_group(specs, data_order):
     from hplandscape.data import load_data
-    from hplandscape.train import CHECKPOINT, _amp, _count, _load_checkpoint, build_network, make_optimizer, resolve_device
+    from hplandscape.train import CHECKPOINT, amp_setup, count_architecture, load_checkpoint, build_network, make_optimizer, resolve_device
 
     started = time.perf_counter()
     recipe = specs[0].recipe
@@ -587,14 +587,14 @@ def _train_group(specs, data_order):
         ckpt = Path(s.run_dir) / CHECKPOINT
         if ckpt.exists():
             opt = make_optimizer(model, s.lr, s.wd, recipe)
-            run.state = _load_checkpoint(ckpt, run.fingerprint, model, opt, run.generator, None, torch.device("cpu"))
+            run.state = load_checkpoint(ckpt, run.fingerprint, model, opt, run.generator, None, torch.device("cpu"))
             run.momentum = {n: opt.state[p]["momentum_buffer"] for n, p in model.named_parameters()
                             if "momentum_buffer" in opt.state.get(p, {})}
             log.info("%s: resuming at epoch %d from %s", s.run_id, run.state["next_epoch"], ckpt)
         runs.append(run)
     input_shape = (info.in_channels, info.image_size, info.image_size)
-    params, flops = _count(runs[0].model, input_shape)
-    amp_dtype, scaler = _amp(recipe, device)
+    params, flops = count_architecture(runs[0].model, input_shape)
+    amp_dtype, scaler = amp_setup(recipe, device)
     if scaler is not None:  # fp16 needs loss scaling per model; bf16 or fp32 do not
         log.warning("fused engine: this GPU has no bf16; training in float32 instead of fp16")
         amp_dtype = None
@@ -615,7 +615,7 @@ def _train_group(specs, data_order):
 
 
 def _train_cohort(runs, data, recipe, device, memory_format, amp_dtype):
-    from hplandscape.train import CUDA_CHECK_EVERY, _autocast
+    from hplandscape.train import CUDA_CHECK_EVERY, autocast
 
     b = len(runs)
     probe = next(iter(data.eval_batches(2, device="cpu")))[0].to(_dtype_of(runs[0].model) or torch.float32)
@@ -655,7 +655,7 @@ def _train_cohort(runs, data, recipe, device, memory_format, amp_dtype):
                 x = torch.stack([xb for xb, _ in batches])[stream_of]
                 y = torch.stack([yb for _, yb in batches])[stream_of]
                 y_models = y.t()
-            with _autocast(device, amp_dtype):
+            with autocast(device, amp_dtype):
                 out = fused(x)
             losses = per_model_loss(out, y)
             total = torch.where(alive, losses, torch.zeros((), dtype=losses.dtype, device=device)).sum()
@@ -721,7 +721,7 @@ def _check(runs, alive, loss_sum, opt, fused, dead_at, epoch) -> list[int]:
 @torch.no_grad()
 def _evaluate_fused(fused, data, recipe, device, memory_format, amp_dtype, b) -> list[tuple]:
     """(top-1, top-5) per model, as :func:`hplandscape.train.evaluate` computes them for one."""
-    from hplandscape.train import _autocast
+    from hplandscape.train import autocast
 
     fused.eval()
     k = 5 if data.info.num_classes > 5 else None
@@ -730,7 +730,7 @@ def _evaluate_fused(fused, data, recipe, device, memory_format, amp_dtype, b) ->
     n = 0
     # Fused activations are B times larger; smaller eval batches keep the memory of one training step.
     batch = max(recipe.batch_size, recipe.eval_batch_size // b)
-    with _autocast(device, amp_dtype):
+    with autocast(device, amp_dtype):
         for x, y in data.eval_batches(batch, device=device, memory_format=memory_format):
             out = fused(x).float()
             c1 += (out.argmax(2) == y[:, None]).sum(0)
@@ -756,7 +756,7 @@ def _evaluate_one(model, data, recipe, device, memory_format, amp_dtype):
 
 def _save_run_checkpoint(run, recipe) -> None:
     """The run's state in the sequential engine's checkpoint format (``train_run`` can resume it)."""
-    from hplandscape.train import CHECKPOINT, _save_checkpoint, make_optimizer
+    from hplandscape.train import CHECKPOINT, save_checkpoint, make_optimizer
 
     s = run.spec
     model = run.model.to("cpu")
@@ -764,11 +764,11 @@ def _save_run_checkpoint(run, recipe) -> None:
     for name, p in model.named_parameters():
         if name in run.momentum:
             opt.state[p]["momentum_buffer"] = run.momentum[name].to("cpu")
-    _save_checkpoint(Path(s.run_dir) / CHECKPOINT, run.fingerprint, model, opt, run.generator, None, run.state)
+    save_checkpoint(Path(s.run_dir) / CHECKPOINT, run.fingerprint, model, opt, run.generator, None, run.state)
 
 
 def _finish(run, info, params, flops, device, setup_share, data, recipe, memory_format, amp_dtype) -> dict:
-    from hplandscape.train import CHECKPOINT, WEIGHTS, _record
+    from hplandscape.train import CHECKPOINT, WEIGHTS, build_record
 
     s = run.spec
     if run.state["last_eval"] is None:  # zero epochs: report the untrained network
@@ -779,7 +779,7 @@ def _finish(run, info, params, flops, device, setup_share, data, recipe, memory_
         widths = (s.arch or {}).get("widths")
         save_weights(Path(s.run_dir) / WEIGHTS, s.model, run.model.to("cpu"), info.num_classes, info.in_channels,
                      widths=widths)
-    record = _record(s, run.state, info, params, flops, device, run.state["elapsed_s"] + setup_share, run.arch_hash)
+    record = build_record(s, run.state, info, params, flops, device, run.state["elapsed_s"] + setup_share, run.arch_hash)
     record["engine"] = "fused"
     if run.data_seed != s.seed:
         record["data"]["order"] = "per_model"

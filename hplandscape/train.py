@@ -93,18 +93,18 @@ def train_run(spec) -> dict:
     torch.manual_seed(spec.seed)  # the seed fixes the He init ...
     model, arch_hash = build_network(spec, info)
     input_shape = (info.in_channels, info.image_size, info.image_size)
-    params, flops = _count(model, input_shape)
+    params, flops = count_architecture(model, input_shape)
     memory_format = torch.channels_last if (recipe.channels_last and device.type == "cuda") else torch.contiguous_format
     model.to(device=device, memory_format=memory_format)
     optimizer = make_optimizer(model, spec.lr, spec.wd, recipe)
-    amp_dtype, scaler = _amp(recipe, device)
+    amp_dtype, scaler = amp_setup(recipe, device)
     generator = torch.Generator().manual_seed(spec.seed)  # ... and the data order and augmentation
 
     state = {"next_epoch": 0, "history": [], "elapsed_s": 0.0, "diverged_epoch": None, "last_eval": None}
     ckpt_path = run_dir / CHECKPOINT
     fingerprint = spec_fingerprint(spec)
     if ckpt_path.exists():
-        state = _load_checkpoint(ckpt_path, fingerprint, model, optimizer, generator, scaler, device)
+        state = load_checkpoint(ckpt_path, fingerprint, model, optimizer, generator, scaler, device)
         log.info("%s: resuming at epoch %d from %s", spec.run_id, state["next_epoch"], ckpt_path)
 
     data = data.to(device)
@@ -129,7 +129,7 @@ def train_run(spec) -> dict:
         epoch += 1
         state["next_epoch"] = epoch
         elapsed = state["elapsed_s"] + time.perf_counter() - session_start
-        _save_checkpoint(ckpt_path, fingerprint, model, optimizer, generator, scaler, dict(state, elapsed_s=elapsed))
+        save_checkpoint(ckpt_path, fingerprint, model, optimizer, generator, scaler, dict(state, elapsed_s=elapsed))
 
     if state["last_eval"] is None:  # zero epochs: the record still reports the untrained network
         state["last_eval"] = list(evaluate(model, data, recipe.eval_batch_size, device, memory_format, amp_dtype))
@@ -142,7 +142,7 @@ def train_run(spec) -> dict:
     # Time before this process started (earlier sessions of a resumed run) plus this session,
     # including data loading and model building.
     wall = state["elapsed_s"] + time.perf_counter() - session_start + (session_start - started)
-    record = _record(spec, state, info, params, flops, device, wall, arch_hash)
+    record = build_record(spec, state, info, params, flops, device, wall, arch_hash)
     ckpt_path.unlink(missing_ok=True)
     return record
 
@@ -213,7 +213,7 @@ def evaluate(model, data, batch_size: int, device, memory_format=torch.contiguou
     correct5 = torch.zeros((), dtype=torch.int64, device=device)
     n = 0
     k = 5 if data.info.num_classes > 5 else None
-    with torch.no_grad(), _autocast(device, amp_dtype):
+    with torch.no_grad(), autocast(device, amp_dtype):
         for x, y in data.eval_batches(batch_size, device=device, memory_format=memory_format):
             out = model(x).float()
             correct1 += (out.argmax(1) == y).sum()
@@ -246,13 +246,13 @@ def spec_fingerprint(spec) -> str:
 # builds records with the same function: keep these signatures in step with it.
 
 
-def _count(model, input_shape):
+def count_architecture(model, input_shape):
     from hplandscape.models import count_flops, count_params
 
     return int(count_params(model)), int(count_flops(model, input_shape))
 
 
-def _amp(recipe, device):
+def amp_setup(recipe, device):
     """(autocast dtype or None, GradScaler or None): bf16 where the GPU supports it, else fp16."""
     if not (recipe.amp and device.type == "cuda"):
         return None, None
@@ -261,7 +261,7 @@ def _amp(recipe, device):
     return torch.float16, torch.amp.GradScaler("cuda")
 
 
-def _autocast(device, dtype):
+def autocast(device, dtype):
     if dtype is None:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=dtype)
@@ -277,7 +277,7 @@ def _train_epoch(model, optimizer, data, recipe, generator, device, memory_forma
     finite = True
     for step, (x, y) in enumerate(data.train_batches(recipe.batch_size, generator, recipe.augment,
                                                      device=device, memory_format=memory_format)):
-        with _autocast(device, amp_dtype):
+        with autocast(device, amp_dtype):
             out = model(x)
             loss = F.cross_entropy(out.float(), y)
         optimizer.zero_grad(set_to_none=True)
@@ -301,7 +301,7 @@ def _train_epoch(model, optimizer, data, recipe, generator, device, memory_forma
     return loss_sum.item() / seen, 100.0 * correct.item() / seen, finite
 
 
-def _save_checkpoint(path: Path, fingerprint, model, optimizer, generator, scaler, state) -> None:
+def save_checkpoint(path: Path, fingerprint, model, optimizer, generator, scaler, state) -> None:
     payload = {
         "format": CHECKPOINT_FORMAT,
         "fingerprint": fingerprint,
@@ -324,7 +324,7 @@ def _save_checkpoint(path: Path, fingerprint, model, optimizer, generator, scale
         raise
 
 
-def _load_checkpoint(path: Path, fingerprint, model, optimizer, generator, scaler, device) -> dict:
+def load_checkpoint(path: Path, fingerprint, model, optimizer, generator, scaler, device) -> dict:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
@@ -351,7 +351,7 @@ def _finite_or_none(x):
     return x if x is None or math.isfinite(x) else None
 
 
-def _record(spec, state, info, params, flops, device, wall, arch_hash) -> dict:
+def build_record(spec, state, info, params, flops, device, wall, arch_hash) -> dict:
     top1, top5 = state["last_eval"]
     history = [{k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in h.items()}
                for h in state["history"]]
