@@ -123,11 +123,11 @@ def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path):
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):
     spec = make_spec(tmp_path / "r", epochs=1)
-    from hplandscape.train import _save_checkpoint  # a checkpoint as a killed run leaves it
+    from hplandscape.train import save_checkpoint  # a checkpoint as a killed run leaves it
 
     model = torch.nn.Linear(2, 2)
     (tmp_path / "r").mkdir()
-    _save_checkpoint(tmp_path / "r" / CHECKPOINT, "other-run", model, torch.optim.SGD(model.parameters(), lr=0.1), torch.Generator(), None,
+    save_checkpoint(tmp_path / "r" / CHECKPOINT, "other-run", model, torch.optim.SGD(model.parameters(), lr=0.1), torch.Generator(), None,
                      {"next_epoch": 1, "history": [], "elapsed_s": 0.0, "diverged_epoch": None, "last_eval": None})
     with pytest.raises(UserError, match=f"{tmp_path / 'r' / CHECKPOINT}: this checkpoint belongs to a different run"):
         train_run(spec)

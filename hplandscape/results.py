@@ -1,0 +1,91 @@
+"""The results table: one row per recorded run of a study.
+
+The analysis reads ``condition, method, ratio, lr, wd, seed, top1, top5, diverged``; the other
+columns (log10 values, size, epochs, time, run id) make the table self-explanatory. Corrupt or
+missing records are not rows: ``hplandscape status`` lists them.
+
+Examples
+--------
+>>> table = collect("studies/quickstart")            # doctest: +SKIP
+>>> table.groupby("condition").top1.max()            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pandas as pd
+
+from hplandscape.errors import UserError
+from hplandscape.store import StudyStore, atomic_write_text
+
+COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
+           "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "run_id")
+FORMATS = ("csv", "parquet")
+
+
+def collect(study_dir, out=None, format: str = "csv") -> pd.DataFrame:
+    """Gather every valid run record of a study into one table and write it.
+
+    Parameters
+    ----------
+    study_dir : str or Path
+        A study directory made by ``hplandscape sweep``.
+    out : str or Path, optional
+        Output file; default ``STUDY/results.csv`` (``STUDY/results.parquet`` for Parquet).
+    format : {"csv", "parquet"}
+        Parquet needs ``pyarrow`` (``pip install hplandscape[parquet]``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per finished run (done or diverged), sorted by condition, lr, wd and seed; columns
+        :data:`COLUMNS` plus ``arch_hash``.
+
+    Raises
+    ------
+    UserError
+        ``study_dir`` is not a study, ``format`` is unknown, or Parquet without pyarrow.
+    """
+    if format not in FORMATS:
+        raise UserError(f"unknown results format {format!r}; available: {', '.join(FORMATS)}")
+    if format == "parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise UserError("Parquet output needs pyarrow, which is not installed: "
+                            "`pip install pyarrow` (or hplandscape[parquet]), or use --format csv") from None
+    store = StudyStore.open(study_dir)
+    table = records_table(store.iter_records())
+    if out is None:
+        out = store.root / ("results.parquet" if format == "parquet" else "results.csv")
+    out = Path(out)
+    if format == "csv":
+        buf = io.StringIO()
+        table.to_csv(buf, index=False)
+        atomic_write_text(out, buf.getvalue())
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp")
+        table.to_parquet(tmp, index=False)
+        tmp.replace(out)
+    return table
+
+
+def records_table(records) -> pd.DataFrame:
+    """Rows of :data:`COLUMNS` (plus ``arch_hash``) from run records."""
+    rows = []
+    for r in records:
+        row = {c: r.get(c) for c in COLUMNS}
+        row["method"] = row["method"] or "none"
+        row["arch_hash"] = r.get("arch_hash")
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=list(COLUMNS) + ["arch_hash"])
+    if len(table):
+        table = table.sort_values(["condition", "log10_lr", "log10_wd", "seed"], kind="stable")
+        table = table.reset_index(drop=True)
+    table["diverged"] = table["diverged"].astype(bool)
+    for c in ("top1", "top5", "ratio", "lr", "wd", "log10_lr", "log10_wd", "wall_time_s"):
+        table[c] = pd.to_numeric(table[c], errors="coerce").astype(float)
+    return table

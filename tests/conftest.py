@@ -1,0 +1,110 @@
+"""Shared test fixtures: a tiny study config and stand-ins for training and pruning.
+
+The stand-ins behave like :func:`hplandscape.train.train_run` and :func:`hplandscape.pruning.prune`
+as far as the study machinery can tell (per-epoch checkpoint, resume, ``model.pt``, records), in
+milliseconds. Jobs started by submitit unpickle them by reference, so this folder is put on
+``PYTHONPATH`` for child processes (fixture ``fake_env``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def tiny_study_dict(**overrides) -> dict:
+    """A 2×2-grid study with a basemodel and one pruned condition (8 runs)."""
+    d = {
+        "name": "tiny",
+        "model": "resnet20",
+        "data": {"name": "digits", "train_subset": 256, "test_subset": 128},
+        "conditions": [{"method": "none"}, {"method": "uniform", "ratio": 0.5}],
+        "grid": {"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -1.0], "log10_wd": [-4.5, -4.0]},
+        "seeds": [0],
+        "train": {"preset": "digits", "epochs": 3, "batch_size": 64},
+        "launcher": {"executor": "local", "runs_per_job": 2, "cpus_per_task": 1, "mem_gb": 1.0,
+                     "timeout_min": 10},
+    }
+    for k, v in overrides.items():
+        d[k] = v
+    return d
+
+
+def tiny_config(**overrides):
+    from hplandscape.config import study_from_dict
+
+    return study_from_dict(tiny_study_dict(**overrides), "<tiny>")
+
+
+def fake_train_run(spec) -> dict:
+    """Stand-in for ``train_run``: epochs of ``HPL_FAKE_EPOCH_S`` seconds, checkpoint and resume.
+
+    Every start is appended to ``starts.log`` and every completed training to ``trained.log`` in
+    the run directory, so tests can count how often a run was trained. A run whose id contains
+    ``HPL_FAKE_FAIL`` raises; one containing ``HPL_FAKE_DIVERGE`` diverges.
+    """
+    run_dir = Path(spec.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = run_dir / "checkpoint.pt"
+    state = {"next_epoch": 0, "history": []}
+    if ckpt.exists():
+        state = json.loads(ckpt.read_text())
+    with open(run_dir / "starts.log", "a") as f:
+        f.write(f"{os.getpid()} {state['next_epoch']}\n")
+    fail = os.environ.get("HPL_FAKE_FAIL")
+    if fail and fail in spec.run_id:
+        raise RuntimeError(f"fake failure of {spec.run_id}")
+    if spec.condition.pruned and not spec.arch:
+        raise RuntimeError("pruned run without its architecture")
+    delay = float(os.environ.get("HPL_FAKE_EPOCH_S", "0"))
+    while state["next_epoch"] < spec.recipe.epochs:
+        time.sleep(delay)
+        e = state["next_epoch"]
+        state["history"].append({"epoch": e, "lr": spec.lr, "val_acc": 50.0 + e})
+        state["next_epoch"] = e + 1
+        tmp = ckpt.with_name(".checkpoint.tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, ckpt)
+    diverge = os.environ.get("HPL_FAKE_DIVERGE")
+    diverged = bool(diverge) and diverge in spec.run_id
+    if spec.keep_weights:
+        (run_dir / "model.pt").write_text("weights")
+    with open(run_dir / "trained.log", "a") as f:
+        f.write(f"{os.getpid()}\n")
+    # A sharp peak at the prior (lr 0.1, wd 1e-4): the 1.0-ROI is that point alone.
+    top1 = 10.0 if diverged else 90.0 - 8 * ((spec.point.log10_lr + 1) ** 2 + (spec.point.log10_wd + 4) ** 2)
+    return {
+        "run_id": spec.run_id, "study": spec.study, "condition": spec.condition.name,
+        "method": spec.condition.method, "ratio": spec.condition.ratio, "model": spec.model,
+        "lr": spec.lr, "wd": spec.wd, "log10_lr": spec.point.log10_lr,
+        "log10_wd": spec.point.log10_wd, "seed": spec.seed, "top1": top1, "top5": None,
+        "history": state["history"], "epochs_completed": state["next_epoch"], "wall_time_s": 0.01,
+        "params": 1000, "flops": 2000, "arch_hash": (spec.arch or {}).get("content_hash"),
+        "diverged": diverged, "diverged_epoch": 0 if diverged else None,
+    }
+
+
+def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_shape, source=None, seed=0):
+    """Stand-in for ``pruning.prune`` returning an ArchSpec-like dict."""
+    if source is not None and not Path(source).exists():
+        raise FileNotFoundError(source)
+    return {"model": model_name, "method": method, "target_ratio": ratio, "widths": {},
+            "source": "checkpoint:fake" if source else "random-init",
+            "content_hash": f"fake-{method}-{ratio}"}
+
+
+@pytest.fixture
+def fake_env(monkeypatch):
+    """Child processes (submitit local jobs) can import this module's stand-ins."""
+    path = os.environ.get("PYTHONPATH", "")
+    monkeypatch.setenv("PYTHONPATH", f"{TESTS_DIR}{os.pathsep}{path}" if path else str(TESTS_DIR))
+    monkeypatch.delenv("HPL_FAKE_FAIL", raising=False)
+    monkeypatch.delenv("HPL_FAKE_EPOCH_S", raising=False)
+    monkeypatch.delenv("HPL_FAKE_DIVERGE", raising=False)
+    return monkeypatch

@@ -1,0 +1,130 @@
+"""Sweeps through submitit's SLURM executor on a real (one-node, local) cluster.
+
+Start one with ``slurm/local-cluster.sh install && slurm/local-cluster.sh start``. These tests skip
+when SLURM is absent or down, unless ``HPLANDSCAPE_REQUIRE_SLURM=1`` (CI), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from conftest import tiny_study_dict
+from hplandscape.config import study_from_dict
+from hplandscape.launch import squeue_states
+from hplandscape.store import RunState, StudyStore
+from hplandscape.sweep import run_sweep
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+VOLATILE = ("wall_time_s", "provenance")
+
+
+def _cluster_problem() -> str | None:
+    if shutil.which("sinfo") is None or shutil.which("sbatch") is None:
+        return "SLURM is not installed (no sinfo/sbatch)"
+    try:
+        out = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError) as e:
+        return f"sinfo failed: {e}"
+    if out.returncode != 0 or not any(s.strip().rstrip("*") in ("idle", "mix", "alloc", "comp")
+                                      for s in out.stdout.split()):
+        return f"the SLURM cluster is down or has no usable node: {out.stdout.strip() or out.stderr.strip()}"
+    return None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def slurm_cluster():
+    problem = _cluster_problem()
+    if problem:
+        if os.environ.get("HPLANDSCAPE_REQUIRE_SLURM") == "1":
+            pytest.fail(f"HPLANDSCAPE_REQUIRE_SLURM=1 but {problem}; start one with "
+                        "slurm/local-cluster.sh install && slurm/local-cluster.sh start")
+        pytest.skip(problem)
+
+
+def _config(**kw):
+    launcher = {"executor": "slurm", "runs_per_job": 1, "cpus_per_task": 1, "mem_gb": 1.0,
+                "timeout_min": 10, "array_parallelism": 2}
+    return study_from_dict(tiny_study_dict(launcher=launcher, **kw), "<slurm-test>")
+
+
+def _strip(record):
+    return {k: v for k, v in record.items() if k not in VOLATILE}
+
+
+def test_tiny_study_completes_on_slurm_and_a_second_sweep_submits_nothing(tmp_path):
+    config = _config(grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -1.0], "log10_wd": [-4.0]},
+                     train={"preset": "digits", "epochs": 1, "batch_size": 64})
+    started = time.time()
+    summary = run_sweep(config, tmp_path, executor="slurm", wait=True, progress=False)
+    took = time.time() - started
+    assert summary.finished, summary.describe() + "\n" + _logs(tmp_path)
+    assert (summary.planned, summary.submitted, summary.done) == (4, 4, 4)
+    # Phases as jobs: basemodel source, pruning (afterok), base array, pruned array (afterok).
+    assert len(summary.job_ids) == 4
+    store = StudyStore(tmp_path)
+    assert json.loads(store.spec_path("uniform-0.5").read_text())["source"].startswith("checkpoint:")
+    again = run_sweep(config, tmp_path, executor="slurm", wait=True, progress=False)
+    assert (again.submitted, again.job_ids, again.skipped) == (0, (), 4)
+    print(f"SLURM tiny study: 4 runs in {took:.0f} s over {len(summary.job_ids)} jobs; second sweep: 0 submitted")
+
+
+def _wait_for(predicate, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_preempted_job_resumes_from_its_checkpoint_with_the_same_record(tmp_path):
+    grid = {"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.0], "log10_wd": [-4.0]}
+    train = {"preset": "digits", "epochs": 6, "batch_size": 64}
+    config = _config(conditions=[{"method": "none"}], grid=grid, train=train)
+    study = tmp_path / "preempted"
+    summary = run_sweep(config, study, executor="slurm", progress=False)
+    (job_id,) = summary.job_ids
+    store = StudyStore(study)
+    run_id = "base/lr-1.0000_wd-4.0000/seed0"
+    ckpt = store.checkpoint_path(run_id)
+    _wait_for(lambda: ckpt.exists(), 240, "the first epoch checkpoint" + _logs(study))
+    assert not store.record_path(run_id).exists(), "preemption must land mid-run"
+    # What SLURM does on preemption/timeout: signal the job; submitit checkpoints and requeues.
+    subprocess.run(["scancel", "--signal=USR2", job_id], check=True)
+    _wait_for(lambda: (squeue_states([job_id]) or {}).get(job_id) == "PENDING", 60, "the requeued job pending")
+    # Skip SLURM's ~140 s requeue delay, but not within the requeue's own second: a job restarted
+    # that fast is killed with "Job credential revoked".
+    time.sleep(3)
+    subprocess.run(["scontrol", "update", f"JobId={job_id}", "StartTime=now"], check=True)
+    def finished_or_dead():
+        if store.run_state(run_id).finished:
+            return True
+        states = squeue_states([job_id])
+        return states is not None and states.get(job_id, "GONE") in ("FAILED", "CANCELLED", "GONE")
+
+    _wait_for(finished_or_dead, 300, "the resumed run's record" + _logs(study))
+    assert store.run_state(run_id).finished, f"the requeued job ended without a record{_logs(study)}"
+    log = _logs(study)
+    assert "Requeued job" in log and f"{run_id}: resuming from {ckpt}" in log, log
+    resumed = store.read_record(run_id)[1]
+    # The same run without interruption (in this process).
+    reference = run_sweep(config, tmp_path / "uninterrupted", executor="debug", progress=False)
+    assert reference.finished
+    uninterrupted = StudyStore(tmp_path / "uninterrupted").read_record(run_id)[1]
+    assert _strip(resumed) == _strip(uninterrupted)
+    assert store.run_state(run_id) is RunState.DONE and not store.claim_path(run_id).exists()
+    print(f"SLURM preemption: 1 run, 1 USR2 preemption, resumed; record equals the uninterrupted one")
+
+
+def _logs(study) -> str:
+    out = []
+    for p in sorted((study / "logs").glob("*_log.*")) if (study / "logs").exists() else []:
+        out.append(f"--- {p.name}\n{p.read_text()[-3000:]}")
+    return "\n" + "\n".join(out)

@@ -1,0 +1,217 @@
+"""RunJob (claim → train → record → cleanup, failures isolated, resume) and executor settings."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+
+import pytest
+import submitit
+
+from conftest import fake_train_run, tiny_config
+from hplandscape.errors import RunFailure, UserError
+from hplandscape.launch import (
+    RunJob, default_max_parallel, make_executor, max_array_size, submit_bounded, submit_slurm_arrays)
+from hplandscape.store import RunState, StudyStore
+from hplandscape.sweep import plan_runs
+
+
+@pytest.fixture
+def setup(tmp_path, fake_env):
+    config = tiny_config()
+    store = StudyStore(tmp_path / "study")
+    store.init_study(config)
+    specs = {s.run_id: s for s in plan_runs(config, store)}
+    return config, store, specs
+
+
+def _base(specs):
+    return [s for s in specs.values() if not s.condition.pruned]
+
+
+def test_runjob_records_runs_and_isolates_a_failure(setup, fake_env):
+    config, store, specs = setup
+    a, b, c = _base(specs)[1:4]
+    fake_env.setenv("HPL_FAKE_FAIL", b.run_id)
+    out = RunJob([a, b, c], str(store.root), train_fn=fake_train_run)()
+    assert [r["state"] for r in out] == ["done", "failed", "done"]
+    assert store.run_state(a.run_id) is RunState.DONE and store.run_state(c.run_id) is RunState.DONE
+    assert store.run_state(b.run_id) is RunState.FAILED
+    err = json.loads(store.error_path(b.run_id).read_text())
+    assert "fake failure" in err["error"] and "RuntimeError" in open(err["traceback"]).read()
+    for s in (a, c):
+        assert not store.checkpoint_path(s.run_id).exists(), "checkpoint must go once the record is written"
+        assert not store.claim_path(s.run_id).exists(), "claim must be released"
+    assert store.read_record(a.run_id)[1]["history"][-1]["epoch"] == 2
+
+
+def test_runjob_raise_on_failure_names_the_traceback(setup, fake_env):
+    config, store, specs = setup
+    s = _base(specs)[1]
+    fake_env.setenv("HPL_FAKE_FAIL", s.run_id)
+    with pytest.raises(RunFailure, match="error.log"):
+        RunJob([s], str(store.root), train_fn=fake_train_run, raise_on_failure=True)()
+
+
+def test_source_run_keeps_weights_and_checkpoint(setup):
+    config, store, specs = setup
+    source = next(iter(specs.values()))
+    assert source.keep_weights and source.point.log10_lr == -1.0
+    RunJob([source], str(store.root), train_fn=fake_train_run)()
+    assert store.model_path(source.run_id).exists()
+
+
+def test_run_claimed_by_a_live_job_is_skipped(setup):
+    config, store, specs = setup
+    s = _base(specs)[1]
+    assert store.claim(s.run_id, "someone-else")
+    out = RunJob([s], str(store.root), train_fn=fake_train_run)()
+    assert out == [{"run_id": s.run_id, "state": "skipped"}]
+    assert not (store.run_dir(s.run_id) / "trained.log").exists()
+
+
+def test_pruned_run_reads_its_architecture_from_the_store(setup):
+    config, store, specs = setup
+    pruned = [s for s in specs.values() if s.condition.pruned][0]
+    assert pruned.arch is None
+    out = RunJob([pruned], str(store.root), train_fn=fake_train_run)()
+    assert out[0]["state"] == "failed"
+    assert "missing" in json.loads(store.error_path(pruned.run_id).read_text())["error"]
+    store.spec_path(pruned.condition.name).write_text(json.dumps({"content_hash": "h1"}))
+    assert RunJob([pruned], str(store.root), train_fn=fake_train_run)()[0]["state"] == "done"
+    assert store.read_record(pruned.run_id)[1]["arch_hash"] == "h1"
+
+
+def test_checkpoint_resubmits_and_the_run_resumes(setup):
+    config, store, specs = setup
+    s = _base(specs)[1]
+    job = RunJob([s], str(store.root), train_fn=fake_train_run)
+    delayed = job.checkpoint()
+    assert isinstance(delayed, submitit.helpers.DelayedSubmission) and delayed.function is job
+    # An interrupted earlier attempt left a claim of this job and an epoch checkpoint.
+    run_dir = store.run_dir(s.run_id)
+    run_dir.mkdir(parents=True)
+    (run_dir / "checkpoint.pt").write_text(json.dumps({"next_epoch": 2, "history": [{"epoch": 0}, {"epoch": 1}]}))
+    delayed.result()
+    starts = (run_dir / "starts.log").read_text().split()
+    assert starts[1] == "2", "the resumed run must start from the checkpointed epoch"
+    assert store.read_record(s.run_id)[1]["epochs_completed"] == 3
+
+
+def test_local_executor_does_not_time_out_real_runs(tmp_path):
+    ex = make_executor("local", tmp_path, tiny_config().launcher)
+    assert ex.parameters["timeout_min"] >= 24 * 60
+
+
+def test_unknown_executor_and_missing_slurm_are_user_errors(tmp_path, monkeypatch):
+    with pytest.raises(UserError, match="available: local, slurm, debug"):
+        make_executor("kubernetes", tmp_path, tiny_config().launcher)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(UserError, match="sbatch"):
+        make_executor("slurm", tmp_path, tiny_config().launcher)
+
+
+@pytest.mark.skipif(shutil.which("srun") is None, reason="needs SLURM's client commands (srun)")
+def test_slurm_parameters_come_from_the_study_config(tmp_path):
+    launcher = {"executor": "slurm", "partition": "gpu", "gpus_per_task": 1, "cpus_per_task": 4,
+                "mem_gb": 1.5, "timeout_min": 30, "array_parallelism": 3,
+                "slurm_additional_parameters": {"account": "lab"}}
+    ex = make_executor("slurm", tmp_path, tiny_config(launcher=launcher).launcher,
+                       dependency="afterok:42")
+    text = ex._make_submission_file_text("cmd", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-task=1", "#SBATCH --cpus-per-task=4",
+                 "#SBATCH --mem=1536MB", "#SBATCH --time=30", "#SBATCH --dependency=afterok:42",
+                 "#SBATCH --account=lab", "#SBATCH --kill-on-invalid-dep=yes"):
+        assert line in text
+
+
+def test_max_array_size_is_read_from_scontrol(tmp_path, monkeypatch):
+    fake = tmp_path / "scontrol"
+    fake.write_text("#!/bin/sh\necho 'MailProg                = /bin/mail'\necho 'MaxArraySize            = 7'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    assert max_array_size() == 7
+    fake.write_text("#!/bin/sh\nexit 1\n")
+    assert max_array_size() == 1001
+
+
+class _FakeJob:
+    def __init__(self, log, n):
+        self.log, self.n, self.ticks = log, n, 0
+
+    def done(self):
+        self.ticks += 1
+        if self.ticks >= 3:
+            if self in self.log["running"]:
+                self.log["running"].remove(self)
+            return True
+        return False
+
+
+class _FakeExecutor:
+    def __init__(self):
+        self.log = {"running": [], "peak": 0, "arrays": []}
+
+    def submit(self, fn):
+        job = _FakeJob(self.log, fn)
+        self.log["running"].append(job)
+        self.log["peak"] = max(self.log["peak"], len(self.log["running"]))
+        return job
+
+    def submit_array(self, fns):
+        self.log["arrays"].append(len(fns))
+        return [object() for _ in fns]
+
+
+def test_submit_bounded_keeps_at_most_max_parallel_in_flight():
+    ex = _FakeExecutor()
+    done = submit_bounded(ex, list(range(7)), 2, poll_s=0)
+    assert ex.log["peak"] == 2 and sorted(fn for fn, _ in done) == list(range(7))
+
+
+def test_arrays_are_split_below_max_array_size():
+    ex = _FakeExecutor()
+    jobs = submit_slurm_arrays(ex, list(range(23)), 10)
+    assert ex.log["arrays"] == [10, 10, 3] and len(jobs) == 23
+
+
+def test_default_parallelism_is_cores_over_threads():
+    cfg = tiny_config()
+    assert default_max_parallel(cfg.launcher) == max(1, len(os.sched_getaffinity(0)) // 1)
+
+
+def test_fused_engine_trains_the_block_together(setup, monkeypatch):
+    import dataclasses
+
+    import hplandscape.fused as fused
+
+    config, store, specs = setup
+    block = [dataclasses.replace(s, engine="fused") for s in _base(specs)[1:3]]
+    calls = []
+
+    def fake_fused(ss):
+        calls.append([s.run_id for s in ss])
+        return [dict(fake_train_run(s), engine="fused") for s in ss]
+
+    monkeypatch.setattr(fused, "train_fused", fake_fused)
+    job = RunJob(block, str(store.root))
+    out = job()
+    assert calls == [[s.run_id for s in block]] and [r["state"] for r in out] == ["done", "done"]
+    assert store.read_record(block[0].run_id)[1]["engine"] == "fused"
+
+
+def test_squeue_states_without_sacct(tmp_path, monkeypatch):
+    from hplandscape.launch import slurm_jobs_active, squeue_states
+
+    fake = tmp_path / "squeue"
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    fake.write_text("#!/bin/sh\necho '12_0 RUNNING'\necho '12_1 PENDING'\necho '13 COMPLETED'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    assert squeue_states(["12_0", "13"]) == {"12_0": "RUNNING", "12_1": "PENDING", "13": "COMPLETED"}
+    assert slurm_jobs_active(["12"]) is True
+    fake.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Invalid job id specified' >&2\nexit 1\n")
+    assert squeue_states(["99"]) == {} and slurm_jobs_active(["99"]) is False
+    fake.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Socket timed out' >&2\nexit 1\n")
+    assert squeue_states(["12"]) is None and slurm_jobs_active(["12"]) is None, "unknown, not finished"
