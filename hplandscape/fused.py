@@ -783,5 +783,4 @@ def _finish(run, info, params, flops, device, setup_share, data, recipe, memory_
     record["engine"] = "fused"
     if run.data_seed != s.seed:
         record["data"]["order"] = "per_model"
-    (Path(s.run_dir) / CHECKPOINT).unlink(missing_ok=True)
-    return record
+    return record  # the checkpoint stays until the caller has stored the record (as in train_run)

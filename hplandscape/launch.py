@@ -168,12 +168,9 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def _finish(self, store: StudyStore, spec, record: dict) -> str:
         store.write_record(spec.run_id, record)
-        # The record is safely on disk now; the checkpoint only mattered for resuming.
-        if not spec.keep_weights:
-            try:
-                store.checkpoint_path(spec.run_id).unlink()
-            except FileNotFoundError:
-                pass
+        # The record is safely on disk now; the checkpoint only mattered for resuming (the final
+        # weights of the pruning source live in model.pt, not here).
+        store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
         return RunState.DIVERGED.value if record.get("diverged") else RunState.DONE.value
 
     def _fail(self, store: StudyStore, spec, job_id: str, error: Exception) -> str:

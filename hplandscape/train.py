@@ -64,7 +64,7 @@ def train_run(spec) -> dict:
     Notes
     -----
     - Checkpoints go to ``run_dir/checkpoint.pt`` after every epoch (temp file + ``os.replace``)
-      and are removed once the record is built; the final weights go to ``run_dir/model.pt``
+      and stay until the caller has stored the record; the final weights go to ``run_dir/model.pt``
       when ``spec.keep_weights``. The record itself is written by the caller (the store).
     - Divergence: the epoch whose training loss turns NaN/inf is cut short, recorded with
       ``train_loss: null`` and ``diverged_epoch`` set; the model is evaluated once as it is, so
@@ -142,9 +142,9 @@ def train_run(spec) -> dict:
     # Time before this process started (earlier sessions of a resumed run) plus this session,
     # including data loading and model building.
     wall = state["elapsed_s"] + time.perf_counter() - session_start + (session_start - started)
-    record = build_record(spec, state, info, params, flops, device, wall, arch_hash)
-    ckpt_path.unlink(missing_ok=True)
-    return record
+    # The checkpoint stays: the caller deletes it once the record is safely stored, so a crash in
+    # between costs nothing (calling again rebuilds the same record from the final checkpoint).
+    return build_record(spec, state, info, params, flops, device, wall, arch_hash)
 
 
 def resolve_device(requested: str) -> torch.device:

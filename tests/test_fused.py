@@ -297,7 +297,7 @@ def test_train_fused_records_match_sequential_runs_including_a_diverged_one(tmp_
     for f, s in zip(recs, seq):
         _assert_same_run(f, s)
     assert RECORD_KEYS <= set(recs[0])
-    assert not any((tmp_path / "fused" / f"r{i}" / CHECKPOINT).exists() for i in range(4))
+    assert all((tmp_path / "fused" / f"r{i}" / CHECKPOINT).exists() for i in range(4))  # caller deletes
 
 
 def test_interrupted_fused_group_resumes_from_per_run_checkpoints(tmp_path, monkeypatch):
