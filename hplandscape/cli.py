@@ -69,7 +69,7 @@ def cmd_sweep(args) -> int:
     study_dir = Path(args.study_dir) if args.study_dir else Path("studies") / config.name
     summary = run_sweep(config, study_dir, executor=args.executor, max_parallel=args.max_parallel,
                         dry_run=args.dry_run, force=args.force, engine=args.engine,
-                        extend=args.extend, progress=not args.no_progress)
+                        extend=args.extend, progress=not args.no_progress, wait=args.wait)
     print(summary.describe())
     if args.dry_run or not summary.finished:
         return EXIT_OK
@@ -226,6 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="extend the grid where the near-optimal region touches its edge, run only new points")
     s.add_argument("--force", action="store_true",
                    help="accept a study directory made from a different config (its records are kept)")
+    s.add_argument("--wait", action="store_true",
+                   help="with --executor slurm: follow the submitted jobs to the end, then report")
     s.add_argument("--no-report", action="store_true", help="stop after the results table")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sweep)
