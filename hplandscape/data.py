@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -42,6 +41,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from hplandscape.atomic import atomic_open
 from hplandscape.errors import UserError
 
 CIFAR_FOLDER = "cifar-10-batches-py"
@@ -416,15 +416,8 @@ def write_fake_cifar10(root, n_train: int = 500, n_test: int = 100, seed: int = 
 
 
 def _pickle_atomic(path: Path, obj) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(obj, f, protocol=2)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=2)
 
 
 # --------------------------------------------------------------------------------------------

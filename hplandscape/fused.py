@@ -768,7 +768,7 @@ def _save_run_checkpoint(run, recipe) -> None:
 
 
 def _finish(run, info, params, flops, device, setup_share, data, recipe, memory_format, amp_dtype) -> dict:
-    from hplandscape.train import CHECKPOINT, WEIGHTS, build_record
+    from hplandscape.train import WEIGHTS, build_record
 
     s = run.spec
     if run.state["last_eval"] is None:  # zero epochs: report the untrained network

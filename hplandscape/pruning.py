@@ -32,9 +32,7 @@ import functools
 import hashlib
 import json
 import math
-import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +42,7 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
+from hplandscape.atomic import write_text
 from hplandscape.errors import UserError
 from hplandscape.models import (build_model, count_params, current_widths, get_entry, input_shape_of, list_models,
                                 load_weights, original_widths, prunable_groups)
@@ -364,15 +363,7 @@ def save_spec(spec: ArchSpec, path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps({**spec.to_dict(), "content_hash": spec.content_hash}, sort_keys=True, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_text(path, text)
     return path
 
 

@@ -18,7 +18,7 @@ import pandas as pd
 
 from hplandscape import analysis
 from hplandscape.analysis.info import StudyAnalysis
-from hplandscape.analysis.io import write_text_atomic
+from hplandscape.atomic import write_text as write_text_atomic
 
 _PACKAGES = ("hplandscape", "numpy", "scipy", "pandas", "plotly", "matplotlib")
 

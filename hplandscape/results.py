@@ -18,7 +18,8 @@ from pathlib import Path
 import pandas as pd
 
 from hplandscape.errors import UserError
-from hplandscape.store import StudyStore, atomic_write_text
+from hplandscape.atomic import write_text as atomic_write_text
+from hplandscape.store import StudyStore
 
 COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
            "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "run_id")

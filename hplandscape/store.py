@@ -36,7 +36,6 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -44,6 +43,8 @@ from pathlib import Path
 
 import yaml
 
+from hplandscape.atomic import write_json as atomic_write_json
+from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.errors import UserError
 
 #: Seconds without a heartbeat after which a claim is considered abandoned.
@@ -67,40 +68,6 @@ class RunState(enum.Enum):
     @property
     def finished(self) -> bool:
         return self in (RunState.DONE, RunState.DIVERGED)
-
-
-# -- atomic files -----------------------------------------------------------------------------
-
-
-def atomic_write_text(path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically: a temp file in the same folder, fsync, rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path, data) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
-
-
-def _json_default(obj):
-    # numpy scalars and paths sneak into records; write them as plain values.
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
 
 
 def _pid_alive(pid: int) -> bool:

@@ -31,7 +31,8 @@ from hplandscape.launch import (
     EXECUTORS, PrepareSpecs, RunJob, default_max_parallel, make_executor, max_array_size,
     slurm_base_id, slurm_jobs_active, submit_bounded, submit_slurm_arrays, threads_per_run)
 from hplandscape.spec import RunSpec
-from hplandscape.store import STALE_AFTER_S, RunState, StudyStore, atomic_write_json
+from hplandscape.atomic import write_json as atomic_write_json
+from hplandscape.store import STALE_AFTER_S, RunState, StudyStore
 
 #: Rounds of "launch what is missing, wait for what others run" before a local sweep gives up.
 MAX_ROUNDS = 5

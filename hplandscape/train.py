@@ -19,8 +19,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from hplandscape.data import load_data
+from hplandscape.atomic import atomic_open
 from hplandscape.errors import UserError
 from hplandscape.provenance import device_name, provenance
 from hplandscape.recipes import PARAMETRISATION
@@ -313,15 +312,8 @@ def save_checkpoint(path: Path, fingerprint, model, optimizer, generator, scaler
         "data_rng": generator.get_state(),
         "scaler": scaler.state_dict() if scaler is not None else None,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as fh:  # a kill mid-write leaves the previous checkpoint intact
+        torch.save(payload, fh)
 
 
 def load_checkpoint(path: Path, fingerprint, model, optimizer, generator, scaler, device) -> dict:

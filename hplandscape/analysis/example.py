@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hplandscape.analysis.io import write_text_atomic
+from hplandscape.atomic import write_text as write_text_atomic
 
 CHANCE_TOP1 = 10.0  # ten classes
 

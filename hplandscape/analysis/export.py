@@ -10,7 +10,7 @@ import pandas as pd
 
 from hplandscape.analysis.core import confidence_level
 from hplandscape.analysis.info import StudyAnalysis, roi_key
-from hplandscape.analysis.io import write_text_atomic
+from hplandscape.atomic import write_text as write_text_atomic
 
 
 def _num(v):

@@ -8,13 +8,13 @@ stored, so the file loads with ``weights_only=True`` and no code is ever unpickl
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 from torch import nn
 
+from hplandscape.atomic import atomic_open
 from hplandscape.errors import UserError
 
 _KEYS = ("model", "num_classes", "in_channels", "widths", "state_dict")
@@ -69,15 +69,8 @@ def save_weights(path, model_name: str, model: nn.Module, num_classes: int, in_c
     payload = {"model": model_name, "num_classes": int(num_classes), "in_channels": int(in_channels),
                "widths": None if widths is None else {str(k): int(v) for k, v in widths.items()},
                "state_dict": state}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "wb") as fh:
+        torch.save(payload, fh)
     return path
 
 

@@ -108,7 +108,7 @@ def save(fig: Figure, path) -> None:
     import io
     from pathlib import Path
 
-    from hplandscape.analysis.io import write_bytes_atomic
+    from hplandscape.atomic import write_bytes as write_bytes_atomic
 
     path = Path(path)
     buf = io.BytesIO()
