@@ -322,7 +322,8 @@ def _data(s: _Section) -> DataConfig:
     name = s.str_("name", required=True, choices=DATASETS)
     root = s.str_("root")
     if root is not None:
-        root = os.path.expanduser(root)
+        # Absolute from here on: jobs may start in another working directory (SLURM nodes).
+        root = os.path.abspath(os.path.expanduser(root))
     if name != "digits" and root is None:
         raise s.error("root", f"is required for dataset {name!r} (the directory holding the data)")
     return DataConfig(

@@ -298,6 +298,12 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     if dry_run and store.study_yaml.exists() and not force:
         _check_only(store, config)
     elif not dry_run:
+        if train_fn is None:
+            # Fail before anything is launched: a missing data directory would otherwise be
+            # discovered by every single run, each recording the same failure.
+            from hplandscape.data import dataset_info
+
+            dataset_info(config.data)
         store.init_study(config, force=force)
     ctx = _Context(config, store, kind, engine,
                    max_parallel or default_max_parallel(config.launcher, config.recipe),

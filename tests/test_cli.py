@@ -114,3 +114,11 @@ def test_module_and_console_script_agree():
     assert a == b and json.loads(a)["points"]
     bad = subprocess.run([exe, "grid", "missing.yaml"], capture_output=True, text=True)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+def test_sweep_with_missing_data_exits_2_before_launching_anything(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the preset's data.root (data/cifar10) does not exist here
+    code, _, err = run_cli(capsys, "sweep", RESNET56, "--executor", "local", "--study-dir", "s")
+    assert code == 2, err
+    assert str(tmp_path / "data" / "cifar10") in err and "Traceback" not in err
+    assert not (tmp_path / "s" / "runs").exists()
