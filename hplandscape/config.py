@@ -26,7 +26,7 @@ import yaml
 
 from hplandscape.errors import ConfigError
 from hplandscape.grid import axis_values, extend_axis
-from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, PRESETS, Recipe
+from hplandscape.recipes import AUGMENTATIONS, DATA_ORDERS, MILESTONE_UNITS, PRESETS, Recipe
 
 METHODS = ("none", "uniform", "global")
 DATASETS = ("digits", "cifar10", "imagenet")
@@ -65,7 +65,7 @@ class Condition:
 
 @dataclass(frozen=True)
 class GridConfig:
-    """lr × wd grid in log10 space (SPEC §3).
+    """lr × wd grid in log10 space (method §3).
 
     Either centred on the prior (``n_lr`` × ``n_wd`` points spaced ``step`` decades) or explicit
     log10 value lists; ``extra_log10_*`` hold the rows/columns added by grid extension.
@@ -430,6 +430,7 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
         channels_last=s.bool_("channels_last", base.channels_last),
         amp=s.bool_("amp", base.amp),
         threads=s.int_("threads", base.threads),
+        data_order=s.str_("data_order", base.data_order, choices=DATA_ORDERS),
     )
 
 

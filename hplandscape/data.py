@@ -1,6 +1,6 @@
 """Datasets and the fast in-memory batch pipeline.
 
-Three datasets (SPEC §6):
+Three datasets (method §6):
 
 - ``digits``: scikit-learn's bundled 8×8 handwritten digits (1,797 images, 1 channel), split once
   into a fixed stratified train/test split.
@@ -140,7 +140,7 @@ class InMemoryData:
     test_y: torch.Tensor
 
     def __post_init__(self):
-        # Statistics of the training split (SPEC §6), in [0, 1] units, computed once in float64
+        # Statistics of the training split (method §6), in [0, 1] units, computed once in float64
         # so that they do not depend on the device or the thread count.
         x = self.train_x.double() / 255.0
         self.mean = x.mean(dim=(0, 2, 3)).float()
@@ -440,7 +440,7 @@ def _imagenet_dirs(cfg) -> tuple[Path, Path]:
 
 
 class FolderData:
-    """ImageNet from ``root/train`` and ``root/val`` ImageFolders (SPEC §6 transforms)."""
+    """ImageNet from ``root/train`` and ``root/val`` ImageFolders (method §6 transforms)."""
 
     def __init__(self, cfg):
         from torchvision import datasets, transforms as T
@@ -449,7 +449,7 @@ class FolderData:
         crop = cfg.image_size or 224
         resize = int(round(crop * 256 / 224))
         norm = T.Normalize(IMAGENET_MEAN, IMAGENET_STD)
-        # SPEC §6: random crop of the image resized to 256, random flip; eval: centre crop.
+        # method §6: random crop of the image resized to 256, random flip; eval: centre crop.
         self._train_tf = T.Compose([T.Resize(resize), T.RandomCrop(crop), T.RandomHorizontalFlip(),
                                     T.ToTensor(), norm])
         self._plain_train_tf = T.Compose([T.Resize(resize), T.CenterCrop(crop), T.ToTensor(), norm])

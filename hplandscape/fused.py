@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
 import logging
 import time
 import types
@@ -49,11 +48,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from hplandscape.errors import UserError
+from hplandscape.recipes import DATA_ORDERS
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "sequential", "fused")
-DATA_ORDERS = ("shared", "per_model")
 
 # Module types that hold no parameters and act on each channel (or each position) separately, so
 # they run unchanged on the fused (N, B·C, H, W) layout.
@@ -356,7 +355,7 @@ def unfuse_state(fused: FusedModule) -> list[dict]:
 
 
 class FusedSGD:
-    """SGD with momentum and coupled L2 weight decay, per-model lr and wd (SPEC Eq. 2.1).
+    """SGD with momentum and coupled L2 weight decay, per-model lr and wd (method Eq. 2.1).
 
     For model b: ``V ← μV + ∇L + λ_b W; W ← W − γ_b V`` (Nesterov: ``W ← W − γ_b (∇L + λ_b W + μV)``),
     which is ``torch.optim.SGD(lr=γ_b, momentum=μ, weight_decay=λ_b)`` step for step.
@@ -481,7 +480,7 @@ def _upcast(t: torch.Tensor) -> torch.Tensor:
 # The engine: RunSpecs in, one record per run out
 
 
-def train_fused(specs, *, data_order: str = "shared") -> list[dict]:
+def train_fused(specs, *, data_order: str | None = None) -> list[dict]:
     """Train runs of one study together, B at a time in one fused network.
 
     Runs that can share a network (same architecture, data, recipe and device; they differ in lr,
@@ -491,12 +490,11 @@ def train_fused(specs, *, data_order: str = "shared") -> list[dict]:
     Parameters
     ----------
     specs : sequence of RunSpec
-    data_order : {"shared", "per_model"}
-        ``shared`` (common random numbers): every run sees the batches its seed gives in the
-        sequential engine, so runs with one seed see the same batches and a fused record equals the
-        sequential record up to float rounding. ``per_model``: each run draws its own order and
-        augmentation from a stream seeded by its seed *and* grid point (independent data noise
-        between neighbouring points); the record's ``data.order`` says so.
+    data_order : {"shared", "per_point"}, optional
+        Overrides each spec's ``recipe.data_order``. ``shared`` (common random numbers): every run
+        sees the batches its seed gives, so runs with one seed see the same batches. ``per_point``:
+        each run draws its own order and augmentation from a stream seeded by its seed *and* grid
+        point. Either way a fused record equals the sequential engine's up to float rounding.
 
     Returns
     -------
@@ -519,15 +517,18 @@ def train_fused(specs, *, data_order: str = "shared") -> list[dict]:
     UserError
         Bad ``data_order``, or whatever :func:`~hplandscape.train.train_run` would refuse.
     """
-    if data_order not in DATA_ORDERS:
-        raise UserError(f"data_order must be one of {', '.join(DATA_ORDERS)}; got {data_order!r}")
+    if data_order is not None:
+        if data_order not in DATA_ORDERS:
+            raise UserError(f"data_order must be one of {', '.join(DATA_ORDERS)}; got {data_order!r}")
+        specs = [dataclasses.replace(s, recipe=dataclasses.replace(s.recipe, data_order=data_order))
+                 for s in specs]
     specs = list(specs)
     groups: dict[str, list] = {}
     for s in specs:
         groups.setdefault(_group_key(s), []).append(s)
     records = {}
     for group in groups.values():
-        for rec in _train_group(group, data_order):
+        for rec in _train_group(group):
             records[rec["run_id"]] = rec
     return [records[s.run_id] for s in specs]
 
@@ -535,21 +536,6 @@ def train_fused(specs, *, data_order: str = "shared") -> list[dict]:
 def _group_key(spec) -> str:
     doc = [spec.study, spec.model, spec.arch, dataclasses.asdict(spec.data), dataclasses.asdict(spec.recipe), spec.device]
     return repr(doc)
-
-
-def _fingerprint(spec, data_order: str) -> str:
-    from hplandscape.train import spec_fingerprint
-
-    fp = spec_fingerprint(spec)
-    # A per-model order is not what the sequential engine computes; its checkpoints must not mix.
-    return fp if data_order == "shared" else hashlib.sha256(f"{fp}:per_model".encode()).hexdigest()
-
-
-def _data_seed(spec, data_order: str) -> int:
-    if data_order == "shared":
-        return spec.seed
-    digest = hashlib.sha256(f"{spec.seed}:{spec.point.key}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 class _Run:
@@ -567,9 +553,10 @@ class _Run:
         return self.state["diverged_epoch"] is not None or self.state["next_epoch"] >= self.spec.recipe.epochs
 
 
-def _train_group(specs, data_order):
+def _train_group(specs):
     from hplandscape.data import load_data
-    from hplandscape.train import CHECKPOINT, amp_setup, count_architecture, load_checkpoint, build_network, make_optimizer, resolve_device
+    from hplandscape.train import (CHECKPOINT, amp_setup, build_network, count_architecture, data_seed,
+                                   load_checkpoint, make_optimizer, resolve_device, spec_fingerprint)
 
     started = time.perf_counter()
     recipe = specs[0].recipe
@@ -583,7 +570,7 @@ def _train_group(specs, data_order):
         Path(s.run_dir).mkdir(parents=True, exist_ok=True)
         torch.manual_seed(s.seed)  # the seed fixes the He init, as in the sequential engine
         model, arch_hash = build_network(s, info)
-        run = _Run(s, model, arch_hash, _data_seed(s, data_order), _fingerprint(s, data_order))
+        run = _Run(s, model, arch_hash, data_seed(s), spec_fingerprint(s))
         ckpt = Path(s.run_dir) / CHECKPOINT
         if ckpt.exists():
             opt = make_optimizer(model, s.lr, s.wd, recipe)
@@ -781,6 +768,4 @@ def _finish(run, info, params, flops, device, setup_share, data, recipe, memory_
                      widths=widths)
     record = build_record(s, run.state, info, params, flops, device, run.state["elapsed_s"] + setup_share, run.arch_hash)
     record["engine"] = "fused"
-    if run.data_seed != s.seed:
-        record["data"]["order"] = "per_model"
     return record  # the checkpoint stays until the caller has stored the record (as in train_run)

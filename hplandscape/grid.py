@@ -1,4 +1,4 @@
-"""Log-scaled learning-rate × weight-decay grids (SPEC §3).
+"""Log-scaled learning-rate × weight-decay grids (method §3).
 
 All arithmetic happens in log10 space. A grid point's identity is its pair of log10 values rounded
 to ``GRID_DECIMALS`` decimals, so the same (lr, wd) maps to the same point whether it came from the

@@ -1,7 +1,7 @@
-"""Training recipes of SPEC §6 as named presets (pure data: no torch here).
+"""Training recipes of method §6 as named presets (pure data: no torch here).
 
 A recipe fixes everything about training except the two hyperparameters a study varies, the
-learning rate γ and the weight decay λ. Weight decay is SGD's *coupled* L2 term (SPEC Eq. 2.1):
+learning rate γ and the weight decay λ. Weight decay is SGD's *coupled* L2 term (method Eq. 2.1):
 V ← μV + ∇L + λW; W ← W − γV, which is exactly ``torch.optim.SGD(lr=γ, momentum=μ,
 weight_decay=λ)``. Both are plain per-step coefficients, independent of the batch size.
 """
@@ -19,6 +19,7 @@ PARAMETRISATION = (
 
 AUGMENTATIONS = ("cifar", "imagenet", "digits", "none")
 MILESTONE_UNITS = ("fraction", "epoch")
+DATA_ORDERS = ("shared", "per_point")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,11 @@ class Recipe:
         CUDA speed options (memory format, mixed precision); ignored on the CPU.
     threads : int or None
         torch CPU threads for one run (None: torch's default).
+    data_order : {"shared", "per_point"}
+        ``shared`` (default, common random numbers): the data order and augmentation come from the
+        seed alone, so all grid points of one seed see the same batches and neighbouring points
+        differ only by their hyperparameters. ``per_point``: each grid point draws its own stream,
+        seeded by the seed *and* the point.
 
     Examples
     --------
@@ -75,6 +81,7 @@ class Recipe:
     channels_last: bool = False
     amp: bool = False
     threads: int | None = None
+    data_order: str = "shared"
 
     def milestone_epochs(self) -> tuple:
         """Epochs (0-based) from which each lr decay applies, sorted."""
@@ -94,10 +101,10 @@ class Recipe:
 
 
 PRESETS = {
-    # SPEC §6, thesis Table 3.3: 180 epochs, lr ÷ 10 after 50 % and 75 % (epochs 90 and 135).
+    # method §6, thesis Table 3.3: 180 epochs, lr ÷ 10 after 50 % and 75 % (epochs 90 and 135).
     "cifar10": Recipe(preset="cifar10", epochs=180, batch_size=128, eval_batch_size=1000,
                       milestones=(0.5, 0.75), milestones_unit="fraction", augment="cifar"),
-    # SPEC §6: 90 epochs, lr ÷ 10 at epochs 30 and 60, batch 256.
+    # method §6: 90 epochs, lr ÷ 10 at epochs 30 and 60, batch 256.
     "imagenet": Recipe(preset="imagenet", epochs=90, batch_size=256, eval_batch_size=256,
                        milestones=(30, 60), milestones_unit="epoch", augment="imagenet"),
     # Not from the thesis: a short schedule for the embedded digits quickstart, same shape as CIFAR.

@@ -59,7 +59,7 @@ class RunState(enum.Enum):
     """What the files of one run say about it."""
 
     DONE = "done"
-    DIVERGED = "diverged"  # finished: loss became NaN/inf, a valid outcome (SPEC §7)
+    DIVERGED = "diverged"  # finished: loss became NaN/inf, a valid outcome (method §7)
     RUNNING = "running"  # a live claim, no record yet
     FAILED = "failed"  # train_run raised; error.json names the traceback
     MISSING = "missing"  # nothing yet (or only a stale claim)

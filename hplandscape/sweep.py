@@ -1,7 +1,7 @@
 """Planning a study into runs and running them in phases.
 
 A study expands into runs (condition × grid point × seed). A sweep skips every run that already has
-a valid record and launches the rest in three phases (SPEC §5: the L1 ranking comes from the
+a valid record and launches the rest in three phases (method §5: the L1 ranking comes from the
 basemodel trained at the prior):
 
 1. the basemodel at the prior grid point with the first seed, keeping its weights (``model.pt``);
@@ -98,7 +98,7 @@ class SweepSummary:
 
 
 def prior_point(config) -> GridPoint:
-    """The grid point of the prior (SPEC §3, Table 3.4), where the pruning source is trained."""
+    """The grid point of the prior (method §3, Table 3.4), where the pruning source is trained."""
     return GridPoint.from_values(config.grid.prior_lr, config.grid.prior_wd)
 
 
@@ -335,7 +335,7 @@ def _with_stored_extensions(config, store: StudyStore):
         config.grid, extra_log10_lr=tuple(sorted(extra_lr)), extra_log10_wd=tuple(sorted(extra_wd))))
 
 
-#: Extension rounds of one ``--extend`` call with a waiting executor (SPEC §3: until enclosed).
+#: Extension rounds of one ``--extend`` call with a waiting executor (method §3: until enclosed).
 MAX_EXTENSIONS = 5
 
 

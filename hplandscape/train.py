@@ -97,7 +97,7 @@ def train_run(spec) -> dict:
     model.to(device=device, memory_format=memory_format)
     optimizer = make_optimizer(model, spec.lr, spec.wd, recipe)
     amp_dtype, scaler = amp_setup(recipe, device)
-    generator = torch.Generator().manual_seed(spec.seed)  # ... and the data order and augmentation
+    generator = torch.Generator().manual_seed(data_seed(spec))  # ... and the data order and augmentation
 
     state = {"next_epoch": 0, "history": [], "elapsed_s": 0.0, "diverged_epoch": None, "last_eval": None}
     ckpt_path = run_dir / CHECKPOINT
@@ -188,7 +188,7 @@ def build_network(spec, info):
 
 
 def make_optimizer(model, lr: float, wd: float, recipe) -> torch.optim.SGD:
-    """SGD with momentum and coupled L2 weight decay (SPEC Eq. 2.1).
+    """SGD with momentum and coupled L2 weight decay (method Eq. 2.1).
 
     With ``recipe.weight_decay_on_bn_bias`` False, one-dimensional parameters (BatchNorm scales
     and shifts, biases) get no weight decay; by default (as in the thesis) every parameter does.
@@ -223,6 +223,15 @@ def evaluate(model, data, batch_size: int, device, memory_format=torch.contiguou
     if n == 0:
         return 0.0, (0.0 if k else None)
     return 100.0 * correct1.item() / n, (100.0 * correct5.item() / n if k else None)
+
+
+def data_seed(spec) -> int:
+    """Seed of a run's data order and augmentation: its seed, or with ``recipe.data_order ==
+    "per_point"`` a hash of its seed and grid point (an independent stream per point)."""
+    if spec.recipe.data_order == "shared":
+        return spec.seed
+    digest = hashlib.sha256(f"{spec.seed}:{spec.point.key}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
 def spec_fingerprint(spec) -> str:

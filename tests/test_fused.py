@@ -332,19 +332,21 @@ def test_interrupted_fused_group_resumes_from_per_run_checkpoints(tmp_path, monk
             assert hg["train_loss"] == pytest.approx(hw["train_loss"], rel=1e-4)
 
 
-def test_per_model_data_order_gives_each_point_its_own_stream(tmp_path):
-    points = [(-1.0, -4.0, 0), (-1.0, -4.0, 0)]
-    specs = _specs(tmp_path, points, epochs=1)
-    specs[1] = dataclasses.replace(specs[1], point=dataclasses.replace(specs[1].point, log10_wd=-3.9999))
+def test_per_point_data_order_gives_each_point_its_own_stream_in_both_engines(tmp_path):
+    points = [(-1.0, -4.0, 0), (-1.0, -3.9999, 0)]  # (almost) the same hyperparameters
     shared = train_fused(_specs(tmp_path / "s", [(-1.0, -4.0, 0)], epochs=1))[0]
-    recs = train_fused(specs, data_order="per_model")
-    assert all(r["data"]["order"] == "per_model" for r in recs)
-    assert "order" not in shared["data"]
-    # Same init, (almost) the same hyperparameters, different data streams: different losses.
+    recs = train_fused(_specs(tmp_path / "f", points, epochs=1), data_order="per_point")
+    assert all(r["recipe"]["data_order"] == "per_point" for r in recs)
+    assert shared["recipe"]["data_order"] == "shared"
+    # Same init, different data streams: different losses.
     assert recs[0]["history"][0]["train_loss"] != pytest.approx(shared["history"][0]["train_loss"], rel=1e-6)
     assert recs[0]["history"][0]["train_loss"] != pytest.approx(recs[1]["history"][0]["train_loss"], rel=1e-3)
-    with pytest.raises(UserError, match="data_order must be one of shared, per_model; got 'random'"):
-        train_fused(specs, data_order="random")
+    # The sequential engine draws the same per-point stream from the recipe.
+    seq = [train_run(s) for s in _specs(tmp_path / "q", points, epochs=1, data_order="per_point")]
+    for f, s in zip(recs, seq):
+        _assert_same_run(f, s)
+    with pytest.raises(UserError, match="data_order must be one of shared, per_point; got 'random'"):
+        train_fused(_specs(tmp_path / "f", points, epochs=1), data_order="random")
 
 
 def test_benchmark_quick_mode_runs_and_reports_both_engines(tmp_path):

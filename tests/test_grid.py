@@ -1,4 +1,4 @@
-"""Grid generation in log10 space (SPEC §3)."""
+"""Grid generation in log10 space (method §3)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Recipe presets and the learning-rate schedule of SPEC §6."""
+"""Recipe presets and the learning-rate schedule of method §6."""
 
 import pytest
 

@@ -1,4 +1,4 @@
-"""Landscape analysis: x-ROIs, confidence ellipses, performance risk and grid edges (SPEC §8).
+"""Landscape analysis: x-ROIs, confidence ellipses, performance risk and grid edges (method §8).
 
 numpy, scipy and pandas only: this package never imports torch or a plotting library, so a
 practitioner can analyse a results table anywhere. Results are frozen Info objects

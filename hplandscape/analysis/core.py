@@ -1,4 +1,4 @@
-"""The numbers of SPEC §8: x-ROI, confidence ellipse, performance risk, grid edges.
+"""The numbers of method §8: x-ROI, confidence ellipse, performance risk, grid edges.
 
 Pure functions on plain arrays, so each can be checked against a hand-computed case.
 """

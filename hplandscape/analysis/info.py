@@ -110,7 +110,7 @@ def roi_key(x: float) -> str:
 
 @dataclass(frozen=True)
 class RiskInfo:
-    """Performance risk of keeping the basemodel's near-optimal settings (SPEC §8).
+    """Performance risk of keeping the basemodel's near-optimal settings (method §8).
 
     ``d`` and ``dR`` hold one value per point of Θ_R (the basemodel's 0.5-ROI) that this condition
     measured, in the order of ``points``; ``missing`` lists the Θ_R points it lacks. Statistics

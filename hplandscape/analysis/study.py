@@ -29,7 +29,7 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     base : str, optional
         Name of the basemodel condition; by default the one condition whose method is ``none``.
     risk_x : float
-        Θ_R is the basemodel's ``risk_x``-ROI (SPEC §8: 0.5).
+        Θ_R is the basemodel's ``risk_x``-ROI (method §8: 0.5).
     edge_x : float
         The ROI whose contact with the grid boundary triggers an extension proposal (1.0).
 

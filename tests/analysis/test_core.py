@@ -1,4 +1,4 @@
-"""Hand-computed cases for ROI, ellipse and risk (SPEC §8)."""
+"""Hand-computed cases for ROI, ellipse and risk (method §8)."""
 
 import math
 
