@@ -19,8 +19,24 @@ def _round(x: float) -> float:
     return 0.0 if r == 0 else r  # no "-0.0" in keys
 
 
+class Log10Values:
+    """``lr`` and ``wd`` of anything that stores ``log10_lr`` and ``log10_wd``."""
+
+    __slots__ = ()
+    log10_lr: float
+    log10_wd: float
+
+    @property
+    def lr(self) -> float:
+        return float(10.0**self.log10_lr)
+
+    @property
+    def wd(self) -> float:
+        return float(10.0**self.log10_wd)
+
+
 @dataclass(frozen=True, order=True)
-class GridPoint:
+class GridPoint(Log10Values):
     """One (learning rate, weight decay) point, stored as rounded log10 values.
 
     Examples
@@ -42,14 +58,6 @@ class GridPoint:
     @classmethod
     def from_values(cls, lr: float, wd: float) -> "GridPoint":
         return cls(math.log10(lr), math.log10(wd))
-
-    @property
-    def lr(self) -> float:
-        return float(10.0**self.log10_lr)
-
-    @property
-    def wd(self) -> float:
-        return float(10.0**self.log10_wd)
 
     @property
     def key(self) -> str:

@@ -13,9 +13,11 @@ from typing import Optional
 
 import numpy as np
 
+from hplandscape.grid import Log10Values
+
 
 @dataclass(frozen=True)
-class PointStat:
+class PointStat(Log10Values):
     """One grid point of one condition, aggregated over its measured seeds.
 
     ``top1`` is the mean top-1 (percent) over the seeds with a result; diverged seeds count with
@@ -29,30 +31,14 @@ class PointStat:
     n_seeds: int
     n_diverged: int
 
-    @property
-    def lr(self) -> float:
-        return float(10.0**self.log10_lr)
-
-    @property
-    def wd(self) -> float:
-        return float(10.0**self.log10_wd)
-
 
 @dataclass(frozen=True)
-class BestPoint:
+class BestPoint(Log10Values):
     """θ* of one condition: the grid point with the highest mean top-1."""
 
     log10_lr: float
     log10_wd: float
     top1: float
-
-    @property
-    def lr(self) -> float:
-        return float(10.0**self.log10_lr)
-
-    @property
-    def wd(self) -> float:
-        return float(10.0**self.log10_wd)
 
 
 @dataclass(frozen=True)
@@ -187,7 +173,7 @@ class GridAxes:
 
 
 @dataclass(frozen=True)
-class RunIssue:
+class RunIssue(Log10Values):
     """A missing, failed or diverged run, as reported to the user."""
 
     condition: str
@@ -196,14 +182,6 @@ class RunIssue:
     seed: int
     kind: str  # "missing" | "failed" | "diverged"
     top1: Optional[float] = None
-
-    @property
-    def lr(self) -> float:
-        return float(10.0**self.log10_lr)
-
-    @property
-    def wd(self) -> float:
-        return float(10.0**self.log10_wd)
 
     def describe(self) -> str:
         where = f"{self.condition} lr={self.lr:.4g} wd={self.wd:.4g} seed {self.seed}"
