@@ -23,7 +23,8 @@ need_root() {
 }
 
 alive() {  # alive PIDFILE: the process named in PIDFILE runs
-    [ -s "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+    local pid  # a daemon removes its pid file as it exits: read it once, quietly
+    pid=$(cat "$1" 2>/dev/null) && [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null
 }
 
 install() {
@@ -104,7 +105,7 @@ stop() {
     local f
     for f in "$SLURMD_PID" "$SLURMCTLD_PID" "$MUNGE_PID"; do
         if alive "$f"; then
-            kill "$(cat "$f")"
+            kill "$(cat "$f" 2>/dev/null)" 2>/dev/null || true
             for _ in $(seq 40); do alive "$f" || break; sleep 0.25; done
         fi
         rm -f "$f"
