@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hplandscape.analysis.info import EdgeInfo, EllipseInfo, GridAxes, RiskInfo, RoiInfo
+from hplandscape.grid import GRID_DECIMALS
 
 MIN_ELLIPSE_POINTS = 5  # thesis §4.1.1: five points guarantee a unique fit
 # Mean accuracies such as 93.34 − 0.5 are not exact in binary; a point sitting exactly on the
@@ -110,7 +111,7 @@ def axis_step(values: Sequence[float]) -> Optional[float]:
     v = np.unique(np.asarray(values, dtype=float))
     if len(v) < 2:
         return None
-    return round(float(np.min(np.diff(v))), 4)
+    return round(float(np.min(np.diff(v))), GRID_DECIMALS)
 
 
 def grid_axes(log10_lr: Sequence[float], log10_wd: Sequence[float]) -> GridAxes:
@@ -134,6 +135,6 @@ def edge_info(condition: str, roi: RoiInfo, grid: GridAxes) -> EdgeInfo:
             if step is None:
                 notes.append(f"{side}: the axis has a single value, so no step to extend by")
             else:
-                out.append(round(bound + sign * step, 4) + 0.0)
+                out.append(round(bound + sign * step, GRID_DECIMALS) + 0.0)
     return EdgeInfo(condition=condition, x=roi.x, sides=tuple(sides), new_log10_lr=tuple(sorted(new_lr)),
                     new_log10_wd=tuple(sorted(new_wd)), note="; ".join(notes) or None)

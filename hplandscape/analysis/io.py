@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 
 from hplandscape.errors import UserError
+from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
 
-GRID_DECIMALS = 4  # the grid's identity rule (docs/architecture.md, "Units and parametrisation")
 REQUIRED = ("condition", "method", "ratio", "lr", "wd", "seed", "top1")
 SOURCE_ATTR = "hplandscape_source"
 
