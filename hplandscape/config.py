@@ -273,6 +273,7 @@ _DATA_KEYS = {f.name for f in dataclasses.fields(DataConfig)}
 _GRID_KEYS = {"prior_lr", "prior_wd", "size", "step", "log10_lr", "log10_wd", "lr_values",
               "wd_values", "extra_log10_lr", "extra_log10_wd"}
 _TRAIN_KEYS = {f.name for f in dataclasses.fields(Recipe)}
+_AUGMENT_OF = {"digits": "digits", "cifar10": "cifar", "imagenet": "imagenet"}
 _LAUNCHER_KEYS = {f.name for f in dataclasses.fields(LauncherConfig)}
 
 
@@ -402,8 +403,7 @@ def _axis_list(s: _Section, axis: str) -> tuple:
 
 def _recipe(s: _Section, data: DataConfig) -> Recipe:
     s.check_keys(_TRAIN_KEYS)
-    default_preset = {"digits": "digits", "cifar10": "cifar10", "imagenet": "imagenet"}[data.name]
-    preset = s.str_("preset", default_preset, choices=tuple(sorted(PRESETS)))
+    preset = s.str_("preset", data.name, choices=tuple(sorted(PRESETS)))  # presets are named after datasets
     base = PRESETS[preset]
     unit = s.str_("milestones_unit", base.milestones_unit, choices=MILESTONE_UNITS)
     milestones = s.number_list("milestones", nonempty=False)
@@ -424,9 +424,8 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
         milestones=tuple(milestones), milestones_unit=unit,
         lr_gamma=s.float_("lr_gamma", base.lr_gamma, maximum=1.0),
         weight_decay_on_bn_bias=s.bool_("weight_decay_on_bn_bias", base.weight_decay_on_bn_bias),
-        augment=s.str_("augment", base.augment if preset == default_preset else
-                       {"digits": "digits", "cifar10": "cifar", "imagenet": "imagenet"}[data.name],
-                       choices=AUGMENTATIONS),
+        # The augmentation follows the data, whichever preset the schedule came from.
+        augment=s.str_("augment", _AUGMENT_OF[data.name], choices=AUGMENTATIONS),
         channels_last=s.bool_("channels_last", base.channels_last),
         amp=s.bool_("amp", base.amp),
         threads=s.int_("threads", base.threads),
