@@ -1,0 +1,184 @@
+"""What a pruned architecture is: :class:`ArchSpec`, its JSON form and its files.
+
+An ArchSpec holds enough to rebuild a pruned network with no pickled module: the kept width of
+every prunable layer, the counts, and where the L1 ranking came from. It is made by
+:func:`hplandscape.pruning.prune`, stored by the study store as ``STUDY/specs/<condition>.json``
+and shipped inside a :class:`~hplandscape.spec.RunSpec` to workers, which rebuild the network
+with :func:`hplandscape.pruning.build_from_spec`.
+
+This module imports no torch at import time; validating a spec against its registered
+architecture (:meth:`ArchSpec.from_dict`) builds that architecture on the ``meta`` device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hplandscape.atomic import write_text
+from hplandscape.errors import UserError
+
+#: Structured pruning methods (a condition's method is one of these or ``none``).
+METHODS = ("uniform", "global")
+RANDOM_INIT = "random-init"
+
+_FIELDS = ("model", "num_classes", "in_channels", "input_shape", "method", "target_ratio", "achieved_ratio",
+           "widths", "original_widths", "params", "flops", "original_params", "original_flops", "source",
+           "init_seed")
+
+
+@dataclass(frozen=True)
+class ArchSpec:
+    """A pruned architecture: enough to rebuild it with no pickled module.
+
+    ``widths`` and ``original_widths`` map each prunable layer (module name) to its kept and
+    original output channels; ``params``/``flops`` are the pruned counts at ``input_shape``
+    (FLOPs = 2 × conv/linear multiply-accumulates). ``source`` is ``"checkpoint:<sha256>"`` of the
+    weights file that ranked the filters, or ``"random-init"`` (then ``init_seed`` is the seed of
+    that He init; it is None for checkpoints).
+    """
+
+    model: str
+    num_classes: int
+    in_channels: int
+    input_shape: tuple[int, int, int]
+    method: str
+    target_ratio: float
+    achieved_ratio: float
+    widths: dict[str, int]
+    original_widths: dict[str, int]
+    params: int
+    flops: int
+    original_params: int
+    original_flops: int
+    source: str
+    init_seed: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able dict of the fields (no ``content_hash``)."""
+        d = dataclasses.asdict(self)
+        d["input_shape"] = list(self.input_shape)
+        return d
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON of :meth:`to_dict`; identifies the pruned condition."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        """The ``hplandscape prune --json`` document."""
+        return {
+            "model": self.model, "method": self.method,
+            "target_ratio": self.target_ratio, "achieved_ratio": self.achieved_ratio,
+            "original": {"params": self.original_params, "flops": self.original_flops},
+            "pruned": {"params": self.params, "flops": self.flops},
+            "layers": [{"name": k, "original_channels": c, "kept_channels": self.widths[k]}
+                       for k, c in self.original_widths.items()],
+            "input_shape": list(self.input_shape), "source": self.source, "content_hash": self.content_hash,
+        }
+
+    @classmethod
+    def from_dict(cls, d: Any, where: str = "architecture spec") -> "ArchSpec":
+        """Validate a spec dict (e.g. ``RunSpec.arch`` or a loaded JSON file); errors name ``where``."""
+        return _spec_from_dict(d, where)
+
+
+
+
+# -- spec files ------------------------------------------------------------------------------------
+
+
+def save_spec(spec: ArchSpec, path) -> Path:
+    """Write ``spec`` as indented JSON with sorted keys (plus its ``content_hash``), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({**spec.to_dict(), "content_hash": spec.content_hash}, sort_keys=True, indent=2) + "\n"
+    write_text(path, text)
+    return path
+
+
+def load_spec(path) -> ArchSpec:
+    """Read a spec written by :func:`save_spec`; a corrupt or inconsistent file raises ``UserError``
+    naming the path and the field."""
+    path = str(path)
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+    except FileNotFoundError:
+        raise UserError(f"{path}: architecture spec not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: not a valid architecture spec (bad JSON: {exc})") from None
+    return _spec_from_dict(data, path)
+
+
+def _spec_from_dict(d: Any, where: str) -> ArchSpec:
+    def fail(key: str, message: str) -> UserError:
+        return UserError(f"{where}: {key} {message}")
+
+    if not isinstance(d, dict):
+        raise UserError(f"{where}: an architecture spec must be a JSON object, got {type(d).__name__}")
+    required = [f for f in _FIELDS if f != "init_seed"]
+    missing = [k for k in required if k not in d]
+    if missing:
+        raise UserError(f"{where}: missing field(s) {', '.join(missing)}")
+    unknown = sorted(set(d) - set(_FIELDS) - {"content_hash"})
+    if unknown:
+        raise UserError(f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(_FIELDS)}")
+
+    def pos_int(key):
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            raise fail(key, f"must be a positive integer, got {v!r}")
+        return v
+
+    from hplandscape.models import list_models, original_widths  # late: torch is needed only here
+
+    if d["model"] not in list_models():
+        raise fail("model", f"is not a registered architecture: {d['model']!r}; available: {', '.join(list_models())}")
+    if d["method"] not in METHODS:
+        raise fail("method", f"must be one of {', '.join(METHODS)}, got {d['method']!r}")
+    for key in ("target_ratio", "achieved_ratio"):
+        v = d[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1:
+            raise fail(key, f"must be a number in (0, 1], got {v!r}")
+    for key in ("num_classes", "in_channels", "params", "flops", "original_params", "original_flops"):
+        pos_int(key)
+    shape = d["input_shape"]
+    if not isinstance(shape, list) or len(shape) != 3 or \
+            any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in shape):
+        raise fail("input_shape", f"must be three positive integers [channels, height, width], got {shape!r}")
+    if shape[0] != d["in_channels"]:
+        raise fail("input_shape", f"has {shape[0]} channels but in_channels is {d['in_channels']}")
+    source = d["source"]
+    if not isinstance(source, str) or not (source == RANDOM_INIT or re.fullmatch(r"checkpoint:[0-9a-f]{64}", source)):
+        raise fail("source", f"must be 'random-init' or 'checkpoint:<sha256>', got {source!r}")
+    seed = d.get("init_seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise fail("init_seed", f"must be an integer or null, got {seed!r}")
+
+    expected = original_widths(d["model"], d["num_classes"], d["in_channels"])
+    for key in ("widths", "original_widths"):
+        w = d[key]
+        if not isinstance(w, dict) or set(w) != set(expected):
+            raise fail(key, f"must map exactly the {len(expected)} prunable layers of {d['model']} "
+                            f"({next(iter(expected))}, ...) to channel counts")
+    if d["original_widths"] != expected:
+        raise fail("original_widths", f"do not match the unpruned {d['model']}")
+    for name, value in d["widths"].items():
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= expected[name]:
+            raise fail(f"widths[{name!r}]", f"must be an integer in [1, {expected[name]}], got {value!r}")
+
+    spec = ArchSpec(**{k: d.get(k) for k in _FIELDS if k != "input_shape"}, input_shape=tuple(shape))
+    spec = dataclasses.replace(spec, widths={k: d["widths"][k] for k in expected},
+                               original_widths=dict(expected))
+    stored = d.get("content_hash")
+    if stored is not None and stored != spec.content_hash:
+        raise fail("content_hash", f"is {stored!r} but the content hashes to {spec.content_hash!r}: "
+                                   "the file was edited or damaged")
+    return spec
