@@ -92,6 +92,52 @@ def current_job_id() -> str:
     return f"local-{os.getpid()}"
 
 
+@dataclass(frozen=True)
+class RunFiles:
+    """The files of one run directory; the store names them and engines and jobs use these.
+
+    Examples
+    --------
+    >>> RunFiles("/s/runs/base/lr-1.0000_wd-4.0000/seed0").checkpoint.name
+    'checkpoint.pt'
+    """
+
+    dir: Path
+
+    def __init__(self, directory):
+        object.__setattr__(self, "dir", Path(directory))
+
+    @property
+    def record(self) -> Path:
+        return self.dir / "record.json"
+
+    @property
+    def checkpoint(self) -> Path:
+        """Per-epoch training state while the run is unfinished (deleted once the record is stored)."""
+        return self.dir / "checkpoint.pt"
+
+    @property
+    def weights(self) -> Path:
+        """Final weights (the basemodel at the prior: the pruning source)."""
+        return self.dir / "model.pt"
+
+    @property
+    def claim(self) -> Path:
+        return self.dir / "claim.json"
+
+    @property
+    def claim_lock(self) -> Path:
+        return self.dir / ".claim.lock"
+
+    @property
+    def error(self) -> Path:
+        return self.dir / "error.json"
+
+    @property
+    def error_log(self) -> Path:
+        return self.dir / "error.log"
+
+
 # -- status -----------------------------------------------------------------------------------
 
 _MAP_CHARS = {RunState.DONE: "#", RunState.DIVERGED: "x", RunState.RUNNING: "R",
