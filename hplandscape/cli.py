@@ -65,8 +65,10 @@ def cmd_grid(args) -> int:
 def cmd_sweep(args) -> int:
     from hplandscape.sweep import run_sweep
 
+    from hplandscape.store import StudyStore, default_study_dir
+
     config = _study_config(args.config)
-    study_dir = Path(args.study_dir) if args.study_dir else Path("studies") / config.name
+    study_dir = Path(args.study_dir) if args.study_dir else default_study_dir(config.name)
     summary = run_sweep(config, study_dir, executor=args.executor, max_parallel=args.max_parallel,
                         dry_run=args.dry_run, force=args.force, engine=args.engine,
                         extend=args.extend, progress=not args.no_progress, wait=args.wait)
@@ -77,7 +79,7 @@ def cmd_sweep(args) -> int:
         from hplandscape.results import collect
 
         collect(study_dir)
-        print(f"Results table: {study_dir / 'results.csv'}")
+        print(f"Results table: {StudyStore(study_dir).results_csv}")
         return EXIT_OK
     from hplandscape.report import write_report
 
@@ -87,13 +89,14 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from hplandscape.status import follow, study_status
     from hplandscape.store import StudyStore
 
     store = StudyStore.open(args.study_dir)
     if args.follow:
-        store.follow(interval=args.interval)
+        follow(store, interval=args.interval)
         return EXIT_OK
-    status = store.status()
+    status = study_status(store)
     if args.json:
         _print_json(status.to_json())
     else:
@@ -103,9 +106,10 @@ def cmd_status(args) -> int:
 
 def cmd_collect(args) -> int:
     from hplandscape.results import collect
+    from hplandscape.store import StudyStore
 
     table = collect(args.study_dir, out=args.out, format=args.format)
-    out = args.out or str(Path(args.study_dir) / ("results.parquet" if args.format == "parquet" else "results.csv"))
+    out = args.out or StudyStore(args.study_dir).results_path(args.format)
     print(f"{len(table)} runs -> {out}")
     return EXIT_OK
 
@@ -115,7 +119,9 @@ def cmd_analyze(args) -> int:
 
     table = analysis.load_results(args.source)
     result = analysis.analyze(table, xs=tuple(args.x), k=args.k, base=args.base)
-    out_dir = Path(args.out) if args.out else _analysis_dir(Path(args.source))
+    from hplandscape.store import output_dir
+
+    out_dir = Path(args.out) if args.out else output_dir(args.source, "analysis")
     written = analysis.write_tables(result, out_dir)
     if args.json:
         _print_json(analysis.to_json(result))
@@ -123,10 +129,6 @@ def cmd_analyze(args) -> int:
         print(analysis.format_tables(result))
         print("Tables: " + ", ".join(str(p) for p in written))
     return EXIT_OK
-
-
-def _analysis_dir(source: Path) -> Path:
-    return source / "analysis" if source.is_dir() else source.parent / "analysis"
 
 
 def cmd_report(args) -> int:
@@ -145,7 +147,7 @@ def cmd_prune(args) -> int:
                  in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed)
     summary = spec.summary()
     if args.out:
-        from hplandscape.pruning import save_spec
+        from hplandscape.archspec import save_spec
 
         save_spec(spec, args.out)
     if args.json:

@@ -63,8 +63,9 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0) 
 def _default_out(source) -> Path:
     if isinstance(source, pd.DataFrame):
         return Path("report")
-    source = Path(source)
-    return source / "report" if source.is_dir() else source.parent / "report"
+    from hplandscape.store import output_dir
+
+    return output_dir(source, "report")
 
 
 def environment() -> dict:

@@ -60,7 +60,7 @@ def collect(study_dir, out=None, format: str = "csv") -> pd.DataFrame:
     store = StudyStore.open(study_dir)
     table = records_table(store.iter_records())
     if out is None:
-        out = store.root / ("results.parquet" if format == "parquet" else "results.csv")
+        out = store.results_path(format)
     out = Path(out)
     if format == "csv":
         buf = io.StringIO()

@@ -1,4 +1,4 @@
-"""The on-disk layout of a study: the one place that builds its paths.
+"""The on-disk layout of a study: the one place that names its files and reads and writes them.
 
 A study directory holds the resolved config, the pruned architecture specs, one folder per run with
 its record, checkpoint, weights and claim, and the launcher logs (see ``docs/architecture.md``)::
@@ -11,12 +11,13 @@ its record, checkpoint, weights and claim, and the launcher logs (see ``docs/arc
 
 A run's state is derived from these files alone (:class:`RunState`); nothing keeps a second copy
 that could disagree with them. Every file is written atomically (temp file + ``os.replace``) so a
-crash leaves either the old file or the new one, never half of one.
+crash leaves either the old file or the new one, never half of one. Claims (who trains a run now)
+are read and written by :mod:`hplandscape.claims`; the status display lives in
+:mod:`hplandscape.status`.
 
-Claims stop two jobs from training the same run: a job writes ``claim.json`` (job id, host, pid)
-under an exclusive lock before training and a background thread keeps touching its mtime (the
-heartbeat). A claim whose heartbeat is older than ``stale_after`` seconds, or whose process is gone
-from this host, is stale and may be taken over.
+The runs of a study are listed once, by :func:`study_runs`: every (condition, grid point, seed),
+plus the basemodel at the prior when explicit grid axes leave the prior out (the pruned conditions
+need its weights). The plan, ``status``, ``collect`` and the analysis all use this list.
 
 Examples
 --------
@@ -24,33 +25,28 @@ Examples
 >>> from hplandscape.config import load_quickstart
 >>> store = StudyStore(tempfile.mkdtemp())
 >>> store.init_study(load_quickstart())
->>> store.status().to_json()["conditions"]["base"]["missing"]
-25
+>>> len(store.runs())
+75
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
-import fcntl
 import json
-import os
-import socket
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import yaml
 
+from hplandscape import claims
 from hplandscape.atomic import write_json as atomic_write_json
 from hplandscape.atomic import write_text as atomic_write_text
+from hplandscape.claims import STALE_AFTER_S
 from hplandscape.errors import UserError
-
-#: Seconds without a heartbeat after which a claim is considered abandoned.
-STALE_AFTER_S = 120.0
-#: Seconds between heartbeats; well below ``STALE_AFTER_S`` so a busy file system cannot fake death.
-HEARTBEAT_S = 10.0
+from hplandscape.grid import GridPoint, make_grid
 #: Record keys without which a record is not a finished run.
 REQUIRED_RECORD_KEYS = ("run_id", "top1", "diverged")
 
@@ -68,28 +64,6 @@ class RunState(enum.Enum):
     @property
     def finished(self) -> bool:
         return self in (RunState.DONE, RunState.DIVERGED)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def current_job_id() -> str:
-    """The submitit/SLURM job id of this process, or ``local-<pid>`` outside a scheduler.
-
-    A requeued SLURM job keeps its id, which is how it recognises (and takes back) its own claim.
-    """
-    if os.environ.get("SLURM_JOB_ID"):
-        array = os.environ.get("SLURM_ARRAY_JOB_ID")
-        task = os.environ.get("SLURM_ARRAY_TASK_ID")
-        return f"{array}_{task}" if array and task else os.environ["SLURM_JOB_ID"]
-    return f"local-{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -138,102 +112,63 @@ class RunFiles:
         return self.dir / "error.log"
 
 
-# -- status -----------------------------------------------------------------------------------
-
-_MAP_CHARS = {RunState.DONE: "#", RunState.DIVERGED: "x", RunState.RUNNING: "R",
-              RunState.FAILED: "!", RunState.MISSING: ".", RunState.CORRUPT: "?"}
-# When seeds of one grid point disagree, the map shows the state that needs attention first.
-_MAP_PRIORITY = (RunState.CORRUPT, RunState.FAILED, RunState.RUNNING, RunState.MISSING,
-                 RunState.DIVERGED, RunState.DONE)
+# -- the runs of a study ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConditionStatus:
-    """Run states of one condition: ``states[(log10_lr, log10_wd)] = [state per seed]``."""
+def run_id(condition: str, point: GridPoint, seed: int) -> str:
+    """The id of one run, ``<condition>/<point.key>/seed<k>``: its place under ``STUDY/runs/``.
 
-    name: str
-    log10_lr: tuple
-    log10_wd: tuple
-    states: dict
-
-    def count(self, state: RunState) -> int:
-        return sum(s is state for seeds in self.states.values() for s in seeds)
-
-    @property
-    def total(self) -> int:
-        return sum(len(seeds) for seeds in self.states.values())
-
-    def counts(self) -> dict:
-        """``total, done, running, failed, missing, diverged`` (corrupt records count as missing:
-        they will be re-run) plus ``corrupt``."""
-        c = {s.value: self.count(s) for s in RunState}
-        return {"total": self.total, "done": c["done"], "running": c["running"],
-                "failed": c["failed"], "missing": c["missing"] + c["corrupt"],
-                "diverged": c["diverged"], "corrupt": c["corrupt"]}
-
-    def grid_map(self) -> list[str]:
-        """Text map: one row per lr (largest on top), one column per wd (ascending)."""
-        lines = ["      log10 wd: " + " ".join(f"{w:+.1f}"[:4].rjust(4) for w in self.log10_wd)]
-        for lr in sorted(self.log10_lr, reverse=True):
-            cells = []
-            for wd in self.log10_wd:
-                seeds = self.states.get((lr, wd), [])
-                mark = " "
-                for s in _MAP_PRIORITY:
-                    if s in seeds:
-                        mark = _MAP_CHARS[s]
-                        break
-                cells.append(mark.rjust(4))
-            lines.append(f"  lr {lr:+7.2f}    " + " ".join(cells))
-        return lines
+    >>> run_id("base", GridPoint(-1.0, -4.0), 0)
+    'base/lr-1.0000_wd-4.0000/seed0'
+    """
+    return f"{condition}/{point.key}/seed{seed}"
 
 
-@dataclass(frozen=True)
-class StudyStatus:
-    """Per-condition run states of a study, derived from its files."""
+class StudyRun(NamedTuple):
+    """One (condition, grid point, seed) of a study and its run id."""
 
-    study_dir: str
-    conditions: tuple
-    corrupt: tuple = field(default=())  # record paths that are truncated or not records
-    failed: tuple = field(default=())  # (run_id, error log path)
+    condition: object  # config.Condition
+    point: GridPoint
+    seed: int
+    run_id: str
 
-    def to_json(self) -> dict:
-        """``{"conditions": {NAME: {"total", "done", "running", "failed", "missing", "diverged",
-        "corrupt"}}}``."""
-        return {"conditions": {c.name: c.counts() for c in self.conditions}}
 
-    @property
-    def total(self) -> int:
-        return sum(c.total for c in self.conditions)
+def prior_point(config) -> GridPoint:
+    """The grid point of the prior (method §3, Table 3.4), where the pruning source is trained."""
+    return GridPoint.from_values(config.grid.prior_lr, config.grid.prior_wd)
 
-    @property
-    def finished(self) -> int:
-        return sum(c.count(RunState.DONE) + c.count(RunState.DIVERGED) for c in self.conditions)
 
-    @property
-    def complete(self) -> bool:
-        return self.finished == self.total
+def source_run(config) -> StudyRun:
+    """The basemodel at the prior with the first seed: its weights rank the filters (method §5)."""
+    point, seed = prior_point(config), config.seeds[0]
+    return StudyRun(config.base, point, seed, run_id(config.base.name, point, seed))
 
-    def render(self) -> str:
-        """Human-readable counts and a grid map per condition."""
-        lines = [f"Study {self.study_dir}: {self.finished}/{self.total} runs finished"]
-        header = f"  {'condition':<16}{'total':>7}{'done':>7}{'running':>9}{'failed':>8}{'missing':>9}{'diverged':>10}"
-        lines.append(header)
-        for c in self.conditions:
-            n = c.counts()
-            lines.append(f"  {c.name:<16}{n['total']:>7}{n['done']:>7}{n['running']:>9}{n['failed']:>8}"
-                         f"{n['missing']:>9}{n['diverged']:>10}")
-        legend = "  map: # done, x diverged, R running, ! failed, . missing, ? corrupt record"
-        for c in self.conditions:
-            lines += ["", f"{c.name}:"] + c.grid_map()
-        lines += ["", legend]
-        if self.corrupt:
-            lines.append(f"{len(self.corrupt)} corrupt record(s), re-run by the next sweep:")
-            lines += [f"  {p}" for p in self.corrupt]
-        if self.failed:
-            lines.append(f"{len(self.failed)} failed run(s); tracebacks:")
-            lines += [f"  {rid}: {log}" for rid, log in self.failed]
-        return "\n".join(lines)
+
+def study_runs(config) -> list[StudyRun]:
+    """Every run of a study, the pruning source first, then condition × grid point × seed.
+
+    Explicit grid axes may leave out the prior; its basemodel run is then part of the study
+    anyway, because the pruned conditions need its weights.
+    """
+    first = source_run(config)
+    points = make_grid(config.grid)
+    rest = [StudyRun(c, p, s, run_id(c.name, p, s)) for c in config.conditions for p in points
+            for s in config.seeds]
+    return [first] + [r for r in rest if r.run_id != first.run_id]
+
+
+def default_study_dir(study_name: str) -> Path:
+    """Where a study goes when no ``--study-dir`` is given: ``studies/<name>`` under the current
+    directory."""
+    return Path("studies") / study_name
+
+
+def output_dir(source, kind: str) -> Path:
+    """Default folder of ``analysis`` or ``report`` outputs for a study directory or a results file
+    (next to the file)."""
+    source = Path(source)
+    store = StudyStore(source if source.is_dir() else source.parent)
+    return {"analysis": store.analysis_dir, "report": store.report_dir}[kind]
 
 
 # -- the store --------------------------------------------------------------------------------
@@ -289,26 +224,27 @@ class StudyStore:
             raise ValueError(f"not a run id (condition/point/seedK): {run_id!r}")
         return self.runs_dir.joinpath(*parts)
 
+    def files(self, run_id: str) -> RunFiles:
+        """The files of one run (record, checkpoint, weights, claim, error)."""
+        return RunFiles(self.run_dir(run_id))
+
     def record_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "record.json"
+        return self.files(run_id).record
 
     def checkpoint_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "checkpoint.pt"
+        return self.files(run_id).checkpoint
 
     def model_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "model.pt"
+        return self.files(run_id).weights
 
     def claim_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "claim.json"
+        return self.files(run_id).claim
 
     def error_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "error.json"
+        return self.files(run_id).error
 
     def error_log_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / "error.log"
-
-    def _lock_path(self, run_id: str) -> Path:
-        return self.run_dir(run_id) / ".claim.lock"
+        return self.files(run_id).error_log
 
     @property
     def logs_dir(self) -> Path:
@@ -317,6 +253,10 @@ class StudyStore:
     @property
     def results_csv(self) -> Path:
         return self.root / "results.csv"
+
+    def results_path(self, format: str = "csv") -> Path:
+        """Where ``collect`` writes the results table in ``format`` (csv or parquet)."""
+        return self.root / f"results.{format}"
 
     @property
     def analysis_dir(self) -> Path:
@@ -411,13 +351,35 @@ class StudyStore:
             return RunState.CORRUPT, None
         return (RunState.DIVERGED if record["diverged"] else RunState.DONE), record
 
-    def iter_records(self):
-        """Every valid record under ``runs/`` (whatever the config says), sorted by run id."""
-        for path in sorted(self.runs_dir.glob("*/*/*/record.json")):
-            run_id = "/".join(path.parent.relative_to(self.runs_dir).parts)
-            state, record = self.read_record(run_id)
+    def iter_records(self, config=None):
+        """The valid records of the study's runs (:func:`study_runs`), in that order."""
+        for run in self.runs(config):
+            state, record = self.read_record(run.run_id)
             if state.finished:
                 yield record
+
+    def runs(self, config=None) -> list[StudyRun]:
+        """Every run of the study (``config`` or the one in ``study.yaml``): :func:`study_runs`."""
+        return study_runs(config or self.config())
+
+    def run_ids(self, config=None) -> list[str]:
+        return [r.run_id for r in self.runs(config)]
+
+    # pruned architectures ------------------------------------------------------------------
+    def write_arch(self, condition_name: str, spec) -> Path:
+        """Store a condition's pruned :class:`~hplandscape.archspec.ArchSpec`."""
+        from hplandscape.archspec import save_spec
+
+        return save_spec(spec, self.spec_path(condition_name))
+
+    def read_arch(self, condition_name: str):
+        """The stored :class:`~hplandscape.archspec.ArchSpec` of a condition, or None when there is
+        none; a damaged file raises ``UserError`` naming it."""
+        from hplandscape.archspec import load_spec
+
+        if not self.spec_path(condition_name).exists():
+            return None
+        return load_spec(self.spec_path(condition_name))
 
     def write_error(self, run_id: str, job_id: str, error: BaseException, traceback_text: str,
                     log: str | None = None) -> Path:
@@ -441,162 +403,13 @@ class StudyStore:
         state, _ = self.read_record(run_id)
         if state.finished:
             return state
-        if self.live_claim(run_id) is not None:
+        if claims.live_claim(self.files(run_id), self.stale_after) is not None:
             return RunState.RUNNING
         if state is RunState.CORRUPT:
             return state
         if self.error_path(run_id).exists():
             return RunState.FAILED
         return RunState.MISSING
-
-    # claims --------------------------------------------------------------------------------
-    def read_claim(self, run_id: str) -> dict | None:
-        """The claim of a run with its heartbeat age (``age_s``), or None."""
-        path = self.claim_path(run_id)
-        try:
-            text = path.read_text()
-            mtime = path.stat().st_mtime
-        except FileNotFoundError:
-            return None
-        try:
-            claim = json.loads(text)
-        except ValueError:
-            claim = {}
-        if not isinstance(claim, dict):
-            claim = {}
-        claim["age_s"] = time.time() - mtime
-        return claim
-
-    def claim_is_stale(self, claim: dict) -> bool:
-        """Heartbeat older than ``stale_after`` or (same host) its process has exited."""
-        if claim.get("age_s", 0.0) > self.stale_after:
-            return True
-        pid = claim.get("pid")
-        if claim.get("host") == socket.gethostname() and isinstance(pid, int):
-            return not _pid_alive(pid)
-        return not claim.get("job_id")  # unreadable claim: its writer died mid-way
-
-    def live_claim(self, run_id: str) -> dict | None:
-        """The run's claim when it is held by a living job, else None."""
-        claim = self.read_claim(run_id)
-        if claim is None or self.claim_is_stale(claim):
-            return None
-        return claim
-
-    @contextlib.contextmanager
-    def _locked(self, run_id: str):
-        path = self._lock_path(run_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-    def claim(self, run_id: str, job_id: str) -> bool:
-        """Take the run for ``job_id``; False when it is finished or held by another living job.
-
-        A stale claim is taken over, and so is a claim of the same ``job_id`` from another process
-        (a requeued SLURM job resuming its own run). The check and the write happen under an
-        exclusive file lock, so two concurrent callers never both get True.
-        """
-        with self._locked(run_id):
-            if self.read_record(run_id)[0].finished:
-                return False
-            old = self.read_claim(run_id)
-            if old is not None and not self.claim_is_stale(old) and old.get("job_id") != job_id:
-                return False
-            atomic_write_json(self.claim_path(run_id), {
-                "job_id": job_id, "host": socket.gethostname(), "pid": os.getpid(),
-                "claimed_at": time.time(), "heartbeat": time.time()})
-            return True
-
-    def release(self, run_id: str, job_id: str) -> None:
-        """Remove the run's claim if ``job_id`` holds it."""
-        with self._locked(run_id):
-            claim = self.read_claim(run_id)
-            if claim is not None and claim.get("job_id") == job_id:
-                with contextlib.suppress(FileNotFoundError):
-                    self.claim_path(run_id).unlink()
-
-    def touch_claim(self, run_id: str) -> None:
-        """One heartbeat: refresh the claim's mtime."""
-        with contextlib.suppress(FileNotFoundError):
-            os.utime(self.claim_path(run_id))
-
-    @contextlib.contextmanager
-    def heartbeat(self, run_ids, interval: float = HEARTBEAT_S):
-        """Keep the claims of ``run_ids`` fresh from a background thread while the block runs."""
-        run_ids = [run_ids] if isinstance(run_ids, str) else list(run_ids)
-        stop = threading.Event()
-
-        def beat():
-            while not stop.wait(interval):
-                for run_id in run_ids:
-                    self.touch_claim(run_id)
-
-        thread = threading.Thread(target=beat, name="claim heartbeat", daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join(timeout=5)
-
-    # status --------------------------------------------------------------------------------
-    def run_ids(self, config=None) -> list[str]:
-        """Every run id of the study config (conditions × grid points × seeds)."""
-        from hplandscape.grid import make_grid
-
-        config = config or self.config()
-        points = make_grid(config.grid)
-        return [f"{c.name}/{p.key}/seed{s}" for c in config.conditions for p in points for s in config.seeds]
-
-    def status(self, config=None) -> StudyStatus:
-        """Counts and grid maps per condition, derived from the files."""
-        from hplandscape.grid import make_grid
-
-        config = config or self.config()
-        points = make_grid(config.grid)
-        lrs = tuple(config.grid.log10_lr_values())
-        wds = tuple(config.grid.log10_wd_values())
-        conditions, corrupt, failed = [], [], []
-        for c in config.conditions:
-            states = {}
-            for p in points:
-                seeds = []
-                for s in config.seeds:
-                    run_id = f"{c.name}/{p.key}/seed{s}"
-                    state = self.run_state(run_id)
-                    seeds.append(state)
-                    if state is RunState.CORRUPT:
-                        corrupt.append(str(self.record_path(run_id)))
-                    elif state is RunState.FAILED:
-                        err = self.read_error(run_id) or {}
-                        failed.append((run_id, err.get("traceback", str(self.error_log_path(run_id)))))
-                states[(p.log10_lr, p.log10_wd)] = seeds
-            conditions.append(ConditionStatus(c.name, lrs, wds, states))
-        return StudyStatus(str(self.root), tuple(conditions), tuple(corrupt), tuple(failed))
-
-    def follow(self, interval: float = 5.0, *, timeout: float | None = None, file=None) -> StudyStatus:
-        """Show a progress bar of finished runs until every run is finished (or ``timeout``)."""
-        from tqdm import tqdm
-
-        config = self.config()
-        status = self.status(config)
-        start = time.monotonic()
-        with tqdm(total=status.total, initial=status.finished, desc=config.name, unit="run",
-                  file=file, dynamic_ncols=True) as bar:
-            while not status.complete:
-                if timeout is not None and time.monotonic() - start > timeout:
-                    break
-                time.sleep(interval)
-                status = self.status(config)
-                bar.update(status.finished - bar.n)
-                n = {k: sum(c.counts()[k] for c in status.conditions) for k in ("running", "failed")}
-                bar.set_postfix(running=n["running"], failed=n["failed"])
-        return status
 
 
 def _strip_volatile(d: dict) -> dict:

@@ -91,12 +91,21 @@ def fake_train_run(spec) -> dict:
 
 
 def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_shape, source=None, seed=0):
-    """Stand-in for ``pruning.prune`` returning an ArchSpec-like dict."""
+    """Stand-in for ``pruning.prune``: a real ArchSpec (every prunable layer halved), no torch-pruning."""
+    import hashlib
+
+    from hplandscape.archspec import ArchSpec
+    from hplandscape.models import original_widths
+
     if source is not None and not Path(source).exists():
         raise FileNotFoundError(source)
-    return {"model": model_name, "method": method, "target_ratio": ratio, "widths": {},
-            "source": "checkpoint:fake" if source else "random-init",
-            "content_hash": f"fake-{method}-{ratio}"}
+    original = original_widths(model_name, num_classes, in_channels)
+    origin = f"checkpoint:{hashlib.sha256(Path(source).read_bytes()).hexdigest()}" if source else "random-init"
+    return ArchSpec(model=model_name, num_classes=num_classes, in_channels=in_channels,
+                    input_shape=tuple(input_shape), method=method, target_ratio=ratio, achieved_ratio=ratio,
+                    widths={k: max(1, v // 2) for k, v in original.items()}, original_widths=original,
+                    params=500, flops=1000, original_params=1000, original_flops=2000, source=origin,
+                    init_seed=None if source else seed)
 
 
 @pytest.fixture

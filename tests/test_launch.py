@@ -10,12 +10,13 @@ import stat
 import pytest
 import submitit
 
-from conftest import fake_train_run, tiny_config
+from conftest import fake_prune, fake_train_run, tiny_config
+from hplandscape import claims
 from hplandscape.errors import RunFailure, UserError
-from hplandscape.launch import (
-    RunJob, default_max_parallel, make_executor, max_array_size, submit_bounded, submit_slurm_arrays)
+from hplandscape.executors import default_max_parallel, make_executor, max_array_size, submit_slurm_arrays
+from hplandscape.launch import RunJob
+from hplandscape.plan import plan_study
 from hplandscape.store import RunState, StudyStore
-from hplandscape.sweep import plan_runs
 
 
 @pytest.fixture
@@ -23,7 +24,7 @@ def setup(tmp_path, fake_env):
     config = tiny_config()
     store = StudyStore(tmp_path / "study")
     store.init_study(config)
-    specs = {s.run_id: s for s in plan_runs(config, store)}
+    specs = {s.run_id: s for s in plan_study(config, store).runs}
     return config, store, specs
 
 
@@ -66,7 +67,7 @@ def test_source_run_keeps_weights_and_checkpoint(setup):
 def test_run_claimed_by_a_live_job_is_skipped(setup):
     config, store, specs = setup
     s = _base(specs)[1]
-    assert store.claim(s.run_id, "someone-else")
+    assert claims.take(store.files(s.run_id), "someone-else", finished=lambda: False)
     out = RunJob([s], str(store.root), train_fn=fake_train_run)()
     assert out == [{"run_id": s.run_id, "state": "skipped"}]
     assert not (store.run_dir(s.run_id) / "trained.log").exists()
@@ -79,9 +80,10 @@ def test_pruned_run_reads_its_architecture_from_the_store(setup):
     out = RunJob([pruned], str(store.root), train_fn=fake_train_run)()
     assert out[0]["state"] == "failed"
     assert "missing" in json.loads(store.error_path(pruned.run_id).read_text())["error"]
-    store.spec_path(pruned.condition.name).write_text(json.dumps({"content_hash": "h1"}))
+    arch = fake_prune(config.model, "uniform", 0.5, num_classes=10, in_channels=1, input_shape=(1, 8, 8))
+    store.write_arch(pruned.condition.name, arch)
     assert RunJob([pruned], str(store.root), train_fn=fake_train_run)()[0]["state"] == "done"
-    assert store.read_record(pruned.run_id)[1]["arch_hash"] == "h1"
+    assert store.read_record(pruned.run_id)[1]["arch_hash"] == arch.content_hash
 
 
 def test_checkpoint_resubmits_and_the_run_resumes(setup):
@@ -141,6 +143,9 @@ class _FakeJob:
     def __init__(self, log, n):
         self.log, self.n, self.ticks = log, n, 0
 
+    def result(self):
+        return None
+
     def done(self):
         self.ticks += 1
         if self.ticks >= 3:
@@ -165,10 +170,21 @@ class _FakeExecutor:
         return [object() for _ in fns]
 
 
-def test_submit_bounded_keeps_at_most_max_parallel_in_flight():
+def test_local_runner_keeps_at_most_max_parallel_in_flight(tmp_path, monkeypatch):
+    from hplandscape import run_local
+
+    config = tiny_config(pruning={"source": "random"},
+                         launcher={"executor": "local", "runs_per_job": 1, "cpus_per_task": 1})
+    store = StudyStore(tmp_path / "study")
+    store.init_study(config)
     ex = _FakeExecutor()
-    done = submit_bounded(ex, list(range(7)), 2, poll_s=0)
-    assert ex.log["peak"] == 2 and sorted(fn for fn, _ in done) == list(range(7))
+    monkeypatch.setattr(run_local, "make_executor", lambda *a, **k: ex)
+    submitted = []
+    outcome = run_local.run_local(lambda: plan_study(config, store), config, store, kind="local",
+                                  max_parallel=2, make_job=lambda specs, **kw: submitted.append(specs) or specs,
+                                  prune_fn=fake_prune, progress=False, poll_s=0)
+    assert ex.log["peak"] == 2 and outcome.submitted == 8 and len(submitted) == 8
+    assert store.read_arch("uniform-0.5") is not None, "the prune step ran once its needs were met"
 
 
 def test_arrays_are_split_below_max_array_size():
@@ -203,7 +219,7 @@ def test_fused_engine_trains_the_block_together(setup, monkeypatch):
 
 
 def test_squeue_states_without_sacct(tmp_path, monkeypatch):
-    from hplandscape.launch import slurm_jobs_active, squeue_states
+    from hplandscape.executors import slurm_jobs_active, squeue_states
 
     fake = tmp_path / "squeue"
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")

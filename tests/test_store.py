@@ -11,7 +11,9 @@ import time
 import pytest
 
 from conftest import tiny_config
+from hplandscape import claims
 from hplandscape.errors import UserError
+from hplandscape.status import follow, study_status
 from hplandscape.store import RunState, StudyStore
 
 RUN = "base/lr-1.0000_wd-4.0000/seed0"
@@ -19,6 +21,11 @@ RUN = "base/lr-1.0000_wd-4.0000/seed0"
 
 def build_record(run_id=RUN, **kw):
     return {"run_id": run_id, "top1": 91.5, "diverged": False, **kw}
+
+
+def claim(store, run_id, job_id):
+    return claims.take(store.files(run_id), job_id, stale_after=store.stale_after,
+                       finished=lambda: store.read_record(run_id)[0].finished)
 
 
 @pytest.fixture
@@ -55,7 +62,7 @@ def test_truncated_or_foreign_record_is_corrupt_never_done(store, text):
     path.parent.mkdir(parents=True)
     path.write_text(text)
     assert store.read_record(RUN) == (RunState.CORRUPT, None)
-    status = store.status()
+    status = study_status(store)
     counts = status.to_json()["conditions"]["base"]
     assert counts["done"] == 0 and counts["corrupt"] == 1 and counts["missing"] == 4
     assert str(path) in status.render()
@@ -64,43 +71,43 @@ def test_truncated_or_foreign_record_is_corrupt_never_done(store, text):
 
 def test_claims_exclude_other_jobs_and_stale_ones_are_taken_over(tmp_path):
     store = StudyStore(tmp_path, stale_after=0.5)
-    assert store.claim(RUN, "job-a")
+    assert claim(store, RUN, "job-a")
     assert store.run_state(RUN) is RunState.RUNNING
-    assert not store.claim(RUN, "job-b"), "a live claim of another job must be respected"
-    assert store.claim(RUN, "job-a"), "a job may take back its own claim (requeue)"
+    assert not claim(store, RUN, "job-b"), "a live claim of another job must be respected"
+    assert claim(store, RUN, "job-a"), "a job may take back its own claim (requeue)"
     time.sleep(0.7)
     assert store.run_state(RUN) is RunState.MISSING
-    assert store.claim(RUN, "job-b"), "a claim without heartbeat is stale"
+    assert claim(store, RUN, "job-b"), "a claim without heartbeat is stale"
     assert json.loads(store.claim_path(RUN).read_text())["job_id"] == "job-b"
-    store.release(RUN, "job-a")  # not the holder: nothing happens
+    claims.release(store.files(RUN), "job-a")  # not the holder: nothing happens
     assert store.claim_path(RUN).exists()
-    store.release(RUN, "job-b")
+    claims.release(store.files(RUN), "job-b")
     assert not store.claim_path(RUN).exists()
 
 
 def test_heartbeat_keeps_a_claim_alive(tmp_path):
     store = StudyStore(tmp_path, stale_after=0.6)
-    assert store.claim(RUN, "job-a")
-    with store.heartbeat([RUN], interval=0.1):
+    assert claim(store, RUN, "job-a")
+    with claims.heartbeat([store.files(RUN)], interval=0.1):
         time.sleep(1.0)
         assert store.run_state(RUN) is RunState.RUNNING
-        assert not store.claim(RUN, "job-b")
+        assert not claim(store, RUN, "job-b")
 
 
 def test_claim_of_a_dead_local_process_is_stale(tmp_path):
     store = StudyStore(tmp_path)
-    code = ("import sys; from hplandscape.store import StudyStore; "
-            f"print(StudyStore(sys.argv[1]).claim({RUN!r}, 'job-dead'))")
+    code = ("import sys; from hplandscape import claims; from hplandscape.store import StudyStore; "
+            f"print(claims.take(StudyStore(sys.argv[1]).files({RUN!r}), 'job-dead', finished=lambda: False))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert out.stdout.strip() == "True", out.stderr
-    assert store.read_claim(RUN)["job_id"] == "job-dead"
+    assert claims.read_claim(store.files(RUN))["job_id"] == "job-dead"
     assert store.run_state(RUN) is RunState.MISSING
-    assert store.claim(RUN, "job-new")
+    assert claim(store, RUN, "job-new")
 
 
 def test_finished_run_cannot_be_claimed(store):
     store.write_record(RUN, build_record())
-    assert not store.claim(RUN, "job-a")
+    assert not claim(store, RUN, "job-a")
 
 
 def test_failed_run_names_its_traceback(store):
@@ -109,7 +116,7 @@ def test_failed_run_names_its_traceback(store):
     except RuntimeError as e:
         log = store.write_error(RUN, "job-a", e, "Traceback: boom\n")
     assert store.run_state(RUN) is RunState.FAILED
-    status = store.status()
+    status = study_status(store)
     assert status.to_json()["conditions"]["base"]["failed"] == 1
     assert str(log) in status.render()
     store.write_record(RUN, build_record())
@@ -132,13 +139,13 @@ def test_launcher_settings_and_grid_extensions_do_not_invalidate(store):
     grid = {"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -1.0], "log10_wd": [-4.5, -4.0],
             "extra_log10_lr": [-0.5]}
     store.init_study(tiny_config(grid=grid, launcher=launcher))
-    assert store.status().total == 2 * 6
+    assert study_status(store).total == 2 * 6
 
 
 def test_status_json_shape_and_grid_map(store):
     store.write_record(RUN, build_record())
-    store.claim("uniform-0.5/lr-1.5000_wd-4.0000/seed0", "job-a")
-    st = store.status()
+    claim(store, "uniform-0.5/lr-1.5000_wd-4.0000/seed0", "job-a")
+    st = study_status(store)
     js = st.to_json()
     assert set(js["conditions"]) == {"base", "uniform-0.5"}
     assert js["conditions"]["base"] == {"total": 4, "done": 1, "running": 0, "failed": 0, "missing": 3,
@@ -157,4 +164,4 @@ def test_follow_returns_when_complete(store, capsys):
     cfg = store.config()
     for run_id in store.run_ids(cfg):
         store.write_record(run_id, build_record(run_id))
-    assert store.follow(interval=0.05, timeout=5).complete
+    assert follow(store, interval=0.05, timeout=5).complete

@@ -20,8 +20,8 @@ def load_results(path_or_df) -> pd.DataFrame:
     Parameters
     ----------
     path_or_df : str, os.PathLike or pandas.DataFrame
-        A results CSV, a study directory (its ``results.csv`` is read; if absent, the run records
-        are collected first) or a DataFrame with at least the columns
+        A results CSV, a study directory (its run records are collected afresh; a directory
+        that is not a study but holds a ``results.csv`` has that file read) or a DataFrame with at least the columns
         ``condition, method, ratio, lr, wd, seed, top1`` (optional ``top5``, ``diverged``).
 
     Returns
@@ -49,13 +49,16 @@ def load_results(path_or_df) -> pd.DataFrame:
         return _normalise(path_or_df.copy(), source)
     path = Path(path_or_df)
     if path.is_dir():
-        csv = path / "results.csv"
-        if not csv.exists():
-            from hplandscape.results import collect  # late: results.py pulls in the run store
+        from hplandscape.store import StudyStore  # the store names a study's files
 
-            df = collect(path)
-            return _normalise(pd.DataFrame(df).copy(), str(path))
-        path = csv
+        store = StudyStore(path)
+        if store.study_yaml.exists() or not store.results_csv.exists():
+            # A study is collected from its records every time, so a results.csv written earlier
+            # (while runs were still going, or before an extension) can never be read stale.
+            from hplandscape.results import collect
+
+            return _normalise(pd.DataFrame(collect(path)).copy(), str(path))
+        path = store.results_csv
     if not path.exists():
         raise UserError(f"{path}: no such results file or study directory")
     try:

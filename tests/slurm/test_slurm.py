@@ -16,7 +16,7 @@ import pytest
 
 from conftest import tiny_study_dict
 from hplandscape.config import study_from_dict
-from hplandscape.launch import squeue_states
+from hplandscape.executors import squeue_states
 from hplandscape.store import RunState, StudyStore
 from hplandscape.sweep import run_sweep
 

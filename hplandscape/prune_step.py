@@ -1,0 +1,91 @@
+"""The pruning step of a study: the pruned architecture of every pruned condition (method §5).
+
+:func:`make_pruning_specs` is a plain function: the local runner calls it in process, the SLURM
+runner submits it as a job that depends on the pruning source's job. It ranks filters by the L1
+norms of the basemodel trained at the prior (``pruning.source: trained``, its ``model.pt``) or of
+a random He init seeded with the first seed (``random``), and stores one
+:class:`~hplandscape.archspec.ArchSpec` per condition through the study store.
+"""
+
+from __future__ import annotations
+
+from hplandscape.errors import RunFailure
+from hplandscape.store import RunState, StudyStore, source_run
+
+
+def stored_arch(store: StudyStore, config, condition):
+    """The stored architecture of a pruned condition when it was made for this config (model,
+    method, ratio, ranking source), else None."""
+    try:
+        spec = store.read_arch(condition.name)
+    except Exception:  # a damaged or foreign file is made again, not trusted
+        return None
+    if spec is None:
+        return None
+    want_source = "checkpoint:" if config.pruning.source == "trained" else "random-init"
+    ok = (spec.model == config.model and spec.method == condition.method
+          and abs(spec.target_ratio - condition.ratio) < 1e-9 and spec.source.startswith(want_source))
+    return spec if ok else None
+
+
+def conditions_to_prune(store: StudyStore, config) -> list:
+    """The pruned conditions that have no valid stored architecture yet."""
+    return [c for c in config.conditions if c.pruned and stored_arch(store, config, c) is None]
+
+
+def make_pruning_specs(config, study_dir, *, prune_fn=None) -> list[str]:
+    """Prune every pruned condition that has no valid architecture yet and store it.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    study_dir : str or Path
+    prune_fn : callable, optional
+        Replacement for :func:`hplandscape.pruning.prune` (tests); must return an ArchSpec.
+
+    Returns
+    -------
+    list of str
+        The spec files written.
+
+    Raises
+    ------
+    RunFailure
+        The trained source is needed but missing, failed or diverged (the message names the file
+        to read).
+    """
+    store = StudyStore(study_dir)
+    missing = conditions_to_prune(store, config)
+    if not missing:
+        return []
+    source = _source_weights(store, config) if config.pruning.source == "trained" else None
+    if prune_fn is None:
+        from hplandscape.pruning import prune as prune_fn
+    from hplandscape.data import dataset_info
+
+    info = dataset_info(config.data)
+    shape = (info.in_channels, info.image_size, info.image_size)
+    written = []
+    for c in missing:
+        spec = prune_fn(config.model, c.method, c.ratio, num_classes=info.num_classes,
+                        in_channels=info.in_channels, input_shape=shape, source=source,
+                        seed=config.seeds[0])
+        written.append(str(store.write_arch(c.name, spec)))
+    return written
+
+
+def _source_weights(store: StudyStore, config) -> str:
+    run_id = source_run(config).run_id
+    state, _ = store.read_record(run_id)
+    weights = store.model_path(run_id)
+    if state is RunState.DIVERGED:
+        raise RunFailure(f"the basemodel at the prior ({run_id}) diverged, so its weights cannot "
+                         f"rank filters; see {store.record_path(run_id)}. Use pruning.source: "
+                         "random or a prior that trains.")
+    if not state.finished or not weights.exists():
+        err = store.read_error(run_id)
+        where = err.get("traceback") if err else store.run_dir(run_id)
+        raise RunFailure(f"pruned conditions need the trained basemodel at the prior ({run_id}) "
+                         f"but {weights} is missing; see {where}. If its record exists without "
+                         f"weights, delete {store.record_path(run_id)} and sweep again.")
+    return str(weights)

@@ -1,0 +1,189 @@
+"""Run a study plan on this machine: local processes (bounded parallelism) or in process (debug).
+
+The runner executes :class:`~hplandscape.plan.StudyPlan` steps and nothing else decides the
+order: a step's jobs are released once every step it ``needs`` is done, so basemodel runs fill
+the free cores while the pruning source trains, and pruned runs start as soon as their
+architectures exist. The prune step runs in this process (it takes seconds).
+
+Runs claimed by another sweep (a concurrent ``sweep`` call, or jobs that outlived a killed one)
+are not launched: the runner waits until they are recorded or their claims go stale, then plans
+again (a stale claim's run is launched in the next round).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from hplandscape.errors import RunFailure
+from hplandscape.executors import make_executor
+from hplandscape.plan import StudyPlan
+from hplandscape.prune_step import make_pruning_specs
+from hplandscape.status import RecordedBar
+from hplandscape.store import RunState, StudyStore, source_run
+
+#: Rounds of "launch what is missing, wait for what others run" before a local sweep gives up.
+MAX_ROUNDS = 5
+
+
+@dataclass(frozen=True)
+class JobFailure:
+    """A job that died without recording its runs (killed, out of memory, an error outside a run)."""
+
+    job_id: str
+    error: str
+    log: str | None
+
+    def describe(self) -> str:
+        return f"job {self.job_id} died: {self.error}" + (f"; log: {self.log}" if self.log else "")
+
+
+@dataclass(frozen=True)
+class LocalOutcome:
+    submitted: int
+    job_failures: tuple = ()
+
+
+def run_local(plan_fn: Callable[[], StudyPlan], config, store: StudyStore, *, kind: str,
+              max_parallel: int, make_job: Callable, prune_fn=None, progress: bool = True,
+              poll_s: float = 0.5) -> LocalOutcome:
+    """Execute the study's plan until nothing is left to launch or to wait for.
+
+    Parameters
+    ----------
+    plan_fn : callable
+        Returns the current :class:`StudyPlan` (called once per round).
+    kind : {"local", "debug"}
+    max_parallel : int
+        Jobs at once (local); debug runs one job at a time in this process.
+    make_job : callable
+        ``make_job(specs, raise_on_failure=False)`` → the picklable job of a block of runs.
+    prune_fn : callable, optional
+        Replacement for the pruning function (tests).
+
+    Raises
+    ------
+    RunFailure
+        The prune step failed (e.g. the pruning source failed or diverged); every run that did not
+        need it was still trained.
+    """
+    plan = plan_fn()
+    bar = RecordedBar(store, [r.run_id for r in plan.runs], config.name, enabled=progress)
+    tick = bar.tick
+    attempted: set = set()
+    submitted, failures, prune_error = 0, [], None
+    try:
+        for round_ in range(MAX_ROUNDS):
+            if round_:
+                plan = plan_fn()
+            steps = _launchable(plan, store, attempted)
+            if any(s.runs or s.conditions for s in steps):
+                attempted.update(r.run_id for s in steps for r in s.runs)
+                submitted += sum(len(s.runs) for s in steps)
+                result = _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick)
+                failures += result[0]
+                prune_error = prune_error or result[1]
+                if prune_error is not None:
+                    break
+                continue
+            elsewhere = [r.run_id for r in plan.runs if store.run_state(r.run_id) is RunState.RUNNING]
+            if not elsewhere:
+                break
+            _wait_elsewhere(store, elsewhere, poll_s, tick)
+    finally:
+        bar.close()
+    if prune_error is not None:
+        raise prune_error
+    return LocalOutcome(submitted, tuple(failures))
+
+
+def _launchable(plan: StudyPlan, store: StudyStore, attempted: set) -> list:
+    """The plan's steps without runs tried already in this call or held by another job."""
+    import dataclasses
+
+    out = []
+    for s in plan.steps:
+        runs = tuple(r for r in s.runs if r.run_id not in attempted
+                     and store.run_state(r.run_id) is not RunState.RUNNING)
+        out.append(dataclasses.replace(s, runs=runs))
+    return out
+
+
+def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick):
+    """Run one round of steps; returns (job failures, prune error or None)."""
+    size = max(1, int(config.launcher.runs_per_job))
+    pending = [(s.name, s.needs, make_job(block)) for s in steps for block in s.blocks(size)]
+    waiting = {s.name: s for s in steps}  # steps not finished yet
+    done, failed = set(), set()
+    ex = make_executor(kind, store.logs_dir, config.launcher, name=config.name)
+    running, failures, prune_error = [], [], None
+    source_id = source_run(config).run_id
+    while True:
+        for name, step in list(waiting.items()):
+            if set(step.needs) & failed:  # what it needs will not come in this call
+                failed.add(name)
+                del waiting[name]
+            elif not set(step.needs) <= done:
+                continue
+            elif step.conditions:
+                if store.run_state(source_id) is RunState.RUNNING:
+                    continue  # the source trains in another sweep: wait for its weights
+                try:
+                    make_pruning_specs(config, store.root, prune_fn=prune_fn)
+                    done.add(name)
+                except RunFailure as e:
+                    prune_error = e
+                    failed.add(name)
+                del waiting[name]
+            elif not any(n == name for n, _, _ in pending + running):
+                done.add(name)
+                del waiting[name]
+        pending = [p for p in pending if not set(p[1]) & failed]
+        for item in [p for p in pending if set(p[1]) <= done]:
+            if kind != "debug" and len(running) >= max_parallel:
+                break
+            pending.remove(item)
+            job = ex.submit(item[2])
+            if kind == "debug":  # runs in this process, now
+                _settle(job, failures)
+            else:
+                running.append((item[0], item[1], job))
+        still = []
+        for item in running:
+            if item[2].done():
+                _settle(item[2], failures)
+            else:
+                still.append(item)
+        running = still
+        tick()
+        if not (pending or running or waiting):
+            return failures, prune_error
+        if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
+            time.sleep(poll_s)
+
+
+def _settle(job, failures: list) -> None:
+    """Collect a finished job: a job that raised is reported with the log that explains it.
+
+    :class:`~hplandscape.launch.RunJob` records each run's failure itself; an exception here means
+    the job died around the runs (killed, out of memory), leaving them unrecorded with a stale
+    claim, so the next round or sweep launches them again.
+    """
+    try:
+        job.result()
+    except Exception as e:  # noqa: BLE001 - any job death is reported, none is fatal to the sweep
+        paths = getattr(job, "paths", None)
+        log = str(paths.stderr) if paths is not None and getattr(paths, "stderr", None) else None
+        text = str(e).strip().splitlines()
+        failures.append(JobFailure(str(getattr(job, "job_id", "?")), text[-1] if text else type(e).__name__, log))
+
+
+def _wait_elsewhere(store: StudyStore, run_ids, poll_s: float, tick) -> None:
+    """Wait until runs held by other jobs are finished or their claims went stale."""
+    pending = set(run_ids)
+    while pending:
+        pending = {r for r in pending if store.run_state(r) is RunState.RUNNING}
+        tick()
+        if pending:
+            time.sleep(max(poll_s, 0.5))

@@ -1,0 +1,74 @@
+"""Submit a study plan to SLURM: one job array per step, chained by the plan's needs.
+
+Every step of the :class:`~hplandscape.plan.StudyPlan` becomes submitit job arrays (split below the
+cluster's ``MaxArraySize``) whose ``afterok`` dependencies are the jobs of the steps it needs, so
+nothing waits on the login node. The pruning source runs alone in a job that fails when its run
+fails, so that the prune job and the pruned arrays behind it are cancelled instead of starting
+without an architecture. A prune step with nothing to wait for runs in this process.
+:func:`follow_jobs` polls ``squeue`` (no ``sacct`` needed) until the jobs have left the queue.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from hplandscape.errors import RunFailure
+from hplandscape.executors import (make_executor, max_array_size, slurm_base_id, slurm_jobs_active,
+                                   submit_slurm_arrays)
+from hplandscape.plan import StudyPlan
+from hplandscape.prune_step import make_pruning_specs
+from hplandscape.status import RecordedBar
+from hplandscape.store import StudyStore
+
+
+def submit_plan(plan: StudyPlan, config, store: StudyStore, *, make_job: Callable, prune_fn=None) -> tuple:
+    """Submit every step of ``plan``; returns the SLURM job ids (one per array), in step order."""
+    lc, logs, name = config.launcher, store.logs_dir, config.name
+    size, limit = max(1, int(lc.runs_per_job)), max_array_size()
+    ids_of: dict[str, list] = {}
+    for step in plan.steps:
+        deps = [j for need in step.needs for j in ids_of.get(need, [])]
+        dependency = f"afterok:{':'.join(deps)}" if deps else None
+        if step.conditions:
+            if dependency is None:
+                make_pruning_specs(config, store.root, prune_fn=prune_fn)
+                ids_of[step.name] = []
+                continue
+            ex = make_executor("slurm", logs, lc, name=f"{name}-prune", dependency=dependency)
+            ids_of[step.name] = [ex.submit(make_pruning_specs, config, str(store.root), prune_fn=prune_fn).job_id]
+            continue
+        source = step.name == "source"
+        ex = make_executor("slurm", logs, lc, name=f"{name}-base" if source else name, dependency=dependency)
+        jobs = submit_slurm_arrays(ex, [make_job(b, raise_on_failure=source) for b in step.blocks(size)],
+                                   limit)
+        # Dependencies and squeue name an array by its job id: one id per array.
+        ids_of[step.name] = sorted({slurm_base_id(j.job_id) for j in jobs}, key=lambda j: (len(j), j))
+    return tuple(j for step in plan.steps for j in ids_of[step.name])
+
+
+def follow_jobs(job_ids, store: StudyStore, run_ids, *, progress: bool = True, poll_s: float = 2.0,
+                name: str = "study") -> None:
+    """Wait until every job has left the SLURM queue, with a progress bar of recorded runs.
+
+    Raises
+    ------
+    RunFailure
+        ``squeue`` did not answer for minutes (the jobs may still run; the message says how to check).
+    """
+    bar = RecordedBar(store, run_ids, name, enabled=progress)
+    failures = 0
+    try:
+        while True:
+            active = slurm_jobs_active(job_ids)
+            if active is False:
+                break
+            # An unanswered squeue is retried; only a controller gone for minutes ends the wait.
+            failures = failures + 1 if active is None else 0
+            if failures > 60:
+                raise RunFailure(f"squeue has not answered for minutes; jobs {', '.join(job_ids)} "
+                                 f"may still run: check `squeue` and `hplandscape status {store.root}`")
+            bar.tick()
+            time.sleep(max(poll_s, 2.0))
+    finally:
+        bar.close()

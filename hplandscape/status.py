@@ -1,0 +1,181 @@
+"""What the files of a study say about its runs: counts and grid maps per condition, and a
+follow mode that shows progress until nothing is left to wait for.
+
+Status is derived from the store's files (:meth:`hplandscape.store.StudyStore.run_state`) over the
+study's one list of runs (:func:`hplandscape.store.study_runs`); this module only summarises and
+displays it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from hplandscape.store import RunState, StudyStore
+
+_MAP_CHARS = {RunState.DONE: "#", RunState.DIVERGED: "x", RunState.RUNNING: "R",
+              RunState.FAILED: "!", RunState.MISSING: ".", RunState.CORRUPT: "?"}
+# When seeds of one grid point disagree, the map shows the state that needs attention first.
+_MAP_PRIORITY = (RunState.CORRUPT, RunState.FAILED, RunState.RUNNING, RunState.MISSING,
+                 RunState.DIVERGED, RunState.DONE)
+
+
+@dataclass(frozen=True)
+class ConditionStatus:
+    """Run states of one condition: ``states[(log10_lr, log10_wd)] = [state per seed]``."""
+
+    name: str
+    log10_lr: tuple
+    log10_wd: tuple
+    states: dict
+
+    def count(self, state: RunState) -> int:
+        return sum(s is state for seeds in self.states.values() for s in seeds)
+
+    @property
+    def total(self) -> int:
+        return sum(len(seeds) for seeds in self.states.values())
+
+    def counts(self) -> dict:
+        """``total, done, running, failed, missing, diverged`` (corrupt records count as missing:
+        they will be re-run) plus ``corrupt``."""
+        c = {s.value: self.count(s) for s in RunState}
+        return {"total": self.total, "done": c["done"], "running": c["running"],
+                "failed": c["failed"], "missing": c["missing"] + c["corrupt"],
+                "diverged": c["diverged"], "corrupt": c["corrupt"]}
+
+    def grid_map(self) -> list[str]:
+        """Text map: one row per lr (largest on top), one column per wd (ascending)."""
+        lines = ["      log10 wd: " + " ".join(f"{w:+.1f}"[:4].rjust(4) for w in self.log10_wd)]
+        for lr in sorted(self.log10_lr, reverse=True):
+            cells = []
+            for wd in self.log10_wd:
+                seeds = self.states.get((lr, wd), [])
+                mark = " "
+                for s in _MAP_PRIORITY:
+                    if s in seeds:
+                        mark = _MAP_CHARS[s]
+                        break
+                cells.append(mark.rjust(4))
+            lines.append(f"  lr {lr:+7.2f}    " + " ".join(cells))
+        return lines
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """Per-condition run states of a study, derived from its files."""
+
+    study_dir: str
+    conditions: tuple
+    corrupt: tuple = field(default=())  # record paths that are truncated or not records
+    failed: tuple = field(default=())  # (run_id, error log path)
+
+    def to_json(self) -> dict:
+        """``{"conditions": {NAME: {"total", "done", "running", "failed", "missing", "diverged",
+        "corrupt"}}}``."""
+        return {"conditions": {c.name: c.counts() for c in self.conditions}}
+
+    @property
+    def total(self) -> int:
+        return sum(c.total for c in self.conditions)
+
+    @property
+    def finished(self) -> int:
+        return sum(c.count(RunState.DONE) + c.count(RunState.DIVERGED) for c in self.conditions)
+
+    @property
+    def complete(self) -> bool:
+        return self.finished == self.total
+
+    def count(self, state: RunState) -> int:
+        """Runs of the whole study in ``state``."""
+        return sum(c.count(state) for c in self.conditions)
+
+    def render(self) -> str:
+        """Human-readable counts and a grid map per condition."""
+        lines = [f"Study {self.study_dir}: {self.finished}/{self.total} runs finished"]
+        header = f"  {'condition':<16}{'total':>7}{'done':>7}{'running':>9}{'failed':>8}{'missing':>9}{'diverged':>10}"
+        lines.append(header)
+        for c in self.conditions:
+            n = c.counts()
+            lines.append(f"  {c.name:<16}{n['total']:>7}{n['done']:>7}{n['running']:>9}{n['failed']:>8}"
+                         f"{n['missing']:>9}{n['diverged']:>10}")
+        legend = "  map: # done, x diverged, R running, ! failed, . missing, ? corrupt record"
+        for c in self.conditions:
+            lines += ["", f"{c.name}:"] + c.grid_map()
+        lines += ["", legend]
+        if self.corrupt:
+            lines.append(f"{len(self.corrupt)} corrupt record(s), re-run by the next sweep:")
+            lines += [f"  {p}" for p in self.corrupt]
+        if self.failed:
+            lines.append(f"{len(self.failed)} failed run(s); tracebacks:")
+            lines += [f"  {rid}: {log}" for rid, log in self.failed]
+        return "\n".join(lines)
+
+
+def study_status(store: StudyStore, config=None) -> StudyStatus:
+    """Counts and grid maps per condition, derived from the files.
+
+    A run outside the grid (the basemodel at a prior that explicit axes leave out) is counted
+    with its condition and drawn in the map at its own lr and wd.
+    """
+    config = config or store.config()
+    conditions, corrupt, failed = [], [], []
+    states: dict = {c.name: {} for c in config.conditions}
+    for run in store.runs(config):
+        state = store.run_state(run.run_id)
+        states[run.condition.name].setdefault((run.point.log10_lr, run.point.log10_wd), []).append(state)
+        if state is RunState.CORRUPT:
+            corrupt.append(str(store.record_path(run.run_id)))
+        elif state is RunState.FAILED:
+            err = store.read_error(run.run_id) or {}
+            failed.append((run.run_id, err.get("traceback", str(store.error_log_path(run.run_id)))))
+    for c in config.conditions:
+        lrs = tuple(sorted({lr for lr, _ in states[c.name]}))
+        wds = tuple(sorted({wd for _, wd in states[c.name]}))
+        conditions.append(ConditionStatus(c.name, lrs, wds, states[c.name]))
+    return StudyStatus(str(store.root), tuple(conditions), tuple(corrupt), tuple(failed))
+
+
+def follow(store: StudyStore, interval: float = 5.0, *, timeout: float | None = None,
+           file=None) -> StudyStatus:
+    """Show a progress bar of finished runs until every run is finished (or ``timeout``)."""
+    from tqdm import tqdm
+
+    config = store.config()
+    status = study_status(store, config)
+    start = time.monotonic()
+    with tqdm(total=status.total, initial=status.finished, desc=config.name, unit="run",
+              file=file, dynamic_ncols=True) as bar:
+        while not status.complete:
+            if timeout is not None and time.monotonic() - start > timeout:
+                break
+            time.sleep(interval)
+            status = study_status(store, config)
+            bar.update(status.finished - bar.n)
+            bar.set_postfix(running=status.count(RunState.RUNNING), failed=status.count(RunState.FAILED))
+    return status
+
+
+class RecordedBar:
+    """A progress bar of how many of ``run_ids`` have a record (for the runners while they wait)."""
+
+    def __init__(self, store: StudyStore, run_ids, name: str, enabled: bool = True):
+        self.store, self.run_ids = store, list(run_ids)
+        self.bar = None
+        if enabled and self.run_ids:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=len(self.run_ids), desc=name, unit="run", dynamic_ncols=True)
+
+    def tick(self) -> None:
+        if self.bar is None:
+            return
+        n = sum(self.store.record_path(r).exists() for r in self.run_ids)
+        if n != self.bar.n:
+            self.bar.update(n - self.bar.n)
+
+    def close(self) -> None:
+        self.tick()
+        if self.bar is not None:
+            self.bar.close()
