@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from hplandscape.config import Condition, DataConfig
 from hplandscape.grid import GridPoint
 from hplandscape.recipes import Recipe
+from hplandscape.store import run_id
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        return f"{self.condition.name}/{self.point.key}/seed{self.seed}"
+        return run_id(self.condition.name, self.point, self.seed)
 
     @property
     def lr(self) -> float:

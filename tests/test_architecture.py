@@ -1,0 +1,96 @@
+"""The shape of the package: the module import graph has no cycle, and one module names files."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import hplandscape
+
+PACKAGE = Path(hplandscape.__file__).resolve().parent
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the hplandscape modules it imports anywhere (top level or inside functions).
+
+    A package importing its own submodules (re-exports in ``__init__``) is not an edge.
+    """
+    mods = _modules()
+    graph = {m: set() for m in mods}
+    for name, path in mods.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            targets = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hplandscape"):
+                targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for t in targets:
+                if t in mods and t != name and not t.startswith(name + ".") and not name.startswith(t + "."):
+                    graph[name].add(t)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}  # 1 on the stack, 2 done
+
+    def visit(node, path):
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path + [node, nxt]
+            if nxt not in state:
+                found = visit(nxt, path + [node])
+                if found:
+                    return found
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state:
+            found = visit(node, [])
+            if found:
+                return found
+    return None
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
+
+
+def test_module_import_graph_has_no_cycle():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, " -> ".join(cycle)
+
+
+def test_data_flows_one_way_through_the_orchestration():
+    graph = import_graph()
+    # The worker side never reaches back into planning or running; the plan never launches.
+    assert not graph["hplandscape.launch"] & {"hplandscape.sweep", "hplandscape.plan", "hplandscape.run_local",
+                                              "hplandscape.run_slurm"}
+    assert not graph["hplandscape.plan"] & {"hplandscape.executors", "hplandscape.launch", "hplandscape.run_local",
+                                            "hplandscape.run_slurm", "hplandscape.sweep"}
+    assert not graph["hplandscape.store"] & {"hplandscape.plan", "hplandscape.sweep", "hplandscape.status"}
+
+
+def test_only_the_store_builds_run_ids_and_study_file_names():
+    """A run id or a study file name written by hand elsewhere would drift from the store's."""
+    offenders = []
+    for name, path in _modules().items():
+        if name == "hplandscape.store":
+            continue
+        text = path.read_text()
+        if re.search(r"/seed\{", text) or re.search(r"[\"'](record\.json|checkpoint\.pt|model\.pt|claim\.json|"
+                                                      r"error\.json|results\.csv|study\.yaml)[\"']", text):
+            offenders.append(name)
+    assert offenders == []
