@@ -42,7 +42,7 @@ class RunJob(submitit.helpers.Checkpointable):
     threads : int, optional
         torch CPU threads when the recipe does not fix them.
     stale_after, heartbeat_s : float
-        Claim staleness and heartbeat period in seconds (see :mod:`hplandscape.store`).
+        Claim staleness and heartbeat period in seconds (see :mod:`hplandscape.claims`).
     train_fn : callable, optional
         Replacement for :func:`hplandscape.train.train_run` (tests); must be picklable.
     raise_on_failure : bool
@@ -72,7 +72,7 @@ class RunJob(submitit.helpers.Checkpointable):
     def __call__(self) -> list:
         store = StudyStore(self.study_dir, stale_after=self.stale_after)
         job_id = current_job_id()
-        self._set_threads()
+        _set_threads(self.threads, self.specs)
         claimed, outcomes = [], {}
         for spec in self.specs:
             if claims.take(store.files(spec.run_id), job_id, stale_after=self.stale_after,
@@ -80,11 +80,11 @@ class RunJob(submitit.helpers.Checkpointable):
                 claimed.append(spec)
             else:
                 outcomes[spec.run_id] = "skipped"
-        if self._engine(claimed) == "fused":
-            outcomes.update(self._run_fused(store, claimed, job_id))
+        if self.train_fn is None and _engine(claimed) == "fused":
+            outcomes.update(_train_fused_block(store, claimed, job_id, self.heartbeat_s))
         else:
             for spec in claimed:
-                outcomes[spec.run_id] = self._run_one(store, spec, job_id)
+                outcomes[spec.run_id] = _train_one(store, spec, job_id, self.train_fn, self.heartbeat_s)
         result = [{"run_id": s.run_id, "state": outcomes[s.run_id]} for s in self.specs]
         failed = [r["run_id"] for r in result if r["state"] == "failed"]
         if failed and self.raise_on_failure:
@@ -94,96 +94,99 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, *args, **kwargs) -> submitit.helpers.DelayedSubmission:
         """Resubmit the same block: recorded runs are skipped, the interrupted one resumes from its
-        epoch checkpoint (``train_run`` finds ``checkpoint.pt``)."""
+        epoch checkpoint (the engine finds it in the run directory)."""
         return submitit.helpers.DelayedSubmission(self, *args, **kwargs)
 
-    # internals ------------------------------------------------------------------------------
-    def _set_threads(self) -> None:
-        if not self.threads or any(s.recipe.threads for s in self.specs):
-            return  # the recipe's own setting wins (train_run applies it)
-        # Before torch is imported the environment is enough, and importing torch here just to
-        # set it would cost seconds per job.
-        os.environ["OMP_NUM_THREADS"] = str(int(self.threads))
-        torch = sys.modules.get("torch")
-        if torch is not None:
-            torch.set_num_threads(int(self.threads))
 
-    def _engine(self, specs) -> str:
-        """``fused`` when every claimed run asks for it (``auto``: on CUDA) and there are several."""
-        if self.train_fn is not None or len(specs) < 2 or all(s.engine == "sequential" for s in specs):
-            return "sequential"
-        from hplandscape.fused import choose_engine
+# -- one run, or one fused block, inside the job -----------------------------------------------
 
-        engines = {choose_engine(s.engine, s.device) for s in specs}
-        return "fused" if engines == {"fused"} else "sequential"
 
-    def _train(self):
-        if self.train_fn is not None:
-            return self.train_fn
-        from hplandscape.train import train_run
+def _set_threads(threads, specs) -> None:
+    if not threads or any(s.recipe.threads for s in specs):
+        return  # the recipe's own setting wins (the engine applies it)
+    # Before torch is imported the environment is enough, and importing torch here just to
+    # set it would cost seconds per job.
+    os.environ["OMP_NUM_THREADS"] = str(int(threads))
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(int(threads))
 
-        return train_run
 
-    def _resolve(self, store: StudyStore, spec):
-        """Fill in the pruned architecture when the spec was planned before it existed (SLURM
-        phases submitted together with a dependency)."""
-        if spec.arch is not None or not spec.condition.pruned:
-            return spec
-        arch = store.read_arch(spec.condition.name)
-        if arch is None:
-            raise RunFailure(f"pruned architecture of {spec.condition.name!r} is missing: "
-                             f"{store.spec_path(spec.condition.name)}")
-        return dataclasses.replace(spec, arch={**arch.to_dict(), "content_hash": arch.content_hash})
+def _engine(specs) -> str:
+    """``fused`` when every claimed run asks for it (``auto``: on CUDA) and there are several."""
+    if len(specs) < 2 or all(s.engine == "sequential" for s in specs):
+        return "sequential"
+    from hplandscape.fused import choose_engine
 
-    def _finish(self, store: StudyStore, spec, record: dict) -> str:
-        store.write_record(spec.run_id, record)
-        # The record is safely on disk now; the checkpoint only mattered for resuming (the final
-        # weights of the pruning source live in model.pt, not here).
-        store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
-        return RunState.DIVERGED.value if record.get("diverged") else RunState.DONE.value
+    engines = {choose_engine(s.engine, s.device) for s in specs}
+    return "fused" if engines == {"fused"} else "sequential"
 
-    def _fail(self, store: StudyStore, spec, job_id: str, error: Exception) -> str:
-        log = None
-        try:
-            log = str(submitit.JobEnvironment().paths.stdout)
-        except Exception:  # not inside a submitit job (debug executor, direct call)
-            pass
-        store.write_error(spec.run_id, job_id, error, traceback.format_exc(), log)
-        return RunState.FAILED.value
 
-    def _run_one(self, store: StudyStore, spec, job_id: str) -> str:
-        train = self._train()
-        ckpt = store.checkpoint_path(spec.run_id)
-        # Into the job's log: whoever reads it after a preemption sees where the run picked up.
-        print(f"{spec.run_id}: {'resuming from ' + str(ckpt) if ckpt.exists() else 'starting'}", flush=True)
-        try:
-            with claims.heartbeat([store.files(spec.run_id)], self.heartbeat_s):
-                record = train(self._resolve(store, spec))
-            state = self._finish(store, spec, record)
-        except UncompletedJobError:
-            raise  # submitit ending the job (timed out too often): not a failure of this run
-        except Exception as e:
-            state = self._fail(store, spec, job_id, e)
-        # Preemption (SystemExit from submitit's signal handler) skips this on purpose: the claim
-        # stays with this job id so the requeued job takes it back.
-        claims.release(store.files(spec.run_id), job_id)
-        return state
+def _resolve(store: StudyStore, spec):
+    """Fill in the pruned architecture when the spec was planned before it existed (SLURM
+    steps submitted together with a dependency)."""
+    if spec.arch is not None or not spec.condition.pruned:
+        return spec
+    arch = store.read_arch(spec.condition.name)
+    if arch is None:
+        raise RunFailure(f"pruned architecture of {spec.condition.name!r} is missing: "
+                         f"{store.spec_path(spec.condition.name)}")
+    return dataclasses.replace(spec, arch={**arch.to_dict(), "content_hash": arch.content_hash})
 
-    def _run_fused(self, store: StudyStore, specs, job_id: str) -> dict:
-        from hplandscape.fused import train_fused
 
-        out = {}
-        try:
-            with claims.heartbeat([store.files(s.run_id) for s in specs], self.heartbeat_s):
-                records = train_fused([self._resolve(store, s) for s in specs])
-            for spec, record in zip(specs, records):
-                out[spec.run_id] = self._finish(store, spec, record)
-        except UncompletedJobError:
-            raise
-        except Exception as e:
-            for spec in specs:
-                if spec.run_id not in out:
-                    out[spec.run_id] = self._fail(store, spec, job_id, e)
+def _store_record(store: StudyStore, spec, record: dict) -> str:
+    store.write_record(spec.run_id, record)
+    # The record is safely on disk now; the checkpoint only mattered for resuming (the final
+    # weights of the pruning source live in model.pt, not here).
+    store.checkpoint_path(spec.run_id).unlink(missing_ok=True)
+    return RunState.DIVERGED.value if record.get("diverged") else RunState.DONE.value
+
+
+def _store_failure(store: StudyStore, spec, job_id: str, error: Exception) -> str:
+    log = None
+    try:
+        log = str(submitit.JobEnvironment().paths.stdout)
+    except Exception:  # not inside a submitit job (debug executor, direct call)
+        pass
+    store.write_error(spec.run_id, job_id, error, traceback.format_exc(), log)
+    return RunState.FAILED.value
+
+
+def _train_one(store: StudyStore, spec, job_id: str, train_fn, heartbeat_s: float) -> str:
+    if train_fn is None:
+        from hplandscape.train import train_run as train_fn
+    ckpt = store.checkpoint_path(spec.run_id)
+    # Into the job's log: whoever reads it after a preemption sees where the run picked up.
+    print(f"{spec.run_id}: {'resuming from ' + str(ckpt) if ckpt.exists() else 'starting'}", flush=True)
+    try:
+        with claims.heartbeat([store.files(spec.run_id)], heartbeat_s):
+            record = train_fn(_resolve(store, spec))
+        state = _store_record(store, spec, record)
+    except UncompletedJobError:
+        raise  # submitit ending the job (timed out too often): not a failure of this run
+    except Exception as e:
+        state = _store_failure(store, spec, job_id, e)
+    # Preemption (SystemExit from submitit's signal handler) skips this on purpose: the claim
+    # stays with this job id so the requeued job takes it back.
+    claims.release(store.files(spec.run_id), job_id)
+    return state
+
+
+def _train_fused_block(store: StudyStore, specs, job_id: str, heartbeat_s: float) -> dict:
+    from hplandscape.fused import train_fused
+
+    out = {}
+    try:
+        with claims.heartbeat([store.files(s.run_id) for s in specs], heartbeat_s):
+            records = train_fused([_resolve(store, s) for s in specs])
+        for spec, record in zip(specs, records):
+            out[spec.run_id] = _store_record(store, spec, record)
+    except UncompletedJobError:
+        raise
+    except Exception as e:
         for spec in specs:
-            claims.release(store.files(spec.run_id), job_id)
-        return out
+            if spec.run_id not in out:
+                out[spec.run_id] = _store_failure(store, spec, job_id, e)
+    for spec in specs:
+        claims.release(store.files(spec.run_id), job_id)
+    return out
