@@ -51,3 +51,76 @@ def test_risk_plot_info_matches_the_analysis(result):
     info = risk_plot_info(result)
     assert info.conditions == result.names and info.base == "base"
     assert np.mean(info.d[1]) == pytest.approx(result.condition("uniform-0.6").risk.d_mean)
+
+
+# -- whole Info objects on a hand-computed 3×3 study ---------------------------------------------
+
+import dataclasses  # noqa: E402
+
+import pandas as pd  # noqa: E402
+
+from hplandscape.plots.info import PanelInfo, RiskPlotInfo  # noqa: E402
+
+# rows lr 10^-2, 10^-1, 10^0; columns wd 10^-5, 10^-4, 10^-3
+BASE = [[80, 85, 84], [86, 90, 89.7], [70, 88, 60]]
+PRUNED = [[81, 84, 83], [85, 88, 87.5], [70, 86, 61]]
+
+
+def _hand_study():
+    rows = []
+    for name, method, ratio, values in (("base", "none", 1.0, BASE), ("uniform-0.5", "uniform", 0.5, PRUNED)):
+        for i, lr in enumerate((-2, -1, 0)):
+            for j, wd in enumerate((-5, -4, -3)):
+                rows.append({"condition": name, "method": method, "ratio": ratio, "lr": 10.0 ** lr,
+                             "wd": 10.0 ** wd, "seed": 0, "top1": float(values[i][j]), "diverged": False})
+    return analysis.analyze(pd.DataFrame(rows))
+
+
+def assert_info_equal(got, want, path="info"):
+    """Field by field through nested dataclasses and tuples; arrays compared numerically."""
+    if dataclasses.is_dataclass(want):
+        assert type(got) is type(want), path
+        for f in dataclasses.fields(want):
+            assert_info_equal(getattr(got, f.name), getattr(want, f.name), f"{path}.{f.name}")
+    elif isinstance(want, (tuple, list)) and not isinstance(want, str):
+        assert isinstance(got, (tuple, list)) and len(got) == len(want), f"{path}: {got!r} != {want!r}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_info_equal(g, w, f"{path}[{i}]")
+    elif isinstance(want, np.ndarray):
+        np.testing.assert_allclose(np.asarray(got, dtype=float), want.astype(float), atol=1e-9, err_msg=path)
+    elif isinstance(want, float):
+        assert got == pytest.approx(want, abs=1e-9), path
+    else:
+        assert got == want, path
+
+
+def test_panel_info_whole_on_a_hand_computed_study():
+    result = _hand_study()
+    # 18 values; the 85 % quantile sits between the 15th and 16th smallest (88 and 88).
+    zmin, zmax = 88.0, 90.0
+    wd = np.array([-5, -4, -3] * 3, dtype=float)
+    lr = np.repeat([-2.0, -1.0, 0.0], 3)
+    reasons = {r.key: r.reason for r in result.condition("base").rois}
+    want = PanelInfo(
+        condition="base", title="base", wd=wd, lr=lr, top1=np.array(BASE, dtype=float).ravel(),
+        diverged=np.zeros(9, dtype=bool), mesh_wd=np.array([-5.0, -4.0, -3.0]),
+        mesh_lr=np.array([-2.0, -1.0, 0.0]),
+        # mesh nodes are the grid points: the data, clipped to the shared colour range
+        mesh_z=np.clip(np.array(BASE, dtype=float), zmin, zmax), zmin=zmin, zmax=zmax,
+        ellipses=(), no_ellipse=(("1.0-ROI", reasons["1.0"]), ("0.5-ROI", reasons["0.5"])),
+        best=(-4.0, -1.0, 90.0),
+        wd_ticks=((-5.0, -4.0, -3.0), ("1e-05", "0.0001", "0.001")),
+        lr_ticks=((-2.0, -1.0, 0.0), ("0.01", "0.1", "1")),
+        wd_range=(-5.5, -2.5), lr_range=(-2.5, 0.5))
+    assert "holds 2 points" in reasons["0.5"]
+    assert_info_equal(panel_info(result, "base", mesh=3), want)
+    pruned = panel_info(result, "uniform-0.5", mesh=3)
+    assert pruned.title == "uniform-0.5 (uniform, 50% FLOPs)" and pruned.best == (-4.0, -1.0, 88.0)
+
+
+def test_risk_plot_info_whole_on_a_hand_computed_study():
+    # Θ_R = the base's 0.5-ROI: (lr 0.1, wd 1e-4) at 90 and (lr 0.1, wd 1e-3) at 89.7.
+    want = RiskPlotInfo(conditions=("base", "uniform-0.5"),
+                        d=(np.array([0.0, 0.3]), np.array([0.0, 0.5])),
+                        dR=(np.array([0.0, 0.3 / 90]), np.array([0.0, 0.5 / 88])), base="base")
+    assert_info_equal(risk_plot_info(_hand_study()), want)
