@@ -134,6 +134,13 @@ def _resolve(store: StudyStore, spec):
     return dataclasses.replace(spec, arch={**arch.to_dict(), "content_hash": arch.content_hash})
 
 
+def _keep_invalid_record(store: StudyStore, spec) -> None:
+    """A damaged record is kept for inspection, never silently overwritten by the new one."""
+    if store.record_problem(spec.run_id) is not None:
+        moved = store.set_aside(store.record_path(spec.run_id))
+        print(f"{spec.run_id}: invalid record moved to {moved}", flush=True)
+
+
 def _store_record(store: StudyStore, spec, record: dict) -> str:
     store.write_record(spec.run_id, record)
     # The record is safely on disk now; the checkpoint only mattered for resuming (the final
@@ -155,6 +162,7 @@ def _store_failure(store: StudyStore, spec, job_id: str, error: Exception) -> st
 def _train_one(store: StudyStore, spec, job_id: str, train_fn, heartbeat_s: float) -> str:
     if train_fn is None:
         from hplandscape.train import train_run as train_fn
+    _keep_invalid_record(store, spec)
     ckpt = store.checkpoint_path(spec.run_id)
     # Into the job's log: whoever reads it after a preemption sees where the run picked up.
     print(f"{spec.run_id}: {'resuming from ' + str(ckpt) if ckpt.exists() else 'starting'}", flush=True)
@@ -176,6 +184,8 @@ def _train_fused_block(store: StudyStore, specs, job_id: str, heartbeat_s: float
     from hplandscape.fused import train_fused
 
     out = {}
+    for spec in specs:
+        _keep_invalid_record(store, spec)
     try:
         with claims.heartbeat([store.files(s.run_id) for s in specs], heartbeat_s):
             records = train_fused([_resolve(store, s) for s in specs])

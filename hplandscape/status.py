@@ -67,7 +67,7 @@ class StudyStatus:
 
     study_dir: str
     conditions: tuple
-    corrupt: tuple = field(default=())  # record paths that are truncated or not records
+    corrupt: tuple = field(default=())  # "record path: what is wrong with it"
     failed: tuple = field(default=())  # (run_id, error log path)
 
     def to_json(self) -> dict:
@@ -126,7 +126,7 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
         state = store.run_state(run.run_id)
         states[run.condition.name].setdefault((run.point.log10_lr, run.point.log10_wd), []).append(state)
         if state is RunState.CORRUPT:
-            corrupt.append(str(store.record_path(run.run_id)))
+            corrupt.append(f"{store.record_path(run.run_id)}: {store.record_problem(run.run_id)}")
         elif state is RunState.FAILED:
             err = store.read_error(run.run_id) or {}
             failed.append((run.run_id, err.get("traceback", str(store.error_log_path(run.run_id)))))

@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,8 +48,38 @@ from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.claims import STALE_AFTER_S
 from hplandscape.errors import UserError
 from hplandscape.grid import GridPoint, make_grid
-#: Record keys without which a record is not a finished run.
-REQUIRED_RECORD_KEYS = ("run_id", "top1", "diverged")
+def record_problem(record, run_id: str) -> str | None:
+    """Why ``record`` is not a valid record of ``run_id`` (types and ranges), or None when it is.
+
+    The results table and the analysis read these keys; a record that fails here is CORRUPT:
+    never counted as done, never analysed, re-run by the next sweep.
+    """
+    if not isinstance(record, dict):
+        return f"not a JSON object but {type(record).__name__}"
+    condition, _, seed_part = run_id.split("/")
+    checks = (
+        ("run_id", lambda v: v == run_id, f"the run id {run_id!r}"),
+        ("condition", lambda v: v == condition, f"the condition {condition!r}"),
+        ("method", lambda v: isinstance(v, str) and v != "", "a method name"),
+        ("ratio", lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
+        ("lr", lambda v: _number(v) and v > 0, "a positive number"),
+        ("wd", lambda v: _number(v) and v > 0, "a positive number"),
+        ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool) and f"seed{v}" == seed_part,
+         f"the seed of {seed_part!r}"),
+        ("top1", lambda v: _number(v) and 0 <= v <= 100, "a percentage in [0, 100]"),
+        ("top5", lambda v: v is None or (_number(v) and 0 <= v <= 100), "null or a percentage in [0, 100]"),
+        ("diverged", lambda v: isinstance(v, bool), "true or false"),
+    )
+    for key, ok, what in checks:
+        if key not in record:
+            return f"{key} is missing"
+        if not ok(record[key]):
+            return f"{key} must be {what}, got {record[key]!r}"
+    return None
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 class RunState(enum.Enum):
@@ -332,8 +363,9 @@ class StudyStore:
     def read_record(self, run_id: str) -> tuple:
         """``(state, record)``: DONE/DIVERGED with the record, CORRUPT or MISSING with None.
 
-        A record that is truncated, is not JSON, lacks ``run_id``/``top1``/``diverged`` or names
-        another run is CORRUPT: never counted as done, re-run by the next sweep.
+        A record that is truncated, is not JSON, or fails :func:`record_problem` (a missing key, a
+        wrong type, a value out of range, another run's id) is CORRUPT: never counted as done, re-run
+        by the next sweep.
         """
         path = self.record_path(run_id)
         try:
@@ -346,10 +378,34 @@ class StudyStore:
             record = json.loads(text)
         except ValueError:
             return RunState.CORRUPT, None
-        if (not isinstance(record, dict) or any(k not in record for k in REQUIRED_RECORD_KEYS)
-                or record["run_id"] != run_id):
+        if record_problem(record, run_id) is not None:
             return RunState.CORRUPT, None
         return (RunState.DIVERGED if record["diverged"] else RunState.DONE), record
+
+    def record_problem(self, run_id: str) -> str | None:
+        """Why the run's record file is not a valid record (None when it is valid or absent)."""
+        try:
+            text = self.record_path(run_id).read_text()
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as e:
+            return f"unreadable ({type(e).__name__})"
+        try:
+            return record_problem(json.loads(text), run_id)
+        except ValueError:
+            return "not complete JSON (truncated?)"
+
+    def set_aside(self, path: Path) -> Path:
+        """Rename a damaged file to ``<name>.corrupt-<UTC time>`` next to it: kept for inspection,
+        out of the way of the run that replaces it."""
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+        target = path.with_name(f"{path.name}.corrupt-{stamp}")
+        n = 1
+        while target.exists():
+            n += 1
+            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        path.replace(target)
+        return target
 
     def iter_records(self, config=None):
         """The valid records of the study's runs (:func:`study_runs`), in that order."""

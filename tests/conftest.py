@@ -42,6 +42,18 @@ def tiny_config(**overrides):
     return study_from_dict(tiny_study_dict(**overrides), "<tiny>")
 
 
+def minimal_record(run_id: str, **overrides) -> dict:
+    """The smallest record the store accepts as a finished run of ``run_id`` (see
+    ``store.record_problem``); the point's lr and wd are read from the id."""
+    condition, key, seed = run_id.split("/")
+    log10_lr, log10_wd = (float(part[2:]) for part in key.split("_"))
+    record = {"run_id": run_id, "condition": condition, "method": "none" if condition == "base" else "uniform",
+              "ratio": 1.0 if condition == "base" else 0.5, "lr": 10 ** log10_lr, "wd": 10 ** log10_wd,
+              "seed": int(seed[4:]), "top1": 91.5, "top5": None, "diverged": False}
+    record.update(overrides)
+    return record
+
+
 def fake_train_run(spec) -> dict:
     """Stand-in for ``train_run``: epochs of ``HPL_FAKE_EPOCH_S`` seconds, checkpoint and resume.
 

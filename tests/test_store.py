@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import tiny_config
+from conftest import minimal_record, tiny_config
 from hplandscape import claims
 from hplandscape.errors import UserError
 from hplandscape.status import follow, study_status
@@ -20,7 +20,7 @@ RUN = "base/lr-1.0000_wd-4.0000/seed0"
 
 
 def build_record(run_id=RUN, **kw):
-    return {"run_id": run_id, "top1": 91.5, "diverged": False, **kw}
+    return minimal_record(run_id, **kw)
 
 
 def claim(store, run_id, job_id):
@@ -56,7 +56,16 @@ def test_record_round_trip_and_states(store):
 
 @pytest.mark.parametrize("text", ['{"run_id": "base/lr-1.0000_wd-4.0000/seed0", "top1": 9',
                                   "", "[1, 2]", '{"run_id": "other/x/seed0", "top1": 1, "diverged": false}',
-                                  '{"run_id": "base/lr-1.0000_wd-4.0000/seed0"}'])
+                                  '{"run_id": "base/lr-1.0000_wd-4.0000/seed0"}',
+                                  # the shallow record older versions accepted: analysis needs more
+                                  '{"run_id": "base/lr-1.0000_wd-4.0000/seed0", "top1": 91.5, "diverged": false}',
+                                  json.dumps(minimal_record(RUN, diverged="false")),
+                                  json.dumps(minimal_record(RUN, top1=None)),
+                                  json.dumps(minimal_record(RUN, top1=500.0)),
+                                  json.dumps(minimal_record(RUN, top1=float("nan"))),
+                                  json.dumps(minimal_record(RUN, seed=3)),
+                                  json.dumps(minimal_record(RUN, lr=-0.1)),
+                                  json.dumps(minimal_record(RUN, condition="uniform-0.5"))])
 def test_truncated_or_foreign_record_is_corrupt_never_done(store, text):
     path = store.record_path(RUN)
     path.parent.mkdir(parents=True)
@@ -67,6 +76,7 @@ def test_truncated_or_foreign_record_is_corrupt_never_done(store, text):
     assert counts["done"] == 0 and counts["corrupt"] == 1 and counts["missing"] == 4
     assert str(path) in status.render()
     assert list(store.iter_records()) == []
+    assert store.record_problem(RUN) in status.render()
 
 
 def test_claims_exclude_other_jobs_and_stale_ones_are_taken_over(tmp_path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TESTS_DIR, fake_prune, fake_train_run, tiny_config, tiny_study_dict
+from conftest import TESTS_DIR, fake_prune, fake_train_run, minimal_record, tiny_config, tiny_study_dict
 from hplandscape.errors import UserError
 from hplandscape.store import RunState, StudyStore
 from hplandscape.plan import plan_study
@@ -50,7 +50,7 @@ def test_plan_puts_the_pruning_source_first_and_skips_recorded_runs(tmp_path):
     assert len(plan) == 8 and plan[0].run_id == source_run(config).run_id == "base/lr-1.0000_wd-4.0000/seed0"
     assert plan[0].keep_weights and not any(s.keep_weights for s in plan[1:])
     assert {s.run_dir for s in plan} == {str(store.run_dir(s.run_id)) for s in plan}
-    store.write_record(plan[3].run_id, {"run_id": plan[3].run_id, "top1": 1.0, "diverged": True})
+    store.write_record(plan[3].run_id, minimal_record(plan[3].run_id, top1=1.0, diverged=True))
     assert plan[3].run_id not in {s.run_id for s in plan_study(config, store).runs}
 
 
@@ -135,6 +135,8 @@ def test_corrupt_record_is_rerun(tmp_path, fake_env):
     again = run_sweep(config, tmp_path, executor="debug", **FAKES)
     assert again.submitted == 1 and again.finished
     assert store.run_state(victim) is RunState.DONE
+    kept = list(store.run_dir(victim).glob("record.json.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_text().endswith('"top'), "the damaged record is kept, not overwritten"
 
 
 def test_local_executor_sweep_completes(tmp_path, fake_env):
