@@ -63,9 +63,8 @@ def cmd_grid(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from hplandscape.sweep import run_sweep
-
     from hplandscape.store import StudyStore, default_study_dir
+    from hplandscape.sweep import run_sweep
 
     config = _study_config(args.config)
     study_dir = Path(args.study_dir) if args.study_dir else default_study_dir(config.name)
@@ -73,8 +72,10 @@ def cmd_sweep(args) -> int:
                         dry_run=args.dry_run, force=args.force, engine=args.engine,
                         extend=args.extend, progress=not args.no_progress, wait=args.wait)
     print(summary.describe())
-    if args.dry_run or not summary.finished:
-        return EXIT_OK
+    if args.dry_run or (summary.job_ids and not args.wait):
+        return EXIT_OK  # what was asked is done: the plan shown, or the jobs submitted
+    if not summary.finished:
+        raise RunFailure(summary.incomplete())
     if args.no_report:
         from hplandscape.results import collect
 
@@ -85,7 +86,7 @@ def cmd_sweep(args) -> int:
 
     report = write_report(study_dir)
     print(f"Report: {report}")
-    return EXIT_OK if summary.failed == 0 else EXIT_RUNTIME
+    return EXIT_OK
 
 
 def cmd_status(args) -> int:

@@ -53,6 +53,21 @@ class SweepSummary:
     failed_logs: tuple = field(default=())
     job_failures: tuple = field(default=())
 
+    def incomplete(self) -> str:
+        """Why the study is not finished after this sweep, and where to look (for exit code 1)."""
+        parts = []
+        if self.failed:
+            logs = ", ".join(log for _, log in self.failed_logs[:3]) + (", …" if self.failed > 3 else "")
+            parts.append(f"{self.failed} run(s) failed (tracebacks: {logs})")
+        if self.missing:
+            parts.append(f"{self.missing} run(s) are missing")
+        if self.running:
+            parts.append(f"{self.running} run(s) are still running in other jobs")
+        if self.job_failures:
+            parts.append("; ".join(f.describe() for f in self.job_failures[:3]))
+        return (f"the study {self.study_dir} is not complete: {'; '.join(parts) or 'runs are unfinished'}. "
+                "Re-run the same command to retry what failed or is missing.")
+
     def describe(self) -> str:
         """Human-readable summary (and, for dry runs, the plan)."""
         if self.dry_run:

@@ -122,3 +122,30 @@ def test_sweep_with_missing_data_exits_2_before_launching_anything(capsys, tmp_p
     assert code == 2, err
     assert str(tmp_path / "data" / "cifar10") in err and "Traceback" not in err
     assert not (tmp_path / "s" / "runs").exists()
+
+
+def _fake_sweep_cli(monkeypatch, tmp_path):
+    """`hplandscape sweep` on the tiny study with the fast stand-ins for training and pruning."""
+    from conftest import fake_prune, fake_train_run, tiny_study_dict
+    from hplandscape import sweep
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    real = sweep.run_sweep
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: real(
+        *a, **{**k, "train_fn": fake_train_run, "prune_fn": fake_prune}))
+    return str(config)
+
+
+def test_sweep_with_failed_runs_exits_1_naming_the_tracebacks(capsys, tmp_path, monkeypatch, fake_env):
+    config = _fake_sweep_cli(monkeypatch, tmp_path)
+    fake_env.setenv("HPL_FAKE_FAIL", "base/lr-1.5000_wd-4.5000")
+    code, out, err = run_cli(capsys, "sweep", config, "--executor", "debug", "--study-dir", str(tmp_path / "s"),
+                             "--no-progress")
+    assert code == 1, (out, err)
+    assert "1 run(s) failed" in err and "error.log" in err and "Re-run" in err
+    assert "7 done" in out
+    fake_env.delenv("HPL_FAKE_FAIL")
+    code, out, err = run_cli(capsys, "sweep", config, "--executor", "debug", "--study-dir", str(tmp_path / "s"),
+                             "--no-progress", "--no-report")
+    assert code == 0 and "1 submitted" in out, err
