@@ -95,7 +95,12 @@ def cmd_status(args) -> int:
 
     store = StudyStore.open(args.study_dir)
     if args.follow:
-        follow(store, interval=args.interval)
+        status = follow(store, interval=args.interval)
+        print(status.render())
+        if not status.complete:
+            raise RunFailure(f"nothing is running or queued for {store.root} any more, but "
+                             f"{status.total - status.finished} of {status.total} runs are not finished "
+                             "(failed or missing: see above); re-run `hplandscape sweep` to retry them")
         return EXIT_OK
     status = study_status(store)
     if args.json:

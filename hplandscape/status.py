@@ -138,23 +138,42 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
 
 
 def follow(store: StudyStore, interval: float = 5.0, *, timeout: float | None = None,
-           file=None) -> StudyStatus:
-    """Show a progress bar of finished runs until every run is finished (or ``timeout``)."""
+           file=None, queued=None) -> StudyStatus:
+    """Show a progress bar of finished runs until every run is finished, or until nothing is
+    running or queued any more (twice in a row: a local sweep passes through short gaps between
+    jobs), or ``timeout`` seconds passed.
+
+    ``queued()`` tells whether jobs of the study still wait in a scheduler; by default the SLURM
+    jobs submitted for it (their ids are in ``STUDY/logs``) are looked up with ``squeue``.
+    """
     from tqdm import tqdm
 
+    queued = queued or (lambda: slurm_jobs_waiting(store))
     config = store.config()
     status = study_status(store, config)
-    start = time.monotonic()
+    start, idle = time.monotonic(), 0
     with tqdm(total=status.total, initial=status.finished, desc=config.name, unit="run",
               file=file, dynamic_ncols=True) as bar:
-        while not status.complete:
+        while not status.complete and idle < 2:
             if timeout is not None and time.monotonic() - start > timeout:
                 break
             time.sleep(interval)
             status = study_status(store, config)
             bar.update(status.finished - bar.n)
             bar.set_postfix(running=status.count(RunState.RUNNING), failed=status.count(RunState.FAILED))
+            idle = 0 if status.count(RunState.RUNNING) or queued() else idle + 1
     return status
+
+
+def slurm_jobs_waiting(store: StudyStore) -> bool:
+    """Whether a SLURM job submitted for the study is still pending or running (False without
+    SLURM, or when ``squeue`` cannot answer)."""
+    ids = store.submitted_job_ids()
+    if not ids:
+        return False
+    from hplandscape.executors import slurm_jobs_active
+
+    return bool(slurm_jobs_active(ids))
 
 
 class RecordedBar:

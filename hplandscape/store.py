@@ -281,6 +281,12 @@ class StudyStore:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    def submitted_job_ids(self) -> list[str]:
+        """Ids of the scheduler jobs submitted for this study (submitit leaves
+        ``logs/<job id>_submitted.pkl`` behind for each)."""
+        suffix = "_submitted.pkl"
+        return sorted(p.name[:-len(suffix)] for p in self.logs_dir.glob(f"*{suffix}"))
+
     @property
     def results_csv(self) -> Path:
         return self.root / "results.csv"
