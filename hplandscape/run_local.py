@@ -80,10 +80,10 @@ def run_local(plan_fn: Callable[[], StudyPlan], config, store: StudyStore, *, ki
             steps = _launchable(plan, store, attempted)
             if any(s.runs or s.conditions for s in steps):
                 attempted.update(r.run_id for s in steps for r in s.runs)
-                submitted += sum(len(s.runs) for s in steps)
                 result = _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick)
                 failures += result[0]
                 prune_error = prune_error or result[1]
+                submitted += result[2]
                 if prune_error is not None:
                     break
                 continue
@@ -111,13 +111,14 @@ def _launchable(plan: StudyPlan, store: StudyStore, attempted: set) -> list:
 
 
 def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick):
-    """Run one round of steps; returns (job failures, prune error or None)."""
+    """Run one round of steps; returns (job failures, prune error or None, runs this call trained:
+    a run another job claimed first is not counted)."""
     size = max(1, int(config.launcher.runs_per_job))
     pending = [(s.name, s.needs, make_job(block)) for s in steps for block in s.blocks(size)]
     waiting = {s.name: s for s in steps}  # steps not finished yet
     done, failed = set(), set()
     ex = make_executor(kind, store.logs_dir, config.launcher, name=config.name)
-    running, failures, prune_error = [], [], None
+    running, failures, prune_error, outcomes = [], [], None, []
     source_id = source_run(config).run_id
     while True:
         for name, step in list(waiting.items()):
@@ -146,24 +147,24 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
             pending.remove(item)
             job = ex.submit(item[2])
             if kind == "debug":  # runs in this process, now
-                _settle(job, failures)
+                outcomes += _settle(job, failures)
             else:
                 running.append((item[0], item[1], job))
         still = []
         for item in running:
             if item[2].done():
-                _settle(item[2], failures)
+                outcomes += _settle(item[2], failures)
             else:
                 still.append(item)
         running = still
         tick()
         if not (pending or running or waiting):
-            return failures, prune_error
+            return failures, prune_error, sum(o.get("state") != "skipped" for o in outcomes)
         if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
             time.sleep(poll_s)
 
 
-def _settle(job, failures: list) -> None:
+def _settle(job, failures: list) -> list:
     """Collect a finished job: a job that raised is reported with the log that explains it.
 
     :class:`~hplandscape.launch.RunJob` records each run's failure itself; an exception here means
@@ -171,12 +172,13 @@ def _settle(job, failures: list) -> None:
     claim, so the next round or sweep launches them again.
     """
     try:
-        job.result()
+        return [o for o in (job.result() or ()) if isinstance(o, dict)]
     except Exception as e:  # noqa: BLE001 - any job death is reported, none is fatal to the sweep
         paths = getattr(job, "paths", None)
         log = str(paths.stderr) if paths is not None and getattr(paths, "stderr", None) else None
         text = str(e).strip().splitlines()
         failures.append(JobFailure(str(getattr(job, "job_id", "?")), text[-1] if text else type(e).__name__, log))
+        return []
 
 
 def _wait_elsewhere(store: StudyStore, run_ids, poll_s: float, tick) -> None:

@@ -212,6 +212,7 @@ def test_two_concurrent_sweeps_never_train_a_run_twice(tmp_path, fake_env):
         results.append(json.loads(out.strip().splitlines()[-1]))
     assert all(r["finished"] and r["done"] == 8 for r in results)
     _assert_complete_exactly_once(StudyStore(study), tiny_config())
+    assert sum(r["submitted"] for r in results) == 8, "each sweep reports only the runs it trained"
     print(f"concurrent test: 8 runs, 2 sweeps, launched {[r['submitted'] for r in results]}, "
           f"each run trained once")
 
