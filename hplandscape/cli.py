@@ -125,9 +125,9 @@ def cmd_analyze(args) -> int:
 
     table = analysis.load_results(args.source)
     result = analysis.analyze(table, xs=tuple(args.x), k=args.k, base=args.base)
-    from hplandscape.store import output_dir
+    from hplandscape.store import check_dir_target, output_dir
 
-    out_dir = Path(args.out) if args.out else output_dir(args.source, "analysis")
+    out_dir = check_dir_target(args.out or output_dir(args.source, "analysis"), "the analysis folder")
     written = analysis.write_tables(result, out_dir)
     if args.json:
         _print_json(analysis.to_json(result))

@@ -43,6 +43,17 @@ def default_max_parallel(launcher_cfg, recipe=None) -> int:
     return max(1, available_cpus() // threads_per_run(launcher_cfg, recipe))
 
 
+def check_executor(kind: str) -> None:
+    """``UserError`` for an unknown executor, or ``slurm`` where SLURM's commands are missing;
+    called before a sweep writes anything."""
+    if kind not in EXECUTORS:
+        raise UserError(f"unknown executor {kind!r}; available: {', '.join(EXECUTORS)}")
+    if kind == "slurm" and (shutil.which("sbatch") is None or shutil.which("srun") is None):
+        raise UserError("executor 'slurm' needs SLURM's sbatch and srun on PATH; run on a login node "
+                        "of a cluster, or use --executor local (slurm/local-cluster.sh starts a "
+                        "one-node test cluster)")
+
+
 def make_executor(kind: str, folder, launcher_cfg, *, name: str = "hplandscape",
                   dependency: str | None = None):
     """A submitit executor for ``kind`` configured from the study's launcher settings.
@@ -67,6 +78,7 @@ def make_executor(kind: str, folder, launcher_cfg, *, name: str = "hplandscape",
     UserError
         Unknown ``kind``, or ``slurm`` without a SLURM installation.
     """
+    check_executor(kind)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "local":
@@ -75,12 +87,6 @@ def make_executor(kind: str, folder, launcher_cfg, *, name: str = "hplandscape",
         return ex
     if kind == "debug":
         return submitit.DebugExecutor(folder)
-    if kind != "slurm":
-        raise UserError(f"unknown executor {kind!r}; available: {', '.join(EXECUTORS)}")
-    if shutil.which("sbatch") is None or shutil.which("srun") is None:
-        raise UserError("executor 'slurm' needs SLURM's sbatch and srun on PATH; run on a login node "
-                        "of a cluster, or use --executor local (slurm/local-cluster.sh starts a "
-                        "one-node test cluster)")
     ex = submitit.SlurmExecutor(folder)
     extra = dict(launcher_cfg.slurm_additional_parameters or {})
     if dependency:

@@ -50,7 +50,10 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0) 
     """
     table = analysis.load_results(study_dir_or_csv)
     result = analysis.analyze(table, xs=xs, k=k)
-    out = Path(out_dir) if out_dir is not None else _default_out(study_dir_or_csv)
+    from hplandscape.store import check_dir_target
+
+    out = check_dir_target(Path(out_dir) if out_dir is not None else _default_out(study_dir_or_csv),
+                           "the report folder")
     out.mkdir(parents=True, exist_ok=True)
     analysis.write_tables(result, out)
     analysis.write_json(result, out / "analysis.json")

@@ -13,13 +13,12 @@ Examples
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import pandas as pd
 
 from hplandscape.errors import UserError
 from hplandscape.atomic import write_text as atomic_write_text
-from hplandscape.store import StudyStore
+from hplandscape.store import StudyStore, check_file_target
 
 COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
            "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "run_id")
@@ -59,9 +58,7 @@ def collect(study_dir, out=None, format: str = "csv") -> pd.DataFrame:
                             "`pip install pyarrow` (or hplandscape[parquet]), or use --format csv") from None
     store = StudyStore.open(study_dir)
     table = records_table(store.iter_records())
-    if out is None:
-        out = store.results_path(format)
-    out = Path(out)
+    out = check_file_target(store.results_path(format) if out is None else out, "the results file")
     if format == "csv":
         buf = io.StringIO()
         table.to_csv(buf, index=False)

@@ -188,6 +188,27 @@ def study_runs(config) -> list[StudyRun]:
     return [first] + [r for r in rest if r.run_id != first.run_id]
 
 
+def check_dir_target(path, what: str) -> Path:
+    """``path`` as a directory we may create or write into; ``UserError`` naming it when it, or one
+    of its parents, is a file."""
+    path = Path(path)
+    for p in [path, *path.parents]:
+        if p.exists() and not p.is_dir():
+            where = "it" if p == path else f"its parent {p}"
+            raise UserError(f"{what} {path} cannot be a directory: {where} is a file; choose another path")
+    return path
+
+
+def check_file_target(path, what: str) -> Path:
+    """``path`` as a file we may write; ``UserError`` naming it when it is a directory or a parent
+    is a file."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{what} {path} is a directory; give a file name (e.g. {path / 'results.csv'})")
+    check_dir_target(path.parent, f"the folder of {what}")
+    return path
+
+
 def default_study_dir(study_name: str) -> Path:
     """Where a study goes when no ``--study-dir`` is given: ``studies/<name>`` under the current
     directory."""
@@ -317,6 +338,7 @@ class StudyStore:
             The directory holds a study made from a different config and ``force`` is false.
         """
         new = config.to_dict()
+        check_dir_target(self.root, "the study directory")
         if self.study_yaml.exists():
             old = self.read_config_dict()
             diffs = _config_differences(old, new)

@@ -17,7 +17,7 @@ from pathlib import Path
 from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S
 from hplandscape.config import EXECUTORS
 from hplandscape.errors import UserError
-from hplandscape.executors import default_max_parallel, threads_per_run
+from hplandscape.executors import check_executor, default_max_parallel, threads_per_run
 from hplandscape.plan import PlannedRun, plan_study
 from hplandscape.status import study_status
 from hplandscape.store import StudyStore, _config_differences
@@ -136,6 +136,8 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     kind = executor or config.launcher.executor
     if kind not in EXECUTORS:
         raise UserError(f"unknown executor {kind!r}; available: {', '.join(EXECUTORS)}")
+    if not dry_run:
+        check_executor(kind)  # before the study directory is made
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
         raise UserError(f"max_parallel must be a positive integer, got {max_parallel!r}")
     study_dir = Path(study_dir)

@@ -1,0 +1,85 @@
+"""Fault injection: nothing stale, nothing silent. Each case is one thing a user could do wrong or
+one thing that goes wrong under them; each must end in a clear message and the right exit code,
+with nothing computed lost. (Kills mid-sweep and concurrent sweeps: tests/test_sweep.py.)"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from conftest import minimal_record, tiny_config, tiny_study_dict
+from hplandscape.cli import main
+from hplandscape.store import StudyStore
+
+
+def _cli(capsys, *argv):
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def study(tmp_path):
+    """The tiny study with every run recorded except one basemodel run."""
+    store = StudyStore(tmp_path / "study")
+    config = tiny_config()
+    store.init_study(config)
+    ids = store.run_ids(config)
+    for i, run_id in enumerate(ids[:-1]):
+        store.write_record(run_id, minimal_record(run_id, top1=80.0 + i))
+    return store, ids[-1]
+
+
+def test_analyze_and_report_never_read_a_stale_results_table(study, capsys, tmp_path):
+    store, last = study
+    assert _cli(capsys, "collect", store.root)[0] == 0
+    rows_then = len(store.results_csv.read_text().splitlines()) - 1
+    store.write_record(last, minimal_record(last, top1=99.0))  # finished after `collect`
+    code, out, err = _cli(capsys, "analyze", store.root, "--json")
+    assert code == 0, err
+    assert json.loads(out)["conditions"]["uniform-0.5"]["best"]["top1"] == 99.0
+    assert len(store.results_csv.read_text().splitlines()) - 1 == rows_then + 1, "re-collected"
+    code, out, err = _cli(capsys, "report", store.root, "--out", tmp_path / "r")
+    assert code == 0 and "99" in (tmp_path / "r" / "summary.md").read_text()
+
+
+def test_slurm_without_slurm_is_exit_2_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    code, _, err = _cli(capsys, "sweep", config, "--executor", "slurm", "--study-dir", tmp_path / "s")
+    assert code == 2 and "sbatch" in err and "Traceback" not in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_paths_that_are_files_where_folders_are_needed_are_exit_2(study, capsys, tmp_path):
+    store, _ = study
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    for study_dir in (a_file, a_file / "sub"):
+        code, _, err = _cli(capsys, "sweep", config, "--executor", "debug", "--study-dir", study_dir)
+        assert code == 2 and "is a file" in err and str(a_file) in err, err
+    code, _, err = _cli(capsys, "collect", store.root, "--out", tmp_path)
+    assert code == 2 and "is a directory" in err
+    code, _, err = _cli(capsys, "report", store.root, "--out", a_file)
+    assert code == 2 and "is a file" in err
+    code, _, err = _cli(capsys, "analyze", store.root, "--out", a_file / "x")
+    assert code == 2 and "is a file" in err
+    assert a_file.read_text() == "not a folder", "nothing overwritten"
+
+
+def test_one_invalid_record_does_not_stop_the_analysis_of_the_others(study, capsys):
+    store, last = study
+    store.record_path(last).parent.mkdir(parents=True)
+    store.record_path(last).write_text(json.dumps({"run_id": last, "top1": 91.5, "diverged": False}))
+    code, out, err = _cli(capsys, "analyze", store.root, "--json")
+    assert code == 0, err
+    code, out, _ = _cli(capsys, "status", store.root)
+    assert "condition is missing" in out and "1 corrupt record" in out
