@@ -19,7 +19,9 @@ from hplandscape.grid import GridPoint
 from hplandscape.models import model_info
 from hplandscape.recipes import recipe_preset
 from hplandscape.spec import RunSpec
-from hplandscape.train import CHECKPOINT, make_optimizer, train_run
+from hplandscape.lifecycle import RunProgress, make_optimizer, save_checkpoint
+from hplandscape.store import RunFiles
+from hplandscape.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd",
@@ -55,7 +57,7 @@ def test_record_has_contract_keys_and_is_strict_json(tmp_path):
     assert rec["epochs_completed"] == 2 and not rec["diverged"]
     # The final checkpoint stays until the caller has stored the record; calling again after a
     # crash in between rebuilds the same record without training.
-    assert (tmp_path / "r" / CHECKPOINT).exists()
+    assert RunFiles(tmp_path / "r").checkpoint.exists()
     assert without_timings(train_run(spec)) == without_timings(rec)
     assert pickle.loads(pickle.dumps(train_run)) is train_run
 
@@ -101,7 +103,7 @@ def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     child = subprocess.Popen([sys.executable, "-c", _CHILD, str(spec_file)], stdout=subprocess.PIPE,
                              stderr=subprocess.STDOUT, text=True, env=env)
-    ckpt = tmp_path / "killed" / CHECKPOINT
+    ckpt = RunFiles(tmp_path / "killed").checkpoint
     lines = []
     try:
         for line in child.stdout:  # kill once epoch 2 is logged: checkpoints of epochs 0-1 exist
@@ -126,13 +128,12 @@ def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path):
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):
     spec = make_spec(tmp_path / "r", epochs=1)
-    from hplandscape.train import save_checkpoint  # a checkpoint as a killed run leaves it
-
+    ckpt = RunFiles(tmp_path / "r").checkpoint  # a checkpoint as a killed run leaves it
     model = torch.nn.Linear(2, 2)
     (tmp_path / "r").mkdir()
-    save_checkpoint(tmp_path / "r" / CHECKPOINT, "other-run", model, torch.optim.SGD(model.parameters(), lr=0.1), torch.Generator(), None,
-                     {"next_epoch": 1, "history": [], "elapsed_s": 0.0, "diverged_epoch": None, "last_eval": None})
-    with pytest.raises(UserError, match=f"{tmp_path / 'r' / CHECKPOINT}: this checkpoint belongs to a different run"):
+    save_checkpoint(ckpt, "other-run", model, torch.optim.SGD(model.parameters(), lr=0.1), torch.Generator(), None,
+                    RunProgress(next_epoch=1))
+    with pytest.raises(UserError, match=f"{ckpt}: this checkpoint belongs to a different run"):
         train_run(spec)
 
 
@@ -159,7 +160,7 @@ def test_weights_saved_for_the_pruning_source(tmp_path):
 
     spec = dataclasses.replace(make_spec(tmp_path / "r", epochs=1), keep_weights=True)
     rec = train_run(spec)
-    w = load_weights(tmp_path / "r" / "model.pt", expected_model="resnet20")
+    w = load_weights(RunFiles(tmp_path / "r").weights, expected_model="resnet20")
     assert (w.num_classes, w.in_channels, w.widths) == (10, 1, None)
     assert sum(t.numel() for k, t in w.state_dict.items() if "running" not in k and "num_batches" not in k) \
         == rec["params"]

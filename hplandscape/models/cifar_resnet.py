@@ -1,7 +1,9 @@
 """CIFAR-style ResNets (He et al., 2015, §4.2): 6n+2 layers, 3 stages of basic blocks, 16/32/64.
 
 The shortcut between stages is option A of the paper (stride-2 identity, zero-padded channels):
-parameter-free, which is what gives ResNet-56 its 0.85 M parameters. Only ``conv1`` of each
+parameter-free, which is what gives ResNet-56 its 0.85 M parameters. Padding channels is the one
+step that is not channel-layout agnostic, so :class:`BasicBlock` says how it runs when B copies
+are fused into one network (``fused_forward``). Only ``conv1`` of each
 block is prunable: its output channels feed ``conv2`` alone, while the block output is tied to
 the shortcut.
 """
@@ -28,12 +30,30 @@ class BasicBlock(nn.Module):
         self.pad = planes - in_planes
 
     def forward(self, x):
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        shortcut = x
-        if self.stride != 1 or self.pad:
-            shortcut = F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, 0, self.pad))
-        return F.relu(out + shortcut)
+        return F.relu(self._residual(x) + self._shortcut(x, 1))
+
+    def fused_forward(self, x, num_models: int):
+        """The forward inside a network that fuses ``num_models`` copies of this block.
+
+        ``x`` is laid out ``(N, B·C, H, W)`` with the model index outermost and the convolutions
+        and BatchNorms are fused already (:mod:`hplandscape.fusion` calls this method); only the
+        shortcut needs care, as it must pad each model's channels, not the fused tensor's.
+        """
+        return F.relu(self._residual(x) + self._shortcut(x, num_models))
+
+    def _residual(self, x):
+        return self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+
+    def _shortcut(self, x, num_models: int):
+        if self.stride == 1 and not self.pad:
+            return x
+        s = x[:, :, ::self.stride, ::self.stride]
+        if num_models == 1:
+            return F.pad(s, (0, 0, 0, 0, 0, self.pad))
+        # Option A appends zero channels to each model's C channels, not to all B·C of them.
+        n, bc, h, w = s.shape
+        s = F.pad(s.reshape(n, num_models, bc // num_models, h, w), (0, 0, 0, 0, 0, self.pad))
+        return s.reshape(n, -1, h, w)
 
     def prunable_groups(self, prefix: str) -> list[PrunableGroup]:
         return [PrunableGroup(f"{prefix}conv1", bns=(f"{prefix}bn1",), consumers=(f"{prefix}conv2",))]

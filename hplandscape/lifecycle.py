@@ -1,0 +1,426 @@
+"""The life of one run, whichever engine trains it: set up, resume, checkpoint, finish.
+
+Both engines (:func:`hplandscape.train.train_run`, one run at a time, and
+:func:`hplandscape.fused.train_fused`, many runs as one network) take a run through the same
+stages, built from this module; only the training loop is their own:
+
+1. **Set up.** The device (:func:`resolve_device`) and how tensors live on it (:class:`Placement`),
+   the network with its seeded He init (:func:`build_network`) and what the record says of it
+   (:class:`NetworkFacts`), SGD (:func:`make_optimizer`) and the data stream's seed
+   (:func:`data_seed`).
+2. **Resume.** A checkpoint (``RunFiles(run_dir).checkpoint``) whose :func:`spec_fingerprint`
+   matches the spec restores weights, optimizer, random states and the :class:`RunProgress`
+   (:func:`load_checkpoint`); one of another run is refused.
+3. **Epochs.** The engine trains an epoch, evaluates (:func:`evaluate`), closes it with
+   :meth:`RunProgress.end_epoch` and checkpoints (:func:`save_checkpoint`). One checkpoint format
+   serves both engines, so either resumes the other's.
+4. **Finish** (:func:`finish_run`): evaluation when no epoch ran, the final weights when the spec
+   keeps them, and the run record.
+
+Examples
+--------
+>>> p = RunProgress()
+>>> p.end_epoch(lr=0.1, train_loss=1.5, train_acc=40.0, top1=55.0, top5=90.0)
+>>> p.end_epoch(lr=0.1, train_loss=None, train_acc=10.0, top1=10.0, top5=50.0)  # the loss turned NaN
+>>> p.next_epoch, p.diverged_epoch, p.finished(epochs=5)
+(2, 1, True)
+>>> RunProgress.from_dict(p.to_dict(), where="example") == p
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from hplandscape.archspec import ArchSpec
+from hplandscape.atomic import atomic_open
+from hplandscape.errors import UserError
+from hplandscape.models import build_model, count_flops, count_params, save_weights
+from hplandscape.pruning import build_from_spec
+from hplandscape.provenance import device_name, provenance
+from hplandscape.recipes import PARAMETRISATION
+from hplandscape.store import RunFiles
+
+CHECKPOINT_FORMAT = 1
+# On a GPU every host-device sync costs; the loss is checked for NaN/inf this often there. On the
+# CPU checking every step is free and stops a diverging run at once.
+CUDA_CHECK_EVERY = 25
+
+
+# --------------------------------------------------------------------------------------------
+# Run state
+
+
+@dataclass
+class RunProgress:
+    """How far a run has got: what every checkpoint saves and the record is built from.
+
+    Attributes
+    ----------
+    next_epoch : int
+        The first epoch still to train (epochs count from 0).
+    history : list of dict
+        One entry per epoch trained: ``{epoch, lr, train_loss, train_acc, val_acc}``, accuracies in
+        percent; ``train_loss`` is None for the epoch whose loss turned NaN/inf.
+    elapsed_s : float
+        Seconds the run has spent so far, earlier sessions (before a resume) included.
+    diverged_epoch : int or None
+        The epoch whose loss turned NaN/inf; training stops there.
+    last_eval : list or None
+        ``[top1, top5]`` of the latest evaluation (``top5`` None for ≤ 5 classes); None until an
+        epoch has run.
+    """
+
+    next_epoch: int = 0
+    history: list = field(default_factory=list)
+    elapsed_s: float = 0.0
+    diverged_epoch: int | None = None
+    last_eval: list | None = None
+
+    def finished(self, epochs: int) -> bool:
+        """Whether nothing is left to train: all ``epochs`` done, or the run diverged."""
+        return self.diverged_epoch is not None or self.next_epoch >= epochs
+
+    def end_epoch(self, *, lr: float, train_loss: float | None, train_acc: float, top1: float,
+                  top5: float | None) -> None:
+        """Record epoch ``next_epoch`` as trained; ``train_loss=None`` marks it as the one that diverged."""
+        epoch = self.next_epoch
+        self.history.append({"epoch": epoch, "lr": lr, "train_loss": train_loss, "train_acc": train_acc,
+                             "val_acc": top1})
+        self.last_eval = [top1, top5]
+        if train_loss is None:
+            self.diverged_epoch = epoch
+        self.next_epoch = epoch + 1
+
+    def to_dict(self) -> dict:
+        """Plain Python data (the checkpoint's ``state`` entry); history entries are copied."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d, where: str) -> "RunProgress":
+        """Inverse of :meth:`to_dict`; ``where`` (e.g. the checkpoint path) names a malformed ``d``."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        if not isinstance(d, dict) or sorted(d) != sorted(names):
+            have = sorted(d) if isinstance(d, dict) else type(d).__name__
+            raise UserError(f"{where}: the run state must have the keys {', '.join(names)}, got {have}; "
+                            "delete the checkpoint to restart the run from scratch")
+        return cls(next_epoch=int(d["next_epoch"]), history=[dict(h) for h in d["history"]],
+                   elapsed_s=float(d["elapsed_s"]), diverged_epoch=d["diverged_epoch"],
+                   last_eval=None if d["last_eval"] is None else list(d["last_eval"]))
+
+
+# --------------------------------------------------------------------------------------------
+# Set up
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run computes: the device, the memory format of images and weights, and the
+    autocast dtype (None: float32 throughout)."""
+
+    device: torch.device
+    memory_format: torch.memory_format = torch.contiguous_format
+    amp_dtype: torch.dtype | None = None
+
+    def autocast(self):
+        """The autocast context of a forward pass (a no-op in float32)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+
+def choose_placement(recipe, device: torch.device) -> Placement:
+    """The placement a recipe asks for on ``device``.
+
+    ``channels_last`` and ``amp`` apply on CUDA; on the CPU runs use the default memory format
+    in float32. Mixed precision is bf16 where the GPU supports it, else fp16 (which needs the
+    loss scaler of :func:`grad_scaler`).
+    """
+    cuda = device.type == "cuda"
+    memory_format = torch.channels_last if (recipe.channels_last and cuda) else torch.contiguous_format
+    amp_dtype = None
+    if recipe.amp and cuda:
+        amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return Placement(device, memory_format, amp_dtype)
+
+
+def grad_scaler(placement: Placement):
+    """A ``GradScaler`` for fp16 autocast (its gradients underflow without one); None otherwise."""
+    return torch.amp.GradScaler("cuda") if placement.amp_dtype == torch.float16 else None
+
+
+def check_interval(device: torch.device) -> int:
+    """Training steps between two NaN/inf checks of the running loss (each one a host sync)."""
+    return 1 if device.type == "cpu" else CUDA_CHECK_EVERY
+
+
+def resolve_device(requested: str) -> torch.device:
+    """``"auto"`` → CUDA when available, else the CPU; ``"cuda"`` without a GPU is an error."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise UserError("device 'cuda' was requested but no CUDA device is available here; "
+                        "use device: auto or cpu (launcher.device in the study config)")
+    if requested not in ("cpu", "cuda"):
+        raise UserError(f"device must be one of auto, cpu, cuda; got {requested!r}")
+    return torch.device(requested)
+
+
+def build_network(spec, info) -> tuple[torch.nn.Module, str | None]:
+    """The run's architecture with fresh He init, and its ArchSpec's content hash (None unpruned).
+
+    Draws the init from torch's global generator (the caller seeds it). The basemodel is
+    ``models.build_model``; a pruned condition is rebuilt from its ArchSpec with
+    ``pruning.build_from_spec`` (widths only: no pickled modules, no trained weights).
+
+    Raises
+    ------
+    UserError
+        A pruned architecture made for another model or other data.
+    """
+    if spec.arch is None:
+        return build_model(spec.model, num_classes=info.num_classes, in_channels=info.in_channels), None
+    arch = ArchSpec.from_dict(spec.arch, where=f"run {spec.run_id}: pruned architecture")
+    if arch.model != spec.model:
+        raise UserError(f"run {spec.run_id}: the pruned architecture is a {arch.model!r}, "
+                        f"the study trains {spec.model!r}")
+    for key, want, have in (("num_classes", arch.num_classes, info.num_classes),
+                            ("in_channels", arch.in_channels, info.in_channels)):
+        if want != have:
+            raise UserError(f"run {spec.run_id}: the pruned architecture has {key}={want} but dataset "
+                            f"{info.name!r} has {have}; the ArchSpec was made for other data")
+    return build_from_spec(arch), arch.content_hash
+
+
+class NetworkFacts(NamedTuple):
+    """What a record says about a run's network: its size and, when pruned, its ArchSpec's hash."""
+
+    params: int
+    flops: int
+    arch_hash: str | None
+
+    @classmethod
+    def of(cls, model, arch_hash: str | None, info) -> "NetworkFacts":
+        """Count ``model``'s parameters and its FLOPs for one image of the dataset ``info``."""
+        input_shape = (info.in_channels, info.image_size, info.image_size)
+        return cls(int(count_params(model)), int(count_flops(model, input_shape)), arch_hash)
+
+
+def make_optimizer(model, lr: float, wd: float, recipe) -> torch.optim.SGD:
+    """SGD with momentum and coupled L2 weight decay (method Eq. 2.1).
+
+    With ``recipe.weight_decay_on_bn_bias`` False, one-dimensional parameters (BatchNorm scales
+    and shifts, biases) get no weight decay; by default (as in the thesis) every parameter does.
+    """
+    if recipe.nesterov and recipe.momentum <= 0:
+        raise UserError(f"train.nesterov: Nesterov momentum needs momentum > 0, got momentum {recipe.momentum}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if recipe.weight_decay_on_bn_bias:
+        groups = [{"params": params, "weight_decay": wd}]
+    else:
+        groups = [{"params": [p for p in params if p.ndim > 1], "weight_decay": wd},
+                  {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0}]
+    return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
+
+
+def data_seed(spec) -> int:
+    """Seed of a run's data order and augmentation: its seed, or with ``recipe.data_order ==
+    "per_point"`` a hash of its seed and grid point (an independent stream per point)."""
+    if spec.recipe.data_order == "shared":
+        return spec.seed
+    digest = hashlib.sha256(f"{spec.seed}:{spec.point.key}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def spec_fingerprint(spec) -> str:
+    """Hash of everything that decides a run's numbers; a checkpoint only resumes the same run.
+
+    Thread count, memory format and where the run lives do not change what is computed, so they
+    are left out (a run may resume on another worker with another ``run_dir`` mount point).
+    """
+    recipe = dataclasses.asdict(spec.recipe)
+    recipe.pop("threads", None)
+    recipe.pop("channels_last", None)
+    doc = {"study": spec.study, "condition": dataclasses.asdict(spec.condition),
+           "point": [spec.point.log10_lr, spec.point.log10_wd], "seed": spec.seed, "model": spec.model,
+           "data": dataclasses.asdict(spec.data), "recipe": recipe, "arch": spec.arch}
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Epochs
+
+
+def evaluate(model, data, batch_size: int, placement: Placement) -> tuple[float, float | None]:
+    """(top-1, top-5) accuracy in percent on the held-out split; top-5 is None for ≤ 5 classes."""
+    device = placement.device
+    model.eval()
+    correct1 = torch.zeros((), dtype=torch.int64, device=device)
+    correct5 = torch.zeros((), dtype=torch.int64, device=device)
+    n = 0
+    k = 5 if data.info.num_classes > 5 else None
+    with torch.no_grad(), placement.autocast():
+        for x, y in data.eval_batches(batch_size, device=device, memory_format=placement.memory_format):
+            out = model(x).float()
+            correct1 += (out.argmax(1) == y).sum()
+            if k:
+                correct5 += (out.topk(k, dim=1).indices == y[:, None]).any(1).sum()
+            n += len(y)
+    model.train()
+    if n == 0:
+        return 0.0, (0.0 if k else None)
+    return 100.0 * correct1.item() / n, (100.0 * correct5.item() / n if k else None)
+
+
+def save_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, scaler,
+                    progress: RunProgress) -> None:
+    """Write a run's complete training state atomically; :func:`load_checkpoint` restores it.
+
+    Holds the weights, the optimizer (momentum buffers), torch's CPU and CUDA random states, the
+    data stream's generator, the fp16 loss scaler (or None) and ``progress``.
+    """
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "fingerprint": fingerprint,
+        "state": progress.to_dict(),
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "data_rng": generator.get_state(),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+    }
+    with atomic_open(path, "wb") as fh:  # a kill mid-write leaves the previous checkpoint intact
+        torch.save(payload, fh)
+
+
+def load_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, scaler=None) -> RunProgress:
+    """Restore what :func:`save_checkpoint` wrote into ``model``, ``optimizer``, the random states,
+    ``generator`` and ``scaler``; return the run's progress.
+
+    Raises
+    ------
+    UserError
+        Naming ``path``: an unreadable file, not an hplandscape checkpoint, or the checkpoint of
+        another run (its fingerprint differs from ``fingerprint``).
+    """
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise UserError(f"{path}: cannot read this checkpoint ({type(exc).__name__}); delete it to "
+                        "restart the run from scratch") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise UserError(f"{path}: not an hplandscape checkpoint (format {CHECKPOINT_FORMAT}); delete it "
+                        "to restart the run from scratch")
+    if ckpt["fingerprint"] != fingerprint:
+        raise UserError(f"{path}: this checkpoint belongs to a different run (other config, seed, "
+                        "architecture or data); delete it to restart the run from scratch")
+    progress = RunProgress.from_dict(ckpt["state"], where=str(path))
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    torch.set_rng_state(ckpt["torch_rng"])
+    if ckpt["cuda_rng"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
+    generator.set_state(ckpt["data_rng"])
+    if scaler is not None and ckpt["scaler"] is not None:
+        scaler.load_state_dict(ckpt["scaler"])
+    return progress
+
+
+# --------------------------------------------------------------------------------------------
+# Finish
+
+
+def finish_run(spec, progress: RunProgress, model, data, placement: Placement, facts: NetworkFacts, *,
+               wall_s: float, engine: str) -> dict:
+    """Close a run whose epochs are done and return its record; both engines end every run here.
+
+    A run that trained no epoch (``recipe.epochs`` 0) is evaluated as it is, so its record still
+    reports the untrained network. With ``spec.keep_weights`` the final weights go to
+    ``RunFiles(spec.run_dir).weights``. The checkpoint stays: the caller deletes it once the record
+    is safely stored, so a crash in between costs nothing (training again rebuilds the same
+    record from the final checkpoint).
+
+    Parameters
+    ----------
+    spec : RunSpec
+    progress : RunProgress
+    model : nn.Module
+        The network in its final state (on any device).
+    data
+        The run's data (``load_data``), for the evaluation of an untrained network.
+    placement : Placement
+    facts : NetworkFacts
+    wall_s : float
+        The run's wall time, earlier sessions included.
+    engine : {"sequential", "fused"}
+
+    Returns
+    -------
+    dict
+        The run record (see :func:`hplandscape.train.train_run`).
+    """
+    info = data.info
+    last_eval = progress.last_eval
+    if last_eval is None:
+        model.to(device=placement.device, memory_format=placement.memory_format)
+        last_eval = list(evaluate(model, data, spec.recipe.eval_batch_size, placement))
+    if spec.keep_weights:
+        widths = (spec.arch or {}).get("widths")
+        save_weights(RunFiles(spec.run_dir).weights, spec.model, model, info.num_classes, info.in_channels,
+                     widths=widths)
+    return _record(spec, progress, last_eval, info, facts, placement.device, wall_s, engine)
+
+
+def _finite_or_none(x):
+    return x if x is None or math.isfinite(x) else None
+
+
+def _record(spec, progress: RunProgress, last_eval, info, facts: NetworkFacts, device, wall_s: float,
+            engine: str) -> dict:
+    top1, top5 = last_eval
+    history = [{k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in h.items()}
+               for h in progress.history]
+    diverged_epoch = progress.diverged_epoch
+    completed = len(history) - (1 if diverged_epoch is not None else 0)
+    return {
+        "run_id": spec.run_id,
+        "study": spec.study,
+        "condition": spec.condition.name,
+        "method": spec.condition.method,
+        "ratio": spec.condition.ratio,
+        "model": spec.model,
+        "lr": spec.lr,
+        "wd": spec.wd,
+        "log10_lr": spec.point.log10_lr,
+        "log10_wd": spec.point.log10_wd,
+        "seed": spec.seed,
+        "recipe": spec.recipe.to_dict(),
+        "data": dataclasses.asdict(spec.data),
+        "top1": top1,
+        "top5": top5 if info.num_classes > 5 else None,
+        "history": history,
+        "epochs_completed": completed,
+        "wall_time_s": wall_s,
+        "params": facts.params,
+        "flops": facts.flops,
+        "arch_hash": facts.arch_hash,
+        "diverged": diverged_epoch is not None,
+        "diverged_epoch": diverged_epoch,
+        "device": device_name(device),
+        "engine": engine,
+        "parametrisation": PARAMETRISATION + (
+            " Weight decay applies to every parameter, BatchNorm and biases included."
+            if spec.recipe.weight_decay_on_bn_bias else
+            " BatchNorm parameters and biases get no weight decay."),
+        "provenance": provenance(device),
+    }

@@ -1,0 +1,89 @@
+"""The run lifecycle both engines share: run state and checkpoints.
+
+That both engines finish runs through the one ``finish_run`` is tested in ``test_fused.py``.
+"""
+
+import pytest
+import torch
+
+from hplandscape.errors import UserError
+from hplandscape.lifecycle import RunProgress, load_checkpoint, make_optimizer, save_checkpoint
+from hplandscape.recipes import recipe_preset
+
+
+
+def _diverged_progress():
+    p = RunProgress()
+    p.end_epoch(lr=0.1, train_loss=2.25, train_acc=20.5, top1=31.25, top5=80.0)
+    p.end_epoch(lr=0.01, train_loss=None, train_acc=9.0, top1=10.0, top5=None)
+    p.elapsed_s = 12.5
+    return p
+
+
+def _training_state(seed):
+    torch.manual_seed(seed)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4), torch.nn.Linear(4, 2))
+    opt = make_optimizer(model, 0.1, 1e-4, recipe_preset("digits"))
+    model(torch.randn(8, 3)).sum().backward()
+    opt.step()  # momentum buffers exist
+    return model, opt, torch.Generator().manual_seed(seed)
+
+
+def test_run_progress_records_epochs_and_divergence():
+    p = _diverged_progress()
+    assert p.history == [{"epoch": 0, "lr": 0.1, "train_loss": 2.25, "train_acc": 20.5, "val_acc": 31.25},
+                         {"epoch": 1, "lr": 0.01, "train_loss": None, "train_acc": 9.0, "val_acc": 10.0}]
+    assert (p.next_epoch, p.diverged_epoch, p.last_eval) == (2, 1, [10.0, None])
+    assert p.finished(epochs=10) and not RunProgress(next_epoch=3).finished(epochs=4)
+    assert RunProgress(next_epoch=4).finished(epochs=4)
+
+
+def test_run_progress_and_training_state_round_trip_through_a_checkpoint(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    model, opt, gen = _training_state(0)
+    torch.randint(0, 10, (5,), generator=gen)  # the data stream has advanced
+    save_checkpoint(path, "fp", model, opt, gen, None, _diverged_progress())
+    next_draw = torch.randint(0, 10**6, (3,), generator=gen)
+
+    other, other_opt, other_gen = _training_state(1)
+    progress = load_checkpoint(path, "fp", other, other_opt, other_gen)
+    assert progress == _diverged_progress() and isinstance(progress, RunProgress)
+    for key, value in model.state_dict().items():
+        assert torch.equal(other.state_dict()[key], value), key
+    want = [opt.state[p]["momentum_buffer"] for p in model.parameters()]
+    got = [other_opt.state[p]["momentum_buffer"] for p in other.parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(got, want))
+    assert torch.equal(torch.randint(0, 10**6, (3,), generator=other_gen), next_draw)
+
+
+def test_checkpoint_payload_is_plain_data_in_the_documented_format(tmp_path):
+    # Checkpoints written before RunProgress existed held this literal; they must still resume.
+    path = tmp_path / "checkpoint.pt"
+    model, opt, gen = _training_state(0)
+    history = [{"epoch": 0, "lr": 0.1, "train_loss": 1.0, "train_acc": 50.0, "val_acc": 60.0},
+               {"epoch": 1, "lr": 0.1, "train_loss": 0.5, "train_acc": 70.0, "val_acc": 75.0}]
+    state = {"next_epoch": 2, "history": history, "elapsed_s": 3.0, "diverged_epoch": None, "last_eval": [75.0, 99.0]}
+    torch.save({"format": 1, "fingerprint": "fp", "state": state, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "cuda_rng": [],
+                "data_rng": gen.get_state(), "scaler": None}, path)
+    progress = load_checkpoint(path, "fp", *_training_state(1))
+    assert progress.to_dict() == state
+    save_checkpoint(path, "fp", model, opt, gen, None, progress)
+    assert torch.load(path, weights_only=True)["state"] == state
+
+
+def test_foreign_or_malformed_checkpoints_are_refused_naming_the_file(tmp_path):
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, "run-a", *_training_state(0), None, RunProgress())
+    with pytest.raises(UserError, match=f"{path}: this checkpoint belongs to a different run"):
+        load_checkpoint(path, "run-b", *_training_state(0))
+    model, opt, gen = _training_state(0)
+    torch.save({"format": 1, "fingerprint": "fp", "state": {"next_epoch": 1}, "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "torch_rng": torch.get_rng_state(), "cuda_rng": [],
+                "data_rng": gen.get_state(), "scaler": None}, path)
+    with pytest.raises(UserError, match=f"{path}: the run state must have the keys next_epoch, history, "
+                                        r"elapsed_s, diverged_epoch, last_eval, got \['next_epoch'\]"):
+        load_checkpoint(path, "fp", model, opt, gen)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(UserError, match=f"{path}: cannot read this checkpoint"):
+        load_checkpoint(path, "fp", model, opt, gen)
