@@ -14,6 +14,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from hplandscape.config import ENGINES, EXECUTORS, PRUNING_METHODS
 from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, UserError
 
 
@@ -224,9 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run every missing run of a study (default: the embedded quickstart)")
     s.add_argument("config", nargs="?", help="study YAML; omitted: the embedded quickstart study")
     s.add_argument("--study-dir", help="where results go (default: studies/<study name>)")
-    s.add_argument("--executor", choices=["local", "slurm", "debug"],
+    s.add_argument("--executor", choices=EXECUTORS,
                    help="overrides launcher.executor of the config")
-    s.add_argument("--engine", choices=["auto", "sequential", "fused"],
+    s.add_argument("--engine", choices=ENGINES,
                    help="overrides launcher.engine of the config")
     s.add_argument("--max-parallel", type=_positive_int, help="jobs running at once (local executor)")
     s.add_argument("--dry-run", action="store_true", help="print what would run and where, run nothing")
@@ -268,7 +269,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("prune", help="prune an architecture to a FLOPs budget and show the result")
     s.add_argument("model", help="registered architecture (see `hplandscape models`)")
-    s.add_argument("--method", required=True, choices=["uniform", "global"])
+    s.add_argument("--method", required=True, choices=PRUNING_METHODS)
     s.add_argument("--ratio", required=True, type=_ratio, help="fraction of FLOPs kept, in (0, 1]")
     s.add_argument("--source", help="trained weights (model.pt) for the L1 ranking; omitted: random He init")
     s.add_argument("--seed", type=int, default=0, help="seed of the random init when no --source")

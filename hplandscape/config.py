@@ -3,7 +3,19 @@
 Every check on user-supplied study settings lives in this module, and every failure raises
 :class:`hplandscape.errors.ConfigError` naming the file, the dotted key, the bad value and what
 is allowed. Unknown keys are errors: a typo such as ``epoch:`` must not silently fall back to a
-default.
+default, and so is a key given twice in one YAML mapping.
+
+Two kinds of checks:
+
+- :func:`study_from_dict` (and :func:`load_study`) check everything the config alone can tell,
+  including rules across fields (Nesterov needs momentum, a fraction milestone must not round to
+  epoch 0, explicit grid values must be distinct grid points). It imports no torch.
+- :func:`check_runnable` checks what only the machine can tell (CUDA present, the data directory,
+  pruning ratios the architecture can reach); a sweep calls it before it writes anything.
+
+The enumerations of allowed values (executors, engines, devices, datasets, methods, ...) are
+defined here or in :mod:`hplandscape.recipes` / :mod:`hplandscape.archspec`, once; other modules
+import them.
 
 Examples
 --------
@@ -24,17 +36,37 @@ from typing import Any
 
 import yaml
 
-from hplandscape.errors import ConfigError
-from hplandscape.grid import axis_values, extend_axis
-from hplandscape.recipes import AUGMENTATIONS, DATA_ORDERS, MILESTONE_UNITS, PRESETS, Recipe
+from hplandscape.archspec import METHODS as PRUNING_METHODS
+from hplandscape.errors import ConfigError, UserError
+from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
+from hplandscape.recipes import AUGMENTATIONS, DATA_ORDERS, MILESTONE_UNITS, PRESETS, Recipe, fraction_epoch
 
-METHODS = ("none", "uniform", "global")
+#: A condition's method: the unpruned basemodel (``none``) or a structured pruning method.
+METHODS = ("none", *PRUNING_METHODS)
 DATASETS = ("digits", "cifar10", "imagenet")
 EXECUTORS = ("local", "slurm", "debug")
 ENGINES = ("auto", "sequential", "fused")
 DEVICES = ("auto", "cpu", "cuda")
 PRUNING_SOURCES = ("trained", "random")
 QUICKSTART = "quickstart.yaml"
+
+#: The architectures registered by :mod:`hplandscape.models` itself. A config naming one of them
+#: is checked without importing torch (``hplandscape grid`` stays light); any other name is looked
+#: up in the live registry, where user code may have registered its own models.
+BUILTIN_MODELS = ("mobilenet_v2", "mobilenet_v2_imagenet", "resnet110", "resnet20", "resnet32", "resnet44",
+                  "resnet50", "resnet56")
+
+#: Largest ``data.image_size`` (pixels per side). CIFAR-10 at 1024² is ~190 GB of uint8 in memory;
+#: anything larger is a typo, not a study.
+MAX_IMAGE_SIZE = 1024
+#: Most points on one grid axis, extension rows/columns included: 100 × 100 is already 10,000 runs
+#: per condition and seed (the thesis grids are 9 × 9, extended by a few rows).
+MAX_AXIS_POINTS = 100
+#: Every lr and wd of a grid lies in [10^-LOG10_LIMIT, 10^LOG10_LIMIT]: far beyond any trainable
+#: setting, far inside float64 (10^±308), so 10**log10 can neither overflow nor reach 0.
+LOG10_LIMIT = 20.0
+#: Largest seed: torch's generators take 64-bit seeds.
+MAX_SEED = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -280,6 +312,10 @@ _LAUNCHER_KEYS = {f.name for f in dataclasses.fields(LauncherConfig)}
 def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
     """Validate a parsed study mapping and build the :class:`StudyConfig`.
 
+    Every rule that the config alone can decide runs here, rules across fields included; no torch
+    is imported for a config that names a built-in architecture. What depends on the machine is
+    left to :func:`check_runnable`.
+
     Raises
     ------
     ConfigError
@@ -288,16 +324,15 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
     top = _Section(source, "", data)
     top.check_keys(_TOP_KEYS)
     default_name = Path(source).stem if source and not source.startswith("<") else "study"
-    name = top.str_("name", default_name)
-    if not all(ch.isalnum() or ch in "-_." for ch in name):
-        raise top.error("name", f"may hold only letters, digits, '-', '_' and '.', got {name!r}")
+    name = _name(top, "name", top.str_("name", default_name))
     model = _model(top)
     data_cfg = _data(top.section("data"))
     conditions = _conditions(top)
     grid = _grid(top.section("grid"))
     seeds = top.number_list("seeds", integer=True) or (0,)
-    if any(s < 0 for s in seeds):
-        raise top.error("seeds", f"must be non-negative integers, got {list(seeds)}")
+    if any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise top.error("seeds", f"must be non-negative integers up to 2**63 - 1 (torch's seed range), "
+                                 f"got {list(seeds)}")
     recipe = _recipe(top.section("train"), data_cfg)
     pr = top.section("pruning")
     pr.check_keys({"source"})
@@ -308,9 +343,21 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
                        source=source)
 
 
+def _name(s: _Section, key: str, name: str) -> str:
+    # Study and condition names become directory names under the study root: they must stay
+    # one plain path component ("." and ".." would resolve to the root or its parent).
+    if not all(ch.isalnum() or ch in "-_." for ch in name) or name in (".", ".."):
+        raise s.error(key, f"may hold only letters, digits, '-', '_' and '.' and must not be '.' or '..' "
+                           f"(it names a directory), got {name!r}")
+    return name
+
+
 def _model(top: _Section) -> str:
     model = top.str_("model", required=True)
-    from hplandscape.models import list_models  # torch import only once a config names a model
+    if model in BUILTIN_MODELS:
+        return model
+    # Not built in: a model registered by user code, or a typo. Only now is torch worth importing.
+    from hplandscape.models import list_models
 
     available = list_models()
     if model not in available:
@@ -327,10 +374,17 @@ def _data(s: _Section) -> DataConfig:
         root = os.path.abspath(os.path.expanduser(root))
     if name != "digits" and root is None:
         raise s.error("root", f"is required for dataset {name!r} (the directory holding the data)")
+    download = s.bool_("download", False)
+    if download and name != "cifar10":
+        raise s.error("download", f"is only supported for cifar10 (digits ships with scikit-learn, ImageNet "
+                                  f"must be fetched by hand); got download: true with dataset {name!r}")
+    image_size = s.int_("image_size")
+    if image_size is not None and image_size > MAX_IMAGE_SIZE:
+        raise s.error("image_size", f"must be at most {MAX_IMAGE_SIZE} pixels per side, got {image_size}")
     return DataConfig(
-        name=name, root=root, download=s.bool_("download", False),
+        name=name, root=root, download=download,
         num_workers=s.int_("num_workers", 4, minimum=0),
-        image_size=s.int_("image_size"),
+        image_size=image_size,
         train_subset=s.int_("train_subset"), test_subset=s.int_("test_subset"))
 
 
@@ -350,10 +404,7 @@ def _conditions(top: _Section) -> tuple:
         else:
             ratio = s.float_("ratio", required=True, maximum=1.0, inclusive_max=False)
         default = "base" if method == "none" else f"{method}-{ratio:g}"
-        name = s.str_("name", default)
-        if not all(ch.isalnum() or ch in "-_." for ch in name):
-            raise s.error("name", f"may hold only letters, digits, '-', '_' and '.', got {name!r}")
-        out.append(Condition(name=name, method=method, ratio=ratio))
+        out.append(Condition(name=_name(s, "name", s.str_("name", default)), method=method, ratio=ratio))
     names = [c.name for c in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -369,8 +420,8 @@ def _conditions(top: _Section) -> tuple:
 
 def _grid(s: _Section) -> GridConfig:
     s.check_keys(_GRID_KEYS)
-    prior_lr = s.float_("prior_lr", required=True)
-    prior_wd = s.float_("prior_wd", required=True)
+    prior_lr = _decades(s, "prior_lr", s.float_("prior_lr", required=True))
+    prior_wd = _decades(s, "prior_wd", s.float_("prior_wd", required=True))
     explicit = {k for k in ("log10_lr", "log10_wd", "lr_values", "wd_values") if k in s.data}
     extra_lr = s.number_list("extra_log10_lr", nonempty=False) or ()
     extra_wd = s.number_list("extra_log10_wd", nonempty=False) or ()
@@ -378,19 +429,53 @@ def _grid(s: _Section) -> GridConfig:
         if "size" in s.data or "step" in s.data:
             raise s.error("size", "cannot be combined with explicit value lists "
                           f"({', '.join(sorted(explicit))}); give either size+step or value lists")
-        lr = _axis_list(s, "lr")
-        wd = _axis_list(s, "wd")
-        return GridConfig(prior_lr, prior_wd, log10_lr=lr, log10_wd=wd,
+        grid = GridConfig(prior_lr, prior_wd, log10_lr=_axis_list(s, "lr"), log10_wd=_axis_list(s, "wd"),
                           extra_log10_lr=extra_lr, extra_log10_wd=extra_wd)
-    size = s.get("size", required=True)
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = [size, size]
-    if (not isinstance(size, list) or len(size) != 2
-            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in size)):
-        raise s.error("size", f"must be a positive integer or a pair [n_lr, n_wd] of positive integers, got {_show(size)}")
-    step = s.float_("step", required=True)
-    return GridConfig(prior_lr, prior_wd, n_lr=size[0], n_wd=size[1], step=step,
-                      extra_log10_lr=extra_lr, extra_log10_wd=extra_wd)
+    else:
+        size = s.get("size", required=True)
+        if isinstance(size, int) and not isinstance(size, bool):
+            size = [size, size]
+        if (not isinstance(size, list) or len(size) != 2
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in size)):
+            raise s.error("size", f"must be a positive integer or a pair [n_lr, n_wd] of positive integers, "
+                                  f"got {_show(size)}")
+        if max(size) > MAX_AXIS_POINTS:
+            raise s.error("size", f"allows at most {MAX_AXIS_POINTS} points per axis, got {_show(size)}")
+        step = s.float_("step", required=True)
+        grid = GridConfig(prior_lr, prior_wd, n_lr=size[0], n_wd=size[1], step=step,
+                          extra_log10_lr=extra_lr, extra_log10_wd=extra_wd)
+        for axis, n in (("lr", size[0]), ("wd", size[1])):
+            values = axis_values(math.log10(getattr(grid, f"prior_{axis}")), n, step)
+            _check_axis(s, "step", axis, values, f"the {n} points spaced {step:g} decades around prior_{axis}")
+    for axis, extra in (("lr", extra_lr), ("wd", extra_wd)):
+        _check_axis(s, f"extra_log10_{axis}", axis, extra, "the values")
+        total = len(getattr(grid, f"log10_{axis}_values")())
+        if total > MAX_AXIS_POINTS:
+            raise s.error(f"extra_log10_{axis}", f"extends the {axis} axis to {total} points; at most "
+                                                 f"{MAX_AXIS_POINTS} are allowed")
+    return grid
+
+
+def _decades(s: _Section, key: str, value: float) -> float:
+    if abs(math.log10(value)) > LOG10_LIMIT:
+        raise s.error(key, f"must lie in [1e-{LOG10_LIMIT:g}, 1e{LOG10_LIMIT:g}], got {_show(value)}")
+    return value
+
+
+def _check_axis(s: _Section, key: str, axis: str, values, what: str) -> None:
+    """Grid coordinates of one axis must stay in range and be distinct grid points."""
+    bad = [v for v in values if not abs(v) <= LOG10_LIMIT]  # "not <=" also catches nan
+    if bad:
+        raise s.error(key, f"puts log10 {axis} at {bad[0]!r}: {what} must lie within ±{LOG10_LIMIT:g} "
+                           f"(lr and wd in [1e-{LOG10_LIMIT:g}, 1e{LOG10_LIMIT:g}])")
+    seen: dict[float, float] = {}
+    for v in values:
+        r = round_log10(v)
+        if r in seen:
+            raise s.error(key, f"gives log10 {axis} values {seen[r]!r} and {v!r}, which are the same grid point "
+                               f"(grid coordinates are log10 values rounded to {GRID_DECIMALS} decimals); "
+                               f"{what} must be distinct grid points")
+        seen[r] = v
 
 
 def _axis_list(s: _Section, axis: str) -> tuple:
@@ -398,7 +483,12 @@ def _axis_list(s: _Section, axis: str) -> tuple:
     values = s.number_list(f"{axis}_values", positive=True)
     if (logs is None) == (values is None):
         raise s.error(f"log10_{axis}", f"give exactly one of log10_{axis} and {axis}_values")
-    return tuple(logs) if logs is not None else tuple(math.log10(v) for v in values)
+    key = f"log10_{axis}" if logs is not None else f"{axis}_values"
+    out = tuple(logs) if logs is not None else tuple(math.log10(v) for v in values)
+    if len(out) > MAX_AXIS_POINTS:
+        raise s.error(key, f"allows at most {MAX_AXIS_POINTS} values, got {len(out)}")
+    _check_axis(s, key, axis, out, "the values")
+    return out
 
 
 def _recipe(s: _Section, data: DataConfig) -> Recipe:
@@ -412,15 +502,26 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
     for m in milestones:
         if unit == "fraction" and not 0 < m < 1:
             raise s.error("milestones", f"are fractions of the epochs (milestones_unit: fraction) and must lie in (0, 1), got {m!r}")
+        if unit == "fraction" and fraction_epoch(m, epochs) < 1:
+            # An epoch-unit milestone 0 is refused below; the same decay reached through rounding
+            # would silently train the whole first epoch (or all of a 1-epoch recipe) at lr·gamma.
+            raise s.error("milestones", f"are fractions of the epochs (milestones_unit: fraction): {m!r} × {epochs} "
+                                        f"epochs rounds to epoch 0, which would decay the lr from the start; "
+                                        f"each fraction × epochs must round to epoch 1 or later "
+                                        f"(fractions > {0.5 / epochs:g} here), or give milestones: []")
         if unit == "epoch" and (int(m) != m or not 0 < m < epochs):
             raise s.error("milestones", f"are epochs (milestones_unit: epoch) and must be integers in 1..{epochs - 1}, got {m!r}")
+    momentum = s.float_("momentum", base.momentum, positive=False, minimum=0.0, maximum=1.0, inclusive_max=False)
+    nesterov = s.bool_("nesterov", base.nesterov)
+    if nesterov and momentum == 0:
+        raise s.error("nesterov", f"needs momentum > 0 (Nesterov momentum without momentum is undefined in "
+                                  f"torch.optim.SGD); got nesterov: true with momentum: {momentum!r}")
     return Recipe(
         preset=preset, epochs=epochs,
         batch_size=s.int_("batch_size", base.batch_size),
         eval_batch_size=s.int_("eval_batch_size", base.eval_batch_size),
-        momentum=s.float_("momentum", base.momentum, positive=False, minimum=0.0, maximum=1.0,
-                          inclusive_max=False),
-        nesterov=s.bool_("nesterov", base.nesterov),
+        momentum=momentum,
+        nesterov=nesterov,
         milestones=tuple(milestones), milestones_unit=unit,
         lr_gamma=s.float_("lr_gamma", base.lr_gamma, maximum=1.0),
         weight_decay_on_bn_bias=s.bool_("weight_decay_on_bn_bias", base.weight_decay_on_bn_bias),
@@ -455,13 +556,58 @@ def _launcher(s: _Section) -> LauncherConfig:
     )
 
 
+# --------------------------------------------------------------------------------------------
+# YAML: PyYAML's safe loader, but a key given twice is an error.
+
+
+class _DuplicateKey(Exception):
+    def __init__(self, key: str, first_line: int, line: int):
+        super().__init__(key)
+        self.key, self.first_line, self.line = key, first_line, line
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a mapping holding the same key twice.
+
+    ``yaml.safe_load`` silently keeps the last of two equal keys, so a second ``epochs:`` further
+    down a file would override the first without a word. The node tree is checked before it is
+    constructed, which gives the dotted key and both line numbers.
+    """
+
+    def construct_document(self, node):
+        _check_unique_keys(node, "", set())
+        return super().construct_document(node)
+
+
+def _check_unique_keys(node, path: str, visited: set) -> None:
+    if id(node) in visited:  # an alias to a node already checked (or to an ancestor)
+        return
+    visited.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # "<<: *anchor" merges; its keys may repeat
+                continue
+            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else "<complex key>"
+            dotted = f"{path}.{name}" if path else name
+            identity = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) else id(key_node)
+            if identity in first:
+                raise _DuplicateKey(dotted, first[identity], key_node.start_mark.line + 1)
+            first[identity] = key_node.start_mark.line + 1
+            _check_unique_keys(value_node, dotted, visited)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _check_unique_keys(item, f"{path}[{i}]", visited)
+
+
 def load_study(path) -> StudyConfig:
     """Read and validate a study YAML file.
 
     Raises
     ------
     ConfigError
-        The file is missing, is not YAML, or holds an invalid value (the message says which).
+        The file is missing, is not YAML, repeats a key, or holds an invalid value (the message
+        says which).
     """
     source = str(path)
     try:
@@ -471,7 +617,10 @@ def load_study(path) -> StudyConfig:
     except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
         raise ConfigError(source, "", f"cannot be read as a text file ({e.__class__.__name__})") from None
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass
+    except _DuplicateKey as e:
+        raise ConfigError(source, e.key, f"is given twice (lines {e.first_line} and {e.line}); "
+                                         "each key may appear once per mapping") from None
     except yaml.YAMLError as e:
         raise ConfigError(source, "", f"is not valid YAML: {str(e).splitlines()[0]} "
                           f"({getattr(e, 'problem_mark', '') or ''})".rstrip()) from None
@@ -486,3 +635,70 @@ def preset_path(name: str) -> Path:
 def load_quickstart() -> StudyConfig:
     """The embedded quickstart study: a small ResNet on scikit-learn's bundled digits."""
     return load_study(preset_path(QUICKSTART))
+
+
+# --------------------------------------------------------------------------------------------
+# What only the machine can tell.
+
+
+def check_runnable(config: StudyConfig, executor: str | None = None):
+    """Check that ``config`` can run from this machine, before a sweep writes anything.
+
+    :func:`study_from_dict` has already checked everything the config alone decides; this adds
+    what depends on the machine and on the installed architectures:
+
+    - ``launcher.device: cuda`` needs a CUDA device here, unless the runs go to SLURM nodes;
+    - the data directory exists and holds the dataset (:func:`hplandscape.data.dataset_info`);
+    - every pruned condition's ratio is reachable for the architecture at the dataset's input
+      shape (:func:`hplandscape.pruning.smallest_ratio`, from the FLOPs model alone: no weights,
+      no training).
+
+    Imports torch (lazily): call it from commands that launch runs, not from light ones.
+
+    Parameters
+    ----------
+    config : StudyConfig
+    executor : {"local", "slurm", "debug"}, optional
+        Where the runs will execute; default ``config.launcher.executor``.
+
+    Returns
+    -------
+    hplandscape.data.DatasetInfo
+        Classes, channels and image size of the data (the pruning step needs them).
+
+    Raises
+    ------
+    ConfigError
+        CUDA asked for but absent, or a ratio below the smallest reachable one (the message names
+        the condition's key and that smallest ratio).
+    UserError
+        An unknown executor, or the data directory is missing or incomplete (the message names
+        the path).
+    """
+    kind = executor or config.launcher.executor
+    if kind not in EXECUTORS:
+        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}; got {kind!r}")
+    if config.launcher.device == "cuda" and kind != "slurm":  # SLURM runs on other machines' GPUs
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ConfigError(config.source, "launcher.device",
+                              f"is 'cuda' but this machine has no CUDA device (executor {kind!r} runs here); "
+                              "use device: auto or cpu, or executor: slurm")
+    from hplandscape.data import dataset_info
+
+    info = dataset_info(config.data)
+    shape = (info.in_channels, info.image_size, info.image_size)
+    pruned = [(i, c) for i, c in enumerate(config.conditions) if c.pruned]
+    if pruned:
+        from hplandscape.pruning import reachable, smallest_ratio
+
+        for i, c in pruned:
+            smallest = smallest_ratio(config.model, c.method, num_classes=info.num_classes,
+                                      in_channels=info.in_channels, input_shape=shape)
+            if not reachable(c.ratio, smallest):
+                raise ConfigError(config.source, f"conditions[{i}].ratio",
+                                  f"is {c.ratio:g}, unreachable for {config.model} ({c.method} pruning) at input "
+                                  f"{shape}: the smallest reachable ratio is {smallest:.4f} (one channel in "
+                                  f"every prunable layer); use a ratio ≥ {smallest:.4f}")
+    return info

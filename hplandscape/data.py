@@ -42,7 +42,9 @@ import torch
 import torch.nn.functional as F
 
 from hplandscape.atomic import atomic_open
+from hplandscape.config import DATASETS
 from hplandscape.errors import UserError
+from hplandscape.recipes import AUGMENTATIONS
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -91,7 +93,7 @@ def dataset_info(cfg) -> DatasetInfo:
         train_dir = _imagenet_dirs(cfg)[0]
         classes = [e.name for e in os.scandir(train_dir) if e.is_dir()]
         return DatasetInfo("imagenet", len(classes), 3, cfg.image_size or 224)
-    raise UserError(f"data.name: unknown dataset {cfg.name!r}; allowed: digits, cifar10, imagenet")
+    raise UserError(f"data.name: unknown dataset {cfg.name!r}; allowed: {', '.join(DATASETS)}")
 
 
 def load_data(cfg):
@@ -121,7 +123,7 @@ def load_data(cfg):
     elif cfg.name == "imagenet":
         return FolderData(cfg)
     else:
-        raise UserError(f"data.name: unknown dataset {cfg.name!r}; allowed: digits, cifar10, imagenet")
+        raise UserError(f"data.name: unknown dataset {cfg.name!r}; allowed: {', '.join(DATASETS)}")
     return data.subset(cfg.train_subset, cfg.test_subset)
 
 
@@ -245,7 +247,7 @@ def _augment_params(augment: str, size: int) -> tuple[int, bool]:
         return max(1, size // 8), False
     if augment == "none":
         return 0, False
-    raise UserError(f"train.augment: unknown augmentation {augment!r}; allowed: cifar, imagenet, digits, none")
+    raise UserError(f"train.augment: unknown augmentation {augment!r}; allowed: {', '.join(AUGMENTATIONS)}")
 
 
 def random_crop(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, pad: int) -> torch.Tensor:

@@ -14,7 +14,16 @@ from typing import Iterable
 GRID_DECIMALS = 4
 
 
-def _round(x: float) -> float:
+def round_log10(x: float) -> float:
+    """A log10 value as a grid coordinate: rounded to ``GRID_DECIMALS`` decimals (never ``-0.0``).
+
+    Two values with the same rounding are the same grid point.
+
+    Examples
+    --------
+    >>> round_log10(-0.8 - 1e-12), round_log10(-0.00001)
+    (-0.8, 0.0)
+    """
     r = round(float(x), GRID_DECIMALS)
     return 0.0 if r == 0 else r  # no "-0.0" in keys
 
@@ -52,8 +61,8 @@ class GridPoint(Log10Values):
     log10_wd: float
 
     def __post_init__(self):
-        object.__setattr__(self, "log10_lr", _round(self.log10_lr))
-        object.__setattr__(self, "log10_wd", _round(self.log10_wd))
+        object.__setattr__(self, "log10_lr", round_log10(self.log10_lr))
+        object.__setattr__(self, "log10_wd", round_log10(self.log10_wd))
 
     @classmethod
     def from_values(cls, lr: float, wd: float) -> "GridPoint":
@@ -69,7 +78,7 @@ class GridPoint(Log10Values):
 
 def axis_values(centre: float, size: int, step: float) -> list[float]:
     """``size`` log10 values with spacing ``step`` centred on ``centre``: c + s·(i − (n−1)/2)."""
-    return [_round(centre + step * (i - (size - 1) / 2)) for i in range(size)]
+    return [round_log10(centre + step * (i - (size - 1) / 2)) for i in range(size)]
 
 
 def make_grid(grid) -> list[GridPoint]:
@@ -83,4 +92,4 @@ def make_grid(grid) -> list[GridPoint]:
 
 def extend_axis(values: Iterable[float], new: Iterable[float]) -> list[float]:
     """Union of two lists of log10 values, by grid identity, sorted."""
-    return sorted({_round(v) for v in values} | {_round(v) for v in new})
+    return sorted({round_log10(v) for v in values} | {round_log10(v) for v in new})

@@ -70,6 +70,14 @@ def _module_version(module: str):
     return str(version) if version is not None else None
 
 
+def git_state() -> tuple:
+    """``(commit, dirty)`` of the git checkout holding this package; ``(None, None)`` outside git.
+
+    Needs no torch, unlike :func:`provenance` (which reads torch's build tag and the device).
+    """
+    return _git_state()
+
+
 @functools.lru_cache(maxsize=1)
 def _git_state() -> tuple:
     """(commit, dirty) of the checkout holding this package; (None, None) outside git."""

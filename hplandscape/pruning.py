@@ -145,6 +145,55 @@ def _global_widths(fm: _FlopsModel, norms: list[np.ndarray], target: float) -> n
     return _closest([at(lo), at(min(lo + 1, len(ranked)))], fm, target)
 
 
+def _smallest_ratio(fm: _FlopsModel, method: str) -> float:
+    # A target of 0 FLOPs makes each method return its narrowest architecture; which filters rank
+    # highest does not matter there, so the global ranking may be all ties.
+    if method == "uniform":
+        widths = _uniform_widths(fm, 0.0)
+    else:
+        widths = _global_widths(fm, [np.zeros(int(c)) for c in fm.original], 0.0)
+    return fm.flops(widths) / fm.flops(fm.original)
+
+
+def smallest_ratio(model_name: str, method: str, *, num_classes: int | None = None, in_channels: int = 3,
+                   input_shape=None) -> float:
+    """The smallest FLOPs ratio ``method`` can reach on an architecture, with no weights and no training.
+
+    Parameters
+    ----------
+    model_name : str
+        Registered architecture.
+    method : {"uniform", "global"}
+    num_classes, in_channels : int, optional
+        As in :func:`prune` (default: the architecture's own class count, 3 channels).
+    input_shape : tuple of int, optional
+        (channels, height, width) the FLOPs are counted at; default the model's.
+
+    Returns
+    -------
+    float
+        FLOPs of the narrowest architecture the method produces (every prunable layer keeps one
+        channel) over the unpruned FLOPs. A ratio is accepted by :func:`prune` when
+        :func:`reachable` says so.
+
+    Examples
+    --------
+    >>> r = smallest_ratio("resnet56", "global")
+    >>> 0 < r < 0.1, reachable(0.2, r), reachable(r / 2, r)
+    (True, True, False)
+    """
+    if method not in METHODS:
+        raise UserError(f"unknown pruning method {method!r}; allowed: {', '.join(METHODS)}")
+    num_classes = get_entry(model_name).num_classes if num_classes is None else num_classes
+    shape = input_shape_of(model_name, in_channels, input_shape)
+    return _smallest_ratio(_flops_model(model_name, num_classes, in_channels, shape), method)
+
+
+def reachable(ratio: float, smallest: float) -> bool:
+    """Whether a FLOPs ``ratio`` can be met given the method's :func:`smallest_ratio`, within ``TOLERANCE``."""
+    return smallest <= ratio * (1 + TOLERANCE)
+
+
 # -- pruning ---------------------------------------------------------------------------------------
 
 
@@ -205,10 +254,10 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
     fm = _flops_model(model_name, num_classes, in_channels, shape)
     original_flops = fm.flops(fm.original)
     target = ratio * original_flops
-    smallest = fm.flops(np.ones_like(fm.original))
-    if smallest > target * (1 + TOLERANCE):
+    smallest = _smallest_ratio(fm, method)
+    if not reachable(ratio, smallest):
         raise UserError(f"ratio {ratio:g} is unreachable for {model_name} at input {shape}: the smallest "
-                        f"reachable ratio is {smallest / original_flops:.4f} (one channel in every prunable layer)")
+                        f"reachable ratio is {smallest:.4f} (one channel in every prunable layer)")
 
     norms = [filter_l1_norms(model.get_submodule(key)) for key in fm.keys]
     widths = _uniform_widths(fm, target) if method == "uniform" else _global_widths(fm, norms, target)

@@ -86,7 +86,7 @@ class Recipe:
     def milestone_epochs(self) -> tuple:
         """Epochs (0-based) from which each lr decay applies, sorted."""
         if self.milestones_unit == "fraction":
-            return tuple(sorted(int(round(f * self.epochs)) for f in self.milestones))
+            return tuple(sorted(fraction_epoch(f, self.epochs) for f in self.milestones))
         return tuple(sorted(int(m) for m in self.milestones))
 
     def lr_at_epoch(self, base_lr: float, epoch: int) -> float:
@@ -98,6 +98,17 @@ class Recipe:
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
         return d
+
+
+def fraction_epoch(fraction: float, epochs: int) -> int:
+    """The 0-based epoch a milestone given as a fraction of ``epochs`` falls on: ``round(f·epochs)``.
+
+    Examples
+    --------
+    >>> fraction_epoch(0.5, 180), fraction_epoch(0.75, 180), fraction_epoch(0.5, 1)
+    (90, 135, 0)
+    """
+    return int(round(fraction * epochs))
 
 
 PRESETS = {

@@ -11,6 +11,7 @@ import html
 import json
 import platform
 import re
+import socket
 from importlib import metadata
 from pathlib import Path
 
@@ -19,8 +20,13 @@ import pandas as pd
 from hplandscape import analysis
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.atomic import write_text as write_text_atomic
+from hplandscape.provenance import git_state
 
-_PACKAGES = ("hplandscape", "numpy", "scipy", "pandas", "plotly", "matplotlib")
+# version key -> distribution name; read from the installed metadata, so no package is imported
+# (a report must not pay for importing torch; each run record keeps torch's full build tag).
+_PACKAGES = {"hplandscape": "hplandscape", "numpy": "numpy", "scipy": "scipy", "pandas": "pandas",
+             "plotly": "plotly", "matplotlib": "matplotlib", "torch": "torch", "torchvision": "torchvision",
+             "torch_pruning": "torch-pruning"}
 
 
 def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0) -> Path:
@@ -72,24 +78,20 @@ def _default_out(source) -> Path:
 
 
 def environment() -> dict:
-    """Versions, host and time of the report's making (plus git state when available)."""
-    versions = {}
-    for name in _PACKAGES:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    env = {"generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-           "python": platform.python_version(), "platform": platform.platform(), "versions": versions}
-    try:
-        from hplandscape.provenance import provenance  # late: it may import torch
+    """Versions, host and time of the report's making (plus git state when available).
 
-        prov = provenance()
-        env["git_commit"], env["git_dirty"], env["host"] = prov.get("git_commit"), prov.get("git_dirty"), prov.get("host")
-        env["versions"].update({k: v for k, v in prov.get("versions", {}).items() if k not in versions})
-    except Exception as e:  # noqa: BLE001 — a report must not fail for want of provenance
-        env["provenance_error"] = f"{type(e).__name__}: {e}"
-    return env
+    Versions come from the installed package metadata: writing a report imports no torch.
+    """
+    versions = {}
+    for key, dist in _PACKAGES.items():
+        try:
+            versions[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[key] = None
+    commit, dirty = git_state()
+    return {"generated": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "python": platform.python_version(), "platform": platform.platform(), "versions": versions,
+            "git_commit": commit, "git_dirty": dirty, "host": socket.gethostname()}
 
 
 def _slug(name: str) -> str:

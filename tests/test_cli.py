@@ -12,6 +12,7 @@ import yaml
 
 from hplandscape.cli import main
 from hplandscape.config import preset_path
+from hplandscape.errors import RunFailure
 
 RESNET56 = str(preset_path("resnet56_cifar10.yaml"))
 
@@ -149,3 +150,42 @@ def test_sweep_with_failed_runs_exits_1_naming_the_tracebacks(capsys, tmp_path, 
     code, out, err = run_cli(capsys, "sweep", config, "--executor", "debug", "--study-dir", str(tmp_path / "s"),
                              "--no-progress", "--no-report")
     assert code == 0 and "1 submitted" in out, err
+
+
+def test_a_run_failure_exits_1_naming_the_log(capsys, tmp_path, monkeypatch):
+    import hplandscape.results
+
+    log = tmp_path / "logs" / "job_7.err"
+    log.parent.mkdir()
+    log.write_text("RuntimeError: CUDA out of memory\n")
+
+    def failing_collect(*args, **kwargs):
+        raise RunFailure(f"1 run(s) failed: base/lr-1.0000_wd-4.0000/seed0; tracebacks: {log}")
+
+    monkeypatch.setattr(hplandscape.results, "collect", failing_collect)
+    code, out, err = run_cli(capsys, "collect", str(tmp_path))
+    assert code == 1, err
+    assert err.startswith("hplandscape: failed: 1 run(s) failed") and str(log) in err
+    assert "Traceback" not in err
+
+
+def test_an_unexpected_error_exits_1_with_the_traceback_in_a_file(capsys, tmp_path, monkeypatch):
+    import tempfile
+
+    import hplandscape.results
+
+    def broken_collect(*args, **kwargs):
+        return {}["no such key"]
+
+    monkeypatch.setattr(hplandscape.results, "collect", broken_collect)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the traceback file goes
+    code, out, err = run_cli(capsys, "collect", str(tmp_path))
+    assert code == 1, err
+    first, second = err.strip().splitlines()
+    assert first == "hplandscape: failed: KeyError: 'no such key'"
+    assert second.startswith("  full traceback: ")
+    log = Path(second.split(": ", 1)[1])
+    assert log.parent == tmp_path and log.is_file()
+    text = log.read_text()
+    assert text.startswith("Traceback (most recent call last)") and "broken_collect" in text
+    assert "Traceback" not in err  # the terminal gets one line; the file has the rest

@@ -161,3 +161,172 @@ def test_config_error_survives_python_O():
             " 'grid': {}}, 'x.yaml')\nexcept Exception as e: print(e)")
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True).stdout
     assert "x.yaml: conditions must be a non-empty list" in out
+
+
+# -- rules across fields and bounds: each rejected input names the file, the key and the value ----
+
+# (changes to the base config, key the message must name, words the message must contain)
+REJECTED = [
+    ({"train.nesterov": True, "train.momentum": 0}, "train.nesterov", "needs momentum > 0"),
+    ({"train.epochs": 1}, "train.milestones", "0.5 × 1 epochs rounds to epoch 0"),
+    ({"train.epochs": 3, "train.milestones": [0.1, 0.5]}, "train.milestones", "0.1 × 3 epochs rounds to epoch 0"),
+    ({"data.image_size": 100000}, "data.image_size", "at most 1024 pixels per side, got 100000"),
+    ({"data.download": True}, "data.download", "only supported for cifar10"),
+    ({"grid.size": [10000, 10000]}, "grid.size", "at most 100 points per axis, got [10000, 10000]"),
+    ({"grid.size": 3, "grid.step": 1000}, "grid.step", "puts log10 lr at -1001.0"),
+    ({"grid.step": 0.00001}, "grid.step", "same grid point"),
+    ({"grid.prior_lr": 1e30}, "grid.prior_lr", "must lie in [1e-20, 1e20], got 1e+30"),
+    ({"grid.extra_log10_lr": [400]}, "grid.extra_log10_lr", "puts log10 lr at 400"),
+    ({"grid.extra_log10_wd": [-4.00001, -4.00002]}, "grid.extra_log10_wd", "same grid point"),
+    ({"grid.extra_log10_lr": [0.01 * i for i in range(1, 101)]}, "grid.extra_log10_lr",
+     "extends the lr axis to 103 points; at most 100"),
+    ({"seeds": [2**64]}, "seeds", "up to 2**63 - 1"),
+    ({"name": ".."}, "name", "must not be '.' or '..'"),
+    ({"name": "a/b"}, "name", "got 'a/b'"),
+    ({"conditions.1.name": "."}, "conditions[1].name", "must not be '.' or '..'"),
+    ({"conditions.1.name": ".."}, "conditions[1].name", "must not be '.' or '..'"),
+]
+
+
+def _explicit(**axes):
+    d = _base()
+    del d["grid"]["size"], d["grid"]["step"]
+    d["grid"].update(axes)
+    return d
+
+
+@pytest.mark.parametrize("changes,named,words", REJECTED, ids=[repr(c) for c, _, _ in REJECTED])
+def test_rejected_config_names_file_key_value(tmp_path, changes, named, words):
+    d = _base()
+    for key, value in changes.items():
+        _set(d, key, value)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(d))
+    with pytest.raises(ConfigError) as err:
+        load_study(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{path}: {named} "), msg
+    assert words in msg, msg
+
+
+@pytest.mark.parametrize("axes,named,words", [
+    ({"lr_values": [0.1, 0.100001], "log10_wd": [-4]}, "grid.lr_values", "-1.0 and -0.99999"),
+    ({"log10_lr": [-1], "log10_wd": [-4, -4.00001]}, "grid.log10_wd", "values -4 and -4.00001, which are the same grid point"),
+    ({"log10_lr": [-1, 400], "log10_wd": [-4]}, "grid.log10_lr", "puts log10 lr at 400"),
+    ({"lr_values": [1e-300], "log10_wd": [-4]}, "grid.lr_values", "puts log10 lr at -300"),
+    ({"log10_lr": list(range(-60, 60)), "log10_wd": [-4]}, "grid.log10_lr", "at most 100 values, got 120"),
+])
+def test_explicit_axes_must_be_distinct_grid_points_in_range(axes, named, words):
+    with pytest.raises(ConfigError) as err:
+        study_from_dict(_explicit(**axes), "x.yaml")
+    assert str(err.value).startswith(f"x.yaml: {named} ") and words in str(err.value), str(err.value)
+
+
+def test_accepted_edges_of_the_new_rules():
+    # the smallest fraction that rounds to epoch 1, Nesterov with momentum, a grid at the limits
+    d = _base()
+    d["train"].update(epochs=4, milestones=[0.25, 0.75], nesterov=True)
+    d["grid"].update(size=[100, 1], step=0.0002)
+    d["data"]["image_size"] = 1024
+    d["seeds"] = [2**63 - 1]
+    cfg = study_from_dict(d, "x.yaml")
+    assert cfg.recipe.milestone_epochs() == (1, 3) and cfg.recipe.nesterov
+    assert len(make_grid(cfg.grid)) == 100
+    assert study_from_dict({**_base(), "train": {"epochs": 1, "milestones": []}}, "x.yaml").recipe.milestones == ()
+
+
+@pytest.mark.parametrize("text,named,lines", [
+    ("model: resnet20\nmodel: resnet56\n", "model", (1, 2)),
+    ("train:\n  epochs: 2\n  batch_size: 8\n  epochs: 30\n", "train.epochs", (2, 4)),
+    ("conditions:\n  - {method: none}\n  - {method: global, ratio: 0.5, ratio: 0.2}\n", "conditions[1].ratio", (3, 3)),
+])
+def test_a_key_given_twice_is_an_error_naming_key_and_lines(tmp_path, text, named, lines):
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_study(path)
+    assert str(err.value) == (f"{path}: {named} is given twice (lines {lines[0]} and {lines[1]}); "
+                              "each key may appear once per mapping")
+
+
+def test_anchors_and_merge_keys_still_load(tmp_path):
+    # "<<:" merges a mapping whose keys the local ones override: that is not a repeated key
+    d = {k: v for k, v in _base().items() if k != "train"}
+    path = tmp_path / "anchors.yaml"
+    path.write_text(yaml.safe_dump(d) + "train: &t {epochs: 2}\n"
+                    + "launcher:\n  <<: {cpus_per_task: 1, mem_gb: 1.0}\n  cpus_per_task: 2\n")
+    cfg = load_study(path)
+    assert cfg.recipe.epochs == 2 and cfg.launcher.cpus_per_task == 2 and cfg.launcher.mem_gb == 1.0
+
+
+def test_builtin_model_names_are_the_registry():
+    from hplandscape.config import BUILTIN_MODELS
+    from hplandscape.models import list_models
+
+    assert sorted(BUILTIN_MODELS) == list_models()
+
+
+def test_a_user_registered_model_is_found_in_the_live_registry(monkeypatch):
+    from hplandscape.models import registry
+
+    entry = registry.ModelEntry("my_net", registry.get_entry("resnet20").builder, (3, 32, 32), 10)
+    monkeypatch.setitem(registry._REGISTRY, "my_net", entry)
+    assert study_from_dict({**_base(), "model": "my_net"}, "x.yaml").model == "my_net"
+    with pytest.raises(ConfigError, match="x.yaml: model is not a registered architecture: 'my_nett'; "
+                                          "available: .*my_net"):
+        study_from_dict({**_base(), "model": "my_nett"}, "x.yaml")
+
+
+# -- check_runnable: what only the machine can tell ---------------------------------------------
+
+
+def test_check_runnable_returns_the_data_shape_and_accepts_the_quickstart():
+    from hplandscape.config import check_runnable
+
+    info = check_runnable(load_quickstart())
+    assert (info.name, info.num_classes, info.in_channels, info.image_size) == ("digits", 10, 1, 8)
+
+
+def test_check_runnable_refuses_an_unreachable_ratio_before_any_training():
+    from hplandscape.config import check_runnable
+    from hplandscape.pruning import smallest_ratio
+
+    d = _base()
+    d["conditions"].append({"method": "uniform", "ratio": 0.01})
+    cfg = study_from_dict(d, "x.yaml")
+    smallest = smallest_ratio("resnet20", "uniform", in_channels=1, input_shape=(1, 8, 8))  # digits: 1×8×8
+    with pytest.raises(ConfigError) as err:
+        check_runnable(cfg)
+    assert str(err.value).startswith("x.yaml: conditions[2].ratio is 0.01, unreachable for resnet20 (uniform pruning) "
+                                     f"at input (1, 8, 8): the smallest reachable ratio is {smallest:.4f}")
+    d["conditions"][2]["ratio"] = round(smallest + 0.001, 4)
+    check_runnable(study_from_dict(d, "x.yaml"))
+
+
+def test_check_runnable_needs_the_data_directory(tmp_path):
+    from hplandscape.config import check_runnable
+    from hplandscape.errors import UserError
+
+    d = _base()
+    d["data"] = {"name": "cifar10", "root": str(tmp_path / "nope")}
+    with pytest.raises(UserError, match=str(tmp_path / "nope")):
+        check_runnable(study_from_dict(d, "x.yaml"))
+
+
+def test_check_runnable_refuses_cuda_on_a_machine_without_it():
+    import torch
+
+    from hplandscape.config import check_runnable
+    from hplandscape.errors import UserError
+
+    d = _base()
+    d["launcher"] = {"device": "cuda"}
+    cfg = study_from_dict(d, "x.yaml")
+    check_runnable(cfg, executor="slurm")  # the runs go to GPU nodes: this machine need not have one
+    if torch.cuda.is_available():
+        check_runnable(cfg)
+    else:
+        with pytest.raises(ConfigError, match="x.yaml: launcher.device is 'cuda' but this machine has no CUDA device"):
+            check_runnable(cfg)
+    with pytest.raises(UserError, match="executor must be one of local, slurm, debug; got 'k8s'"):
+        check_runnable(cfg, executor="k8s")

@@ -5,8 +5,10 @@ import pytest
 import torch
 
 from hplandscape.errors import UserError
-from hplandscape.models import build_model, count_flops, count_params, list_models, prunable_groups, save_weights
-from hplandscape.pruning import ArchSpec, build_from_spec, load_spec, prune, prune_model, save_spec
+from hplandscape.models import (build_model, count_flops, count_params, current_widths, get_entry, input_shape_of,
+                                list_models, prunable_groups, save_weights)
+from hplandscape.pruning import (ArchSpec, _flops_model, _global_widths, _uniform_widths, build_from_spec,
+                                 filter_l1_norms, load_spec, prune, prune_model, reachable, save_spec, smallest_ratio)
 
 _CACHE = {}
 
@@ -17,29 +19,84 @@ def pruned(name, method, ratio):
     return _CACHE[name, method, ratio]
 
 
-def fractions(spec):
-    return np.array([spec.widths[k] / spec.original_widths[k] for k in spec.original_widths])
+def width_model(name):
+    return _flops_model(name, get_entry(name).num_classes, 3, input_shape_of(name))
 
 
-@pytest.mark.parametrize("ratio", [0.2, 0.4, 0.6])
-@pytest.mark.parametrize("method", ["uniform", "global"])
+def rankings(fm, seed=0):
+    """Filter norms to rank on: i.i.d. ones, and ones whose scale differs by layer as after training
+    (the case where raw-L1 global pruning empties whole layers)."""
+    rng = np.random.default_rng(seed)
+    iid = [rng.random(int(c)) for c in fm.original]
+    scaled = [rng.random(int(c)) * 10 ** rng.normal(0, 1) for c in fm.original]
+    return {"iid": iid, "layer-scaled": scaled}
+
+
 @pytest.mark.parametrize("name", list_models())
-def test_flops_budget_within_2_percent(name, method, ratio):
+def test_flops_budget_within_2_percent_on_the_width_model(name):
+    # The budget is met by the width search alone (torch-pruning then cuts exactly those widths,
+    # see the next tests), so every architecture × method × ratio is checked without pruning.
+    fm = width_model(name)
+    original = fm.flops(fm.original)
+    for ratio in (0.2, 0.4, 0.6, 0.8):
+        target = ratio * original
+        candidates = {"uniform": _uniform_widths(fm, target)}
+        candidates.update({f"global/{k}": _global_widths(fm, norms, target) for k, norms in rankings(fm).items()})
+        for method, widths in candidates.items():
+            assert abs(fm.flops(widths) / target - 1) <= 0.02, (name, method, ratio, fm.flops(widths) / original)
+            assert (1 <= widths).all() and (widths <= fm.original).all(), (name, method, ratio)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_width_model_counts_the_flops_of_the_built_architecture(name):
+    # The analytic FLOPs a spec records must be what the rebuilt network really costs.
+    fm = width_model(name)
+    rng = np.random.default_rng(1)
+    for _ in range(2):
+        widths = rng.integers(1, fm.original + 1)
+        with torch.device("meta"):
+            model = build_model(name, widths={k: int(w) for k, w in zip(fm.keys, widths)})
+        assert count_flops(model, input_shape_of(name)) == fm.flops(widths)
+
+
+@pytest.mark.parametrize("name, method, ratio", [("resnet20", "uniform", 0.5), ("resnet20", "global", 0.5),
+                                                 ("mobilenet_v2", "global", 0.4), ("resnet50", "global", 0.2)])
+def test_flops_budget_within_2_percent_through_torch_pruning(name, method, ratio):
     spec, module = pruned(name, method, ratio)
     assert abs(spec.flops / (ratio * spec.original_flops) - 1) <= 0.02
     assert spec.achieved_ratio == pytest.approx(spec.flops / spec.original_flops, abs=1e-6)
     assert count_flops(module, spec.input_shape) == spec.flops  # the pruned module, measured
+    assert current_widths(module) == spec.widths
     assert min(spec.widths.values()) >= 1
+
+
+def test_prune_refuses_a_module_torch_pruning_cut_differently(monkeypatch):
+    # prune_model's own guard: the recorded (analytic) widths and FLOPs are only valid if
+    # torch-pruning removed exactly the chosen channels; one channel fewer must be an error.
+    import torch_pruning as tp
+
+    real = tp.DependencyGraph.get_pruning_group
+
+    def one_fewer(self, module, fn, idxs):
+        return real(self, module, fn, idxs=idxs[:-1])
+
+    monkeypatch.setattr(tp.DependencyGraph, "get_pruning_group", one_fewer)
+    with pytest.raises(RuntimeError, match="torch-pruning left widths"):
+        prune_model("resnet20", "uniform", 0.5)
 
 
 @pytest.mark.parametrize("name", ["resnet56", "mobilenet_v2", "resnet50"])
 def test_uniform_keeps_one_fraction_and_global_does_not(name):
-    uni = pruned(name, "uniform", 0.4)[0]
-    c = np.array(list(uni.original_widths.values()))
-    k = np.array(list(uni.widths.values()))
+    # The widths prune() chooses, from the width model and the L1 norms of prune()'s own random
+    # init (seed 0); torch-pruning then cuts exactly these (see the tests above).
+    fm = width_model(name)
+    target = 0.4 * fm.flops(fm.original)
+    c, k = fm.original, _uniform_widths(fm, target)
     # one fraction f with floor(f*C) <= kept <= ceil(f*C) for every layer
     assert ((k - 1) / c).max() <= ((k + 1) / c).min()
-    glob = fractions(pruned(name, "global", 0.4)[0])
+    torch.manual_seed(0)
+    model = build_model(name)
+    glob = _global_widths(fm, [filter_l1_norms(model.get_submodule(key)) for key in fm.keys], target) / c
     assert glob.max() - glob.min() > 0.3
 
 
@@ -146,7 +203,7 @@ def test_pruning_leaves_the_callers_generator_alone():
 
 
 def test_summary_is_the_prune_json_shape():
-    spec = pruned("resnet56", "uniform", 0.6)[0]
+    spec = pruned("resnet56", "uniform", 0.4)[0]
     s = json.loads(json.dumps(spec.summary()))
     assert {"model", "method", "target_ratio", "achieved_ratio", "original", "pruned", "layers"} <= set(s)
     assert set(s["original"]) == set(s["pruned"]) == {"params", "flops"}
@@ -157,14 +214,14 @@ def test_summary_is_the_prune_json_shape():
 
 
 def test_spec_file_is_readable_json_and_roundtrips(tmp_path):
-    spec = pruned("mobilenet_v2", "uniform", 0.6)[0]
-    path = save_spec(spec, tmp_path / "specs" / "uniform-0.6.json")
+    spec = pruned("mobilenet_v2", "global", 0.4)[0]
+    path = save_spec(spec, tmp_path / "specs" / "global-0.4.json")
     text = path.read_text()
     assert text.startswith("{\n  \"achieved_ratio\"") and "state_dict" not in text
     data = json.loads(text)
     assert data["content_hash"] == spec.content_hash
     assert load_spec(path) == spec
-    assert [p.name for p in path.parent.iterdir()] == ["uniform-0.6.json"]
+    assert [p.name for p in path.parent.iterdir()] == ["global-0.4.json"]
 
 
 @pytest.mark.parametrize("edit, match", [
@@ -177,7 +234,7 @@ def test_spec_file_is_readable_json_and_roundtrips(tmp_path):
     (lambda d: d.update(source="my-laptop"), "source must be"),
 ])
 def test_corrupt_spec_names_the_file_and_field(tmp_path, edit, match):
-    path = save_spec(pruned("resnet56", "uniform", 0.6)[0], tmp_path / "s.json")
+    path = save_spec(pruned("resnet56", "uniform", 0.4)[0], tmp_path / "s.json")
     data = json.loads(path.read_text())
     edit(data)
     path.write_text(json.dumps(data))
@@ -206,12 +263,27 @@ def test_unknown_method_and_model():
 
 
 def test_unreachable_ratio_names_the_smallest_reachable_one():
-    with pytest.raises(UserError, match=r"smallest reachable ratio is 0\.0\d+") as err:
-        prune("resnet56", "global", 0.01)
+    with pytest.raises(UserError, match=r"smallest reachable ratio is 0\.\d+") as err:
+        prune("resnet20", "global", 0.01)
     smallest = float(str(err.value).split("ratio is ")[1].split()[0])
-    spec = prune("resnet56", "global", smallest)
+    assert smallest == pytest.approx(smallest_ratio("resnet20", "global"), abs=1e-4)  # known before pruning
+    spec = prune("resnet20", "global", smallest)
     assert set(spec.widths.values()) == {1}  # no layer loses all its channels
     assert prune("resnet20", "uniform", 1.0).widths == prune("resnet20", "uniform", 1.0).original_widths
+
+
+@pytest.mark.parametrize("name", ["resnet56", "mobilenet_v2"])
+def test_smallest_ratio_is_one_channel_per_layer_for_both_methods(name):
+    fm = width_model(name)
+    narrowest = fm.flops(np.ones_like(fm.original)) / fm.flops(fm.original)
+    for method in ("uniform", "global"):
+        assert smallest_ratio(name, method) == pytest.approx(narrowest, rel=1e-12)
+    # within prune()'s 2 % tolerance a ratio just below the smallest still counts as reachable
+    assert reachable(narrowest / 1.01, narrowest) and not reachable(narrowest / 1.03, narrowest)
+    assert smallest_ratio("resnet20", "global", in_channels=1, input_shape=(1, 8, 8)) != \
+        smallest_ratio("resnet20", "global")  # counted at the data's input shape
+    with pytest.raises(UserError, match="unknown pruning method 'random'"):
+        smallest_ratio(name, "random")
 
 
 def test_checkpoint_of_another_architecture_or_pruned_or_mismatched(tmp_path):
@@ -231,7 +303,7 @@ def test_checkpoint_of_another_architecture_or_pruned_or_mismatched(tmp_path):
 
 
 def test_spec_type_is_frozen():
-    spec = pruned("resnet56", "uniform", 0.6)[0]
+    spec = pruned("resnet56", "uniform", 0.4)[0]
     with pytest.raises(Exception):
         spec.method = "global"
     assert isinstance(ArchSpec.from_dict(spec.to_dict()), ArchSpec)

@@ -221,7 +221,7 @@ def test_two_concurrent_sweeps_never_train_a_run_twice(tmp_path, fake_env):
 def test_real_tiny_study_trains_prunes_and_records(tmp_path):
     """resnet20 on digits, one epoch on a subset: real training, real pruning, real records."""
     d = tiny_study_dict(grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.0], "log10_wd": [-4.0]},
-                        train={"preset": "digits", "epochs": 1, "batch_size": 64})
+                        train={"preset": "digits", "epochs": 1, "milestones": [], "batch_size": 64})
     from hplandscape.config import study_from_dict
 
     config = study_from_dict(d, "<real>")

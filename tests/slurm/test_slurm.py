@@ -59,7 +59,7 @@ def _strip(record):
 
 def test_tiny_study_completes_on_slurm_and_a_second_sweep_submits_nothing(tmp_path):
     config = _config(grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -1.0], "log10_wd": [-4.0]},
-                     train={"preset": "digits", "epochs": 1, "batch_size": 64})
+                     train={"preset": "digits", "epochs": 1, "milestones": [], "batch_size": 64})
     started = time.time()
     summary = run_sweep(config, tmp_path, executor="slurm", wait=True, progress=False)
     took = time.time() - started
