@@ -37,17 +37,13 @@ from typing import Any
 import yaml
 
 from hplandscape.archspec import METHODS as PRUNING_METHODS
+from hplandscape.choices import DATASETS, DEVICES, ENGINES, EXECUTORS, PRUNING_SOURCES  # noqa: F401  (re-exported)
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
 from hplandscape.recipes import AUGMENTATIONS, DATA_ORDERS, MILESTONE_UNITS, PRESETS, Recipe, fraction_epoch
 
 #: A condition's method: the unpruned basemodel (``none``) or a structured pruning method.
 METHODS = ("none", *PRUNING_METHODS)
-DATASETS = ("digits", "cifar10", "imagenet")
-EXECUTORS = ("local", "slurm", "debug")
-ENGINES = ("auto", "sequential", "fused")
-DEVICES = ("auto", "cpu", "cuda")
-PRUNING_SOURCES = ("trained", "random")
 QUICKSTART = "quickstart.yaml"
 
 #: The architectures registered by :mod:`hplandscape.models` itself. A config naming one of them
@@ -62,6 +58,8 @@ MAX_IMAGE_SIZE = 1024
 #: Most points on one grid axis, extension rows/columns included: 100 × 100 is already 10,000 runs
 #: per condition and seed (the thesis grids are 9 × 9, extended by a few rows).
 MAX_AXIS_POINTS = 100
+#: Upper bound of ``grid.max_extend_rounds`` (each round adds at most one row/column per side).
+MAX_EXTEND_ROUNDS = 50
 #: Every lr and wd of a grid lies in [10^-LOG10_LIMIT, 10^LOG10_LIMIT]: far beyond any trainable
 #: setting, far inside float64 (10^±308), so 10**log10 can neither overflow nor reach 0.
 LOG10_LIMIT = 20.0
@@ -112,6 +110,9 @@ class GridConfig:
     log10_wd: tuple | None = None
     extra_log10_lr: tuple = ()
     extra_log10_wd: tuple = ()
+    #: ``sweep --extend`` grows the grid at most this many times in one call (method §3: until the
+    #: near-optimal regions are enclosed).
+    max_extend_rounds: int = 10
 
     def log10_lr_values(self) -> list[float]:
         base = self.log10_lr if self.log10_lr is not None else axis_values(
@@ -186,6 +187,7 @@ class StudyConfig:
             grid["extra_log10_lr"] = list(g.extra_log10_lr)
         if g.extra_log10_wd:
             grid["extra_log10_wd"] = list(g.extra_log10_wd)
+        grid["max_extend_rounds"] = g.max_extend_rounds
         return {
             "name": self.name,
             "model": self.model,
@@ -302,7 +304,7 @@ def _show(v) -> str:
 
 _TOP_KEYS = {"name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher"}
 _DATA_KEYS = {f.name for f in dataclasses.fields(DataConfig)}
-_GRID_KEYS = {"prior_lr", "prior_wd", "size", "step", "log10_lr", "log10_wd", "lr_values",
+_GRID_KEYS = {"prior_lr", "prior_wd", "size", "step", "log10_lr", "log10_wd", "lr_values", "max_extend_rounds",
               "wd_values", "extra_log10_lr", "extra_log10_wd"}
 _TRAIN_KEYS = {f.name for f in dataclasses.fields(Recipe)}
 _AUGMENT_OF = {"digits": "digits", "cifar10": "cifar", "imagenet": "imagenet"}
@@ -420,6 +422,9 @@ def _conditions(top: _Section) -> tuple:
 
 def _grid(s: _Section) -> GridConfig:
     s.check_keys(_GRID_KEYS)
+    rounds = s.int_("max_extend_rounds", GridConfig.max_extend_rounds)
+    if rounds > MAX_EXTEND_ROUNDS:
+        raise s.error("max_extend_rounds", f"must be at most {MAX_EXTEND_ROUNDS}, got {rounds}")
     prior_lr = _decades(s, "prior_lr", s.float_("prior_lr", required=True))
     prior_wd = _decades(s, "prior_wd", s.float_("prior_wd", required=True))
     explicit = {k for k in ("log10_lr", "log10_wd", "lr_values", "wd_values") if k in s.data}
@@ -453,7 +458,7 @@ def _grid(s: _Section) -> GridConfig:
         if total > MAX_AXIS_POINTS:
             raise s.error(f"extra_log10_{axis}", f"extends the {axis} axis to {total} points; at most "
                                                  f"{MAX_AXIS_POINTS} are allowed")
-    return grid
+    return dataclasses.replace(grid, max_extend_rounds=rounds)
 
 
 def _decades(s: _Section, key: str, value: float) -> float:

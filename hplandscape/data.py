@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 
 from hplandscape.atomic import atomic_open
-from hplandscape.config import DATASETS
+from hplandscape.choices import DATASETS
 from hplandscape.errors import UserError
 from hplandscape.recipes import AUGMENTATIONS
 

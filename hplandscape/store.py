@@ -502,6 +502,7 @@ def _strip_volatile(d: dict) -> dict:
     grid = dict(d.get("grid", {}))
     grid.pop("extra_log10_lr", None)
     grid.pop("extra_log10_wd", None)
+    grid.pop("max_extend_rounds", None)
     d["grid"] = grid
     return d
 

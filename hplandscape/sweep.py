@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S
-from hplandscape.config import EXECUTORS
+from hplandscape.config import EXECUTORS, check_runnable
 from hplandscape.errors import UserError
 from hplandscape.executors import check_executor, default_max_parallel, threads_per_run
 from hplandscape.plan import PlannedRun, plan_study
@@ -52,6 +52,7 @@ class SweepSummary:
     job_ids: tuple = ()
     failed_logs: tuple = field(default=())
     job_failures: tuple = field(default=())
+    extension: str = ""  # what ``--extend`` did and why it stopped
 
     def incomplete(self) -> str:
         """Why the study is not finished after this sweep, and where to look (for exit code 1)."""
@@ -71,7 +72,7 @@ class SweepSummary:
     def describe(self) -> str:
         """Human-readable summary (and, for dry runs, the plan)."""
         if self.dry_run:
-            return self.text
+            return "\n".join(t for t in (self.text, self.extension) if t)
         lines = [f"Study {self.study_dir} ({self.executor}): {self.planned} runs, {self.skipped} "
                  f"already recorded, {self.submitted} submitted; now {self.done} done, "
                  f"{self.diverged} diverged, {self.failed} failed, {self.running} running, "
@@ -82,6 +83,8 @@ class SweepSummary:
         for run_id, log in self.failed_logs[:10]:
             lines.append(f"  failed {run_id}: {log}")
         lines += [f"  {f.describe()}" for f in self.job_failures[:10]]
+        if self.extension:
+            lines.append(self.extension)
         return "\n".join(lines)
 
 
@@ -158,11 +161,9 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         return SweepSummary(str(study_dir), kind, plan.total, plan.recorded, 0, dry_run=True,
                             plan=tuple(plan.lines(store)), text=text)
     if train_fn is None:
-        # Fail before anything is launched: a missing data directory would otherwise be
-        # discovered by every single run, each recording the same failure.
-        from hplandscape.data import dataset_info
-
-        dataset_info(config.data)
+        # Fail before anything is written or launched: a missing data directory, an absent GPU or
+        # an unreachable ratio would otherwise be found by every run, or after the basemodel trained.
+        check_runnable(config, kind)
     store.init_study(config, force=force)
     from hplandscape.launch import RunJob  # late: submitit is only needed once something runs
 
@@ -230,13 +231,10 @@ def _check_same_config(store: StudyStore, config) -> None:
                         "use a new --study-dir or pass --force")
 
 
-#: Extension rounds of one ``--extend`` call with a waiting executor (method §3: until enclosed).
-MAX_EXTENSIONS = 5
-
-
 def _extend_rounds(config, store: StudyStore, options: dict) -> SweepSummary:
     """Sweep, then add the rows/columns the analysis asks for and sweep only the new points, until
-    the near-optimal region of every condition is enclosed (one round on SLURM without ``wait``)."""
+    no condition's 1.0-ROI touches the grid's edge or ``grid.max_extend_rounds`` is reached (on
+    SLURM without ``wait``, and in a dry run: one round per call). The summary says which."""
     from hplandscape import analysis
     from hplandscape.results import records_table
 
@@ -247,20 +245,44 @@ def _extend_rounds(config, store: StudyStore, options: dict) -> SweepSummary:
         summary = run_sweep(config, store.root, **options)  # the current grid first
     elif not store.study_yaml.exists():
         raise UserError(f"nothing to extend in {store.root}: run `hplandscape sweep` without --extend first")
-    for _ in range(MAX_EXTENSIONS if waits else 1):
+    limit = config.grid.max_extend_rounds if waits else 1
+    rounds, note = 0, ""
+    while True:
         table = records_table(store.iter_records(config))
         if table.empty:
+            note = "Grid extension: no finished runs to analyse yet."
             break
         proposal = analysis.edge_proposals(analysis.analyze(table))
         grid = config.grid
         new_lr = set(proposal["extra_log10_lr"]) - set(grid.log10_lr_values())
         new_wd = set(proposal["extra_log10_wd"]) - set(grid.log10_wd_values())
         if not new_lr and not new_wd:
+            note = (f"Grid extension: every condition's 1.0-ROI is enclosed by the grid"
+                    f"{f' after {rounds} round(s)' if rounds else ''}.")
+            break
+        if rounds == limit:
+            sides = "; ".join(f"{c}: {', '.join(v)}" for c, v in proposal["sides"].items() if v)
+            note = (f"Grid extension stopped after {rounds} round(s) (grid.max_extend_rounds = {limit}) with "
+                    f"1.0-ROIs still at the edge ({sides}); raise grid.max_extend_rounds or run "
+                    "`hplandscape sweep --extend` again.")
             break
         config = config.with_grid(dataclasses.replace(
             grid, extra_log10_lr=tuple(sorted(set(grid.extra_log10_lr) | new_lr)),
             extra_log10_wd=tuple(sorted(set(grid.extra_log10_wd) | new_wd))))
         summary = run_sweep(config, store.root, **options)
-        if not waits or not summary.finished:
+        rounds += 1
+        added = f"{len(new_lr)} lr row(s) and {len(new_wd)} wd column(s)"
+        if options["dry_run"]:
+            note = f"Grid extension: the next round would add {added} (a dry run shows one round)."
             break
-    return summary if summary is not None else run_sweep(config, store.root, **options)
+        if not waits:
+            note = (f"Grid extension: one round ({added}) submitted; without --wait each call advances one "
+                    "round: run the same command again once these jobs have finished.")
+            break
+        if not summary.finished:
+            note = (f"Grid extension paused after round {rounds}: its runs are not all finished (see above); "
+                    "run the same command again to continue.")
+            break
+    if summary is None:
+        summary = run_sweep(config, store.root, **options)
+    return dataclasses.replace(summary, extension=note)

@@ -89,8 +89,11 @@ def fake_train_run(spec) -> dict:
         (run_dir / "model.pt").write_text("weights")
     with open(run_dir / "trained.log", "a") as f:
         f.write(f"{os.getpid()}\n")
-    # A sharp peak at the prior (lr 0.1, wd 1e-4): the 1.0-ROI is that point alone.
-    top1 = 10.0 if diverged else 90.0 - 8 * ((spec.point.log10_lr + 1) ** 2 + (spec.point.log10_wd + 4) ** 2)
+    # A sharp peak, by default at the prior (lr 0.1, wd 1e-4; ``HPL_FAKE_PEAK="log10_lr,log10_wd"``
+    # moves it): the 1.0-ROI is that point alone.
+    peak_lr, peak_wd = (float(v) for v in os.environ.get("HPL_FAKE_PEAK", "-1,-4").split(","))
+    top1 = 10.0 if diverged else 90.0 - 8 * ((spec.point.log10_lr - peak_lr) ** 2
+                                              + (spec.point.log10_wd - peak_wd) ** 2)
     return {
         "run_id": spec.run_id, "study": spec.study, "condition": spec.condition.name,
         "method": spec.condition.method, "ratio": spec.condition.ratio, "model": spec.model,
@@ -128,4 +131,5 @@ def fake_env(monkeypatch):
     monkeypatch.delenv("HPL_FAKE_FAIL", raising=False)
     monkeypatch.delenv("HPL_FAKE_EPOCH_S", raising=False)
     monkeypatch.delenv("HPL_FAKE_DIVERGE", raising=False)
+    monkeypatch.delenv("HPL_FAKE_PEAK", raising=False)
     return monkeypatch

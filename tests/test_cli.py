@@ -1,7 +1,6 @@
 """The command-line contract: subcommands, --json shapes, exit codes and messages."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys

@@ -249,6 +249,20 @@ def test_extend_runs_only_the_new_rows_and_columns(tmp_path, fake_env):
     stored = store.config().grid
     assert stored.extra_log10_lr == (-0.5,) and stored.extra_log10_wd == (-3.5,)
     assert _trained_counts(store) == {r: 1 for r in store.run_ids()}
+    assert "enclosed by the grid after 1 round(s)" in summary.describe()
     # The extension stays part of the study when the original YAML is swept again.
     again = run_sweep(config, tmp_path, executor="debug", **FAKES)
     assert (again.planned, again.submitted) == (18, 0)
+
+
+def test_extend_continues_until_enclosed_or_the_configured_limit(tmp_path, fake_env):
+    fake_env.setenv("HPL_FAKE_PEAK", "0,-3")  # two grid steps beyond the tiny grid's corner
+    grid = {"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -1.0], "log10_wd": [-4.5, -4.0]}
+    limited = tiny_config(grid={**grid, "max_extend_rounds": 2})
+    summary = run_sweep(limited, tmp_path / "a", executor="debug", extend=True, **FAKES)
+    assert StudyStore(tmp_path / "a").config().grid.extra_log10_lr == (-0.5, 0.0)
+    assert "stopped after 2 round(s) (grid.max_extend_rounds = 2)" in summary.describe()
+    assert "lr_high" in summary.describe()
+    summary = run_sweep(tiny_config(grid=grid), tmp_path / "b", executor="debug", extend=True, **FAKES)
+    assert StudyStore(tmp_path / "b").config().grid.extra_log10_lr == (-0.5, 0.0, 0.5)
+    assert "enclosed by the grid after 3 round(s)" in summary.describe() and summary.finished

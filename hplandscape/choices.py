@@ -1,0 +1,13 @@
+"""The named choices of a study config, defined once (no imports: every module may use them).
+
+``config.py`` validates against these; the CLI offers them as ``choices``; the data, launch and
+engine modules import them instead of restating them. Pruning methods live with the pruned
+architecture (:data:`hplandscape.archspec.METHODS`), augmentations and data orders with the
+recipes (:mod:`hplandscape.recipes`).
+"""
+
+DATASETS = ("digits", "cifar10", "imagenet")
+EXECUTORS = ("local", "slurm", "debug")
+ENGINES = ("auto", "sequential", "fused")
+DEVICES = ("auto", "cpu", "cuda")
+PRUNING_SOURCES = ("trained", "random")
