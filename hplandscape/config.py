@@ -270,7 +270,7 @@ class _Section:
         v = self.get(name, default, required=required)
         if v is None:
             return None
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
             raise self.error(name, f"must be a finite number, got {_show(v)}")
         if positive and v <= 0:
             raise self.error(name, f"must be > 0, got {_show(v)}")
@@ -300,6 +300,13 @@ class _Section:
 
 def _show(v) -> str:
     return repr(v)
+
+
+def _finite(v) -> bool:
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # a YAML integer beyond float range (10**400)
+        return False
 
 
 _TOP_KEYS = {"name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher"}

@@ -176,6 +176,7 @@ REJECTED = [
     ({"grid.size": 3, "grid.step": 1000}, "grid.step", "puts log10 lr at -1001.0"),
     ({"grid.step": 0.00001}, "grid.step", "same grid point"),
     ({"grid.prior_lr": 1e30}, "grid.prior_lr", "must lie in [1e-20, 1e20], got 1e+30"),
+    ({"grid.prior_wd": 10**400}, "grid.prior_wd", "must be a finite number"),
     ({"grid.extra_log10_lr": [400]}, "grid.extra_log10_lr", "puts log10 lr at 400"),
     ({"grid.extra_log10_wd": [-4.00001, -4.00002]}, "grid.extra_log10_wd", "same grid point"),
     ({"grid.extra_log10_lr": [0.01 * i for i in range(1, 101)]}, "grid.extra_log10_lr",
