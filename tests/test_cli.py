@@ -122,3 +122,27 @@ def test_sweep_with_missing_data_exits_2_before_launching_anything(capsys, tmp_p
     assert code == 2, err
     assert str(tmp_path / "data" / "cifar10") in err and "Traceback" not in err
     assert not (tmp_path / "s" / "runs").exists()
+
+
+def test_analyze_json_carries_importance_frontier_and_ratio_curves(capsys, tmp_path):
+    from hplandscape.analysis.example import synthetic_ratio_results
+
+    csv = tmp_path / "results.csv"
+    synthetic_ratio_results().to_csv(csv, index=False)
+    code, out, _ = run_cli(capsys, "analyze", str(csv), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert set(doc["conditions"]["base"]["importance"]) == {"lr", "wd", "interaction"}
+    assert set(doc["frontier"]) == {"hypervolume_best", "hypervolume_prior", "points"}
+    assert set(doc["ratio_curves"]) == {"uniform", "global"}
+    code, out, _ = run_cli(capsys, "analyze", str(csv))
+    assert "Importance" in out and "re-tuning buys" in out and "Ratio curves" in out
+
+
+def test_ratio_preset_loads_with_four_ratios_per_method():
+    from hplandscape.config import load_study
+
+    cfg = load_study(Path(__file__).resolve().parent.parent / "grids" / "resnet56_cifar10_ratios.yaml")
+    ratios = {m: sorted(c.ratio for c in cfg.conditions if c.method == m) for m in ("uniform", "global")}
+    assert ratios == {"uniform": [0.2, 0.4, 0.6, 0.8], "global": [0.2, 0.4, 0.6, 0.8]}
+    assert cfg.model == "resnet56" and cfg.grid.prior_lr == 0.1 and cfg.grid.prior_wd == 1e-4
