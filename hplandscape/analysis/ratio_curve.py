@@ -47,7 +47,7 @@ def r_at_drop(a: float, b: float, drop: float = DROP) -> Optional[float]:
     Examples
     --------
     >>> round(r_at_drop(0.204, 183, drop=0.01), 6)
-    0.99164
+    0.983522
     """
     if not (a > 0 and b > 0 and drop > 0) or not (math.isfinite(a) and math.isfinite(b)):
         return None

@@ -13,6 +13,7 @@ import numpy as np
 from scipy.interpolate import griddata
 
 from hplandscape.analysis.beyond import describe_curve
+from hplandscape.analysis.frontier import frontier_info
 from hplandscape.analysis.info import StudyAnalysis
 
 TOP_FRACTION = 0.15  # thesis Fig. 4.1/4.2: the colour bar covers the top 15 % of observations
@@ -200,7 +201,7 @@ class RatioPlotInfo:
 
 def frontier_plot_info(result: StudyAnalysis) -> FrontierPlotInfo:
     """Both kinds of (FLOPs, top-1) points with their Pareto fronts and hypervolumes."""
-    f = result.frontier
+    f = result.frontier if result.frontier is not None else frontier_info(result)
     series = []
     for kind, label, colour, attr, front, hv in (
             ("best", "re-tuned (best top-1)", BEST_COLOUR, "best_top1", "on_best_front", f.hypervolume_best),
