@@ -167,7 +167,11 @@ def ratio_curve_figure(result: StudyAnalysis) -> Figure:
     for ax, panel in zip(axes, info.panels):
         for s in panel.series:
             drop = "" if s.r_drop is None else f"; 1-point drop at r = {s.r_drop:.2f}"
-            ax.scatter(s.r, s.top1, color=s.colour, s=30, zorder=3, label=s.label + drop)
+            if s.kind == "best":
+                ax.scatter(s.r, s.top1, color=s.colour, s=30, zorder=4, label=s.label + drop)
+            else:  # hollow, so a condition whose best is the prior shows both markers
+                ax.scatter(s.r, s.top1, facecolors="none", edgecolors=s.colour, s=64, lw=1.4, zorder=3,
+                           label=s.label + drop)
             if len(s.curve_r):
                 ax.plot(s.curve_r, s.curve_top1, color=s.colour, lw=1.5)
             if s.r_drop is not None:

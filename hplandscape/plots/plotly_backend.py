@@ -147,7 +147,9 @@ def ratio_curve_figure(result: StudyAnalysis) -> go.Figure:
         for s in panel.series:
             drop = "" if s.r_drop is None else f"; 1-point drop at r = {s.r_drop:.2f}"
             fig.add_trace(go.Scatter(x=s.r, y=s.top1, mode="markers", text=list(s.names),
-                                     marker=dict(color=s.colour, size=9), name=s.label + drop, legendgroup=s.kind,
+                                     marker=dict(color=s.colour, size=9) if s.kind == "best" else
+                                     dict(color="rgba(0,0,0,0)", size=12, line=dict(color=s.colour, width=2)),
+                                     name=s.label + drop, legendgroup=s.kind,
                                      showlegend=True,
                                      hovertemplate="%{text}: r %{x:.3f}, top-1 %{y:.2f}<extra></extra>"),
                           row=1, col=col)
