@@ -148,6 +148,7 @@ def frontier_figure(result: StudyAnalysis) -> Figure:
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7, color=best.colour)
     if any(len(s.flops) for s in info.series):
         ax.set_xscale("log")
+        ax.margins(x=0.1, y=0.08)  # room for the labels of the cheapest and the costliest condition
     else:
         ax.text(0.5, 0.5, info.note or "no points", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("FLOPs per image (log scale)")
