@@ -146,6 +146,22 @@ def cmd_report(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from hplandscape import export
+
+    if not (args.optuna or args.parquet):
+        raise UserError("export: nothing to write; give --optuna sqlite:///FILE.db and/or --parquet FILE.parquet")
+    if args.parquet:
+        path = export.to_parquet(args.source, args.parquet)
+        print(f"Parquet: {path}")
+    if args.optuna:
+        names = export.to_optuna(args.source, args.optuna, prefix=args.name, overwrite=args.overwrite)
+        print(f"Optuna: {len(names)} studies in {args.optuna}: {', '.join(names)}")
+        print(f"  open them with optuna.load_study(study_name=..., storage={args.optuna!r}) "
+              f"or `optuna-dashboard {args.optuna}`")
+    return EXIT_OK
+
+
 def cmd_prune(args) -> int:
     from hplandscape.pruning import prune
 
@@ -266,6 +282,14 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--base", help="name of the basemodel condition (default: the one with method none)")
             s.add_argument("--json", action="store_true", help="machine-readable output")
         s.set_defaults(func=func)
+
+    s = sub.add_parser("export", help="write the results as Optuna studies (one per condition) and/or Parquet")
+    s.add_argument("source", help="a study directory or a results CSV/Parquet file")
+    s.add_argument("--optuna", metavar="URL", help="Optuna storage URL, e.g. sqlite:///FILE.db")
+    s.add_argument("--parquet", metavar="PATH", help="write the results table as Parquet here")
+    s.add_argument("--name", help="Optuna study names are NAME/CONDITION (default: the study's name)")
+    s.add_argument("--overwrite", action="store_true", help="replace Optuna studies of the same names")
+    s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("prune", help="prune an architecture to a FLOPs budget and show the result")
     s.add_argument("model", help="registered architecture (see `hplandscape models`)")

@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from hplandscape import analysis
-from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.info import StudyAnalysis, roi_key
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.provenance import git_state
 
@@ -47,7 +47,8 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0) 
     -------
     pathlib.Path
         The ``index.html`` written. Next to it: ``summary.md``, ``table_4_1.csv``,
-        ``table_4_2.csv``, ``analysis.json`` and ``figures/*.png``.
+        ``table_4_2.csv``, ``importance.csv``, ``frontier.csv``, ``ratio_curves.csv``,
+        ``analysis.json`` and ``figures/*.png``.
 
     Raises
     ------
@@ -63,7 +64,8 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0) 
     out.mkdir(parents=True, exist_ok=True)
     analysis.write_tables(result, out)
     analysis.write_json(result, out / "analysis.json")
-    figures = _static_figures(result, out / "figures")
+    figures = _static_figures(result, out / "figures") + _beyond_figures(result, out / "figures")
+    _write_beyond_tables(result, out)
     env = environment()
     write_text_atomic(out / "summary.md", summary_markdown(result, env, figures, out))
     return write_text_atomic(out / "index.html", _html(result, env))
@@ -177,6 +179,7 @@ def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = N
     parts += ["", "## Table 4.1: confidence ellipses (log10 units)", "", _md_table(t1), "",
               f"## Table 4.2: performance risk over the basemodel's {result.risk_x:g}-ROI", "",
               _md_table(t2, "{:.4f}"), ""]
+    parts += beyond_markdown(result)
     warns = _warnings(result)
     parts += ["## Warnings", ""] + ([f"- {w.strip()}" for w in warns] or ["- none"]) + [""]
     if figures:
@@ -236,8 +239,98 @@ def _html(result: StudyAnalysis, env: dict) -> str:
              "<h2>Per condition</h2>"]
     for i, name in enumerate(result.names):
         body += [f"<h3>{esc(name)}</h3>", fig_div(pb.condition_panel(result, name), f"panel-{i}")]
+    body += _beyond_html(result, fig_div)
     body += ["<h2>Environment</h2>", f"<pre>{esc(json.dumps(env, indent=2))}</pre>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>hplandscape report: {esc(result.source)}</title><style>{_CSS}</style>"
             f"<script type=\"text/javascript\">{po.get_plotlyjs()}</script></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+# ---------------------------------------------------------------------------------- beyond the method
+
+def _beyond_figures(result: StudyAnalysis, folder: Path) -> list[Path]:
+    """``frontier.png`` when the conditions have FLOPs, ``ratio_curves.png`` when a curve was fitted."""
+    from hplandscape.plots import mpl_backend as mb  # late: matplotlib is only needed here
+
+    figs = []
+    if result.frontier is not None and result.frontier.reason is None:
+        figs.append(("frontier.png", mb.frontier_figure(result)))
+    if any(c.reason is None for c in result.ratio_curves):
+        figs.append(("ratio_curves.png", mb.ratio_curve_figure(result)))
+    for name, fig in figs:
+        mb.save(fig, folder / name)
+    return [folder / name for name, _ in figs]
+
+
+def _write_beyond_tables(result: StudyAnalysis, out: Path) -> None:
+    for name, table in (("importance.csv", analysis.importance_table(result)),
+                        ("frontier.csv", analysis.frontier_table(result)),
+                        ("ratio_curves.csv", analysis.ratio_curve_table(result))):
+        write_text_atomic(out / name, table.to_csv(index=False))
+
+
+def _importance_words(result: StudyAnalysis) -> str:
+    x = next((c.importance_roi.x for c in result.conditions if c.importance_roi is not None), None)
+    return ("Fractions of the variance of the seed-averaged top-1 explained by the learning rate, the weight "
+            "decay and their interaction: an exact two-way ANOVA over the full grid (columns lr, wd, "
+            "interaction) and over the neighbourhood of each condition's "
+            + (f"{roi_key(x)}-ROI" if x is not None else "ROI") +
+            " (the sub-grid around it, one step wider on each side; columns roi_*). A diagonal band of good "
+            "settings (a larger lr needs a smaller wd) shows up as interaction.")
+
+
+def _frontier_words(result: StudyAnalysis) -> str:
+    f = result.frontier
+    p = result.prior
+    if f is None or f.reason:
+        return f"No accuracy–FLOPs frontier: {f.reason if f is not None else 'not computed'}."
+    gain = f.retuning_gain
+    return (f"Each condition at its best grid point (re-tuned) and at the basemodel's prior lr = {p.lr:.3g}, "
+            f"wd = {p.wd:.3g} ({p.source}; not re-tuned). Hypervolume of the re-tuned front "
+            f"{f.hypervolume_best:.4f}, at the prior "
+            + ("—" if f.hypervolume_prior is None else f"{f.hypervolume_prior:.4f}")
+            + (f": re-tuning buys {gain:.4f}" if gain is not None else "")
+            + " (log FLOPs and error = 1 − top-1 normalised to [0, 1] over all points, reference point (1.1, 1.1)).")
+
+
+def _ratio_words(result: StudyAnalysis) -> list[str]:
+    if not result.ratio_curves:
+        return ["No pruning method has three or more ratios in this study, so no curve is fitted; "
+                "`grids/resnet56_cifar10_ratios.yaml` runs four per method."]
+    return ["Fit of acc(r) = acc_p − a·e^{b(r−1)}, r = fraction of FLOPs pruned (the basemodel is r = 0), "
+            "to the best top-1 (re-tuned) and the top-1 at the prior:"] + \
+        [analysis.describe_curve(c) for c in result.ratio_curves]
+
+
+def beyond_markdown(result: StudyAnalysis) -> list[str]:
+    """Markdown sections beyond the method: importance, frontier, accuracy over pruning ratio."""
+    parts = ["## Which hyperparameter matters", "", _importance_words(result), "",
+             _md_table(analysis.importance_table(result)), "",
+             "## Accuracy vs FLOPs", "", _frontier_words(result), ""]
+    if result.frontier is not None and result.frontier.points:
+        parts += [_md_table(analysis.frontier_table(result), "{:.4g}"), ""]
+    ratio = _ratio_words(result)
+    parts += ["## Accuracy over the pruning ratio", "", ratio[0], ""] + [f"- {t}" for t in ratio[1:]]
+    if result.ratio_curves:
+        parts += ["", _md_table(analysis.ratio_curve_table(result), "{:.4g}")]
+    return parts + [""]
+
+
+def _beyond_html(result: StudyAnalysis, fig_div) -> list[str]:
+    from hplandscape.plots import plotly_backend as pb  # late: plotly is only needed here
+
+    esc = html.escape
+    body = ["<h2>Which hyperparameter matters</h2>", f"<p>{esc(_importance_words(result))}</p>",
+            _html_table(analysis.importance_table(result), "{:.3f}"),
+            "<h2>Accuracy vs FLOPs</h2>", f"<p>{esc(_frontier_words(result))}</p>"]
+    if result.frontier is not None and result.frontier.reason is None:
+        body += [fig_div(pb.frontier_figure(result), "frontier"),
+                 _html_table(analysis.frontier_table(result), "{:.4g}")]
+    ratio = _ratio_words(result)
+    body += ["<h2>Accuracy over the pruning ratio</h2>", f"<p>{esc(ratio[0])}</p>"]
+    if len(ratio) > 1:
+        body.append("<ul>" + "".join(f"<li>{esc(t)}</li>" for t in ratio[1:]) + "</ul>")
+    if any(c.reason is None for c in result.ratio_curves):
+        body.append(fig_div(pb.ratio_curve_figure(result), "ratio-curves"))
+    return body

@@ -188,3 +188,27 @@ def test_an_unexpected_error_exits_1_with_the_traceback_in_a_file(capsys, tmp_pa
     text = log.read_text()
     assert text.startswith("Traceback (most recent call last)") and "broken_collect" in text
     assert "Traceback" not in err  # the terminal gets one line; the file has the rest
+
+
+def test_analyze_json_carries_importance_frontier_and_ratio_curves(capsys, tmp_path):
+    from hplandscape.analysis.example import synthetic_ratio_results
+
+    csv = tmp_path / "results.csv"
+    synthetic_ratio_results().to_csv(csv, index=False)
+    code, out, _ = run_cli(capsys, "analyze", str(csv), "--json")
+    assert code == 0
+    doc = json.loads(out)
+    assert set(doc["conditions"]["base"]["importance"]) == {"lr", "wd", "interaction"}
+    assert set(doc["frontier"]) == {"hypervolume_best", "hypervolume_prior", "points"}
+    assert set(doc["ratio_curves"]) == {"uniform", "global"}
+    code, out, _ = run_cli(capsys, "analyze", str(csv))
+    assert "Importance" in out and "re-tuning buys" in out and "Ratio curves" in out
+
+
+def test_ratio_preset_loads_with_four_ratios_per_method():
+    from hplandscape.config import load_study
+
+    cfg = load_study(Path(__file__).resolve().parent.parent / "grids" / "resnet56_cifar10_ratios.yaml")
+    ratios = {m: sorted(c.ratio for c in cfg.conditions if c.method == m) for m in ("uniform", "global")}
+    assert ratios == {"uniform": [0.2, 0.4, 0.6, 0.8], "global": [0.2, 0.4, 0.6, 0.8]}
+    assert cfg.model == "resnet56" and cfg.grid.prior_lr == 0.1 and cfg.grid.prior_wd == 1e-4

@@ -22,8 +22,10 @@ def _outputs_text(nb) -> str:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, expected", [
-    ("landscape.ipynb", ["roi1.0_length", "extra_log10_lr", "image/png", "application/vnd.plotly.v1+json"]),
-    ("risk.ipynb", ["d_mean", "Keeping the unpruned model's near-optimal settings costs", "no record"]),
+    ("landscape.ipynb", ["roi1.0_length", "extra_log10_lr", "image/png", "application/vnd.plotly.v1+json",
+                         "roi_interaction", "(0.8, 0.2, 0.0)"]),
+    ("risk.ipynb", ["d_mean", "Keeping the unpruned model's near-optimal settings costs", "no record",
+                    "re-tuning buys", "on_prior_front", "1 point below acc_p at r = "]),
 ])
 def test_notebook_runs_on_the_example_results(name, expected, tmp_path, monkeypatch):
     csv = write_example_results(tmp_path / "results.csv")

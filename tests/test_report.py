@@ -20,10 +20,11 @@ def report(tmp_path_factory):
 def test_report_files_are_written_into_the_study(report):
     out = report.parent
     assert report.name == "index.html" and out.name == "report"
-    for name in ("summary.md", "table_4_1.csv", "table_4_2.csv", "analysis.json"):
+    for name in ("summary.md", "table_4_1.csv", "table_4_2.csv", "analysis.json", "importance.csv",
+                 "frontier.csv", "ratio_curves.csv"):
         assert (out / name).stat().st_size > 0, name
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert pngs == ["landscapes.png", "panel_base.png", "panel_global-0.4.png", "panel_global-0.6.png",
+    assert pngs == ["frontier.png", "landscapes.png", "panel_base.png", "panel_global-0.4.png", "panel_global-0.6.png",
                     "panel_uniform-0.6.png", "risk.png"]
     assert all((out / "figures" / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
     assert pd.read_csv(out / "table_4_2.csv")["condition"].tolist()[0] == "base"
@@ -33,7 +34,8 @@ def test_html_is_self_contained_with_plotly_embedded_once(report):
     text = report.read_text(encoding="utf-8")
     assert text.count("* plotly.js v") == 1  # the library's banner: embedded exactly once
     assert not re.search(r"<script[^>]+src=", text)  # no CDN, no external script
-    assert text.count('class="plotly-graph-div"') == 2 + 4  # landscapes, risk, one panel per condition
+    # landscapes, risk, one panel per condition, the frontier (two ratios per method: no ratio curve)
+    assert text.count('class="plotly-graph-div"') == 2 + 4 + 1
     assert 5e6 < len(text.encode()) < 8e6
 
 
@@ -64,3 +66,28 @@ def test_report_of_a_bad_table_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="bad.csv: missing column"):
         write_report(csv)
     assert not (tmp_path / "report").exists()
+
+
+def test_report_sections_beyond_the_method(report):
+    md = (report.parent / "summary.md").read_text(encoding="utf-8")
+    for heading in ("## Which hyperparameter matters", "## Accuracy vs FLOPs", "## Accuracy over the pruning ratio"):
+        assert heading in md
+    assert re.search(r"Hypervolume of the re-tuned front \d\.\d{4}, at the prior \d\.\d{4}: re-tuning buys", md)
+    assert "No pruning method has three or more ratios" in md
+    imp = pd.read_csv(report.parent / "importance.csv")
+    assert (imp[["lr", "wd", "interaction"]].sum(axis=1) - 1).abs().max() < 1e-9
+    text = report.read_text(encoding="utf-8")
+    assert "Which hyperparameter matters" in text and 'id="frontier"' in text
+
+
+def test_report_with_four_ratios_draws_the_ratio_curves(tmp_path):
+    from hplandscape.analysis.example import synthetic_ratio_results
+
+    csv = tmp_path / "ratios.csv"
+    synthetic_ratio_results().to_csv(csv, index=False)
+    out = write_report(csv)
+    assert (out.parent / "figures" / "ratio_curves.png").read_bytes()[:4] == b"\x89PNG"
+    md = (out.parent / "summary.md").read_text(encoding="utf-8")
+    assert re.search(r"- uniform, at the basemodel's prior: acc_p \d+\.\d\d, .*1 point below acc_p at r = 0\.\d{3}", md)
+    assert 'id="ratio-curves"' in out.read_text(encoding="utf-8")
+    assert len(pd.read_csv(out.parent / "ratio_curves.csv")) == 4

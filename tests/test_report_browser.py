@@ -57,7 +57,7 @@ def test_report_renders_every_plot_without_console_errors(tmp_path):
             contours = page.locator(".js-plotly-plot .contourlayer path").count()
         finally:
             browser.close()
-    assert n_divs == 6
+    assert n_divs == 7  # landscapes, risk, four condition panels, the accuracy–FLOPs frontier
     assert rendered == n_divs, f"{rendered} of {n_divs} plots rendered"
     assert contours > 0  # the interpolated surfaces were drawn, not just empty axes
     assert errors == [], errors

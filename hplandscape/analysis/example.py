@@ -15,6 +15,9 @@ import pandas as pd
 from hplandscape.atomic import write_text as write_text_atomic
 
 CHANCE_TOP1 = 10.0  # ten classes
+# Network size of the constructed basemodel (a CIFAR ResNet-56: 0.85 M parameters, 2.5e8 FLOPs);
+# a pruned condition keeps ``ratio`` of the FLOPs and, constructed too, ratio^0.9 of the parameters.
+BASE_PARAMS, BASE_FLOPS = 853_018, 250_000_000
 
 # name, method, ratio, peak top-1, centre (log10 lr, log10 wd), across-band a, along-band b
 _CONDITIONS = (
@@ -23,6 +26,10 @@ _CONDITIONS = (
     ("global-0.6", "global", 0.6, 92.6, (-0.8, -4.2), 16.0, 2.0),
     ("global-0.4", "global", 0.4, 92.4, (-0.4, -4.6), 30.0, 3.0),  # narrow, at the lr edge
 )
+
+
+def _size(ratio: float) -> dict:
+    return {"params": int(round(BASE_PARAMS * ratio ** 0.9)), "flops": int(round(BASE_FLOPS * ratio))}
 
 
 def synthetic_results(seeds=(0, 1), noise: float = 0.08) -> pd.DataFrame:
@@ -44,7 +51,8 @@ def synthetic_results(seeds=(0, 1), noise: float = 0.08) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        Columns ``condition, method, ratio, lr, wd, log10_lr, log10_wd, seed, top1, diverged``.
+        Columns ``condition, method, ratio, lr, wd, log10_lr, log10_wd, seed, top1, diverged,
+        params, flops`` (sizes constructed from :data:`BASE_PARAMS` and :data:`BASE_FLOPS`).
     """
     axis_lr = np.round(-1.0 + 0.2 * (np.arange(9) - 4), 4)
     axis_wd = np.round(-4.0 + 0.2 * (np.arange(9) - 4), 4)
@@ -66,7 +74,60 @@ def synthetic_results(seeds=(0, 1), noise: float = 0.08) -> pd.DataFrame:
                     rows.append({"condition": name, "method": method, "ratio": ratio,
                                  "lr": float(10.0**llr), "wd": float(10.0**lwd),
                                  "log10_lr": float(llr), "log10_wd": float(lwd), "seed": int(seed),
-                                 "top1": round(float(top1), 3), "diverged": diverged})
+                                 "top1": round(float(top1), 3), "diverged": diverged, **_size(ratio)})
+    return pd.DataFrame(rows)
+
+
+# method, acc_p, a, b of acc(r) = acc_p − a·e^{b(r−1)} over r = fraction of FLOPs pruned
+_RATIO_CURVES = (("uniform", 93.6, 2.5, 3.0), ("global", 93.6, 1.5, 4.5))
+RATIOS = (0.8, 0.6, 0.4, 0.2)
+
+
+def synthetic_ratio_results(seed: int = 0, noise: float = 0.03) -> pd.DataFrame:
+    """A results table of a constructed study over pruning ratios (for the ratio curves).
+
+    The basemodel plus ``uniform`` and ``global`` pruning at :data:`RATIOS` of the FLOPs kept, on
+    a 5×5 grid (step 0.4 around lr 0.1, wd 1e-4), one seed. Each condition's peak top-1 follows
+    acc(r) = acc_p − a·e^{b(r−1)} (uniform: 93.6, 2.5, 3.0; global: 93.6, 1.5, 4.5); from
+    r = 0.6 on the optimum sits one grid step off the prior (uniform at a lower lr, global at a
+    higher one), so the top-1 at the prior falls faster than the best. Constructed, like :func:`synthetic_results`; never mistake it for a result.
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the noise (also the ``seed`` column).
+    noise : float
+        Standard deviation of the per-run noise in accuracy points.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`synthetic_results`.
+    """
+    axis = np.round(0.4 * (np.arange(5) - 2), 4)
+    rng = np.random.default_rng(seed)
+    specs = [("base", "none", 1.0, 0.0, 0.0)]
+    for method, acc_p, a, b in _RATIO_CURVES:
+        sign = 1.0 if method == "uniform" else -1.0  # uniform drifts to lower lr, global to higher
+        for ratio in RATIOS:
+            r = 1.0 - ratio
+            specs.append((f"{method}-{ratio:g}", method, ratio, acc_p - a * np.exp(b * (r - 1.0)),
+                          sign * 0.4 if r > 0.5 else 0.0))
+    # the basemodel is r = 0 of both curves: midway between them there
+    base_peak = float(np.mean([acc_p - a * np.exp(-b) for _, acc_p, a, b in _RATIO_CURVES]))
+    rows = []
+    for name, method, ratio, peak, shift in specs:
+        peak = base_peak if method == "none" else peak
+        for dlr in axis:
+            for dwd in axis:
+                u = ((dlr + shift) + dwd) / np.sqrt(2.0)  # across the band, whose centre moved by shift
+                v = ((dlr + shift) - dwd) / np.sqrt(2.0)
+                top1 = max(peak - 8.0 * u * u - 1.0 * v * v + rng.normal(0.0, noise), CHANCE_TOP1 + 1.0)
+                rows.append({"condition": name, "method": method, "ratio": ratio,
+                             "lr": float(10.0 ** (dlr - 1.0)), "wd": float(10.0 ** (dwd - 4.0)),
+                             "log10_lr": float(round(dlr - 1.0, 4)), "log10_wd": float(round(dwd - 4.0, 4)),
+                             "seed": int(seed), "top1": round(float(top1), 3), "diverged": False,
+                             **_size(ratio)})
     return pd.DataFrame(rows)
 
 

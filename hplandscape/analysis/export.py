@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from hplandscape.analysis.beyond import format_beyond
 from hplandscape.analysis.core import confidence_level
 from hplandscape.analysis.info import StudyAnalysis, roi_key
 from hplandscape.atomic import write_text as write_text_atomic
@@ -23,10 +24,27 @@ def to_json(result: StudyAnalysis) -> dict:
 
         {"conditions": {NAME: {"best": {"lr", "wd", "top1"},
                                "roi": {"0.5": {"n", "ellipse"}, "1.0": {...}},
-                               "risk": {"d_mean", "d_std", "dR_mean", "dR_std", "n"}}}}
+                               "risk": {"d_mean", "d_std", "dR_mean", "dR_std", "n"},
+                               "importance": {"lr", "wd", "interaction"},
+                               "importance_roi": {"x", "log10_lr", "log10_wd",
+                                                  "lr", "wd", "interaction"}}},
+         "prior": {"lr", "wd", "source"},
+         "frontier": {"hypervolume_best", "hypervolume_prior",
+                      "points": [{"condition", "flops", "best_top1", "prior_top1"}]},
+         "ratio_curves": {METHOD: {"best": CURVE, "prior": CURVE}}}
 
     ``ellipse`` is null or ``{"length", "width", "centre_log10_wd", "centre_log10_lr",
     "angle_deg", "confidence"}``; risk statistics are null when no Θ_R point was measured.
+    ``importance`` holds the fractions of the variance of the seed-averaged top-1 over the
+    condition's full grid (they sum to 1), null where undefined (a grid cell never measured, a
+    flat landscape); ``importance_roi`` the same over the x-ROI neighbourhood, whose lr and wd
+    ranges are ``[low, high]`` log10 values (fractions null where undefined). ``prior`` is the
+    basemodel's prior used for ``prior_top1``; ``source`` is "study.yaml", "argument" or "grid
+    centre". Hypervolumes are null without FLOPs. ``ratio_curves`` has a method only with ≥ 3
+    pruning ratios; CURVE = ``{"acc_p", "a", "b", "rmse", "r_drop", "ratio_at_drop", "drop",
+    "reason", "points": [{"condition", "r", "top1"}]}`` for acc(r) = acc_p − a·e^{b(r−1)}
+    with r the fraction of FLOPs pruned; ``r_drop`` is where the curve is ``drop`` (1) point
+    below acc_p, ``ratio_at_drop`` = 1 − r_drop the FLOPs kept there (null if outside [0, 1]).
     """
     out = {}
     for c in result.conditions:
@@ -37,8 +55,36 @@ def to_json(result: StudyAnalysis) -> dict:
                     for r in c.rois},
             "risk": {"d_mean": _num(c.risk.d_mean), "d_std": _num(c.risk.d_std),
                      "dR_mean": _num(c.risk.dR_mean), "dR_std": _num(c.risk.dR_std), "n": c.risk.n},
+            "importance": None if c.importance is None else c.importance.to_json(),
+            "importance_roi": _importance_roi_json(c.importance_roi),
         }
-    return {"conditions": out}
+    doc = {"conditions": out}
+    if result.prior is not None:
+        doc["prior"] = {"lr": result.prior.lr, "wd": result.prior.wd, "source": result.prior.source}
+    if result.frontier is not None:
+        f = result.frontier
+        doc["frontier"] = {"hypervolume_best": _num(f.hypervolume_best),
+                           "hypervolume_prior": _num(f.hypervolume_prior),
+                           "points": [{"condition": p.condition, "flops": _num(p.flops),
+                                       "best_top1": _num(p.best_top1), "prior_top1": _num(p.prior_top1)}
+                                      for p in f.points]}
+    curves = {}
+    for c in result.ratio_curves:
+        curves.setdefault(c.method, {})[c.kind] = {
+            "acc_p": _num(c.acc_p), "a": _num(c.a), "b": _num(c.b), "rmse": _num(c.rmse),
+            "r_drop": _num(c.r_drop), "ratio_at_drop": _num(c.ratio_at_drop), "drop": c.drop,
+            "reason": c.reason,
+            "points": [{"condition": n, "r": _num(r), "top1": _num(v)} for n, r, v in zip(c.conditions, c.r, c.top1)]}
+    doc["ratio_curves"] = curves
+    return doc
+
+
+def _importance_roi_json(info) -> dict | None:
+    if info is None:
+        return None
+    return {"x": info.x, "log10_lr": [min(info.log10_lr), max(info.log10_lr)],
+            "log10_wd": [min(info.log10_wd), max(info.log10_wd)],
+            "lr": _num(info.lr), "wd": _num(info.wd), "interaction": _num(info.interaction)}
 
 
 def tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -106,7 +152,8 @@ def _label(c) -> str:
 
 
 def format_tables(result: StudyAnalysis) -> str:
-    """The text ``analyze`` prints: Table 4.1, Table 4.2, then warnings (edges, missing, diverged)."""
+    """The text ``analyze`` prints: Table 4.1, Table 4.2, importance, frontier, ratio curves, then
+    warnings (edges, missing, diverged)."""
     width = max(len(_label(c)) for c in result.conditions) + 2
     lines = [f"Study: {result.source}   basemodel: {result.base}   k = {result.k:g} "
              f"({confidence_level(result.k):.2%} ellipses)",
@@ -132,7 +179,7 @@ def format_tables(result: StudyAnalysis) -> str:
         k = c.risk
         lines.append(_label(c).ljust(width) + f"{c.best.top1:>8.2f}{k.n:>4}{_f(k.d_mean):>9}{_f(k.d_std):>8}"
                      f"{_f(k.dR_mean, '{:.4f}'):>9}{_f(k.dR_std, '{:.4f}'):>8}{_f(k.d_max):>8}")
-    lines += [""] + warning_lines(result)
+    lines += ["", format_beyond(result)] + warning_lines(result)
     return "\n".join(lines).rstrip() + "\n"
 
 

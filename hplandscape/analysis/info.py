@@ -204,6 +204,14 @@ class ConditionAnalysis:
     rois: tuple  # RoiInfo, in the order of the requested xs
     risk: RiskInfo
     edge: EdgeInfo
+    # beyond the method: importance over the whole grid and the x-ROI neighbourhood, the cost of
+    # one network of this condition (median over its runs; None without those columns) and its
+    # seed-averaged top-1 at the basemodel's prior (None where that point was not measured)
+    importance: Optional[ImportanceInfo] = None
+    importance_roi: Optional[ImportanceInfo] = None
+    flops: Optional[float] = None
+    params: Optional[float] = None
+    prior_top1: Optional[float] = None
 
     def roi(self, x: float) -> RoiInfo:
         for r in self.rois:
@@ -234,6 +242,9 @@ class StudyAnalysis:
     conditions: tuple  # ConditionAnalysis, basemodel first
     missing: tuple = field(default=())  # RunIssue (kind "missing" or "failed")
     diverged: tuple = field(default=())  # RunIssue (kind "diverged")
+    prior: Optional[PriorInfo] = None
+    frontier: Optional[FrontierInfo] = None
+    ratio_curves: tuple = field(default=())  # RatioCurveInfo, by method then kind ("best", "prior")
 
     def condition(self, name: str) -> ConditionAnalysis:
         for c in self.conditions:
@@ -248,3 +259,140 @@ class StudyAnalysis:
     @property
     def base_condition(self) -> ConditionAnalysis:
         return self.condition(self.base)
+
+
+# ---------------------------------------------------------------- beyond the method (issue 16)
+
+@dataclass(frozen=True)
+class PriorInfo(Log10Values):
+    """The basemodel's prior (lr, wd): where an untuned practitioner starts.
+
+    ``source`` says where it came from: ``"study.yaml"`` (the study's own config), ``"argument"``
+    (given to :func:`~hplandscape.analysis.analyze`) or ``"grid centre"`` (the middle value of each
+    grid axis: the prior for a grid made by centring on it and not extended since).
+    """
+
+    log10_lr: float
+    log10_wd: float
+    source: str
+
+
+@dataclass(frozen=True)
+class ImportanceInfo:
+    """Exact two-way functional ANOVA of the seed-averaged top-1 over a full lr × wd (sub)grid.
+
+    On a full factorial grid the decomposition f(i, j) = μ + a_i + b_j + r_ij is exact and its
+    variances add up: ``lr``, ``wd`` and ``interaction`` are the fractions of the variance of the
+    cell means (population variance, every cell weighted equally) explained by a_i, b_j and r_ij;
+    they sum to 1. They are None, with ``reason`` set, where the decomposition is undefined (a
+    grid cell without any measured seed, or a flat landscape).
+
+    ``x`` is None for the condition's whole grid; otherwise the fractions cover the x-ROI
+    neighbourhood: the smallest sub-grid holding every x-ROI point, grown by ``pad`` grid steps on
+    each side (clipped to the grid), so it includes where accuracy falls off the region.
+    ``log10_lr`` / ``log10_wd`` are the axis values the decomposition covers; ``variance`` is the
+    total variance in accuracy points².
+    """
+
+    lr: Optional[float]
+    wd: Optional[float]
+    interaction: Optional[float]
+    log10_lr: tuple
+    log10_wd: tuple
+    variance: float
+    x: Optional[float] = None
+    pad: int = 0
+    reason: Optional[str] = None
+
+    @property
+    def defined(self) -> bool:
+        return self.reason is None
+
+    def to_json(self) -> Optional[dict]:
+        """``{"lr", "wd", "interaction"}``, or None when undefined."""
+        if not self.defined:
+            return None
+        return {"lr": self.lr, "wd": self.wd, "interaction": self.interaction}
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One condition on the accuracy–cost plane.
+
+    ``best_top1`` is the condition's best seed-averaged top-1 over its grid (re-tuned);
+    ``prior_top1`` its seed-averaged top-1 at the basemodel's prior (not re-tuned; None when the
+    prior was not measured for it). ``on_best_front`` / ``on_prior_front``: the point is Pareto
+    optimal (fewer FLOPs, higher top-1) among the points of that kind.
+    """
+
+    study: str
+    condition: str
+    method: str
+    ratio: float
+    flops: Optional[float]
+    params: Optional[float]
+    best_top1: float
+    prior_top1: Optional[float]
+    on_best_front: bool = False
+    on_prior_front: bool = False
+
+
+@dataclass(frozen=True)
+class FrontierInfo:
+    """Accuracy vs cost across conditions (and studies): points, Pareto fronts, hypervolumes.
+
+    Hypervolumes are taken in a minimisation space where both objectives are normalised to
+    [0, 1] by min–max over every point of both kinds together (log10 FLOPs; error = 1 − top-1),
+    with reference point ``reference`` = (1.1, 1.1); a single shared normalisation makes
+    ``hypervolume_best − hypervolume_prior`` "what re-tuning buys" in one number. They are None
+    (with ``reason``) when no condition has FLOPs.
+    """
+
+    points: tuple  # FrontierPoint, in condition order
+    hypervolume_best: Optional[float]
+    hypervolume_prior: Optional[float]
+    log10_flops_range: Optional[tuple]  # (min, max) used for the normalisation
+    error_range: Optional[tuple]  # (min, max) of 1 − top-1/100 used for the normalisation
+    reference: tuple = (1.1, 1.1)
+    reason: Optional[str] = None
+
+    @property
+    def retuning_gain(self) -> Optional[float]:
+        """``hypervolume_best − hypervolume_prior`` (None if either is undefined)."""
+        if self.hypervolume_best is None or self.hypervolume_prior is None:
+            return None
+        return self.hypervolume_best - self.hypervolume_prior
+
+
+@dataclass(frozen=True)
+class RatioCurveInfo:
+    """acc(r) = acc_p − a·e^{b(r−1)} fitted over r = fraction of FLOPs pruned, for one method.
+
+    ``kind`` is ``"best"`` (each condition's best top-1: re-tuned) or ``"prior"`` (top-1 at the
+    basemodel's prior: not re-tuned). ``conditions`` / ``r`` / ``top1`` are the fitted points,
+    the basemodel first at r = 0. ``r_drop`` is where the curve falls ``drop`` accuracy points
+    below acc_p (None if not within 0 ≤ r ≤ 1); ``rmse`` the fit's root-mean-square residual.
+    Without a fit (``reason`` set) the parameters are NaN.
+    """
+
+    method: str
+    kind: str
+    conditions: tuple
+    r: tuple
+    top1: tuple
+    acc_p: float
+    a: float
+    b: float
+    rmse: float
+    r_drop: Optional[float]
+    drop: float = 1.0
+    reason: Optional[str] = None
+
+    def value(self, r) -> np.ndarray:
+        """The fitted curve at ``r`` (scalar or array)."""
+        return self.acc_p - self.a * np.exp(self.b * (np.asarray(r, dtype=float) - 1.0))
+
+    @property
+    def ratio_at_drop(self) -> Optional[float]:
+        """The FLOPs fraction *kept* where the curve has dropped ``drop`` points (1 − r_drop)."""
+        return None if self.r_drop is None else 1.0 - self.r_drop

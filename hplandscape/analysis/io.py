@@ -12,6 +12,10 @@ from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 va
 
 REQUIRED = ("condition", "method", "ratio", "lr", "wd", "seed", "top1")
 SOURCE_ATTR = "hplandscape_source"
+# (log10 lr, log10 wd) of the basemodel's prior and the study's name, when the table came from a
+# study directory whose study.yaml says so; the analysis falls back to the grid's centre.
+PRIOR_ATTR = "hplandscape_prior"
+STUDY_ATTR = "hplandscape_study"
 
 
 def load_results(path_or_df) -> pd.DataFrame:
@@ -46,7 +50,10 @@ def load_results(path_or_df) -> pd.DataFrame:
     """
     if isinstance(path_or_df, pd.DataFrame):
         source = path_or_df.attrs.get(SOURCE_ATTR, "<DataFrame>")
-        return _normalise(path_or_df.copy(), source)
+        keep = {k: path_or_df.attrs[k] for k in (PRIOR_ATTR, STUDY_ATTR) if k in path_or_df.attrs}
+        df = _normalise(path_or_df.copy(), source)
+        df.attrs.update(keep)
+        return df
     path = Path(path_or_df)
     if path.is_dir():
         from hplandscape.store import StudyStore  # the store names a study's files
@@ -57,7 +64,7 @@ def load_results(path_or_df) -> pd.DataFrame:
             # (while runs were still going, or before an extension) can never be read stale.
             from hplandscape.results import collect
 
-            return _normalise(pd.DataFrame(collect(path)).copy(), str(path))
+            return _with_study(_normalise(pd.DataFrame(collect(path)).copy(), str(path)), path)
         path = store.results_csv
     if not path.exists():
         raise UserError(f"{path}: no such results file or study directory")
@@ -68,7 +75,22 @@ def load_results(path_or_df) -> pd.DataFrame:
             df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, ImportError) as e:
         raise UserError(f"{path}: cannot read the results table ({e})") from None
-    return _normalise(df, str(path))
+    return _with_study(_normalise(df, str(path)), path.parent)
+
+
+def _with_study(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
+    """Attach the prior and the name from ``folder/study.yaml`` when ``folder`` is a study."""
+    from hplandscape.store import StudyStore
+
+    if not StudyStore(folder).study_yaml.is_file():
+        return df
+    try:
+        config = StudyStore.open(folder).config()
+    except UserError:
+        return df  # an unreadable config costs only the prior; the table itself was fine
+    df.attrs[PRIOR_ATTR] = (float(np.log10(config.grid.prior_lr)), float(np.log10(config.grid.prior_wd)))
+    df.attrs[STUDY_ATTR] = config.name
+    return df
 
 
 def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:

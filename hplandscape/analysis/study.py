@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -9,14 +10,24 @@ import numpy as np
 import pandas as pd
 
 from hplandscape.analysis.core import edge_info, grid_axes, risk_info, roi_info
-from hplandscape.analysis.info import BestPoint, ConditionAnalysis, PointStat, RunIssue, StudyAnalysis
-from hplandscape.analysis.io import SOURCE_ATTR, load_results
+from hplandscape.analysis.frontier import frontier_info
+from hplandscape.analysis.importance import importance_info
+from hplandscape.analysis.info import (BestPoint, ConditionAnalysis, PointStat, PriorInfo, RunIssue,
+                                       StudyAnalysis)
+from hplandscape.analysis.io import PRIOR_ATTR, SOURCE_ATTR, load_results
+from hplandscape.analysis.ratio_curve import ratio_curves
 from hplandscape.errors import UserError
+from hplandscape.grid import GridPoint
 
 
 def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 0.5,
-            edge_x: float = 1.0) -> StudyAnalysis:
-    """Analyse a study: best point, x-ROIs with ellipses, performance risk, grid edges.
+            edge_x: float = 1.0, prior=None, importance_x: float = 1.0) -> StudyAnalysis:
+    """Analyse a study: best point, x-ROIs with ellipses, performance risk, grid edges, and beyond.
+
+    Beyond the method: per condition the exact lr/wd importance (whole grid and the
+    ``importance_x``-ROI neighbourhood), FLOPs and top-1 at the basemodel's prior; for the study
+    the accuracy–FLOPs frontier with hypervolumes and, per method with at least three pruning
+    ratios, the accuracy-over-pruning-ratio curves.
 
     Parameters
     ----------
@@ -32,6 +43,11 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
         Θ_R is the basemodel's ``risk_x``-ROI (method §8: 0.5).
     edge_x : float
         The ROI whose contact with the grid boundary triggers an extension proposal (1.0).
+    prior : (float, float), optional
+        The basemodel's prior ``(lr, wd)`` in real units. By default the one in the study's
+        ``study.yaml`` when the table came from a study directory, else the grid's centre.
+    importance_x : float
+        The ROI whose neighbourhood gets its own importance (1.0).
 
     Returns
     -------
@@ -54,12 +70,13 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     df = load_results(table)
     source = df.attrs.get(SOURCE_ATTR, "<DataFrame>")
     xs = _check_xs(xs)
-    for name, value in (("k", k), ("risk_x", risk_x), ("edge_x", edge_x)):
+    for name, value in (("k", k), ("risk_x", risk_x), ("edge_x", edge_x), ("importance_x", importance_x)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise UserError(f"{name} must be a positive number, got {value!r}")
     base = _find_base(df, base, source)
 
     grid = grid_axes(df["log10_lr"], df["log10_wd"])
+    prior_point = _prior(prior, df, grid)
     seeds = tuple(int(s) for s in sorted(df["seed"].unique()))
     order = [base] + [c for c in df["condition"].unique() if c != base]
     missing, diverged = _issues(df, order, grid, seeds)
@@ -85,10 +102,51 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
         conditions.append(ConditionAnalysis(
             name=name, method=str(rows["method"].iloc[0]), ratio=float(rows["ratio"].iloc[0]),
             points=tuple(pts), best=BestPoint(best.log10_lr, best.log10_wd, best.top1), rois=rois,
-            risk=risk_info(name, best.top1, values, theta_r), edge=edge_info(name, edge_roi, grid)))
-    return StudyAnalysis(source=source, base=base, xs=xs, k=float(k), risk_x=float(risk_x),
-                         edge_x=float(edge_x), grid=grid, seeds=seeds, conditions=tuple(conditions),
-                         missing=tuple(missing), diverged=tuple(diverged))
+            risk=risk_info(name, best.top1, values, theta_r), edge=edge_info(name, edge_roi, grid),
+            importance=importance_info(lr, wd, f),
+            importance_roi=importance_info(lr, wd, f, x=importance_x),
+            flops=_size(rows, "flops"), params=_size(rows, "params"),
+            prior_top1=values.get((prior_point.log10_wd, prior_point.log10_lr))))
+    result = StudyAnalysis(source=source, base=base, xs=xs, k=float(k), risk_x=float(risk_x),
+                           edge_x=float(edge_x), grid=grid, seeds=seeds, conditions=tuple(conditions),
+                           missing=tuple(missing), diverged=tuple(diverged), prior=prior_point)
+    base_c = result.base_condition
+
+    def pruned_fraction(c) -> float:
+        # the FLOPs actually kept when both are known (the budget is met only approximately)
+        if c.flops is not None and base_c.flops:
+            return 1.0 - c.flops / base_c.flops
+        return 1.0 - c.ratio
+
+    return dataclasses.replace(result, frontier=frontier_info(result),
+                               ratio_curves=ratio_curves(result.conditions, base_c, pruned_fraction))
+
+
+def _prior(prior, df: pd.DataFrame, grid) -> PriorInfo:
+    if prior is not None:
+        try:
+            lr, wd = (float(v) for v in prior)
+        except (TypeError, ValueError):
+            raise UserError(f"prior must be a pair (lr, wd) of positive numbers, got {prior!r}") from None
+        if not (lr > 0 and wd > 0 and math.isfinite(lr) and math.isfinite(wd)):
+            raise UserError(f"prior must be a pair (lr, wd) of positive numbers, got {prior!r}")
+        p = GridPoint(math.log10(lr), math.log10(wd))  # the grid's identity rule
+        return PriorInfo(p.log10_lr, p.log10_wd, "argument")
+    if PRIOR_ATTR in df.attrs:
+        p = GridPoint(*df.attrs[PRIOR_ATTR])
+        return PriorInfo(p.log10_lr, p.log10_wd, "study.yaml")
+    # A grid made by centring on the prior has it in the middle (the lower middle of an even axis)
+    return PriorInfo(grid.log10_lr[(len(grid.log10_lr) - 1) // 2], grid.log10_wd[(len(grid.log10_wd) - 1) // 2],
+                     "grid centre")
+
+
+def _size(rows: pd.DataFrame, column: str):
+    """FLOPs or parameters of the condition's network: the median over its runs, None if unknown."""
+    if column not in rows.columns:
+        return None
+    v = pd.to_numeric(rows[column], errors="coerce").to_numpy(float)
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) else None
 
 
 def _check_xs(xs) -> tuple:

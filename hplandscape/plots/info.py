@@ -12,6 +12,8 @@ from typing import Optional
 import numpy as np
 from scipy.interpolate import griddata
 
+from hplandscape.analysis.beyond import describe_curve
+from hplandscape.analysis.frontier import frontier_info
 from hplandscape.analysis.info import StudyAnalysis
 
 TOP_FRACTION = 0.15  # thesis Fig. 4.1/4.2: the colour bar covers the top 15 % of observations
@@ -142,3 +144,94 @@ def risk_plot_info(result: StudyAnalysis) -> RiskPlotInfo:
     """Box-plot data of d and d^R per condition."""
     return RiskPlotInfo(conditions=result.names, d=tuple(c.risk.d for c in result.conditions),
                         dR=tuple(c.risk.dR for c in result.conditions), base=result.base)
+
+
+# ---------------------------------------------------------------- beyond the method (issue 16)
+
+BEST_COLOUR, PRIOR_COLOUR = "#1f3b73", "#d95f02"  # re-tuned: dark blue; at the prior: orange
+
+
+@dataclass(frozen=True)
+class FrontSeries:
+    """One kind of point on the accuracy–FLOPs plane and its Pareto front as a staircase."""
+
+    kind: str  # "best" | "prior"
+    label: str
+    colour: str
+    names: tuple
+    flops: np.ndarray
+    top1: np.ndarray
+    front_flops: np.ndarray  # the front's points sorted by FLOPs (draw as a post-step line)
+    front_top1: np.ndarray
+    hypervolume: Optional[float]
+
+
+@dataclass(frozen=True)
+class FrontierPlotInfo:
+    series: tuple  # FrontSeries: best, then prior
+    title: str
+    note: Optional[str]  # why nothing is drawn (no FLOPs), else None
+
+
+@dataclass(frozen=True)
+class RatioSeries:
+    kind: str
+    label: str
+    colour: str
+    names: tuple
+    r: np.ndarray
+    top1: np.ndarray
+    curve_r: np.ndarray  # the fitted curve on a dense r grid (empty without a fit)
+    curve_top1: np.ndarray
+    r_drop: Optional[float]
+    text: str  # the fit in words, for a legend or hover
+
+
+@dataclass(frozen=True)
+class RatioPanelInfo:
+    method: str
+    series: tuple  # RatioSeries: best, then prior
+
+
+@dataclass(frozen=True)
+class RatioPlotInfo:
+    panels: tuple  # one per method with a fitted curve
+    title: str
+
+
+def frontier_plot_info(result: StudyAnalysis) -> FrontierPlotInfo:
+    """Both kinds of (FLOPs, top-1) points with their Pareto fronts and hypervolumes."""
+    f = result.frontier if result.frontier is not None else frontier_info(result)
+    series = []
+    for kind, label, colour, attr, front, hv in (
+            ("best", "re-tuned (best top-1)", BEST_COLOUR, "best_top1", "on_best_front", f.hypervolume_best),
+            ("prior", "at the basemodel's prior", PRIOR_COLOUR, "prior_top1", "on_prior_front", f.hypervolume_prior)):
+        pts = [p for p in f.points if p.flops is not None and getattr(p, attr) is not None]
+        on = sorted((p for p in pts if getattr(p, front)), key=lambda p: p.flops)
+        series.append(FrontSeries(kind, label + ("" if hv is None else f", hypervolume {hv:.3f}"), colour,
+                                  tuple(p.condition for p in pts), np.array([p.flops for p in pts], float),
+                                  np.array([getattr(p, attr) for p in pts], float),
+                                  np.array([p.flops for p in on], float), np.array([getattr(p, attr) for p in on], float),
+                                  hv))
+    gain = f.retuning_gain
+    title = "accuracy vs FLOPs" + (f": re-tuning buys {gain:.3f} of hypervolume" if gain is not None else "")
+    return FrontierPlotInfo(tuple(series), title, f.reason)
+
+
+def ratio_plot_info(result: StudyAnalysis, n: int = 200) -> RatioPlotInfo:
+    """One panel per method with a fitted curve: points, curves and the 1-point drop of each kind."""
+    panels = {}
+    for c in result.ratio_curves:
+        colour = BEST_COLOUR if c.kind == "best" else PRIOR_COLOUR
+        label = "re-tuned (best top-1)" if c.kind == "best" else "at the basemodel's prior"
+        if c.reason:
+            curve_r, curve_y = np.array([]), np.array([])
+        else:
+            # a little past the data (or the drop): the exponential runs away further out
+            curve_r = np.linspace(0.0, min(1.0, max(max(c.r), c.r_drop or 0.0) + 0.05), n)
+            curve_y = c.value(curve_r)
+        panels.setdefault(c.method, []).append(RatioSeries(
+            c.kind, label, colour, c.conditions, np.array(c.r, float), np.array(c.top1, float),
+            curve_r, curve_y, c.r_drop, describe_curve(c)))
+    return RatioPlotInfo(tuple(RatioPanelInfo(m, tuple(s)) for m, s in panels.items()),
+                         "top-1 over the fraction of FLOPs pruned; fit acc(r) = acc_p − a·exp(b(r − 1))")

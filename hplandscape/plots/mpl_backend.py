@@ -11,7 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hplandscape.analysis.info import StudyAnalysis
-from hplandscape.plots.info import PanelInfo, landscape_info, panel_info, risk_plot_info
+from hplandscape.plots.info import (PanelInfo, frontier_plot_info, landscape_info, panel_info, ratio_plot_info,
+                                    risk_plot_info)
 
 CMAP = "viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"
@@ -123,3 +124,63 @@ def to_png(fig: Figure, dpi: int = 110) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def frontier_figure(result: StudyAnalysis) -> Figure:
+    """Top-1 over FLOPs: re-tuned and at-the-prior points with their Pareto fronts."""
+    info = frontier_plot_info(result)
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.subplots()
+    best, prior = info.series
+    for name, x, y in zip(prior.names, prior.flops, prior.top1):  # what re-tuning buys, per condition
+        i = best.names.index(name)
+        ax.plot([x, x], [y, best.top1[i]], color="grey", lw=0.8, zorder=1)
+    for s in info.series:
+        if len(s.front_flops):
+            ax.step(s.front_flops, s.front_top1, where="post", color=s.colour, ls=":", lw=1.3,
+                    label=f"Pareto front, {s.kind}")
+        if s.kind == "best":
+            ax.scatter(s.flops, s.top1, color=s.colour, marker="o", s=36, label=s.label, zorder=4)
+        else:
+            ax.scatter(s.flops, s.top1, facecolors="none", edgecolors=s.colour, marker="D", s=70, lw=1.4,
+                       label=s.label, zorder=3)
+    for name, x, y in zip(best.names, best.flops, best.top1):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=7, color=best.colour)
+    if any(len(s.flops) for s in info.series):
+        ax.set_xscale("log")
+        ax.margins(x=0.1, y=0.08)  # room for the labels of the cheapest and the costliest condition
+    else:
+        ax.text(0.5, 0.5, info.note or "no points", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("FLOPs per image (log scale)")
+    ax.set_ylabel("top-1 (%)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title(info.title + "\n(grey: the same condition re-tuned and at the prior)", fontsize=9)
+    return fig
+
+
+def ratio_curve_figure(result: StudyAnalysis) -> Figure:
+    """One panel per pruning method: top-1 over r with the fitted curves and their 1-point drops."""
+    info = ratio_plot_info(result)
+    n = max(1, len(info.panels))
+    fig = Figure(figsize=(5.6 * n, 4.6), layout="constrained")
+    axes = fig.subplots(1, n, squeeze=False)[0]
+    for ax, panel in zip(axes, info.panels):
+        for s in panel.series:
+            drop = "" if s.r_drop is None else f"; 1-point drop at r = {s.r_drop:.2f}"
+            if s.kind == "best":
+                ax.scatter(s.r, s.top1, color=s.colour, s=30, zorder=4, label=s.label + drop)
+            else:  # hollow, so a condition whose best is the prior shows both markers
+                ax.scatter(s.r, s.top1, facecolors="none", edgecolors=s.colour, s=64, lw=1.4, zorder=3,
+                           label=s.label + drop)
+            if len(s.curve_r):
+                ax.plot(s.curve_r, s.curve_top1, color=s.colour, lw=1.5)
+            if s.r_drop is not None:
+                ax.axvline(s.r_drop, color=s.colour, ls="--", lw=1)
+        ax.set_title(panel.method)
+        ax.set_xlabel("r = fraction of FLOPs pruned")
+        ax.set_ylabel("top-1 (%)")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc="lower left")
+    fig.suptitle(info.title + "; dashed: 1 point below acc_p", fontsize=10)
+    return fig

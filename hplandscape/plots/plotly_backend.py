@@ -7,7 +7,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hplandscape.analysis.info import StudyAnalysis
-from hplandscape.plots.info import PanelInfo, landscape_info, panel_info, risk_plot_info
+from hplandscape.plots.info import (PanelInfo, frontier_plot_info, landscape_info, panel_info, ratio_plot_info,
+                                    risk_plot_info)
 
 COLOURSCALE = "Viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"  # thesis Fig. 4.5: basemodel darker
@@ -108,4 +109,58 @@ def risk_boxplot(result: StudyAnalysis) -> go.Figure:
                                  showlegend=False), row=1, col=col)
     fig.update_layout(height=450, width=max(700, 180 * len(info.conditions)),
                       title=f"risk of keeping the basemodel's {result.risk_x:g}-ROI settings")
+    return fig
+
+
+def frontier_figure(result: StudyAnalysis) -> go.Figure:
+    """Top-1 over FLOPs: re-tuned and at-the-prior points with their Pareto fronts."""
+    info = frontier_plot_info(result)
+    fig = go.Figure()
+    best, prior = info.series
+    for name, x, y in zip(prior.names, prior.flops, prior.top1):  # what re-tuning buys, per condition
+        fig.add_trace(go.Scatter(x=[x, x], y=[y, best.top1[best.names.index(name)]], mode="lines",
+                                 line=dict(color="grey", width=1), showlegend=False, hoverinfo="skip"))
+    for s in info.series:
+        fig.add_trace(go.Scatter(x=s.front_flops, y=s.front_top1, mode="lines", line_shape="hv",
+                                 line=dict(color=s.colour, width=1.5, dash="dot"), name=f"Pareto front, {s.kind}",
+                                 hoverinfo="skip"))
+        marker = (dict(color=s.colour, size=10, symbol="circle") if s.kind == "best" else
+                  dict(color="rgba(0,0,0,0)", size=12, symbol="diamond", line=dict(color=s.colour, width=2)))
+        fig.add_trace(go.Scatter(x=s.flops, y=s.top1, mode="markers+text" if s.kind == "best" else "markers",
+                                 text=list(s.names), textposition="top center",
+                                 textfont=dict(size=10, color=s.colour), marker=marker, name=s.label,
+                                 hovertemplate="%{text}: top-1 %{y:.2f}, %{x:.3g} FLOPs<extra></extra>"))
+    fig.update_xaxes(type="log", title_text="FLOPs per image (log scale)")
+    fig.update_yaxes(title_text="top-1 (%)")
+    fig.update_layout(title=info.title + (f" ({info.note})" if info.note else "")
+                      + "<br><sup>grey: the same condition re-tuned and at the prior</sup>", height=500, width=860,
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.3, x=0))
+    return fig
+
+
+def ratio_curve_figure(result: StudyAnalysis) -> go.Figure:
+    """One panel per pruning method: top-1 over r with the fitted curves and their 1-point drops."""
+    info = ratio_plot_info(result)
+    n = max(1, len(info.panels))
+    fig = make_subplots(rows=1, cols=n, subplot_titles=[p.method for p in info.panels] or [""])
+    for col, panel in enumerate(info.panels, start=1):
+        for s in panel.series:
+            drop = "" if s.r_drop is None else f"; 1-point drop at r = {s.r_drop:.2f}"
+            fig.add_trace(go.Scatter(x=s.r, y=s.top1, mode="markers", text=list(s.names),
+                                     marker=dict(color=s.colour, size=9) if s.kind == "best" else
+                                     dict(color="rgba(0,0,0,0)", size=12, line=dict(color=s.colour, width=2)),
+                                     name=s.label + drop, legendgroup=s.kind,
+                                     showlegend=True,
+                                     hovertemplate="%{text}: r %{x:.3f}, top-1 %{y:.2f}<extra></extra>"),
+                          row=1, col=col)
+            if len(s.curve_r):
+                fig.add_trace(go.Scatter(x=s.curve_r, y=s.curve_top1, mode="lines", line=dict(color=s.colour),
+                                         name=s.text, legendgroup=s.kind, showlegend=False,
+                                         hovertemplate=s.text + "<extra></extra>"), row=1, col=col)
+            if s.r_drop is not None:
+                fig.add_vline(x=s.r_drop, line=dict(color=s.colour, dash="dash", width=1), row=1, col=col)
+        fig.update_xaxes(title_text="r = fraction of FLOPs pruned", row=1, col=col)
+        fig.update_yaxes(title_text="top-1 (%)", row=1, col=col)
+    fig.update_layout(title=info.title + "; dashed: 1 point below acc_p", height=460, width=max(700, 480 * n),
+                      legend=dict(orientation="h", yanchor="bottom", y=-0.3, x=0))
     return fig

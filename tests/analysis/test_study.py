@@ -148,10 +148,13 @@ def test_study_directory_reads_results_csv_or_collects(tmp_path, monkeypatch):
 def test_json_follows_the_analyze_schema_exactly():
     result = analysis.analyze(synthetic_results())
     doc = json.loads(json.dumps(analysis.to_json(result), allow_nan=False))
-    assert list(doc) == ["conditions"]
+    assert list(doc) == ["conditions", "prior", "frontier", "ratio_curves"]  # the last three: issue 16
     assert list(doc["conditions"]) == ["base", "uniform-0.6", "global-0.6", "global-0.4"]
+    assert doc["prior"] == {"lr": pytest.approx(0.1), "wd": pytest.approx(1e-4), "source": "grid centre"}
     for cond in doc["conditions"].values():
-        assert set(cond) == {"best", "roi", "risk"}
+        assert set(cond) == {"best", "roi", "risk", "importance", "importance_roi"}
+        assert set(cond["importance"]) == {"lr", "wd", "interaction"}
+        assert set(cond["importance_roi"]) == {"x", "log10_lr", "log10_wd", "lr", "wd", "interaction"}
         assert set(cond["best"]) == {"lr", "wd", "top1"}
         assert list(cond["roi"]) == ["0.5", "1.0"]
         for roi in cond["roi"].values():
@@ -201,3 +204,24 @@ def test_analysis_imports_neither_torch_nor_plotting():
             "bad=[m for m in sys.modules if m.split('.')[0] in ('torch','matplotlib','plotly')]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_prior_comes_from_the_study_yaml_of_a_study_directory(tmp_path):
+    import yaml
+
+    from hplandscape.store import StudyStore
+    from conftest import tiny_config
+
+    # a study whose prior is not the centre of the results' grid: only study.yaml can tell
+    StudyStore(tmp_path).init_study(tiny_config(grid={"prior_lr": 1.0, "prior_wd": 1e-5,
+                                                      "log10_lr": [-1.0, 0.0], "log10_wd": [-5.0, -4.0]}))
+    assert yaml.safe_load((tmp_path / "study.yaml").read_text())["grid"]["prior_lr"] == 1.0
+    _table().to_csv(tmp_path / "results.csv", index=False)
+    for source in (tmp_path, tmp_path / "results.csv"):
+        result = analysis.analyze(analysis.load_results(source))
+        assert (result.prior.log10_lr, result.prior.log10_wd, result.prior.source) == (0.0, -5.0, "study.yaml")
+        assert result.condition("global-0.5").prior_top1 == 88.0  # PRUNED at (0, −5)
+    (tmp_path / "elsewhere").mkdir()
+    plain = tmp_path / "elsewhere" / "results.csv"
+    _table().to_csv(plain, index=False)
+    assert analysis.analyze(plain).prior.source == "grid centre"

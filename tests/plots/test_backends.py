@@ -45,3 +45,33 @@ def test_matplotlib_figures_render_to_png_and_pdf(result, tmp_path):
         assert data[:4] in (b"\x89PNG", b"%PDF") and len(data) > 10_000
     assert len(mpl_backend.landscape_figure(result).axes) == 2 * 4 + 1  # panels + colour bar
     assert dict(matplotlib.rcParams) == before  # no global style change
+
+
+@pytest.fixture(scope="module")
+def ratios():
+    from hplandscape.analysis.example import synthetic_ratio_results
+
+    return analysis.analyze(synthetic_ratio_results())
+
+
+def test_frontier_figures_in_both_back_ends(result, tmp_path):
+    fig = plotly_backend.frontier_figure(result)
+    fronts = [t for t in fig.data if t.name and t.name.startswith("Pareto front")]
+    assert [t.line.shape for t in fronts] == ["hv", "hv"]
+    points = [t for t in fig.data if t.mode and "markers" in t.mode]
+    assert [len(t.x) for t in points] == [4, 4]  # every condition, re-tuned and at the prior
+    assert "hypervolume" in points[0].name
+    mpl_backend.save(mpl_backend.frontier_figure(result), tmp_path / "frontier.png")
+    assert (tmp_path / "frontier.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_ratio_curve_figures_in_both_back_ends(ratios, tmp_path):
+    fig = plotly_backend.ratio_curve_figure(ratios)
+    assert [a.text for a in fig.layout.annotations][:2] == ["uniform", "global"]
+    curves = [t for t in fig.data if t.mode == "lines"]
+    assert len(curves) == 4 and all(len(t.x) == 200 for t in curves)
+    assert len([s for s in fig.layout.shapes]) == 4  # one 1-point-drop line per fitted curve
+    mfig = mpl_backend.ratio_curve_figure(ratios)
+    assert len(mfig.axes) == 2
+    mpl_backend.save(mfig, tmp_path / "ratio.png")
+    assert (tmp_path / "ratio.png").stat().st_size > 10_000
