@@ -40,7 +40,7 @@ from hplandscape.archspec import METHODS as PRUNING_METHODS
 from hplandscape.choices import DATASETS, DEVICES, ENGINES, EXECUTORS, PRUNING_SOURCES  # noqa: F401  (re-exported)
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
-from hplandscape.recipes import AUGMENTATIONS, DATA_ORDERS, MILESTONE_UNITS, PRESETS, Recipe, fraction_epoch
+from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe, fraction_epoch
 
 #: A condition's method: the unpruned basemodel (``none``) or a structured pruning method.
 METHODS = ("none", *PRUNING_METHODS)
@@ -542,7 +542,7 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
         channels_last=s.bool_("channels_last", base.channels_last),
         amp=s.bool_("amp", base.amp),
         threads=s.int_("threads", base.threads),
-        data_order=s.str_("data_order", base.data_order, choices=DATA_ORDERS),
+        randomness=s.str_("randomness", base.randomness, choices=RANDOMNESS),
     )
 
 

@@ -28,9 +28,9 @@ from hplandscape.data import load_data
 from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
 from hplandscape.lifecycle import (NetworkFacts, RunProgress, build_network, check_interval, choose_placement,
-                                   data_seed, evaluate, finish_run, load_checkpoint, make_optimizer, resolve_device,
+                                   data_seed, evaluate, finish_run, init_seed, load_checkpoint, make_optimizer, resolve_device,
                                    save_checkpoint, spec_fingerprint)
-from hplandscape.recipes import DATA_ORDERS
+from hplandscape.recipes import RANDOMNESS
 from hplandscape.store import RunFiles
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ def choose_engine(engine: str, device) -> str:
     return "fused" if dev.startswith("cuda") else "sequential"
 
 
-def train_fused(specs, *, data_order: str | None = None) -> list[dict]:
+def train_fused(specs, *, randomness: str | None = None) -> list[dict]:
     """Train runs of one study together, B at a time in one fused network.
 
     Runs that can share a network (same architecture, data, recipe and device; they differ in lr,
@@ -73,11 +73,12 @@ def train_fused(specs, *, data_order: str | None = None) -> list[dict]:
     Parameters
     ----------
     specs : sequence of RunSpec
-    data_order : {"shared", "per_point"}, optional
-        Overrides each spec's ``recipe.data_order``. ``shared`` (common random numbers): every run
-        sees the batches its seed gives, so runs with one seed see the same batches. ``per_point``:
-        each run draws its own order and augmentation from a stream seeded by its seed *and* grid
-        point. Either way a fused record equals the sequential engine's up to float rounding.
+    randomness : {"independent", "common"}, optional
+        Overrides each spec's ``recipe.randomness``. ``common`` (common random numbers): runs of one
+        seed share their init and batches (one data stream per seed). ``independent``: each run has
+        its own init and data stream, seeded by its seed *and* grid point (the fused network then
+        takes one batch per model). Either way a fused record equals the sequential engine's up to
+        float rounding.
 
     Returns
     -------
@@ -88,8 +89,7 @@ def train_fused(specs, *, data_order: str | None = None) -> list[dict]:
     Notes
     -----
     - Per-run checkpoints in the sequential engine's format go to ``RunFiles(run_dir).checkpoint``
-      after every epoch; an interrupted fused group resumes from them (and so can ``train_run``,
-      with the shared order).
+      after every epoch; an interrupted fused group resumes from them (and so can ``train_run``).
     - A run whose loss turns NaN/inf is frozen at that step, evaluated as it is at the end of the
       epoch (as the sequential engine does) and recorded with ``diverged: true``; the others train on.
     - Dropout masks are drawn for all models at once, so networks with dropout match the sequential
@@ -98,12 +98,12 @@ def train_fused(specs, *, data_order: str | None = None) -> list[dict]:
     Raises
     ------
     UserError
-        Bad ``data_order``, or whatever :func:`~hplandscape.train.train_run` would refuse.
+        Bad ``randomness``, or whatever :func:`~hplandscape.train.train_run` would refuse.
     """
-    if data_order is not None:
-        if data_order not in DATA_ORDERS:
-            raise UserError(f"data_order must be one of {', '.join(DATA_ORDERS)}; got {data_order!r}")
-        specs = [dataclasses.replace(s, recipe=dataclasses.replace(s.recipe, data_order=data_order))
+    if randomness is not None:
+        if randomness not in RANDOMNESS:
+            raise UserError(f"randomness must be one of {', '.join(RANDOMNESS)}; got {randomness!r}")
+        specs = [dataclasses.replace(s, recipe=dataclasses.replace(s.recipe, randomness=randomness))
                  for s in specs]
     specs = list(specs)
     groups: dict[str, list] = {}
@@ -156,7 +156,7 @@ def _train_group(specs):
     runs = []
     for s in specs:
         RunFiles(s.run_dir).dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(s.seed)  # the seed fixes the He init, as in the sequential engine
+        torch.manual_seed(init_seed(s))  # the He init, seeded as in the sequential engine
         run = _Run(s, *build_network(s, info))
         run.resume()
         runs.append(run)

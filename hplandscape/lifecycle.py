@@ -232,12 +232,22 @@ def make_optimizer(model, lr: float, wd: float, recipe) -> torch.optim.SGD:
     return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum, nesterov=recipe.nesterov)
 
 
+def init_seed(spec) -> int:
+    """Seed of a run's He initialisation: its seed under ``randomness: common`` (one init per seed
+    for every grid point), else a hash of its seed and grid point (``independent``)."""
+    return _run_seed(spec, "init")
+
+
 def data_seed(spec) -> int:
-    """Seed of a run's data order and augmentation: its seed, or with ``recipe.data_order ==
-    "per_point"`` a hash of its seed and grid point (an independent stream per point)."""
-    if spec.recipe.data_order == "shared":
+    """Seed of a run's data order and augmentation: its seed under ``randomness: common`` (one
+    batch order per seed for every grid point), else a hash of its seed and grid point."""
+    return _run_seed(spec, "data")
+
+
+def _run_seed(spec, stream: str) -> int:
+    if spec.recipe.randomness == "common":
         return spec.seed
-    digest = hashlib.sha256(f"{spec.seed}:{spec.point.key}".encode()).digest()
+    digest = hashlib.sha256(f"{spec.seed}:{spec.point.key}:{stream}".encode()).digest()
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
@@ -405,6 +415,7 @@ def _record(spec, progress: RunProgress, last_eval, info, facts: NetworkFacts, d
         "log10_wd": spec.point.log10_wd,
         "seed": spec.seed,
         "recipe": spec.recipe.to_dict(),
+        "randomness": spec.recipe.randomness,
         "data": dataclasses.asdict(spec.data),
         "top1": top1,
         "top5": top5 if info.num_classes > 5 else None,

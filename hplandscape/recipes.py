@@ -19,7 +19,7 @@ PARAMETRISATION = (
 
 AUGMENTATIONS = ("cifar", "imagenet", "digits", "none")
 MILESTONE_UNITS = ("fraction", "epoch")
-DATA_ORDERS = ("shared", "per_point")
+RANDOMNESS = ("independent", "common")
 
 
 @dataclass(frozen=True)
@@ -52,11 +52,12 @@ class Recipe:
         CUDA speed options (memory format, mixed precision); ignored on the CPU.
     threads : int or None
         torch CPU threads for one run (None: torch's default).
-    data_order : {"shared", "per_point"}
-        ``shared`` (default, common random numbers): the data order and augmentation come from the
-        seed alone, so all grid points of one seed see the same batches and neighbouring points
-        differ only by their hyperparameters. ``per_point``: each grid point draws its own stream,
-        seeded by the seed *and* the point.
+    randomness : {"independent", "common"}
+        How the runs of one seed share randomness (method §10). ``independent`` (default, as if
+        every run were a separate experiment): the He init, the data order and the augmentation
+        are seeded by the seed *and* the grid point, so the noise of two grid points is
+        independent. ``common`` (common random numbers): one init and one batch order per seed,
+        shared by every grid point, so neighbouring points differ only by their hyperparameters.
 
     Examples
     --------
@@ -81,7 +82,7 @@ class Recipe:
     channels_last: bool = False
     amp: bool = False
     threads: int | None = None
-    data_order: str = "shared"
+    randomness: str = "independent"
 
     def milestone_epochs(self) -> tuple:
         """Epochs (0-based) from which each lr decay applies, sorted."""

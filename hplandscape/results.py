@@ -21,7 +21,7 @@ from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.store import StudyStore, check_file_target
 
 COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
-           "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "run_id")
+           "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "randomness", "run_id")
 FORMATS = ("csv", "parquet")
 
 

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from hplandscape.data import load_data
 from hplandscape.lifecycle import (NetworkFacts, RunProgress, build_network, check_interval, choose_placement,
-                                   data_seed, evaluate, finish_run, grad_scaler, load_checkpoint, make_optimizer,
+                                   data_seed, evaluate, finish_run, init_seed, grad_scaler, load_checkpoint, make_optimizer,
                                    resolve_device, save_checkpoint, spec_fingerprint)
 from hplandscape.store import RunFiles
 
@@ -79,7 +79,7 @@ def train_run(spec) -> dict:
     files.dir.mkdir(parents=True, exist_ok=True)
 
     data = load_data(spec.data)
-    torch.manual_seed(spec.seed)  # the seed fixes the He init ...
+    torch.manual_seed(init_seed(spec))  # the seed (and, independent, the point) fixes the He init ...
     model, arch_hash = build_network(spec, data.info)
     facts = NetworkFacts.of(model, arch_hash, data.info)
     placement = choose_placement(recipe, device)

@@ -92,7 +92,7 @@ MALFORMED = [
     ("train.milestones_unit", "steps", "train.milestones_unit", "fraction, epoch"),
     ("train.preset", "cifar100", "train.preset", "one of"),
     ("train.nesterov", "yes", "train.nesterov", "true or false"),
-    ("train.data_order", "random", "train.data_order", "shared, per_point"),
+    ("train.randomness", "random", "train.randomness", "independent, common"),
     ("model", "resnet57", "model", "available"),
     ("model", _DELETE, "model", "is required"),
     ("modle", "resnet20", "modle", "not a known key"),

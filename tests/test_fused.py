@@ -85,7 +85,9 @@ def test_train_fused_records_match_sequential_runs_including_a_diverged_one(tmp_
 
 def test_interrupted_fused_group_resumes_from_per_run_checkpoints(tmp_path, monkeypatch):
     points = [(-1.0, -4.0, 0), (-1.4, -3.0, 0)]
-    whole = train_fused(_specs(tmp_path / "whole", points, epochs=3))
+    # Common randomness: the whole group and the resumed single run compute through the same
+    # (shared-batch) convolution path, so they can be compared bit for bit.
+    whole = train_fused(_specs(tmp_path / "whole", points, epochs=3, randomness="common"))
     save = fused_mod._save_run_checkpoint
     calls = []
 
@@ -96,7 +98,7 @@ def test_interrupted_fused_group_resumes_from_per_run_checkpoints(tmp_path, monk
             raise KeyboardInterrupt
 
     monkeypatch.setattr(fused_mod, "_save_run_checkpoint", save_then_die)
-    specs = _specs(tmp_path / "cut", points, epochs=3)
+    specs = _specs(tmp_path / "cut", points, epochs=3, randomness="common")
     with pytest.raises(KeyboardInterrupt):
         train_fused(specs)
     monkeypatch.setattr(fused_mod, "_save_run_checkpoint", save)
@@ -115,21 +117,23 @@ def test_interrupted_fused_group_resumes_from_per_run_checkpoints(tmp_path, monk
             assert hg["train_loss"] == pytest.approx(hw["train_loss"], rel=1e-4)
 
 
-def test_per_point_data_order_gives_each_point_its_own_stream_in_both_engines(tmp_path):
+def test_randomness_independent_or_common_in_both_engines(tmp_path):
     points = [(-1.0, -4.0, 0), (-1.0, -3.9999, 0)]  # (almost) the same hyperparameters
-    shared = train_fused(_specs(tmp_path / "s", [(-1.0, -4.0, 0)], epochs=1))[0]
-    recs = train_fused(_specs(tmp_path / "f", points, epochs=1), data_order="per_point")
-    assert all(r["recipe"]["data_order"] == "per_point" for r in recs)
-    assert shared["recipe"]["data_order"] == "shared"
-    # Same init, different data streams: different losses.
-    assert recs[0]["history"][0]["train_loss"] != pytest.approx(shared["history"][0]["train_loss"], rel=1e-6)
-    assert recs[0]["history"][0]["train_loss"] != pytest.approx(recs[1]["history"][0]["train_loss"], rel=1e-3)
-    # The sequential engine draws the same per-point stream from the recipe.
-    seq = [train_run(s) for s in _specs(tmp_path / "q", points, epochs=1, data_order="per_point")]
-    for f, s in zip(recs, seq):
-        _assert_same_run(f, s)
-    with pytest.raises(UserError, match="data_order must be one of shared, per_point; got 'random'"):
-        train_fused(_specs(tmp_path / "f", points, epochs=1), data_order="random")
+    common = train_fused(_specs(tmp_path / "c", points, epochs=1), randomness="common")
+    indep = train_fused(_specs(tmp_path / "f", points, epochs=1), randomness="independent")
+    assert all(r["randomness"] == r["recipe"]["randomness"] == "common" for r in common)
+    assert all(r["randomness"] == "independent" for r in indep)
+    # common: one init and one batch order per seed, so (almost) equal hyperparameters give
+    # (almost) equal losses; independent: each point its own init and stream.
+    assert common[0]["history"][0]["train_loss"] == pytest.approx(common[1]["history"][0]["train_loss"], rel=1e-3)
+    assert indep[0]["history"][0]["train_loss"] != pytest.approx(indep[1]["history"][0]["train_loss"], rel=1e-3)
+    # The sequential engine seeds init and data the same way from the recipe.
+    for randomness, fused in (("independent", indep), ("common", common)):
+        seq = [train_run(s) for s in _specs(tmp_path / f"q-{randomness}", points, epochs=1, randomness=randomness)]
+        for f, s in zip(fused, seq):
+            _assert_same_run(f, s)
+    with pytest.raises(UserError, match="randomness must be one of independent, common; got 'random'"):
+        train_fused(_specs(tmp_path / "f", points, epochs=1), randomness="random")
 
 
 def test_benchmark_quick_mode_runs_and_reports_both_engines(tmp_path):

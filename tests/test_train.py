@@ -26,7 +26,7 @@ from hplandscape.train import train_run
 REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd",
                "seed", "recipe", "top1", "top5", "history", "epochs_completed", "wall_time_s", "params",
-               "flops", "arch_hash", "diverged", "diverged_epoch", "device", "parametrisation", "provenance"}
+               "flops", "arch_hash", "diverged", "diverged_epoch", "device", "parametrisation", "provenance", "randomness"}
 
 
 def make_spec(run_dir, *, log10_lr=-1.0, log10_wd=-4.0, seed=0, epochs=3, data=None, arch=None,
