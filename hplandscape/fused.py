@@ -28,7 +28,7 @@ from hplandscape.data import load_data
 from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
 from hplandscape.lifecycle import (NetworkFacts, RunProgress, build_network, check_interval, choose_placement,
-                                   data_seed, evaluate, finish_run, init_seed, load_checkpoint, make_optimizer, resolve_device,
+                                   data_seed, evaluate, finish_run, init_seed, resume, make_optimizer, resolve_device,
                                    save_checkpoint, spec_fingerprint)
 from hplandscape.recipes import RANDOMNESS
 from hplandscape.store import RunFiles
@@ -139,7 +139,7 @@ class _Run:
             return
         s = self.spec
         opt = make_optimizer(self.model, s.lr, s.wd, s.recipe)
-        self.progress = load_checkpoint(self.files.checkpoint, self.fingerprint, self.model, opt, self.generator)
+        self.progress = resume(self.files, self.fingerprint, self.model, opt, self.generator)
         self.momentum = {n: opt.state[p]["momentum_buffer"] for n, p in self.model.named_parameters()
                          if "momentum_buffer" in opt.state.get(p, {})}
         log.info("%s: resuming at epoch %d from %s", s.run_id, self.progress.next_epoch, self.files.checkpoint)

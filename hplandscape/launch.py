@@ -23,7 +23,7 @@ from submitit.core.utils import UncompletedJobError
 from hplandscape import claims
 from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S, current_job_id
 from hplandscape.errors import RunFailure
-from hplandscape.store import RunState, StudyStore
+from hplandscape.store import RunState, StudyStore, set_aside
 
 # -- the job ----------------------------------------------------------------------------------
 
@@ -137,7 +137,7 @@ def _resolve(store: StudyStore, spec):
 def _keep_invalid_record(store: StudyStore, spec) -> None:
     """A damaged record is kept for inspection, never silently overwritten by the new one."""
     if store.record_problem(spec.run_id) is not None:
-        moved = store.set_aside(store.record_path(spec.run_id))
+        moved = set_aside(store.record_path(spec.run_id))
         print(f"{spec.run_id}: invalid record moved to {moved}", flush=True)
 
 

@@ -34,6 +34,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +49,9 @@ from hplandscape.models import build_model, count_flops, count_params, save_weig
 from hplandscape.pruning import build_from_spec
 from hplandscape.provenance import device_name, provenance
 from hplandscape.recipes import PARAMETRISATION
-from hplandscape.store import RunFiles
+from hplandscape.store import RunFiles, set_aside
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
 # On a GPU every host-device sync costs; the loss is checked for NaN/inf this often there. On the
@@ -313,28 +316,53 @@ def save_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, s
         torch.save(payload, fh)
 
 
+class UnreadableCheckpoint(UserError):
+    """A checkpoint file that cannot be read back (truncated, not a checkpoint, a damaged state)."""
+
+
+def resume(files: RunFiles, fingerprint: str, model, optimizer, generator, scaler=None) -> RunProgress:
+    """The run's progress from its checkpoint (restored into the given objects), or a fresh
+    :class:`RunProgress` when there is none.
+
+    A checkpoint that cannot be read (e.g. truncated by a crash or a full disk) is moved aside as
+    ``checkpoint.pt.corrupt-<time>``, kept for inspection, and the run restarts from scratch: it
+    would otherwise fail on every sweep until deleted by hand. The checkpoint of another run
+    (another fingerprint) is still refused: that is a study mix-up to look at, not damage.
+    """
+    if not files.checkpoint.exists():
+        return RunProgress()
+    try:
+        return load_checkpoint(files.checkpoint, fingerprint, model, optimizer, generator, scaler)
+    except UnreadableCheckpoint as e:
+        moved = set_aside(files.checkpoint)
+        log.warning("%s; moved it to %s, the run restarts from scratch", e, moved)
+        return RunProgress()
+
+
 def load_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, scaler=None) -> RunProgress:
     """Restore what :func:`save_checkpoint` wrote into ``model``, ``optimizer``, the random states,
     ``generator`` and ``scaler``; return the run's progress.
 
     Raises
     ------
+    UnreadableCheckpoint
+        Naming ``path``: an unreadable file, not an hplandscape checkpoint, or a damaged run state.
     UserError
-        Naming ``path``: an unreadable file, not an hplandscape checkpoint, or the checkpoint of
-        another run (its fingerprint differs from ``fingerprint``).
+        The checkpoint of another run (its fingerprint differs from ``fingerprint``).
     """
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise UserError(f"{path}: cannot read this checkpoint ({type(exc).__name__}); delete it to "
-                        "restart the run from scratch") from None
+        raise UnreadableCheckpoint(f"{path}: cannot read this checkpoint ({type(exc).__name__})") from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path}: not an hplandscape checkpoint (format {CHECKPOINT_FORMAT}); delete it "
-                        "to restart the run from scratch")
-    if ckpt["fingerprint"] != fingerprint:
+        raise UnreadableCheckpoint(f"{path}: not an hplandscape checkpoint (format {CHECKPOINT_FORMAT})")
+    if ckpt.get("fingerprint") != fingerprint:
         raise UserError(f"{path}: this checkpoint belongs to a different run (other config, seed, "
                         "architecture or data); delete it to restart the run from scratch")
-    progress = RunProgress.from_dict(ckpt["state"], where=str(path))
+    try:
+        progress = RunProgress.from_dict(ckpt["state"], where=str(path))
+    except (UserError, KeyError) as e:
+        raise UnreadableCheckpoint(str(e)) from None
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     torch.set_rng_state(ckpt["torch_rng"])

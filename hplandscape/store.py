@@ -209,6 +209,20 @@ def check_file_target(path, what: str) -> Path:
     return path
 
 
+def set_aside(path) -> Path:
+    """Rename a damaged file to ``<name>.corrupt-<UTC time>`` next to it: kept for inspection, out
+    of the way of the run that replaces it. Returns the new path."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    path.replace(target)
+    return target
+
+
 def default_study_dir(study_name: str) -> Path:
     """Where a study goes when no ``--study-dir`` is given: ``studies/<name>`` under the current
     directory."""
@@ -422,18 +436,6 @@ class StudyStore:
             return record_problem(json.loads(text), run_id)
         except ValueError:
             return "not complete JSON (truncated?)"
-
-    def set_aside(self, path: Path) -> Path:
-        """Rename a damaged file to ``<name>.corrupt-<UTC time>`` next to it: kept for inspection,
-        out of the way of the run that replaces it."""
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        target = path.with_name(f"{path.name}.corrupt-{stamp}")
-        n = 1
-        while target.exists():
-            n += 1
-            target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
-        path.replace(target)
-        return target
 
     def iter_records(self, config=None):
         """The valid records of the study's runs (:func:`study_runs`), in that order."""

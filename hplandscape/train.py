@@ -22,8 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from hplandscape.data import load_data
-from hplandscape.lifecycle import (NetworkFacts, RunProgress, build_network, check_interval, choose_placement,
-                                   data_seed, evaluate, finish_run, init_seed, grad_scaler, load_checkpoint, make_optimizer,
+from hplandscape.lifecycle import (NetworkFacts, build_network, check_interval, choose_placement,
+                                   data_seed, evaluate, finish_run, init_seed, grad_scaler, resume, make_optimizer,
                                    resolve_device, save_checkpoint, spec_fingerprint)
 from hplandscape.store import RunFiles
 
@@ -88,10 +88,9 @@ def train_run(spec) -> dict:
     scaler = grad_scaler(placement)
     generator = torch.Generator().manual_seed(data_seed(spec))  # ... and the data order and augmentation
 
-    progress = RunProgress()
     fingerprint = spec_fingerprint(spec)
-    if files.checkpoint.exists():
-        progress = load_checkpoint(files.checkpoint, fingerprint, model, optimizer, generator, scaler)
+    progress = resume(files, fingerprint, model, optimizer, generator, scaler)
+    if progress.next_epoch:
         log.info("%s: resuming at epoch %d from %s", spec.run_id, progress.next_epoch, files.checkpoint)
 
     data = data.to(device)

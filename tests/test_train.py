@@ -137,6 +137,18 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
         train_run(spec)
 
 
+def test_truncated_checkpoint_is_set_aside_and_the_run_restarts(tmp_path):
+    fresh = train_run(make_spec(tmp_path / "fresh", epochs=1))
+    spec = make_spec(tmp_path / "r", epochs=1)
+    ckpt = RunFiles(tmp_path / "r").checkpoint
+    (tmp_path / "r").mkdir()
+    ckpt.write_bytes(b"PK\x03\x04 half a checkpoint")  # a crash or a full disk mid-write
+    record = train_run(spec)
+    assert without_timings(record) == without_timings(fresh), "restarted from scratch"
+    kept = list((tmp_path / "r").glob("checkpoint.pt.corrupt-*"))
+    assert len(kept) == 1 and kept[0].read_bytes().startswith(b"PK"), "the damaged file is kept"
+
+
 def test_absurd_lr_is_recorded_as_diverged_not_raised(tmp_path):
     rec = train_run(make_spec(tmp_path / "d", log10_lr=4.0, epochs=4))
     assert rec["diverged"] is True
