@@ -17,6 +17,7 @@ import io
 import pandas as pd
 
 from hplandscape.errors import UserError
+from hplandscape.grid import GridPoint
 from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.store import StudyStore, check_file_target
 
@@ -57,7 +58,9 @@ def collect(study_dir, out=None, format: str = "csv") -> pd.DataFrame:
             raise UserError("Parquet output needs pyarrow, which is not installed: "
                             "`pip install pyarrow` (or hplandscape[parquet]), or use --format csv") from None
     store = StudyStore.open(study_dir)
-    table = records_table(store.iter_records())
+    config = store.config()
+    table = records_table(store.iter_records(config), grid=(config.grid.log10_lr_values(),
+                                                          config.grid.log10_wd_values()))
     out = check_file_target(store.results_path(format) if out is None else out, "the results file")
     if format == "csv":
         buf = io.StringIO()
@@ -71,19 +74,32 @@ def collect(study_dir, out=None, format: str = "csv") -> pd.DataFrame:
     return table
 
 
-def records_table(records) -> pd.DataFrame:
-    """Rows of :data:`COLUMNS` (plus ``arch_hash``) from run records."""
+def _on_grid(row: dict, grid) -> bool:
+    point = GridPoint.from_values(row["lr"], row["wd"])  # the grid's identity rule
+    return point.log10_lr in grid[0] and point.log10_wd in grid[1]
+
+
+def records_table(records, grid=None) -> pd.DataFrame:
+    """Rows of :data:`COLUMNS` (plus ``arch_hash`` and ``on_grid``) from run records.
+
+    ``grid`` = (log10 lr values, log10 wd values) of the study marks each run ``on_grid``; the
+    basemodel at a prior that the grid leaves out is trained anyway (the pruning source) and gets
+    ``on_grid`` False, so the analysis reports it on its own instead of as a grid cell.
+    """
     rows = []
     for r in records:
         row = {c: r.get(c) for c in COLUMNS}
         row["method"] = row["method"] or "none"
+        row["randomness"] = row["randomness"] or (r.get("recipe") or {}).get("randomness") or "common"
         row["arch_hash"] = r.get("arch_hash")
+        row["on_grid"] = grid is None or _on_grid(row, grid)
         rows.append(row)
-    table = pd.DataFrame(rows, columns=list(COLUMNS) + ["arch_hash"])
+    table = pd.DataFrame(rows, columns=list(COLUMNS) + ["arch_hash", "on_grid"])
     if len(table):
         table = table.sort_values(["condition", "log10_lr", "log10_wd", "seed"], kind="stable")
         table = table.reset_index(drop=True)
     table["diverged"] = table["diverged"].astype(bool)
+    table["on_grid"] = table["on_grid"].astype(bool)
     for c in ("top1", "top5", "ratio", "lr", "wd", "log10_lr", "log10_wd", "wall_time_s"):
         table[c] = pd.to_numeric(table[c], errors="coerce").astype(float)
     return table

@@ -83,3 +83,23 @@ def test_one_invalid_record_does_not_stop_the_analysis_of_the_others(study, caps
     assert code == 0, err
     code, out, _ = _cli(capsys, "status", store.root)
     assert "condition is missing" in out and "1 corrupt record" in out
+
+
+def test_a_prior_off_the_grid_is_its_own_point_never_missing_cells(tmp_path, fake_env):
+    from conftest import fake_prune, fake_train_run
+    from hplandscape import analysis
+    from hplandscape.status import study_status
+    from hplandscape.sweep import run_sweep
+
+    # explicit axes that leave the prior (lr 0.1, wd 1e-4) out, as an even grid size does
+    config = tiny_config(grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -0.5],
+                               "log10_wd": [-4.5, -3.5]})
+    summary = run_sweep(config, tmp_path, executor="debug", train_fn=fake_train_run, prune_fn=fake_prune,
+                        progress=False)
+    assert summary.finished and summary.planned == 9  # 2 × 2 × 2 conditions + the pruning source
+    status = study_status(StudyStore(tmp_path))
+    assert status.complete and status.total == 9
+    result = analysis.analyze(analysis.load_results(tmp_path))
+    assert [(m.condition, m.log10_lr, m.log10_wd) for m in result.off_grid] == [("base", -1.0, -4.0)]
+    assert result.missing == () and result.grid.log10_lr == (-1.5, -0.5)
+    assert any("off the grid" in line for line in analysis.warning_lines(result))

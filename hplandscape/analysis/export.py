@@ -207,6 +207,7 @@ def warning_lines(result: StudyAnalysis) -> list[str]:
         out += ["  " + m.describe() for m in result.missing[:20]]
         if len(result.missing) > 20:
             out.append(f"  … and {len(result.missing) - 20} more")
+    out += [m.describe() for m in result.off_grid]
     if result.diverged:
         out.append(f"{len(result.diverged)} run(s) diverged (kept with their chance-level top-1):")
         out += ["  " + m.describe() for m in result.diverged[:20]]

@@ -180,11 +180,14 @@ class RunIssue(Log10Values):
     log10_lr: float
     log10_wd: float
     seed: int
-    kind: str  # "missing" | "failed" | "diverged"
+    kind: str  # "missing" | "failed" | "diverged" | "off_grid"
     top1: Optional[float] = None
 
     def describe(self) -> str:
         where = f"{self.condition} lr={self.lr:.4g} wd={self.wd:.4g} seed {self.seed}"
+        if self.kind == "off_grid":
+            return (f"{where}: the basemodel at the prior, off the grid (trained as the pruning source), "
+                    f"top-1 {self.top1:.2f}; reported on its own, not part of the landscape")
         if self.kind == "diverged":
             return f"{where}: diverged (top-1 {self.top1:.2f}, counted as measured)"
         if self.kind == "failed":
@@ -242,6 +245,7 @@ class StudyAnalysis:
     conditions: tuple  # ConditionAnalysis, basemodel first
     missing: tuple = field(default=())  # RunIssue (kind "missing" or "failed")
     diverged: tuple = field(default=())  # RunIssue (kind "diverged")
+    off_grid: tuple = field(default=())  # RunIssue (kind "off_grid"): runs outside the grid, e.g. the prior
     prior: Optional[PriorInfo] = None
     frontier: Optional[FrontierInfo] = None
     ratio_curves: tuple = field(default=())  # RatioCurveInfo, by method then kind ("best", "prior")

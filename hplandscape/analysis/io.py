@@ -117,6 +117,8 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
         raise UserError(f"{source}: column seed must hold integers, got {_show(df['seed'].iloc[i])} in row {i + 1}")
     df["seed"] = seeds.astype(int)
     df["diverged"] = _bools(df["diverged"], source) if "diverged" in df.columns else False
+    # Runs outside the study's grid (``collect`` marks them; tables without the column have none)
+    df["on_grid"] = _bools(df["on_grid"], source, "on_grid", empty=True) if "on_grid" in df.columns else True
     df["log10_lr"] = np.round(np.log10(df["lr"].to_numpy(float)), GRID_DECIMALS) + 0.0
     df["log10_wd"] = np.round(np.log10(df["wd"].to_numpy(float)), GRID_DECIMALS) + 0.0
     _check_conditions(df, source)
@@ -143,14 +145,15 @@ def _numeric(df: pd.DataFrame, col: str, source: str) -> pd.Series:
     return values.astype(float)
 
 
-def _bools(col: pd.Series, source: str) -> pd.Series:
+def _bools(col: pd.Series, source: str, name: str = "diverged", empty: bool = False) -> pd.Series:
+    """true/false cells (as CSV writes them); an empty cell is ``empty``."""
     table = {"true": True, "1": True, "1.0": True, "false": False, "0": False, "0.0": False,
-             "nan": False, "none": False, "": False}
+             "nan": empty, "none": empty, "": empty}
     text = col.astype(str).str.strip().str.lower()
     bad = ~text.isin(table.keys())
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{source}: column diverged must be true/false, got {_show(col.iloc[i])} in row {i + 1}")
+        raise UserError(f"{source}: column {name} must be true/false, got {_show(col.iloc[i])} in row {i + 1}")
     return text.map(table).astype(bool)
 
 

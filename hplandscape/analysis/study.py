@@ -69,6 +69,11 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     """
     df = load_results(table)
     source = df.attrs.get(SOURCE_ATTR, "<DataFrame>")
+    # The basemodel at the prior is trained even when the grid leaves the prior out (the pruned
+    # conditions need its weights); such a run is reported on its own, never as a grid cell.
+    off_grid = tuple(RunIssue(str(r.condition), float(r.log10_lr), float(r.log10_wd), int(r.seed), "off_grid",
+                              float(r.top1)) for r in df[~df["on_grid"]].itertuples())
+    df = df[df["on_grid"]].reset_index(drop=True)
     xs = _check_xs(xs)
     for name, value in (("k", k), ("risk_x", risk_x), ("edge_x", edge_x), ("importance_x", importance_x)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
@@ -109,7 +114,8 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
             prior_top1=values.get((prior_point.log10_wd, prior_point.log10_lr))))
     result = StudyAnalysis(source=source, base=base, xs=xs, k=float(k), risk_x=float(risk_x),
                            edge_x=float(edge_x), grid=grid, seeds=seeds, conditions=tuple(conditions),
-                           missing=tuple(missing), diverged=tuple(diverged), prior=prior_point)
+                           missing=tuple(missing), diverged=tuple(diverged), prior=prior_point,
+                           off_grid=off_grid)
     base_c = result.base_condition
 
     def pruned_fraction(c) -> float:
