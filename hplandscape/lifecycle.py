@@ -44,6 +44,7 @@ import torch
 
 from hplandscape.archspec import ArchSpec
 from hplandscape.atomic import atomic_open
+from hplandscape.choices import DEVICES
 from hplandscape.errors import UserError
 from hplandscape.models import build_model, count_flops, count_params, save_weights
 from hplandscape.pruning import build_from_spec
@@ -173,8 +174,8 @@ def resolve_device(requested: str) -> torch.device:
     if requested == "cuda" and not torch.cuda.is_available():
         raise UserError("device 'cuda' was requested but no CUDA device is available here; "
                         "use device: auto or cpu (launcher.device in the study config)")
-    if requested not in ("cpu", "cuda"):
-        raise UserError(f"device must be one of auto, cpu, cuda; got {requested!r}")
+    if requested not in DEVICES:
+        raise UserError(f"device must be one of {', '.join(DEVICES)}; got {requested!r}")
     return torch.device(requested)
 
 

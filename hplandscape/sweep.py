@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S
-from hplandscape.config import EXECUTORS, check_runnable
+from hplandscape.config import EXECUTORS, MAX_AXIS_POINTS, check_runnable
 from hplandscape.errors import UserError
 from hplandscape.executors import check_executor, default_max_parallel, threads_per_run
 from hplandscape.plan import PlannedRun, plan_study
@@ -259,6 +259,14 @@ def _extend_rounds(config, store: StudyStore, options: dict) -> SweepSummary:
         if not new_lr and not new_wd:
             note = (f"Grid extension: every condition's 1.0-ROI is enclosed by the grid"
                     f"{f' after {rounds} round(s)' if rounds else ''}.")
+            break
+        too_long = [axis for axis, values, new in (("lr", grid.log10_lr_values(), new_lr),
+                                                   ("wd", grid.log10_wd_values(), new_wd))
+                    if len(values) + len(new) > MAX_AXIS_POINTS]
+        if too_long:
+            note = (f"Grid extension stopped: one more round would give the {' and '.join(too_long)} axis more "
+                    f"than {MAX_AXIS_POINTS} points (the limit of a grid axis); the near-optimal region is "
+                    "still cut by the grid: check the prior and the grid step.")
             break
         if rounds == limit:
             sides = "; ".join(f"{c}: {', '.join(v)}" for c, v in proposal["sides"].items() if v)
