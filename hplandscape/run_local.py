@@ -12,6 +12,9 @@ again (a stale claim's run is launched in the next round).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -145,7 +148,8 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
             if kind != "debug" and len(running) >= max_parallel:
                 break
             pending.remove(item)
-            job = ex.submit(item[2])
+            with _children_write_to(store.local_controllers_log if kind == "local" else None):
+                job = ex.submit(item[2])
             if kind == "debug":  # runs in this process, now
                 outcomes += _settle(job, failures)
             else:
@@ -162,6 +166,33 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
             return failures, prune_error, sum(o.get("state") != "skipped" for o in outcomes)
         if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
             time.sleep(poll_s)
+
+
+@contextlib.contextmanager
+def _children_write_to(path):
+    """Processes started inside the block write their stdout and stderr to ``path``.
+
+    submitit's local executor starts one supervising process per job that inherits the terminal;
+    on Ctrl-C each printed a KeyboardInterrupt traceback after the prompt had returned. Their
+    output belongs in the study's logs. (The jobs' own output goes to their log files anyway.)
+    """
+    if path is None:
+        yield
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = (os.dup(1), os.dup(2))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with open(path, "a") as log:
+            os.dup2(log.fileno(), 1)
+            os.dup2(log.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
 
 
 def _settle(job, failures: list) -> list:

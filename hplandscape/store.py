@@ -316,6 +316,11 @@ class StudyStore:
     def logs_dir(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def local_controllers_log(self) -> Path:
+        """Output of the processes that supervise local jobs (kept off the user's terminal)."""
+        return self.logs_dir / "local-controllers.log"
+
     def submitted_job_ids(self) -> list[str]:
         """Ids of the scheduler jobs submitted for this study (submitit leaves
         ``logs/<job id>_submitted.pkl`` behind for each)."""
