@@ -231,3 +231,19 @@ def test_squeue_states_without_sacct(tmp_path, monkeypatch):
     assert squeue_states(["99"]) == {} and slurm_jobs_active(["99"]) is False
     fake.write_text("#!/bin/sh\necho 'slurm_load_jobs error: Socket timed out' >&2\nexit 1\n")
     assert squeue_states(["12"]) is None and slurm_jobs_active(["12"]) is None, "unknown, not finished"
+
+
+def test_processes_started_by_the_local_runner_write_to_the_study_log(tmp_path, capfd):
+    """submitit's local job supervisors print a traceback on Ctrl-C; it must not reach the terminal."""
+    import subprocess
+    import sys
+
+    from hplandscape.run_local import _children_write_to
+
+    log = tmp_path / "logs" / "local-controllers.log"
+    with _children_write_to(log):
+        subprocess.run([sys.executable, "-c", "import sys; print('child out'); print('child err', file=sys.stderr)"])
+    print("parent again")
+    out, err = capfd.readouterr()
+    assert "child" not in out + err and "parent again" in out
+    assert "child out" in log.read_text() and "child err" in log.read_text()
