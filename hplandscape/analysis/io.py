@@ -161,8 +161,8 @@ def _bools(col: pd.Series, source: str) -> pd.Series:
 
 def _randomness(col: pd.Series, source: str) -> pd.Series:
     # records written before train.randomness existed leave the cell empty: they ran independently
-    text = col.astype(str).str.strip().str.lower().replace({"nan": "", "none": ""})
-    text = text.where(text != "", RANDOMNESS[0])
+    text = col.astype(str).str.strip().str.lower()
+    text = text.where(~(col.isna() | text.isin(["", "nan", "none"])), RANDOMNESS[0])
     bad = ~text.isin(RANDOMNESS)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
