@@ -454,7 +454,8 @@ class EllipseIntervals:
     """Bootstrap intervals of one x-ROI's ellipse (method §8) over the seed resamples.
 
     ``fitted`` is the fraction of resamples whose x-ROI held enough points for an ellipse; the
-    intervals cover those resamples only (None where none had one, or with one seed).
+    intervals cover those resamples only. They are None with one seed, where no resample had an
+    ellipse, and where the data themselves have none (the estimate is None).
     """
 
     x: float

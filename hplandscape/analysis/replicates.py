@@ -96,7 +96,9 @@ def _ellipse_intervals(m: SeedMatrix, reps, roi, k: float, level: float) -> Elli
         return EllipseIntervals(roi.x, *(Interval(v, level=level) for v in est.values()), fitted=None)
     s = ellipse_samples(reps, m.coords, roi.x, k, MIN_ELLIPSE_POINTS)
     fitted = float(np.mean(s["fitted"]))
-    return EllipseIntervals(roi.x, *(_interval(v, s[name], level) for name, v in est.items()), fitted=fitted)
+    # no ellipse in the data: a few resamples that happen to have one describe no estimate
+    return EllipseIntervals(roi.x, *(_interval(v, None if e is None else s[name], level) for name, v in est.items()),
+                            fitted=fitted)
 
 
 def _theta_r(base: SeedMatrix, base_reps, base_analysis, risk_x: float) -> np.ndarray:

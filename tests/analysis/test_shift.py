@@ -164,6 +164,6 @@ def test_analyze_text_states_the_verdicts_and_the_one_seed_caveat():
     assert "uniform-0.6: no evidence that the optimum moved" in text
     assert "Its risk exceeds the unpruned model's own (0.26) by 0.57 points (95 % CI 0.18 to 0.84)" in text
     one = analysis.format_tables(analysis.analyze(synthetic_replicate_results(seeds=(0,))))
-    assert "one seed cannot tell a difference of this size from seed noise" in one
+    assert "one seed gives no measure of seed noise, so it cannot tell a difference of this size from seed noise" in one
     assert "`seeds: [0, 1, 2]` in the study YAML, then `hplandscape sweep` again: only the new runs train" in one
     assert "Re-tune" not in one and "Re-tune" not in text
