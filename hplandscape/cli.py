@@ -125,7 +125,7 @@ def cmd_analyze(args) -> int:
     from hplandscape import analysis
 
     table = analysis.load_results(args.source)
-    result = analysis.analyze(table, xs=tuple(args.x), k=args.k, base=args.base)
+    result = analysis.analyze(table, xs=tuple(args.x), k=args.k, base=args.base, n_boot=args.n_boot)
     from hplandscape.store import check_dir_target, output_dir
 
     out_dir = check_dir_target(args.out or output_dir(args.source, "analysis"), "the analysis folder")
@@ -141,7 +141,7 @@ def cmd_analyze(args) -> int:
 def cmd_report(args) -> int:
     from hplandscape.report import write_report
 
-    path = write_report(args.source, out_dir=args.out, xs=tuple(args.x), k=args.k)
+    path = write_report(args.source, out_dir=args.out, xs=tuple(args.x), k=args.k, n_boot=args.n_boot)
     print(f"Report: {path}")
     return EXIT_OK
 
@@ -278,6 +278,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="ROI widths in accuracy points (default: 0.5 1.0)")
         s.add_argument("--k", type=_positive_float, default=2.0, help="ellipse SDE multiplier (default 2)")
         s.add_argument("--out", help="output directory")
+        s.add_argument("--n-boot", type=_positive_int, default=1999, metavar="B",
+                       help="bootstrap resamples per condition for the intervals over seeds (default 1999, "
+                            "at least 99)")
         if name == "analyze":
             s.add_argument("--base", help="name of the basemodel condition (default: the one with method none)")
             s.add_argument("--json", action="store_true", help="machine-readable output")

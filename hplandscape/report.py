@@ -18,7 +18,9 @@ from pathlib import Path
 import pandas as pd
 
 from hplandscape import analysis
+from hplandscape.analysis.bootstrap import N_BOOT
 from hplandscape.analysis.info import StudyAnalysis, roi_key
+from hplandscape.analysis.verdict import EXTEND, describe_excess, describe_shift, seeds_line
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.provenance import git_state
 
@@ -29,7 +31,7 @@ _PACKAGES = {"hplandscape": "hplandscape", "numpy": "numpy", "scipy": "scipy", "
              "torch_pruning": "torch-pruning"}
 
 
-def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0) -> Path:
+def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, n_boot: int = N_BOOT) -> Path:
     """Analyse a study and write its report.
 
     Parameters
@@ -42,13 +44,16 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0) 
         ROI thresholds (accuracy points).
     k : float
         Standard-deviation multiplier of the ellipses.
+    n_boot : int
+        Bootstrap resamples per condition for the intervals over seeds (see
+        :func:`hplandscape.analysis.analyze`).
 
     Returns
     -------
     pathlib.Path
         The ``index.html`` written. Next to it: ``summary.md``, ``table_4_1.csv``,
-        ``table_4_2.csv``, ``importance.csv``, ``frontier.csv``, ``ratio_curves.csv``,
-        ``analysis.json`` and ``figures/*.png``.
+        ``table_4_2.csv``, ``shift.csv``, ``importance.csv``, ``frontier.csv``,
+        ``ratio_curves.csv``, ``analysis.json`` and ``figures/*.png``.
 
     Raises
     ------
@@ -56,7 +61,7 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0) 
         When the results cannot be read or analysed (see :func:`hplandscape.analysis.analyze`).
     """
     table = analysis.load_results(study_dir_or_csv)
-    result = analysis.analyze(table, xs=xs, k=k)
+    result = analysis.analyze(table, xs=xs, k=k, n_boot=n_boot)
     from hplandscape.store import check_dir_target
 
     out = check_dir_target(Path(out_dir) if out_dir is not None else _default_out(study_dir_or_csv),
@@ -115,40 +120,55 @@ def _static_figures(result: StudyAnalysis, folder: Path) -> list[Path]:
 # ---------------------------------------------------------------------------------- plain words
 
 def answers(result: StudyAnalysis) -> list[tuple[str, str]]:
-    """One plain-words answer per condition: what keeping the basemodel's settings costs."""
+    """One plain-words answer per condition: what keeping the basemodel's settings costs, how that
+    compares with the basemodel's own spread, and whether the optimum moved.
+
+    Every comparison comes from an interval over seeds (or says that one seed cannot give one);
+    there is no advice from a fixed threshold.
+    """
     base = result.base_condition
     n_r = len(base.risk.points) + len(base.risk.missing)
     out = []
     for c in result.conditions:
         r = c.risk
         best = f"{c.best.top1:.2f} % at lr {c.best.lr:.3g}, wd {c.best.wd:.3g}"
+        shift = f" Its optimum: {describe_shift(c.shift)}." if c.shift is not None else ""
         if r.n == 0:
             out.append((c.name, f"No run of {c.name} lies in the unpruned model's near-optimal region, so its "
-                                f"risk cannot be measured; its own best is {best}."))
+                                f"risk cannot be measured; its own best is {best}.{shift}{_truncated(c)}"))
             continue
+        ci = c.replicates.d_mean if c.replicates is not None else None
+        ci_text = (f"; 95 % CI of the mean {ci.lo:.2f} to {ci.hi:.2f}" if ci is not None and ci.defined else "")
         cost = (f"costs {r.d_mean:.2f} points of top-1 on average (std {r.d_std:.2f}, worst {r.d_max:.2f}; "
-                f"relative {100 * r.dR_mean:.2f} %) against its own best ({best})")
+                f"relative {100 * r.dR_mean:.2f} %{ci_text}) against its own best ({best})")
         if c.name == result.base:
             text = (f"Within the unpruned model's own near-optimal region ({r.n} settings within "
                     f"{result.risk_x:g} points of its best), picking any setting {cost}. This is the "
                     f"baseline spread the pruned models are compared with.")
         else:
-            ratio = r.d_mean / base.risk.d_mean if base.risk.d_mean > 0 else float("inf")
-            text = (f"Keeping the unpruned model's near-optimal settings {cost}, "
-                    f"{ratio:.1f}× the unpruned model's own spread. {_verdict(r.d_mean, r.d_max)}")
+            text = (f"Keeping the unpruned model's near-optimal settings {cost}. "
+                    f"{describe_excess(c, base)}{shift}")
         if r.missing:
             text += f" Only {r.n} of the {n_r} settings were measured for this condition."
-        out.append((c.name, text))
+        out.append((c.name, text + _truncated(c)))
     return out
 
 
-def _verdict(d_mean: float, d_max: float) -> str:
-    # Rule of thumb in units of the thesis's own threshold: 0.5 points is "near-optimal".
-    if d_max <= 0.5:
-        return "Re-tuning is unlikely to pay off."
-    if d_mean <= 0.5:
-        return "Most kept settings stay near-optimal, but some lose more: re-tuning is worth a short check."
-    return "Re-tune the learning rate and weight decay after pruning."
+def _truncated(c) -> str:
+    cut = [r for r in c.rois if r.truncated and r.ellipse is not None]
+    if not cut:
+        return ""
+    return " " + " ".join(f"Its {r.key}-ROI ellipse is truncated by the grid (the region touches "
+                          f"{', '.join(r.touches_edge)}); run {EXTEND} to enclose it." for r in cut)
+
+
+def _shift_words(result: StudyAnalysis) -> str:
+    x = result.bootstrap.shift_x if result.bootstrap is not None else result.risk_x
+    return (f"Each pruned condition's optimum is located by the centre of its {x:g}-ROI, each point weighted by "
+            f"how far it clears the ROI's threshold; the shift is that centre minus the unpruned model's, in "
+            f"decades of lr and wd. With two or more seeds the two 95 % intervals are simultaneous (together "
+            f"they cover both true shifts with 95 % probability) and p tests \"no shift on either axis\"; "
+            f"\"moved\" means an interval excludes 0.")
 
 
 def _warnings(result: StudyAnalysis) -> list[str]:
@@ -167,16 +187,61 @@ def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     return "\n".join(lines)
 
 
+def _with_ci(value, interval=None, fmt: str = "{:.2f}") -> str:
+    """``0.26 [0.18, 0.34]``: a number with its 95 % interval over seeds, when there is one."""
+    if value is None or value != value:
+        return "—"
+    text = fmt.format(value)
+    if interval is not None and interval.defined:
+        text += f" [{fmt.format(interval.lo)}, {fmt.format(interval.hi)}]"
+    return text
+
+
+def display_tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Tables 4.1 and 4.2 for reading: each number with its 95 % interval in brackets.
+
+    The CSV files (:func:`hplandscape.analysis.tables`) hold the same numbers one per column.
+    """
+    rows1, rows2 = [], []
+    for c in result.conditions:
+        rep = c.replicates if c.replicates is not None and c.replicates.replicated else None
+        row = {"condition": c.name, "best top-1": _with_ci(c.best.top1, rep and rep.best_top1)}
+        for r in c.rois:
+            e, ci = r.ellipse, rep.ellipse(r.x) if rep is not None else None
+            row[f"{r.key}-ROI n"] = r.n
+            for name, label in (("length", "length"), ("width", "width"), ("centre_log10_wd", "centre wd"),
+                                ("centre_log10_lr", "centre lr")):
+                row[f"{r.key} {label}"] = _with_ci(None if e is None else getattr(e, name), ci and getattr(ci, name))
+            row[f"{r.key} angle"] = "—" if e is None else f"{e.angle_deg:.1f}°"
+            edge = ", ".join(r.touches_edge)
+            row[f"{r.key} grid edge"] = ("inside" if not r.truncated else f"touches {edge}" if e is None
+                                         else f"truncated: {edge}")
+        rows1.append(row)
+        k = c.risk
+        excess = rep.excess_over_base if rep is not None else None
+        rows2.append({"condition": c.name, "n": k.n, "d_mean": _with_ci(k.d_mean, rep and rep.d_mean, "{:.3f}"),
+                      "d_std": _with_ci(k.d_std, rep and rep.d_std, "{:.3f}"),
+                      "dR_mean": _with_ci(k.dR_mean, None, "{:.4f}"), "dR_std": _with_ci(k.dR_std, None, "{:.4f}"),
+                      "worst": _with_ci(k.d_max, None, "{:.3f}"),
+                      "excess over base": _with_ci(k.d_mean - result.base_condition.risk.d_mean, excess, "{:+.3f}"),
+                      "missing": len(k.missing)})
+    return pd.DataFrame(rows1), pd.DataFrame(rows2)
+
+
 def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = None) -> str:
-    """The Markdown summary: answers, tables, warnings, environment."""
-    t1, t2 = analysis.tables(result)
+    """The Markdown summary: answers, the shift of each optimum, tables, warnings, environment."""
+    t1, t2 = display_tables(result)
     parts = [f"# hplandscape report: {result.source}", "",
              f"Basemodel: **{result.base}**; grid {len(result.grid.log10_lr)} lr × {len(result.grid.log10_wd)} wd; "
              f"seeds {', '.join(map(str, result.seeds))}; ellipses at k = {result.k:g} "
-             f"({analysis.confidence_level(result.k):.2%}).", "",
+             f"({analysis.confidence_level(result.k):.2%}).", "", seeds_line(result), "",
              "## Can I keep the unpruned model's learning rate and weight decay?", ""]
     parts += [f"- **{name}**: {text}" for name, text in answers(result)]
-    parts += ["", "## Table 4.1: confidence ellipses (log10 units)", "", _md_table(t1), "",
+    shifts = analysis.shift_table(result)
+    if len(shifts):
+        parts += ["", "## Did the optimum move?", "", _shift_words(result), "", _md_table(shifts, "{:.4g}")]
+    parts += ["", "## Table 4.1: confidence ellipses (log10 units)", "",
+              _TABLE_WORDS, "", _md_table(t1), "",
               f"## Table 4.2: performance risk over the basemodel's {result.risk_x:g}-ROI", "",
               _md_table(t2, "{:.4f}"), ""]
     parts += beyond_markdown(result)
@@ -189,6 +254,11 @@ def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = N
     parts += ["## Environment", "", "```json", json.dumps(env, indent=2), "```", ""]
     return "\n".join(parts)
 
+
+_TABLE_WORDS = ("Brackets: 95 % bootstrap intervals over seeds (with two or more seeds). \"grid edge\": "
+                "\"truncated\" when the ROI touches the grid's edge on the sides named, so the grid cuts the "
+                f"ellipse off: run {EXTEND} to enclose it. The CSV files next to this report hold every "
+                "number in its own column.")
 
 # ---------------------------------------------------------------------------------- HTML
 
@@ -216,26 +286,37 @@ def _html(result: StudyAnalysis, env: dict) -> str:
         return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
                            config={"displaylogo": False, "responsive": True})
 
-    t1, t2 = analysis.tables(result)
+    t1, t2 = display_tables(result)
     esc = html.escape
     body = [f"<h1>hplandscape report</h1><p>Results: <code>{esc(result.source)}</code>. Basemodel: "
             f"<b>{esc(result.base)}</b>; grid {len(result.grid.log10_lr)} lr × {len(result.grid.log10_wd)} wd; "
             f"seeds {esc(', '.join(map(str, result.seeds)))}; ellipses at k = {result.k:g} "
             f"({analysis.confidence_level(result.k):.2%}).</p>",
+            f"<p>{esc(seeds_line(result))}</p>",
             "<h2>Can I keep the unpruned model's learning rate and weight decay?</h2>"]
     body += [f'<div class="answer"><b>{esc(n)}</b>: {esc(t)}</div>' for n, t in answers(result)]
+    shifts = analysis.shift_table(result)
+    if len(shifts):
+        body += ["<h2>Did the optimum move?</h2>", f"<p>{esc(_shift_words(result))}</p>",
+                 _html_table(shifts, "{:.4g}")]
     warns = _warnings(result)
     body.append("<h2>Warnings</h2>")
     body.append('<div class="warn"><ul>' + "".join(f"<li>{esc(w.strip())}</li>" for w in warns) + "</ul></div>"
                 if warns else "<p>No missing or diverged runs; every 1.0-ROI lies inside the grid.</p>")
     body += ["<h2>Landscapes</h2>",
              "<p>Top row: interpolated contour; bottom row: measured points (mean over seeds; crosses: "
-             "diverged). White: 1.0-ROI ellipse; black: 0.5-ROI ellipse; star: best point. Colours cover the "
-             "top 15 % of all observations, shared across conditions.</p>",
+             "diverged). White: 1.0-ROI ellipse; black: 0.5-ROI ellipse; dashed: the ROI touches the grid's "
+             "edge, so the grid truncates the ellipse; error bars on an ellipse's centre: its 95 % interval over "
+             "seeds; star: best point. Colours cover the top 15 % of all observations, shared across "
+             "conditions.</p>",
              fig_div(pb.landscape_figure(result), "landscapes"),
-             "<h2>Performance risk</h2>", fig_div(pb.risk_boxplot(result), "risk"),
+             "<h2>Performance risk</h2>",
+             "<p>Boxes: d over the basemodel's near-optimal settings; diamonds with error bars: d_mean and its "
+             "95 % interval over seeds (with two or more seeds).</p>",
+             fig_div(pb.risk_boxplot(result), "risk"),
              f"<h3>Table 4.2: risk over the basemodel's {result.risk_x:g}-ROI</h3>", _html_table(t2, "{:.4f}"),
-             "<h3>Table 4.1: confidence ellipses (log10 units; centre = (wd, lr))</h3>", _html_table(t1, "{:.3f}"),
+             "<h3>Table 4.1: confidence ellipses (log10 units; centre = (wd, lr))</h3>",
+             f"<p>{esc(_TABLE_WORDS)}</p>", _html_table(t1, "{:.3f}"),
              "<h2>Per condition</h2>"]
     for i, name in enumerate(result.names):
         body += [f"<h3>{esc(name)}</h3>", fig_div(pb.condition_panel(result, name), f"panel-{i}")]

@@ -212,3 +212,16 @@ def test_ratio_preset_loads_with_four_ratios_per_method():
     ratios = {m: sorted(c.ratio for c in cfg.conditions if c.method == m) for m in ("uniform", "global")}
     assert ratios == {"uniform": [0.2, 0.4, 0.6, 0.8], "global": [0.2, 0.4, 0.6, 0.8]}
     assert cfg.model == "resnet56" and cfg.grid.prior_lr == 0.1 and cfg.grid.prior_wd == 1e-4
+
+
+def test_analyze_takes_the_number_of_bootstrap_resamples(capsys, tmp_path):
+    import json
+
+    from hplandscape.analysis.example import synthetic_replicate_results
+
+    csv = tmp_path / "r.csv"
+    synthetic_replicate_results().to_csv(csv, index=False)
+    code, out, _ = run_cli(capsys, "analyze", str(csv), "--json", "--n-boot", "199")
+    assert code == 0 and json.loads(out)["bootstrap"]["n_boot"] == 199
+    code, _, err = run_cli(capsys, "analyze", str(csv), "--n-boot", "20")
+    assert code == 2 and "n_boot (bootstrap resamples) must be an integer ≥ 99, got 20" in err

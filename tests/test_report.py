@@ -91,3 +91,37 @@ def test_report_with_four_ratios_draws_the_ratio_curves(tmp_path):
     assert re.search(r"- uniform, at the basemodel's prior: acc_p \d+\.\d\d, .*1 point below acc_p at r = 0\.\d{3}", md)
     assert 'id="ratio-curves"' in out.read_text(encoding="utf-8")
     assert len(pd.read_csv(out.parent / "ratio_curves.csv")) == 4
+
+
+def test_report_verdicts_come_from_the_statistics_with_seeds(tmp_path):
+    from hplandscape.analysis.example import synthetic_replicate_results
+
+    csv = tmp_path / "three_seeds.csv"
+    synthetic_replicate_results().to_csv(csv, index=False)
+    out = write_report(csv, n_boot=999)
+    md = (out.parent / "summary.md").read_text(encoding="utf-8")
+    assert re.search(r"\*\*global-0\.4\*\*: .*Its optimum: the optimum moved by \+0\.\d\d decades in lr "
+                     r"\(95 % CI 0\.\d\d to 0\.\d\d, p = 0\.0\d+\)", md)
+    assert re.search(r"\*\*uniform-0\.6\*\*: .*no evidence that the optimum moved", md)
+    assert re.search(r"Its risk exceeds the unpruned model's own \(0\.\d\d\) by 0\.\d\d points \(95 % CI", md)
+    assert "Its risk is not distinguishable from the unpruned model's own" in md
+    assert "## Did the optimum move?" in md and "3 seeds as replicates" in md
+    for threshold_advice in ("Re-tune", "re-tuning is worth", "unlikely to pay off"):
+        assert threshold_advice not in md
+    shifts = pd.read_csv(out.parent / "shift.csv")
+    assert shifts.set_index("condition")["verdict"].to_dict() == {"uniform-0.6": "no_evidence", "global-0.4": "moved"}
+    assert "Did the optimum move?" in out.read_text(encoding="utf-8")
+
+
+def test_report_with_one_seed_says_what_it_cannot_tell_and_flags_truncated_ellipses(tmp_path):
+    csv = tmp_path / "one_seed.csv"
+    synthetic_results(seeds=(0,)).to_csv(csv, index=False)
+    md = (write_report(csv).parent / "summary.md").read_text(encoding="utf-8")
+    assert "One seed per grid point" in md
+    assert "add seeds (`seeds: [0, 1, 2]` in the study YAML, then `hplandscape sweep` again: only the new runs train)" in md
+    assert re.search(r"\*\*global-0\.6\*\*: .*That is \+0\.\d\d points against the unpruned model's own risk "
+                     r"\(0\.\d\d\); one seed gives no measure of seed noise", md)
+    assert ("Its 1.0-ROI ellipse is truncated by the grid (the region touches lr_high, wd_low); run "
+            "`hplandscape sweep CONFIG --extend` to enclose it.") in md
+    assert "truncated: lr_high, wd_low" in md  # Table 4.1's grid-edge column
+    assert "Re-tune" not in md

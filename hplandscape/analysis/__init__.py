@@ -1,5 +1,6 @@
 """Landscape analysis: x-ROIs, confidence ellipses, performance risk and grid edges (method §8),
-and beyond the method: lr/wd importance, the accuracy–FLOPs frontier and accuracy over pruning ratio.
+seeds as replicates (bootstrap intervals and the test of whether an optimum moved), and beyond
+the method: lr/wd importance, the accuracy–FLOPs frontier and accuracy over pruning ratio.
 
 numpy, scipy and pandas only: this package never imports torch or a plotting library, so a
 practitioner can analyse a results table anywhere. Results are frozen Info objects
@@ -16,17 +17,21 @@ Examples
 
 from hplandscape.analysis.beyond import (describe_curve, format_beyond, frontier_table, importance_table,
                                          ratio_curve_table)
+from hplandscape.analysis.bootstrap import BOOT_SEED, N_BOOT, SeedMatrix
 from hplandscape.analysis.core import confidence_level, fit_ellipse, roi_mask
-from hplandscape.analysis.export import (edge_proposals, format_tables, tables, to_json, warning_lines,
-                                         write_json, write_tables)
+from hplandscape.analysis.export import (edge_proposals, format_tables, shift_table, tables, to_json,
+                                         warning_lines, write_json, write_tables)
 from hplandscape.analysis.frontier import frontier_info, hypervolume_2d, pareto_mask
 from hplandscape.analysis.importance import anova2, importance_info
-from hplandscape.analysis.info import (BestPoint, ConditionAnalysis, EdgeInfo, EllipseInfo, FrontierInfo,
-                                       FrontierPoint, GridAxes, ImportanceInfo, PointStat, PriorInfo,
-                                       RatioCurveInfo, RiskInfo, RoiInfo, RunIssue, StudyAnalysis)
+from hplandscape.analysis.info import (BestPoint, BootstrapInfo, ConditionAnalysis, EdgeInfo, EllipseInfo,
+                                       EllipseIntervals, FrontierInfo, FrontierPoint, GridAxes, ImportanceInfo,
+                                       Interval, PointProbability, PointStat, PriorInfo, RatioCurveInfo,
+                                       ReplicateInfo, RiskInfo, RoiInfo, RunIssue, ShiftInfo, StudyAnalysis)
 from hplandscape.analysis.io import load_results
 from hplandscape.analysis.ratio_curve import fit_ratio_curve, r_at_drop, ratio_curve
+from hplandscape.analysis.shift import cap_centre, shift_test
 from hplandscape.analysis.study import analyze
+from hplandscape.analysis.verdict import describe_excess, describe_shift
 
 __all__ = ["load_results", "analyze", "to_json", "tables", "write_tables", "write_json", "format_tables",
            "edge_proposals", "warning_lines", "fit_ellipse", "roi_mask", "confidence_level",
@@ -34,4 +39,7 @@ __all__ = ["load_results", "analyze", "to_json", "tables", "write_tables", "writ
            "RiskInfo", "EdgeInfo", "GridAxes", "RunIssue",
            "anova2", "importance_info", "frontier_info", "pareto_mask", "hypervolume_2d", "ratio_curve",
            "fit_ratio_curve", "r_at_drop", "importance_table", "frontier_table", "ratio_curve_table",
-           "format_beyond", "describe_curve", "ImportanceInfo", "FrontierInfo", "FrontierPoint", "RatioCurveInfo", "PriorInfo"]
+           "format_beyond", "describe_curve", "ImportanceInfo", "FrontierInfo", "FrontierPoint", "RatioCurveInfo", "PriorInfo",
+           "shift_table", "shift_test", "cap_centre", "SeedMatrix", "N_BOOT", "BOOT_SEED", "describe_shift",
+           "describe_excess", "Interval", "EllipseIntervals", "PointProbability", "ReplicateInfo", "ShiftInfo",
+           "BootstrapInfo"]

@@ -131,6 +131,59 @@ def synthetic_ratio_results(seed: int = 0, noise: float = 0.03) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+# name, method, ratio, peak top-1, lr shift of the optimum (decades), curvature scale
+_REPLICATE_CONDITIONS = (
+    ("base", "none", 1.0, 93.3, 0.0, 1.0),
+    ("uniform-0.6", "uniform", 0.6, 93.0, 0.0, 1.6),   # same optimum, narrower: more risk
+    ("global-0.4", "global", 0.4, 92.6, 0.2, 1.3),     # optimum one grid step higher in lr
+)
+
+
+def synthetic_replicate_results(seeds=(0, 1, 2), noise: float = 0.15,
+                                randomness: str = "independent") -> pd.DataFrame:
+    """A constructed 9×9 study with replicate seeds: one optimum that moved, one that did not.
+
+    The landscape of ``benchmarks/shift_power.py``, f = peak − s·(8·Δlr² + 4·Δwd²) in log10 units
+    around lr 0.1, wd 1e-4 (step 0.2), plus N(0, ``noise``²) per run. ``base`` peaks at 93.3;
+    ``uniform-0.6`` keeps the basemodel's optimum but is narrower (s = 1.6), so its risk is larger;
+    ``global-0.4`` has its optimum 0.2 decades (one grid step) higher in lr. Constructed, like
+    :func:`synthetic_results`; never mistake it for a result.
+
+    Parameters
+    ----------
+    seeds : sequence of int
+        Seeds to generate; each adds its own deterministic noise.
+    noise : float
+        Standard deviation of the per-run noise in accuracy points.
+    randomness : {"independent", "common"}
+        The design written to the ``randomness`` column. ``common`` gives every seed one noise
+        draw per condition shared by all its grid points (a constant offset) plus half the
+        independent noise variance.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`synthetic_results` plus ``randomness``.
+    """
+    axis = np.round(0.2 * (np.arange(9) - 4), 4)
+    rows = []
+    for ci, (name, method, ratio, peak, shift, scale) in enumerate(_REPLICATE_CONDITIONS):
+        for seed in seeds:
+            rng = np.random.default_rng([7, ci, int(seed)])
+            offset = rng.normal(0.0, noise / np.sqrt(2.0)) if randomness == "common" else 0.0
+            own = noise / np.sqrt(2.0) if randomness == "common" else noise
+            for dlr in axis:
+                for dwd in axis:
+                    top1 = (peak - scale * (8.0 * (dlr - shift) ** 2 + 4.0 * dwd ** 2)
+                            + offset + rng.normal(0.0, own))
+                    rows.append({"condition": name, "method": method, "ratio": ratio,
+                                 "lr": float(10.0 ** (dlr - 1.0)), "wd": float(10.0 ** (dwd - 4.0)),
+                                 "log10_lr": float(round(dlr - 1.0, 4)), "log10_wd": float(round(dwd - 4.0, 4)),
+                                 "seed": int(seed), "top1": round(float(max(top1, CHANCE_TOP1 + 1.0)), 3),
+                                 "diverged": False, "randomness": randomness, **_size(ratio)})
+    return pd.DataFrame(rows)
+
+
 def write_example_results(path) -> Path:
     """Write :func:`synthetic_results` as a results CSV at ``path`` (atomically) and return it."""
     return write_text_atomic(Path(path), synthetic_results().to_csv(index=False))

@@ -11,6 +11,7 @@ import pandas as pd
 from hplandscape.analysis.beyond import format_beyond
 from hplandscape.analysis.core import confidence_level
 from hplandscape.analysis.info import StudyAnalysis, roi_key
+from hplandscape.analysis.verdict import describe_excess, describe_shift, seeds_line, truncated_lines
 from hplandscape.atomic import write_text as write_text_atomic
 
 
@@ -22,16 +23,21 @@ def _num(v):
 def to_json(result: StudyAnalysis) -> dict:
     """The ``analyze --json`` document, exactly::
 
-        {"conditions": {NAME: {"best": {"lr", "wd", "top1"},
-                               "roi": {"0.5": {"n", "ellipse"}, "1.0": {...}},
-                               "risk": {"d_mean", "d_std", "dR_mean", "dR_std", "n"},
+        {"conditions": {NAME: {"best": {"lr", "wd", "top1", "top1_ci", "p_best"},
+                               "roi": {"0.5": {"n", "ellipse", "ellipse_ci", "touches_edge"},
+                                       "1.0": {...}},
+                               "risk": {"d_mean", "d_std", "dR_mean", "dR_std", "n",
+                                        "d_mean_ci", "d_std_ci", "excess_over_base"},
                                "importance": {"lr", "wd", "interaction"},
                                "importance_roi": {"x", "log10_lr", "log10_wd",
-                                                  "lr", "wd", "interaction"}}},
+                                                  "lr", "wd", "interaction"},
+                               "shift": {"log10_lr": {"estimate", "ci"}, "log10_wd": {...},
+                                         "p_value", "n_seeds", "x", "verdict"}}},
          "prior": {"lr", "wd", "source"},
          "frontier": {"hypervolume_best", "hypervolume_prior",
                       "points": [{"condition", "flops", "best_top1", "prior_top1"}]},
-         "ratio_curves": {METHOD: {"best": CURVE, "prior": CURVE}}}
+         "ratio_curves": {METHOD: {"best": CURVE, "prior": CURVE}},
+         "bootstrap": {"n_boot", "seed", "level", "shift_x", "randomness": {NAME: design}}}
 
     ``ellipse`` is null or ``{"length", "width", "centre_log10_wd", "centre_log10_lr",
     "angle_deg", "confidence"}``; risk statistics are null when no Θ_R point was measured.
@@ -45,19 +51,42 @@ def to_json(result: StudyAnalysis) -> dict:
     "reason", "points": [{"condition", "r", "top1"}]}`` for acc(r) = acc_p − a·e^{b(r−1)}
     with r the fraction of FLOPs pruned; ``r_drop`` is where the curve is ``drop`` (1) point
     below acc_p, ``ratio_at_drop`` = 1 − r_drop the FLOPs kept there (null if outside [0, 1]).
+
+    Seeds as replicates (docs/method.md): every ``*_ci`` is ``[lo, hi]`` (95 %) or null with one
+    seed. ``p_best`` lists ``{"lr", "wd", "p"}`` for the points that were the best in some
+    bootstrap resample, most often first (null with one seed). ``ellipse_ci`` is null with one
+    seed, else ``{"centre_log10_wd", "centre_log10_lr", "length", "width"}`` as ``[lo, hi]``
+    (null where no resample had an ellipse) and ``"fitted"``, the fraction of resamples whose ROI
+    held enough points for one. ``touches_edge`` lists the grid sides the ROI touches ("lr_low",
+    "lr_high", "wd_low", "wd_high"): its ellipse is truncated by the grid. ``excess_over_base``
+    is ``{"estimate", "ci"}``, the condition's d_mean minus the basemodel's. ``shift`` (absent
+    for the basemodel) is the move of the margin-weighted x-ROI centre away from the basemodel's,
+    with simultaneous 95 % intervals; ``verdict`` is "moved" when an interval excludes 0,
+    "no_evidence" otherwise, "single_seed" (null intervals and p-value) with one seed.
     """
     out = {}
     for c in result.conditions:
+        rep = c.replicates
         out[c.name] = {
-            "best": {"lr": c.best.lr, "wd": c.best.wd, "top1": c.best.top1},
+            "best": {"lr": c.best.lr, "wd": c.best.wd, "top1": c.best.top1,
+                     "top1_ci": _ci(rep and rep.best_top1),
+                     "p_best": None if rep is None or not rep.replicated else
+                     [{"lr": p.lr, "wd": p.wd, "p": p.p} for p in rep.p_best]},
             "roi": {r.key: {"n": r.n, "ellipse": None if r.ellipse is None
-                            else {k: _num(v) for k, v in r.ellipse.to_json().items()}}
+                            else {k: _num(v) for k, v in r.ellipse.to_json().items()},
+                            "ellipse_ci": _ellipse_ci(rep, r.x), "touches_edge": list(r.touches_edge)}
                     for r in c.rois},
             "risk": {"d_mean": _num(c.risk.d_mean), "d_std": _num(c.risk.d_std),
-                     "dR_mean": _num(c.risk.dR_mean), "dR_std": _num(c.risk.dR_std), "n": c.risk.n},
+                     "dR_mean": _num(c.risk.dR_mean), "dR_std": _num(c.risk.dR_std), "n": c.risk.n,
+                     "d_mean_ci": _ci(rep and rep.d_mean), "d_std_ci": _ci(rep and rep.d_std),
+                     "excess_over_base": (rep.excess_over_base.to_json() if rep is not None else
+                                          {"estimate": _num(c.risk.d_mean - result.base_condition.risk.d_mean),
+                                           "ci": None})},
             "importance": None if c.importance is None else c.importance.to_json(),
             "importance_roi": _importance_roi_json(c.importance_roi),
         }
+        if c.shift is not None:
+            out[c.name]["shift"] = c.shift.to_json()
     doc = {"conditions": out}
     if result.prior is not None:
         doc["prior"] = {"lr": result.prior.lr, "wd": result.prior.wd, "source": result.prior.source}
@@ -76,7 +105,24 @@ def to_json(result: StudyAnalysis) -> dict:
             "reason": c.reason,
             "points": [{"condition": n, "r": _num(r), "top1": _num(v)} for n, r, v in zip(c.conditions, c.r, c.top1)]}
     doc["ratio_curves"] = curves
+    if result.bootstrap is not None:
+        b = result.bootstrap
+        doc["bootstrap"] = {"n_boot": b.n_boot, "seed": b.seed, "level": b.level, "shift_x": b.shift_x,
+                            "randomness": dict(b.randomness)}
     return doc
+
+
+def _ci(interval) -> list | None:
+    """``[lo, hi]`` of an :class:`Interval`, or None (no interval: one seed)."""
+    if not interval or not interval.defined:
+        return None
+    return [_num(interval.lo), _num(interval.hi)]
+
+
+def _ellipse_ci(rep, x: float) -> dict | None:
+    if rep is None or not rep.replicated:
+        return None
+    return rep.ellipse(x).to_json()
 
 
 def _importance_roi_json(info) -> dict | None:
@@ -90,32 +136,84 @@ def _importance_roi_json(info) -> dict | None:
 def tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 4.1 (ellipses per ROI) and Table 4.2 (risk), one row per condition.
 
-    Table 4.1 columns, for each x: ``roi{x}_n, roi{x}_length, roi{x}_width,
-    roi{x}_centre_log10_wd, roi{x}_centre_log10_lr, roi{x}_angle_deg`` (NaN without an ellipse).
-    Table 4.2 columns: ``n, d_mean, d_std, dR_mean, dR_std, d_max, missing``.
+    Table 4.1 columns: ``best_top1`` (with ``best_top1_lo``/``_hi``) and, for each x:
+    ``roi{x}_n, roi{x}_length, roi{x}_width, roi{x}_centre_log10_wd, roi{x}_centre_log10_lr,
+    roi{x}_angle_deg`` (NaN without an ellipse), ``roi{x}_touches_edge`` (the grid sides the ROI
+    touches joined by "+", e.g. ``lr_high``; empty when enclosed: otherwise the ellipse is
+    truncated by the grid), the 95 % bootstrap bounds ``roi{x}_{length, width, centre_log10_wd,
+    centre_log10_lr}_{lo, hi}`` and ``roi{x}_fitted`` (the fraction of resamples with an ellipse).
+    Table 4.2 columns: ``n, d_mean, d_std, dR_mean, dR_std, d_max, missing``, then
+    ``d_mean_lo, d_mean_hi, d_std_lo, d_std_hi, excess_over_base, excess_lo, excess_hi``.
+    Bounds are NaN with one seed.
     """
     rows1, rows2 = [], []
     for c in result.conditions:
+        rep = c.replicates
         row = {"condition": c.name, "method": c.method, "ratio": c.ratio, "best_top1": c.best.top1}
+        row.update(_bounds("best_top1", rep and rep.best_top1))
         for r in c.rois:
             e = r.ellipse
             row[f"roi{r.key}_n"] = r.n
             for name in ("length", "width", "centre_log10_wd", "centre_log10_lr", "angle_deg"):
                 row[f"roi{r.key}_{name}"] = float("nan") if e is None else getattr(e, name)
+            row[f"roi{r.key}_touches_edge"] = "+".join(r.touches_edge)
+            ci = rep.ellipse(r.x) if rep is not None else None
+            for name in ("length", "width", "centre_log10_wd", "centre_log10_lr"):
+                row.update(_bounds(f"roi{r.key}_{name}", ci and getattr(ci, name)))
+            row[f"roi{r.key}_fitted"] = float("nan") if ci is None or ci.fitted is None else ci.fitted
         rows1.append(row)
         k = c.risk
-        rows2.append({"condition": c.name, "method": c.method, "ratio": c.ratio, "n": k.n,
-                      "d_mean": k.d_mean, "d_std": k.d_std, "dR_mean": k.dR_mean, "dR_std": k.dR_std,
-                      "d_max": k.d_max, "missing": len(k.missing)})
+        row2 = {"condition": c.name, "method": c.method, "ratio": c.ratio, "n": k.n,
+                "d_mean": k.d_mean, "d_std": k.d_std, "dR_mean": k.dR_mean, "dR_std": k.dR_std,
+                "d_max": k.d_max, "missing": len(k.missing)}
+        row2.update(_bounds("d_mean", rep and rep.d_mean))
+        row2.update(_bounds("d_std", rep and rep.d_std))
+        excess = rep.excess_over_base if rep is not None else None
+        row2["excess_over_base"] = (k.d_mean - result.base_condition.risk.d_mean if excess is None
+                                    else _nan(excess.estimate))
+        row2.update(_bounds("excess", excess))
+        rows2.append(row2)
     return pd.DataFrame(rows1), pd.DataFrame(rows2)
 
 
+def shift_table(result: StudyAnalysis) -> pd.DataFrame:
+    """One row per pruned condition: the shift of its optimum, its simultaneous 95 % bounds,
+    the p-value and the verdict ("moved", "no_evidence", "single_seed")."""
+    rows = []
+    for c in result.conditions:
+        s = c.shift
+        if s is None:
+            continue
+        row = {"condition": c.name, "method": c.method, "ratio": c.ratio, "x": s.x, "n_seeds": s.n_seeds}
+        for axis in ("log10_lr", "log10_wd"):
+            i = getattr(s, axis)
+            row[f"shift_{axis}"] = _nan(i.estimate)
+            row.update(_bounds(f"shift_{axis}", i))
+        row["p_value"] = _nan(s.p_value)
+        row["verdict"] = s.verdict
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["condition", "method", "ratio", "x", "n_seeds", "shift_log10_lr",
+                                       "shift_log10_lr_lo", "shift_log10_lr_hi", "shift_log10_wd",
+                                       "shift_log10_wd_lo", "shift_log10_wd_hi", "p_value", "verdict"])
+
+
+def _nan(v) -> float:
+    return float("nan") if v is None else float(v)
+
+
+def _bounds(prefix: str, interval) -> dict:
+    ok = interval is not None and interval.defined
+    return {f"{prefix}_lo": interval.lo if ok else float("nan"), f"{prefix}_hi": interval.hi if ok else float("nan")}
+
+
 def write_tables(result: StudyAnalysis, out_dir) -> list[Path]:
-    """Write ``table_4_1.csv`` and ``table_4_2.csv`` into ``out_dir`` (atomically); return the paths."""
+    """Write ``table_4_1.csv``, ``table_4_2.csv`` and ``shift.csv`` into ``out_dir`` (atomically);
+    return the paths."""
     out_dir = Path(out_dir)
     t1, t2 = tables(result)
     return [write_text_atomic(out_dir / "table_4_1.csv", t1.to_csv(index=False)),
-            write_text_atomic(out_dir / "table_4_2.csv", t2.to_csv(index=False))]
+            write_text_atomic(out_dir / "table_4_2.csv", t2.to_csv(index=False)),
+            write_text_atomic(out_dir / "shift.csv", shift_table(result).to_csv(index=False))]
 
 
 def write_json(result: StudyAnalysis, path) -> Path:
@@ -152,35 +250,85 @@ def _label(c) -> str:
 
 
 def format_tables(result: StudyAnalysis) -> str:
-    """The text ``analyze`` prints: Table 4.1, Table 4.2, importance, frontier, ratio curves, then
-    warnings (edges, missing, diverged)."""
+    """The text ``analyze`` prints: Table 4.1, Table 4.2, the shift of each optimum, importance,
+    frontier, ratio curves, then warnings (edges, truncated ellipses, missing, diverged).
+
+    With two or more seeds every number comes with its 95 % bootstrap interval; with one seed the
+    text says that one seed cannot separate differences of this size from seed noise.
+    """
     width = max(len(_label(c)) for c in result.conditions) + 2
     lines = [f"Study: {result.source}   basemodel: {result.base}   k = {result.k:g} "
-             f"({confidence_level(result.k):.2%} ellipses)",
-             "", "Table 4.1  confidence ellipses in (log10 wd, log10 lr); centre = (wd, lr)"]
-    head = "".ljust(width) + "".join(f"| {r.key + '-ROI':<8}{'n':>4}{'length':>8}{'width':>7}{'centre':>16}{'angle':>8} "
+             f"({confidence_level(result.k):.2%} ellipses)", seeds_line(result),
+             "", "Table 4.1  confidence ellipses in (log10 wd, log10 lr); centre = (wd, lr); "
+                 "† ROI touches the grid edge: ellipse truncated"]
+    head = "".ljust(width) + "".join(f"| {r.key + '-ROI':<8}{'n':>4}{'length':>8}{'width':>7}{'centre':>16}{'angle':>8}  "
                                      for r in result.conditions[0].rois)
     lines += [head, "-" * len(head)]
     for c in result.conditions:
         cells = []
         for r in c.rois:
             e = r.ellipse
+            mark = "†" if r.truncated and e is not None else " "
             if e is None:
-                cells.append(f"| {'':<8}{r.n:>4}{'—':>8}{'—':>7}{'(too few)':>16}{'—':>8} ")
+                cells.append(f"| {'':<8}{r.n:>4}{'—':>8}{'—':>7}{'(too few)':>16}{'—':>8}  ")
             else:
                 centre = f"({e.centre_log10_wd:.2f}, {e.centre_log10_lr:.2f})"
-                cells.append(f"| {'':<8}{r.n:>4}{e.length:>8.2f}{e.width:>7.2f}{centre:>16}{e.angle_deg:>7.1f}° ")
+                cells.append(f"| {'':<8}{r.n:>4}{e.length:>8.2f}{e.width:>7.2f}{centre:>16}{e.angle_deg:>7.1f}°{mark} ")
         lines.append(_label(c).ljust(width) + "".join(cells))
+    lines += _interval_lines(result)
     lines += ["", f"Table 4.2  performance risk over the basemodel's {result.risk_x:g}-ROI "
-                  f"(accuracy points; relative = fraction of the best top-1)"]
-    head = "".ljust(width) + f"{'best':>8}{'n':>4}{'d_mean':>9}{'d_std':>8}{'dR_mean':>9}{'dR_std':>8}{'worst':>8}"
+                  f"(accuracy points; relative = fraction of the best top-1; excess = d_mean − basemodel's)"]
+    head = "".ljust(width) + (f"{'best':>8}{'n':>4}{'d_mean':>9}{'95 % CI':>16}{'d_std':>8}{'dR_mean':>9}"
+                              f"{'dR_std':>8}{'worst':>8}{'excess':>9}{'95 % CI':>16}")
     lines += [head, "-" * len(head)]
     for c in result.conditions:
-        k = c.risk
-        lines.append(_label(c).ljust(width) + f"{c.best.top1:>8.2f}{k.n:>4}{_f(k.d_mean):>9}{_f(k.d_std):>8}"
-                     f"{_f(k.dR_mean, '{:.4f}'):>9}{_f(k.dR_std, '{:.4f}'):>8}{_f(k.d_max):>8}")
+        k, rep = c.risk, c.replicates
+        excess = rep.excess_over_base if rep is not None else None
+        excess_est = k.d_mean - result.base_condition.risk.d_mean if excess is None else excess.estimate
+        lines.append(_label(c).ljust(width) + f"{c.best.top1:>8.2f}{k.n:>4}{_f(k.d_mean):>9}"
+                     f"{_range(rep and rep.d_mean):>16}{_f(k.d_std):>8}"
+                     f"{_f(k.dR_mean, '{:.4f}'):>9}{_f(k.dR_std, '{:.4f}'):>8}{_f(k.d_max):>8}"
+                     f"{_f(excess_est, '{:+.3f}'):>9}{_range(excess):>16}")
+    pruned = [c for c in result.conditions if c.shift is not None]
+    if pruned:
+        x = pruned[0].shift.x
+        lines += ["", f"Did the optimum move?  shift of the margin-weighted {x:g}-ROI centre from the basemodel's "
+                      f"(log10 decades; simultaneous 95 % intervals); risk against the basemodel's own"]
+        base = result.base_condition
+        for c in pruned:
+            lines.append(f"  {c.name}: {describe_shift(c.shift)}.")
+            if c.risk.n:
+                lines.append(f"  {' ' * len(c.name)}  {describe_excess(c, base)}")
     lines += ["", format_beyond(result)] + warning_lines(result)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _range(interval, fmt: str = "{:.3f}") -> str:
+    if interval is None or not interval.defined:
+        return "—"
+    return f"[{fmt.format(interval.lo)}, {fmt.format(interval.hi)}]"
+
+
+def _interval_lines(result: StudyAnalysis) -> list[str]:
+    """Per condition: best top-1 and how sure its point is the best; each ellipse's intervals."""
+    reps = [(c, c.replicates) for c in result.conditions if c.replicates is not None and c.replicates.replicated]
+    if not reps:
+        return []
+    lines = ["", "Intervals (95 %, bootstrap over seeds): best top-1, P(best) of the most likely best point; "
+                 "per ROI centre (wd, lr), length, width, and the share of resamples with an ellipse"]
+    for c, rep in reps:
+        top = rep.p_best[0] if rep.p_best else None
+        where = "" if top is None else f"; P(best) {top.p:.2f} at lr {top.lr:.3g}, wd {top.wd:.3g}"
+        lines.append(f"  {c.name}: best top-1 {c.best.top1:.2f} {_range(rep.best_top1, '{:.2f}')}{where}")
+        for e in rep.ellipses:
+            if e.length.estimate is None:
+                lines.append(f"    {roi_key(e.x)}-ROI: too few points for an ellipse (enough in "
+                             f"{e.fitted:.0%} of resamples)")
+                continue
+            lines.append(f"    {roi_key(e.x)}-ROI: centre ({_range(e.centre_log10_wd, '{:.2f}')}, "
+                         f"{_range(e.centre_log10_lr, '{:.2f}')}), length {_range(e.length, '{:.2f}')}, "
+                         f"width {_range(e.width, '{:.2f}')}, ellipse in {e.fitted:.0%} of resamples")
+    return lines
 
 
 def warning_lines(result: StudyAnalysis) -> list[str]:
@@ -199,6 +347,7 @@ def warning_lines(result: StudyAnalysis) -> list[str]:
         for p in c.risk.missing:
             out.append(f"risk: {c.name} has no result at lr={10 ** p[1]:.4g} wd={10 ** p[0]:.4g} of Θ_R; "
                        f"its risk uses n={c.risk.n} points")
+    out += truncated_lines(result)
     prop = edge_proposals(result)
     if prop["sides"]:
         out.append("run `hplandscape sweep CONFIG --extend` to add these rows/columns and run only the new points")

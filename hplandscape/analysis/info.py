@@ -83,6 +83,14 @@ class RoiInfo:
     points: tuple  # ((log10_wd, log10_lr), ...)
     ellipse: Optional[EllipseInfo]
     reason: Optional[str]
+    # the grid sides ("lr_low", "lr_high", "wd_low", "wd_high") this ROI touches: an ellipse
+    # fitted to it is truncated by the grid (method §3: extend until the region is enclosed)
+    touches_edge: tuple = ()
+
+    @property
+    def truncated(self) -> bool:
+        """True when the ROI reaches the grid's edge, so its ellipse is cut off by the grid."""
+        return bool(self.touches_edge)
 
     @property
     def key(self) -> str:
@@ -215,6 +223,10 @@ class ConditionAnalysis:
     flops: Optional[float] = None
     params: Optional[float] = None
     prior_top1: Optional[float] = None
+    # seeds as replicates (bootstrap intervals) and, for a pruned condition, the test of whether
+    # its optimum moved away from the basemodel's (None for the basemodel)
+    replicates: Optional["ReplicateInfo"] = None
+    shift: Optional["ShiftInfo"] = None
 
     def roi(self, x: float) -> RoiInfo:
         for r in self.rois:
@@ -249,6 +261,7 @@ class StudyAnalysis:
     prior: Optional[PriorInfo] = None
     frontier: Optional[FrontierInfo] = None
     ratio_curves: tuple = field(default=())  # RatioCurveInfo, by method then kind ("best", "prior")
+    bootstrap: Optional["BootstrapInfo"] = None
 
     def condition(self, name: str) -> ConditionAnalysis:
         for c in self.conditions:
@@ -400,3 +413,149 @@ class RatioCurveInfo:
     def ratio_at_drop(self) -> Optional[float]:
         """The FLOPs fraction *kept* where the curve has dropped ``drop`` points (1 − r_drop)."""
         return None if self.r_drop is None else 1.0 - self.r_drop
+
+
+# ---------------------------------------------------------------- seeds as replicates (issue 11)
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its two-sided confidence interval (``lo``/``hi`` None: no interval).
+
+    Without replicates (one seed) there is nothing to resample: the estimate stands alone and
+    ``lo``/``hi`` are None. ``level`` is the interval's confidence level (0.95).
+    """
+
+    estimate: Optional[float]
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    level: float = 0.95
+
+    @property
+    def defined(self) -> bool:
+        return self.lo is not None and self.hi is not None
+
+    @property
+    def ci(self) -> Optional[tuple]:
+        """``(lo, hi)`` or None."""
+        return (self.lo, self.hi) if self.defined else None
+
+    def excludes(self, value: float = 0.0) -> bool:
+        """True when the interval exists and lies entirely on one side of ``value``."""
+        return self.defined and (self.lo > value or self.hi < value)
+
+    def to_json(self) -> dict:
+        """``{"estimate": float | null, "ci": [lo, hi] | null}``."""
+        return {"estimate": _finite(self.estimate),
+                "ci": None if not self.defined else [_finite(self.lo), _finite(self.hi)]}
+
+
+def _finite(v) -> Optional[float]:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+@dataclass(frozen=True)
+class EllipseIntervals:
+    """Bootstrap intervals of one x-ROI's ellipse (method §8) over the seed resamples.
+
+    ``fitted`` is the fraction of resamples whose x-ROI held enough points for an ellipse; the
+    intervals cover those resamples only. They are None with one seed, where no resample had an
+    ellipse, and where the data themselves have none (the estimate is None).
+    """
+
+    x: float
+    centre_log10_wd: Interval
+    centre_log10_lr: Interval
+    length: Interval
+    width: Interval
+    fitted: Optional[float]
+
+    def to_json(self) -> dict:
+        """``{"centre_log10_wd": [lo, hi] | null, "centre_log10_lr", "length", "width", "fitted"}``."""
+        out = {name: None if not getattr(self, name).defined else
+               [_finite(getattr(self, name).lo), _finite(getattr(self, name).hi)]
+               for name in ("centre_log10_wd", "centre_log10_lr", "length", "width")}
+        out["fitted"] = _finite(self.fitted)
+        return out
+
+
+@dataclass(frozen=True)
+class PointProbability(Log10Values):
+    """How often a grid point is the best one over the seed resamples."""
+
+    log10_lr: float
+    log10_wd: float
+    p: float
+
+
+@dataclass(frozen=True)
+class ReplicateInfo:
+    """What a condition's seeds, read as replicates, say about the uncertainty of its numbers.
+
+    ``n_seeds`` counts the condition's seeds with a result; with fewer than two every interval
+    is None and ``p_best`` is empty. ``randomness`` is the design the resampling followed
+    (``"independent"``: seeds resampled per grid point; ``"common"``: whole seeds).
+    ``best_top1`` is the best point's seed-averaged top-1; ``p_best`` the points that were the
+    best in at least one resample, most often first; ``ellipses`` one entry per requested x;
+    ``d_mean``/``d_std`` the performance risk; ``excess_over_base`` this condition's d_mean
+    minus the basemodel's (0 for the basemodel itself).
+    """
+
+    n_seeds: int
+    randomness: str
+    best_top1: Interval
+    p_best: tuple  # PointProbability, p descending
+    ellipses: tuple  # EllipseIntervals, in the order of the requested xs
+    d_mean: Interval
+    d_std: Interval
+    excess_over_base: Interval
+
+    @property
+    def replicated(self) -> bool:
+        return self.n_seeds >= 2
+
+    def ellipse(self, x: float) -> EllipseIntervals:
+        for e in self.ellipses:
+            if math.isclose(e.x, x):
+                return e
+        raise KeyError(f"no {x}-ROI intervals; computed: " + ", ".join(roi_key(e.x) for e in self.ellipses))
+
+
+SHIFT_VERDICTS = ("moved", "no_evidence", "single_seed")
+
+
+@dataclass(frozen=True)
+class ShiftInfo:
+    """Did a pruned condition's optimum move away from the basemodel's?
+
+    The shift is the difference of the margin-weighted x-ROI centres (condition − basemodel) in
+    log10 lr and log10 wd (docs/method.md, "Seeds as replicates"). The two intervals are
+    *simultaneous*: together they cover both true shifts with probability ``level``, so the
+    verdict ``"moved"`` (one of them excludes 0) is wrong at most 5 % of the time when nothing
+    moved; ``p_value`` is the matching test of "no shift on either axis" (``moved`` ⇔
+    ``p_value`` ≤ 1 − level). With one seed the intervals and the p-value are None and the
+    verdict is ``"single_seed"``.
+    """
+
+    x: float
+    n_seeds: int
+    log10_lr: Interval
+    log10_wd: Interval
+    p_value: Optional[float]
+    verdict: str  # one of SHIFT_VERDICTS
+
+    def to_json(self) -> dict:
+        """The ``conditions.NAME.shift`` document of ``analyze --json``."""
+        return {"log10_lr": self.log10_lr.to_json(), "log10_wd": self.log10_wd.to_json(),
+                "p_value": _finite(self.p_value), "n_seeds": int(self.n_seeds), "x": float(self.x),
+                "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class BootstrapInfo:
+    """How the seed resampling was done: resamples, generator seed, level, design per condition."""
+
+    n_boot: int
+    seed: int
+    level: float
+    randomness: tuple  # ((condition, "independent" | "common"), ...)
+    shift_x: float

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hplandscape.analysis.bootstrap import RANDOMNESS
 from hplandscape.errors import UserError
 from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
 
@@ -26,14 +27,17 @@ def load_results(path_or_df) -> pd.DataFrame:
     path_or_df : str, os.PathLike or pandas.DataFrame
         A results CSV, a study directory (its run records are collected afresh; a directory
         that is not a study but holds a ``results.csv`` has that file read) or a DataFrame with at least the columns
-        ``condition, method, ratio, lr, wd, seed, top1`` (optional ``top5``, ``diverged``).
+        ``condition, method, ratio, lr, wd, seed, top1`` (optional ``top5``, ``diverged``,
+        ``randomness``).
 
     Returns
     -------
     pandas.DataFrame
         A copy with ``log10_lr`` / ``log10_wd`` recomputed from ``lr`` / ``wd`` and rounded to 4
         decimals (the grid's identity rule), ``seed`` as int, ``top1`` as float (NaN = failed run)
-        and ``diverged`` as bool. ``df.attrs["hplandscape_source"]`` names where it came from.
+        and ``diverged`` as bool, ``randomness`` as "independent" or "common" (how each run's
+        initialisation and data order were seeded; "independent" where the column is absent or
+        empty). ``df.attrs["hplandscape_source"]`` names where it came from.
 
     Raises
     ------
@@ -119,6 +123,7 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df["diverged"] = _bools(df["diverged"], source) if "diverged" in df.columns else False
     # Runs outside the study's grid (``collect`` marks them; tables without the column have none)
     df["on_grid"] = _bools(df["on_grid"], source, "on_grid", empty=True) if "on_grid" in df.columns else True
+    df["randomness"] = _randomness(df["randomness"], source) if "randomness" in df.columns else RANDOMNESS[0]
     df["log10_lr"] = np.round(np.log10(df["lr"].to_numpy(float)), GRID_DECIMALS) + 0.0
     df["log10_wd"] = np.round(np.log10(df["wd"].to_numpy(float)), GRID_DECIMALS) + 0.0
     _check_conditions(df, source)
@@ -157,12 +162,26 @@ def _bools(col: pd.Series, source: str, name: str = "diverged", empty: bool = Fa
     return text.map(table).astype(bool)
 
 
+def _randomness(col: pd.Series, source: str) -> pd.Series:
+    # records written before train.randomness existed leave the cell empty: they ran independently
+    text = col.astype(str).str.strip().str.lower()
+    text = text.where(~(col.isna() | text.isin(["", "nan", "none"])), RANDOMNESS[0])
+    bad = ~text.isin(RANDOMNESS)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{source}: column randomness must be one of {', '.join(RANDOMNESS)}, got "
+                        f"{_show(col.iloc[i])} in row {i + 1}")
+    return text
+
+
 def _check_conditions(df: pd.DataFrame, source: str) -> None:
     for name, rows in df.groupby("condition", sort=False):
-        for col in ("method", "ratio"):
+        for col in ("method", "ratio", "randomness"):
             values = rows[col].unique()
             if len(values) > 1:
+                why = ("its runs must share one design (train.randomness) to be resampled as replicates"
+                       if col == "randomness" else "one condition is one (method, ratio)")
                 raise UserError(f"{source}: condition {name!r} has several values in column {col}: "
-                                f"{', '.join(map(str, values))}; one condition is one (method, ratio)")
+                                f"{', '.join(map(str, values))}; {why}")
 
 

@@ -9,20 +9,31 @@ import math
 import numpy as np
 import pandas as pd
 
+from hplandscape.analysis.bootstrap import BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, check_n_boot
 from hplandscape.analysis.core import edge_info, grid_axes, risk_info, roi_info
 from hplandscape.analysis.frontier import frontier_info
 from hplandscape.analysis.importance import importance_info
-from hplandscape.analysis.info import (BestPoint, ConditionAnalysis, PointStat, PriorInfo, RunIssue,
-                                       StudyAnalysis)
+from hplandscape.analysis.info import (BestPoint, BootstrapInfo, ConditionAnalysis, PointStat, PriorInfo,
+                                       RunIssue, StudyAnalysis)
 from hplandscape.analysis.io import PRIOR_ATTR, SOURCE_ATTR, load_results
 from hplandscape.analysis.ratio_curve import ratio_curves
+from hplandscape.analysis.replicates import study_replicates
 from hplandscape.errors import UserError
 from hplandscape.grid import GridPoint
 
 
 def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 0.5,
-            edge_x: float = 1.0, prior=None, importance_x: float = 1.0) -> StudyAnalysis:
+            edge_x: float = 1.0, prior=None, importance_x: float = 1.0, shift_x=None,
+            n_boot: int = N_BOOT, boot_seed: int = BOOT_SEED) -> StudyAnalysis:
     """Analyse a study: best point, x-ROIs with ellipses, performance risk, grid edges, and beyond.
+
+    Seeds are replicates: with two or more seeds, 95 % bootstrap intervals come with the best
+    point's top-1 (and how often each point is the best), every x-ROI ellipse's centre, length
+    and width, d_mean and d_std and their excess over the basemodel's; and every pruned
+    condition gets a test of whether its optimum moved (``ConditionAnalysis.shift``). The
+    resampling follows the results' ``randomness`` column (``independent``, the default, or
+    ``common``) and is seeded, so the analysis is deterministic (docs/method.md, "Seeds as
+    replicates"). With one seed the point estimates stand alone.
 
     Beyond the method: per condition the exact lr/wd importance (whole grid and the
     ``importance_x``-ROI neighbourhood), FLOPs and top-1 at the basemodel's prior; for the study
@@ -48,6 +59,13 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
         ``study.yaml`` when the table came from a study directory, else the grid's centre.
     importance_x : float
         The ROI whose neighbourhood gets its own importance (1.0).
+    shift_x : float, optional
+        The ROI whose (margin-weighted) centre the shift test compares; default ``risk_x``.
+    n_boot : int
+        Bootstrap resamples per condition (≥ 99; default 1999).
+    boot_seed : int
+        Seed of the resampling (each condition draws from its own stream, derived from this
+        seed and its name).
 
     Returns
     -------
@@ -75,9 +93,12 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
                               float(r.top1)) for r in df[~df["on_grid"]].itertuples())
     df = df[df["on_grid"]].reset_index(drop=True)
     xs = _check_xs(xs)
-    for name, value in (("k", k), ("risk_x", risk_x), ("edge_x", edge_x), ("importance_x", importance_x)):
+    shift_x = risk_x if shift_x is None else shift_x
+    for name, value in (("k", k), ("risk_x", risk_x), ("edge_x", edge_x), ("importance_x", importance_x),
+                        ("shift_x", shift_x)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
             raise UserError(f"{name} must be a positive number, got {value!r}")
+    n_boot = check_n_boot(n_boot)
     base = _find_base(df, base, source)
 
     grid = grid_axes(df["log10_lr"], df["log10_wd"])
@@ -101,7 +122,7 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
         rows = df[df["condition"] == name]
         wd, lr, f = ([p.log10_wd for p in pts], [p.log10_lr for p in pts], [p.top1 for p in pts])
         best = max(pts, key=lambda p: p.top1)  # first of ties in (lr, wd) order: deterministic
-        rois = tuple(roi_info(wd, lr, f, x, k) for x in xs)
+        rois = tuple(_with_edges(name, roi_info(wd, lr, f, x, k), grid) for x in xs)
         edge_roi = roi_info(wd, lr, f, edge_x, k)
         values = {(p.log10_wd, p.log10_lr): p.top1 for p in pts}
         conditions.append(ConditionAnalysis(
@@ -112,10 +133,18 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
             importance_roi=importance_info(lr, wd, f, x=importance_x),
             flops=_size(rows, "flops"), params=_size(rows, "params"),
             prior_top1=values.get((prior_point.log10_wd, prior_point.log10_lr))))
+    matrices = {name: _seed_matrix(df[df["condition"] == name], stats[name]) for name in order}
+    span = (grid.log10_wd[-1] - grid.log10_wd[0], grid.log10_lr[-1] - grid.log10_lr[0])
+    replicates, shifts = study_replicates(matrices, {c.name: c for c in conditions}, base, k, risk_x,
+                                          shift_x, n_boot, boot_seed, LEVEL, span=span)
+    conditions = [dataclasses.replace(c, replicates=replicates[c.name], shift=shifts.get(c.name))
+                  for c in conditions]
+    boot = BootstrapInfo(n_boot=n_boot, seed=int(boot_seed), level=LEVEL, shift_x=float(shift_x),
+                         randomness=tuple((name, m.randomness) for name, m in matrices.items()))
     result = StudyAnalysis(source=source, base=base, xs=xs, k=float(k), risk_x=float(risk_x),
                            edge_x=float(edge_x), grid=grid, seeds=seeds, conditions=tuple(conditions),
                            missing=tuple(missing), diverged=tuple(diverged), prior=prior_point,
-                           off_grid=off_grid)
+                           off_grid=off_grid, bootstrap=boot)
     base_c = result.base_condition
 
     def pruned_fraction(c) -> float:
@@ -126,6 +155,24 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
 
     return dataclasses.replace(result, frontier=frontier_info(result),
                                ratio_curves=ratio_curves(result.conditions, base_c, pruned_fraction))
+
+
+def _with_edges(name: str, roi, grid):
+    """The ROI with the grid sides it touches (its ellipse is then truncated by the grid)."""
+    return dataclasses.replace(roi, touches_edge=edge_info(name, roi, grid).sides)
+
+
+def _seed_matrix(rows: pd.DataFrame, points) -> SeedMatrix:
+    """The condition's measured runs as points (in ``points`` order) × seeds, with its design."""
+    ok = rows[np.isfinite(rows["top1"])]
+    seeds = sorted(ok["seed"].unique())
+    col = {s: j for j, s in enumerate(seeds)}
+    row = {(p.log10_lr, p.log10_wd): i for i, p in enumerate(points)}
+    values = np.full((len(points), len(seeds)), np.nan)
+    for r in ok.itertuples(index=False):
+        values[row[(r.log10_lr, r.log10_wd)], col[r.seed]] = r.top1
+    return SeedMatrix(values, [p.log10_wd for p in points], [p.log10_lr for p in points],
+                      str(rows["randomness"].iloc[0]) if "randomness" in rows.columns else "independent")
 
 
 def _prior(prior, df: pd.DataFrame, grid) -> PriorInfo:

@@ -24,11 +24,26 @@ OTHER_ELLIPSE_COLOUR = "grey"
 
 @dataclass(frozen=True)
 class EllipseTrace:
+    """One x-ROI ellipse's outline.
+
+    ``truncated`` lists the grid sides its ROI touches (drawn dashed: the grid cuts the region
+    off); ``centre`` is its centre (wd, lr) and ``centre_ci`` the 95 % bootstrap bounds
+    ``(wd_lo, wd_hi, lr_lo, lr_hi)`` over seeds (None with one seed), drawn as error bars.
+    """
+
     x: float
     label: str
     colour: str
     wd: np.ndarray
     lr: np.ndarray
+    truncated: tuple = ()
+    centre: Optional[tuple] = None
+    centre_ci: Optional[tuple] = None
+
+    @property
+    def name(self) -> str:
+        """Legend entry: ``"1.0-ROI ellipse"``, or ``"1.0-ROI truncated ellipse"`` at the grid edge."""
+        return f"{self.label} {'truncated ' if self.truncated else ''}ellipse"
 
 
 @dataclass(frozen=True)
@@ -64,12 +79,17 @@ class LandscapeInfo:
 
 @dataclass(frozen=True)
 class RiskPlotInfo:
-    """Per condition, the values of d and d^R over Θ_R (box plots, thesis Fig. 4.5)."""
+    """Per condition, the values of d and d^R over Θ_R (box plots, thesis Fig. 4.5).
+
+    ``d_mean_ci`` holds per condition ``(d_mean, lo, hi)``, the 95 % bootstrap interval of the
+    mean risk over seeds, or None with one seed (drawn as an error bar on the box).
+    """
 
     conditions: tuple
     d: tuple
     dR: tuple
     base: str
+    d_mean_ci: tuple = ()
 
 
 def colour_range(result: StudyAnalysis, top: float = TOP_FRACTION) -> tuple[float, float]:
@@ -116,7 +136,9 @@ def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = 
             continue
         ew, el = r.ellipse.outline()
         colour = next((v for k, v in ELLIPSE_COLOURS.items() if np.isclose(k, r.x)), OTHER_ELLIPSE_COLOUR)
-        ellipses.append(EllipseTrace(r.x, label, colour, ew, el))
+        ellipses.append(EllipseTrace(r.x, label, colour, ew, el, truncated=r.touches_edge,
+                                     centre=(r.ellipse.centre_log10_wd, r.ellipse.centre_log10_lr),
+                                     centre_ci=_centre_ci(c, r.x)))
     div = np.array([p.n_diverged > 0 for p in c.points], dtype=bool)
     title = c.name if c.method == "none" else f"{c.name} ({c.method}, {c.ratio:.0%} FLOPs)"
     return PanelInfo(condition=c.name, title=title, wd=wd, lr=lr, top1=f, diverged=div,
@@ -126,6 +148,17 @@ def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = 
                      wd_ticks=_ticks(result.grid.log10_wd), lr_ticks=_ticks(result.grid.log10_lr),
                      wd_range=_limits(result.grid.log10_wd, result.grid.step_wd),
                      lr_range=_limits(result.grid.log10_lr, result.grid.step_lr))
+
+
+def _centre_ci(c, x: float) -> Optional[tuple]:
+    """``(wd_lo, wd_hi, lr_lo, lr_hi)`` of the ellipse centre over seeds, or None."""
+    rep = c.replicates
+    if rep is None or not rep.replicated:
+        return None
+    e = rep.ellipse(x)
+    if not (e.centre_log10_wd.defined and e.centre_log10_lr.defined):
+        return None
+    return (e.centre_log10_wd.lo, e.centre_log10_wd.hi, e.centre_log10_lr.lo, e.centre_log10_lr.hi)
 
 
 def _limits(axis: tuple, step) -> tuple:
@@ -141,9 +174,14 @@ def landscape_info(result: StudyAnalysis, mesh: int = 60) -> LandscapeInfo:
 
 
 def risk_plot_info(result: StudyAnalysis) -> RiskPlotInfo:
-    """Box-plot data of d and d^R per condition."""
+    """Box-plot data of d and d^R per condition, with the mean's interval over seeds."""
+    cis = []
+    for c in result.conditions:
+        i = c.replicates.d_mean if c.replicates is not None else None
+        cis.append((i.estimate, i.lo, i.hi) if i is not None and i.defined and i.estimate is not None else None)
     return RiskPlotInfo(conditions=result.names, d=tuple(c.risk.d for c in result.conditions),
-                        dR=tuple(c.risk.dR for c in result.conditions), base=result.base)
+                        dR=tuple(c.risk.dR for c in result.conditions), base=result.base,
+                        d_mean_ci=tuple(cis))
 
 
 # ---------------------------------------------------------------- beyond the method (issue 16)

@@ -24,7 +24,14 @@ def _levels(panel: PanelInfo) -> np.ndarray:
 
 def _decorate(ax, panel: PanelInfo, legend: bool) -> None:
     for e in panel.ellipses:
-        ax.plot(e.wd, e.lr, color=e.colour, lw=2.2, label=f"{e.label} ellipse")
+        # dashed: the ROI touches the grid edge, so the grid cuts the ellipse off
+        ax.plot(e.wd, e.lr, color=e.colour, lw=2.2, ls="--" if e.truncated else "-", label=e.name)
+        if e.centre_ci is not None:  # the centre's 95 % interval over seeds
+            wd_lo, wd_hi, lr_lo, lr_hi = e.centre_ci
+            cw, cl = e.centre
+            ax.errorbar([cw], [cl], xerr=[[max(cw - wd_lo, 0.0)], [max(wd_hi - cw, 0.0)]],
+                        yerr=[[max(cl - lr_lo, 0.0)], [max(lr_hi - cl, 0.0)]], color=e.colour, lw=1.2,
+                        capsize=3, marker="+", ms=7, ls="none", label=f"{e.label} centre, 95 % CI")
     wd, lr, _ = panel.best
     ax.plot([wd], [lr], marker="*", ms=15, color="red", mec="white", ls="none", label="best point")
     ax.set_xticks(panel.wd_ticks[0], panel.wd_ticks[1], rotation=60, fontsize=7)
@@ -34,7 +41,7 @@ def _decorate(ax, panel: PanelInfo, legend: bool) -> None:
     ax.set_xlabel("weight decay")
     ax.set_ylabel("learning rate")
     ax.set_facecolor("#dddddd")
-    if legend:
+    if legend or any(e.truncated for e in panel.ellipses):  # say what a dashed outline means
         ax.legend(loc="lower left", fontsize=7, framealpha=0.8)
 
 
@@ -101,6 +108,14 @@ def risk_boxplot(result: StudyAnalysis) -> Figure:
             patch.set_facecolor(_BASE_COLOUR if name == info.base else _PRUNED_COLOUR)
         ax.set_xticks(range(1, len(info.conditions) + 1), info.conditions, rotation=30, ha="right")
         ax.set_title(title)
+    cis = [(i + 1, ci) for i, ci in enumerate(info.d_mean_ci) if ci is not None]
+    if cis:  # the mean risk and its 95 % interval over seeds, beside each box
+        x = np.array([i for i, _ in cis]) + 0.3
+        mean = np.array([ci[0] for _, ci in cis])
+        err = np.array([[ci[0] - ci[1] for _, ci in cis], [ci[2] - ci[0] for _, ci in cis]])
+        axes[0].errorbar(x, mean, yerr=np.maximum(err, 0.0), fmt="D", color="#d95f02", ms=5, capsize=4,
+                         label="d_mean, 95 % CI over seeds")
+        axes[0].legend(fontsize=7, loc="upper left")
     return fig
 
 

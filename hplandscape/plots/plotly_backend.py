@@ -23,9 +23,26 @@ def _axis_labels(fig: go.Figure, panel: PanelInfo, row: int, col: int) -> None:
 
 def _overlays(fig: go.Figure, panel: PanelInfo, row: int, col: int, legend: bool) -> None:
     for e in panel.ellipses:
-        fig.add_trace(go.Scatter(x=e.wd, y=e.lr, mode="lines", line=dict(color=e.colour, width=2.5),
-                                 name=f"{e.label} ellipse", legendgroup=e.label, showlegend=legend,
-                                 hoverinfo="name"), row=row, col=col)
+        # dashed: the ROI touches the grid edge, so the grid cuts the ellipse off
+        hover = e.name + (f" (touches {', '.join(e.truncated)}: extend the grid)" if e.truncated else "")
+        fig.add_trace(go.Scatter(x=e.wd, y=e.lr, mode="lines",
+                                 line=dict(color=e.colour, width=2.5, dash="dash" if e.truncated else "solid"),
+                                 name=e.name, legendgroup=e.label, showlegend=legend or bool(e.truncated),
+                                 hovertext=hover, hoverinfo="text"), row=row, col=col)
+        if e.centre_ci is not None:  # the centre's 95 % interval over seeds
+            wd_lo, wd_hi, lr_lo, lr_hi = e.centre_ci
+            cw, cl = e.centre
+            fig.add_trace(go.Scatter(
+                x=[cw], y=[cl], mode="markers", marker=dict(symbol="cross-thin", size=8, color=e.colour,
+                                                            line=dict(color=e.colour, width=1.5)),
+                error_x=dict(type="data", symmetric=False, array=[max(wd_hi - cw, 0.0)],
+                             arrayminus=[max(cw - wd_lo, 0.0)], color=e.colour),
+                error_y=dict(type="data", symmetric=False, array=[max(lr_hi - cl, 0.0)],
+                             arrayminus=[max(cl - lr_lo, 0.0)], color=e.colour),
+                name=f"{e.label} centre, 95 % CI", legendgroup=e.label, showlegend=False,
+                hovertemplate=f"{e.label} centre: wd [{10 ** wd_lo:.3g}, {10 ** wd_hi:.3g}], "
+                              f"lr [{10 ** lr_lo:.3g}, {10 ** lr_hi:.3g}] (95 % CI)<extra></extra>"),
+                row=row, col=col)
     wd, lr, top1 = panel.best
     fig.add_trace(go.Scatter(x=[wd], y=[lr], mode="markers", name="best point", legendgroup="best",
                              showlegend=legend, marker=dict(symbol="star", size=14, color="red",
@@ -107,6 +124,14 @@ def risk_boxplot(result: StudyAnalysis) -> go.Figure:
             colour = _BASE_COLOUR if name == info.base else _PRUNED_COLOUR
             fig.add_trace(go.Box(y=list(v), name=name, marker_color=colour, boxpoints="all", jitter=0.3,
                                  showlegend=False), row=1, col=col)
+    cis = [(name, ci) for name, ci in zip(info.conditions, info.d_mean_ci) if ci is not None]
+    if cis:  # the mean risk and its 95 % interval over seeds
+        fig.add_trace(go.Scatter(
+            x=[n for n, _ in cis], y=[ci[0] for _, ci in cis], mode="markers", name="d_mean, 95 % CI over seeds",
+            marker=dict(symbol="diamond", size=9, color="#d95f02"),
+            error_y=dict(type="data", symmetric=False, array=[max(ci[2] - ci[0], 0.0) for _, ci in cis],
+                         arrayminus=[max(ci[0] - ci[1], 0.0) for _, ci in cis], color="#d95f02"),
+            hovertemplate="%{x}: d_mean %{y:.3f}<extra>95 % CI over seeds</extra>"), row=1, col=1)
     fig.update_layout(height=450, width=max(700, 180 * len(info.conditions)),
                       title=f"risk of keeping the basemodel's {result.risk_x:g}-ROI settings")
     return fig

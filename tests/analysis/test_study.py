@@ -49,6 +49,7 @@ def test_risk_of_a_constructed_landscape_equals_the_hand_value():
     assert pruned.risk.dR_mean == pytest.approx(1.0 / 88.0)
     assert pruned.risk.n == 3
     js = analysis.to_json(result)["conditions"]["global-0.5"]["risk"]
+    js = {k: js[k] for k in ("d_mean", "d_std", "dR_mean", "dR_std", "n")}  # the point estimates
     assert js == pytest.approx({"d_mean": 1.0, "d_std": math.sqrt(0.5 / 3), "dR_mean": 1 / 88,
                                 "dR_std": math.sqrt(0.5 / 3) / 88, "n": 3})
 
@@ -148,21 +149,23 @@ def test_study_directory_reads_results_csv_or_collects(tmp_path, monkeypatch):
 def test_json_follows_the_analyze_schema_exactly():
     result = analysis.analyze(synthetic_results())
     doc = json.loads(json.dumps(analysis.to_json(result), allow_nan=False))
-    assert list(doc) == ["conditions", "prior", "frontier", "ratio_curves"]  # the last three: issue 16
+    # prior, frontier, ratio_curves: issue 16; bootstrap: issue 11
+    assert list(doc) == ["conditions", "prior", "frontier", "ratio_curves", "bootstrap"]
     assert list(doc["conditions"]) == ["base", "uniform-0.6", "global-0.6", "global-0.4"]
     assert doc["prior"] == {"lr": pytest.approx(0.1), "wd": pytest.approx(1e-4), "source": "grid centre"}
-    for cond in doc["conditions"].values():
-        assert set(cond) == {"best", "roi", "risk", "importance", "importance_roi"}
+    for name, cond in doc["conditions"].items():
+        assert set(cond) == {"best", "roi", "risk", "importance", "importance_roi"} | ({"shift"} if name != "base" else set())
         assert set(cond["importance"]) == {"lr", "wd", "interaction"}
         assert set(cond["importance_roi"]) == {"x", "log10_lr", "log10_wd", "lr", "wd", "interaction"}
-        assert set(cond["best"]) == {"lr", "wd", "top1"}
+        assert set(cond["best"]) == {"lr", "wd", "top1", "top1_ci", "p_best"}
         assert list(cond["roi"]) == ["0.5", "1.0"]
         for roi in cond["roi"].values():
-            assert set(roi) == {"n", "ellipse"}
+            assert set(roi) == {"n", "ellipse", "ellipse_ci", "touches_edge"}
             if roi["ellipse"] is not None:
                 assert set(roi["ellipse"]) == {"length", "width", "centre_log10_wd", "centre_log10_lr",
                                                "angle_deg", "confidence"}
-        assert set(cond["risk"]) == {"d_mean", "d_std", "dR_mean", "dR_std", "n"}
+        assert set(cond["risk"]) == {"d_mean", "d_std", "dR_mean", "dR_std", "n", "d_mean_ci", "d_std_ci",
+                                     "excess_over_base"}
     assert doc["conditions"]["global-0.4"]["roi"]["0.5"]["ellipse"] is None
 
 
@@ -190,7 +193,7 @@ def test_tables_and_text(tmp_path):
     assert math.isnan(t1.set_index("condition").loc["global-0.4", "roi0.5_length"])
     assert {"d_mean", "d_std", "dR_mean", "dR_std"} <= set(t2.columns)
     paths = analysis.write_tables(result, tmp_path / "analysis")
-    assert [p.name for p in paths] == ["table_4_1.csv", "table_4_2.csv"]
+    assert [p.name for p in paths] == ["table_4_1.csv", "table_4_2.csv", "shift.csv"]
     back = pd.read_csv(paths[1])
     assert back["d_mean"].tolist() == pytest.approx(t2["d_mean"].tolist())
     text = analysis.format_tables(result)

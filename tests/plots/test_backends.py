@@ -31,8 +31,21 @@ def test_plotly_panel_and_risk_boxplot(result):
     assert [t.type for t in panel.data].count("contour") == 1
     assert panel.layout.xaxis.ticktext[0] == "1.58e-05"
     box = plotly_backend.risk_boxplot(result)
-    assert [t.type for t in box.data] == ["box"] * 8
+    assert [t.type for t in box.data] == ["box"] * 8 + ["scatter"]  # + d_mean with its interval over seeds
     assert len(box.data[0].y) == result.base_condition.risk.n
+    means = box.data[-1]
+    assert list(means.x) == list(result.names) and means.error_y.array is not None
+    assert means.y[1] == result.condition("uniform-0.6").risk.d_mean
+
+
+def test_truncated_ellipses_are_dashed_and_centres_carry_intervals(result):
+    fig = plotly_backend.landscape_figure(result)
+    dashed = {t.name for t in fig.data if t.name and t.name.endswith("ellipse") and t.line.dash == "dash"}
+    assert dashed == {"1.0-ROI truncated ellipse"}  # global-0.4 touches the high-lr edge
+    centres = [t for t in fig.data if t.name and t.name.endswith("centre, 95 % CI")]
+    assert len(centres) == 2 * (4 + 3) and all(t.error_x.arrayminus is not None for t in centres)
+    one_seed = analysis.analyze(synthetic_results(seeds=(0,)))
+    assert not [t for t in plotly_backend.landscape_figure(one_seed).data if t.name and "95 % CI" in t.name]
 
 
 def test_matplotlib_figures_render_to_png_and_pdf(result, tmp_path):

@@ -122,5 +122,6 @@ def test_risk_plot_info_whole_on_a_hand_computed_study():
     # Θ_R = the base's 0.5-ROI: (lr 0.1, wd 1e-4) at 90 and (lr 0.1, wd 1e-3) at 89.7.
     want = RiskPlotInfo(conditions=("base", "uniform-0.5"),
                         d=(np.array([0.0, 0.3]), np.array([0.0, 0.5])),
-                        dR=(np.array([0.0, 0.3 / 90]), np.array([0.0, 0.5 / 88])), base="base")
+                        dR=(np.array([0.0, 0.3 / 90]), np.array([0.0, 0.5 / 88])), base="base",
+                        d_mean_ci=(None, None))  # one seed: no interval of the mean
     assert_info_equal(risk_plot_info(_hand_study()), want)

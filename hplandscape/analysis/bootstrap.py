@@ -1,0 +1,203 @@
+"""Resampling seeds as replicates: the bootstrap of one condition's seed matrix.
+
+A condition's runs form a matrix ``values[point, seed]`` (NaN where a run is missing or failed).
+The bootstrap redraws seeds with replacement in the way the runs were randomised
+(docs/method.md, "Seeds as replicates"):
+
+- ``independent`` — every run's initialisation and data order is seeded by (seed, grid point),
+  so the runs of different points are independent: seeds are redrawn separately at each point;
+- ``common`` — one initialisation and batch order per seed is shared by every grid point
+  (common random numbers), so a seed's runs move together: whole seeds are redrawn, the same
+  seed indices for every point of the condition.
+
+Each resampled mean is moved away from the point's mean by √(n/(n−1)) times its bootstrap
+deviation ("rescaled" bootstrap; Davison & Hinkley 1997, §3.3): the plain bootstrap variance of a
+mean of n values is (n−1)/n of the unbiased one, a third too small with three seeds.
+
+numpy only; every function is vectorised over the resamples.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from hplandscape.errors import UserError
+
+RANDOMNESS = ("independent", "common")
+# Resamples per condition. 1999 puts the 2.5 %/97.5 % percentiles and the 95 % critical value on
+# whole order statistics ((B + 1)·0.025 = 50) and keeps their Monte Carlo error below a tenth of
+# the interval's width on the example study (docs/method.md, "Seeds as replicates").
+N_BOOT = 1999
+BOOT_SEED = 20231101  # the generator's seed: `analyze` is deterministic
+LEVEL = 0.95
+
+
+@dataclass(frozen=True, eq=False)
+class SeedMatrix:
+    """One condition's top-1 values as grid points × seeds, with the design of its randomness.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(P, S)`` top-1 values; NaN where that seed has no result at that point. Columns are
+        seeds (in the same order at every point: ``common`` resamples them whole).
+    log10_wd, log10_lr : numpy.ndarray
+        ``(P,)`` coordinates of the points.
+    randomness : {"independent", "common"}
+        How the runs were randomised (see the module docstring).
+    """
+
+    values: np.ndarray
+    log10_wd: np.ndarray
+    log10_lr: np.ndarray
+    randomness: str = "independent"
+
+    def __post_init__(self):
+        v = np.asarray(self.values, dtype=float)
+        if v.ndim != 2 or v.shape[0] == 0 or v.shape[1] == 0:
+            raise ValueError(f"values must be a non-empty (points, seeds) matrix, got shape {v.shape}")
+        if self.randomness not in RANDOMNESS:
+            raise UserError(f"randomness must be one of {', '.join(RANDOMNESS)}, got {self.randomness!r}")
+        if (~np.isfinite(v)).all(axis=1).any():
+            raise ValueError("every point needs at least one seed with a result")
+        object.__setattr__(self, "values", v)
+        object.__setattr__(self, "log10_wd", np.asarray(self.log10_wd, dtype=float))
+        object.__setattr__(self, "log10_lr", np.asarray(self.log10_lr, dtype=float))
+
+    @property
+    def counts(self) -> np.ndarray:
+        """``(P,)`` number of seeds with a result at each point."""
+        return np.isfinite(self.values).sum(axis=1)
+
+    @property
+    def n_seeds(self) -> int:
+        """Seeds with a result at some point."""
+        return int(np.isfinite(self.values).any(axis=0).sum())
+
+    @property
+    def means(self) -> np.ndarray:
+        """``(P,)`` seed-averaged top-1: f(θ) of method §8."""
+        return np.nanmean(self.values, axis=1)
+
+    @property
+    def coords(self) -> np.ndarray:
+        """``(P, 2)`` (log10 wd, log10 lr): the ellipse plane's order."""
+        return np.column_stack([self.log10_wd, self.log10_lr])
+
+    def resample(self, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+        """``(n_boot, P, S)`` rescaled resampled values (NaN in slots a point does not fill).
+
+        Under ``independent`` a point with n results gets n draws from its own results; under
+        ``common`` S seed indices are drawn once per resample for all points, a missing run
+        counting as its point's mean (it adds no spread). Each draw y* becomes
+        ȳ + √(n/(n−1))·(y* − ȳ), so the mean of a point's draws has the unbiased variance; a
+        point with a single result stays at its value.
+        """
+        v = self.values
+        P, S = v.shape
+        n = self.counts
+        mean = self.means
+        scale = np.where(n > 1, np.sqrt(n / np.maximum(n - 1, 1)), 0.0)
+        if self.randomness == "independent":
+            # results first in each row (np.sort puts NaN last), then n draws among the first n
+            packed = np.sort(v, axis=1)
+            u = rng.random((n_boot, P, S))
+            idx = np.minimum((u * n[None, :, None]).astype(np.intp), S - 1)
+            draws = np.take_along_axis(np.broadcast_to(packed, (n_boot, P, S)), idx, axis=2)
+            draws = np.where(np.arange(S)[None, None, :] < n[None, :, None], draws, np.nan)
+        else:
+            filled = np.where(np.isfinite(v), v, mean[:, None])
+            idx = rng.integers(0, S, size=(n_boot, S))
+            draws = np.moveaxis(filled.T[idx], 1, 2)  # (B, S, P) -> (B, P, S)
+        return mean[None, :, None] + scale[None, :, None] * (draws - mean[None, :, None])
+
+
+def condition_rng(seed: int, condition: str) -> np.random.Generator:
+    """The generator of one condition's resamples, from the study seed and the condition's name.
+
+    Seeding by name keeps a condition's intervals unchanged when other conditions are added to
+    or removed from the table.
+    """
+    return np.random.default_rng([int(seed), zlib.crc32(condition.encode("utf-8"))])
+
+
+def replicate_means(draws: np.ndarray) -> np.ndarray:
+    """``(B, P)`` means of ``(B, P, S)`` resampled values (NaN slots ignored)."""
+    return np.nanmean(draws, axis=2)
+
+
+def percentile_interval(samples, level: float = LEVEL) -> tuple:
+    """Percentile interval of bootstrap replicates, ignoring NaN; ``(None, None)`` if none is finite.
+
+    Examples
+    --------
+    >>> percentile_interval([1.0, 2.0, 3.0, 4.0, 5.0, float("nan")], level=0.5)
+    (2.0, 4.0)
+    """
+    s = np.asarray(samples, dtype=float)
+    s = s[np.isfinite(s)]
+    if len(s) == 0:
+        return None, None
+    a = (1.0 - level) / 2.0
+    lo, hi = np.quantile(s, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+def roi_masks(means: np.ndarray, x: float, tol: float = 1e-9) -> np.ndarray:
+    """``(B, P)`` x-ROI membership of each resample (Eq. 3.3, as :func:`core.roi_mask`)."""
+    return means >= np.nanmax(means, axis=-1, keepdims=True) - x - tol
+
+
+def ellipse_samples(means: np.ndarray, coords: np.ndarray, x: float, k: float,
+                    min_points: int) -> dict:
+    """Centre, length and width of the x-ROI ellipse of every resample (NaN: too few points).
+
+    The same numbers as :func:`core.fit_ellipse` (mean, sample covariance, 2k√λ), for ``B``
+    resamples at once.
+    """
+    mask = roi_masks(means, x).astype(float)  # (B, P)
+    n = mask.sum(axis=1)
+    ok = n >= min_points
+    with np.errstate(invalid="ignore", divide="ignore"):
+        centre = (mask @ coords) / n[:, None]  # (B, 2)
+        dw = (coords[None, :, 0] - centre[:, :1]) * mask
+        dl = (coords[None, :, 1] - centre[:, 1:]) * mask
+        denom = n - 1.0
+        a = (dw * dw).sum(1) / denom
+        d = (dl * dl).sum(1) / denom
+        b = (dw * dl).sum(1) / denom
+    half, root = (a + d) / 2.0, np.sqrt(((a - d) / 2.0) ** 2 + b * b)
+    lam1, lam2 = np.maximum(half + root, 0.0), np.maximum(half - root, 0.0)
+    nan = np.full_like(n, np.nan)
+    return {"centre_log10_wd": np.where(ok, centre[:, 0], nan), "centre_log10_lr": np.where(ok, centre[:, 1], nan),
+            "length": np.where(ok, 2.0 * k * np.sqrt(lam1), nan), "width": np.where(ok, 2.0 * k * np.sqrt(lam2), nan),
+            "fitted": ok}
+
+
+def best_index(means: np.ndarray) -> np.ndarray:
+    """``(B,)`` index of each resample's best point (the first of ties, as :func:`analyze`)."""
+    return np.argmax(np.where(np.isfinite(means), means, -np.inf), axis=-1)
+
+
+def check_n_boot(n_boot) -> int:
+    """``n_boot`` as an int ≥ 99, else a :class:`UserError` naming the value."""
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 99:
+        raise UserError(f"n_boot (bootstrap resamples) must be an integer ≥ 99, got {n_boot!r}; "
+                        f"the default is {N_BOOT}")
+    return int(n_boot)
+
+
+def order_statistic(samples: np.ndarray, level: float = LEVEL) -> float:
+    """The ⌈level·(B+1)⌉-th smallest of ``B`` values (inf allowed): a bootstrap critical value.
+
+    With B + 1 a multiple of 1/(1 − level), a value t exceeds it exactly when fewer than
+    (1 − level)·(B + 1) replicates reach t, so "t is beyond the critical value" and
+    "(1 + #{T* ≥ t})/(B + 1) ≤ 1 − level" are the same statement.
+    """
+    s = np.sort(np.asarray(samples, dtype=float))
+    i = min(len(s), max(1, math.ceil(level * (len(s) + 1) - 1e-9))) - 1
+    return float(s[i])

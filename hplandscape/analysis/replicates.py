@@ -1,0 +1,128 @@
+"""Seeds as replicates for a whole study: bootstrap intervals and the shift test of every condition.
+
+:func:`analyze` hands over each condition's :class:`~hplandscape.analysis.bootstrap.SeedMatrix`;
+this module resamples each condition once (:data:`~hplandscape.analysis.bootstrap.N_BOOT`
+times, seeded, in the condition's own design) and reads every interval off the same resamples:
+the best point's top-1 and how often each point is the best, each x-ROI ellipse's centre, length
+and width, the performance risk d_mean and d_std with its excess over the basemodel's, and the
+shift of the margin-weighted x-ROI centre (:mod:`~hplandscape.analysis.shift`).
+
+Percentile intervals, except the shift's, whose simultaneous studentized intervals carry the
+verdict. The basemodel's 0.5-ROI Θ_R is re-drawn in every resample, so the risk's intervals
+include the uncertainty of which settings the unpruned model rates near-optimal; each condition's
+resample b is paired with the basemodel's resample b.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hplandscape.analysis.bootstrap import (LEVEL, SeedMatrix, best_index, condition_rng, ellipse_samples,
+                                            percentile_interval, replicate_means, roi_masks)
+from hplandscape.analysis.core import MIN_ELLIPSE_POINTS
+from hplandscape.analysis.info import EllipseIntervals, Interval, PointProbability, ReplicateInfo
+from hplandscape.analysis.shift import shift_from_draws
+
+
+def _interval(estimate, samples, level: float) -> Interval:
+    est = None if estimate is None or not np.isfinite(estimate) else float(estimate)
+    if samples is None:
+        return Interval(est, level=level)
+    lo, hi = percentile_interval(samples, level)
+    return Interval(est, lo, hi, level)
+
+
+def study_replicates(matrices: dict, conditions: dict, base: str, k: float, risk_x: float,
+                     shift_x: float, n_boot: int, seed: int, level: float = LEVEL, span=None) -> tuple:
+    """Intervals of every condition and the shift of every pruned one.
+
+    Parameters
+    ----------
+    matrices : dict
+        ``{condition: SeedMatrix}``, points in the order of the condition's ``points``.
+    conditions : dict
+        ``{condition: ConditionAnalysis}`` with the point estimates (best, rois, risk).
+    base : str
+        The basemodel's name.
+    k, risk_x, shift_x : as in :func:`~hplandscape.analysis.analyze` (the ellipses' xs are the
+        conditions' ROIs).
+    n_boot, seed, level : resamples per condition, generator seed, confidence level.
+    span : (float, float), optional
+        Largest possible |shift| in (log10 wd, log10 lr): the grid's extent.
+
+    Returns
+    -------
+    replicates, shifts : dict, dict
+        ``{condition: ReplicateInfo}`` and ``{pruned condition: ShiftInfo}``.
+    """
+    draws = {name: (m.resample(n_boot, condition_rng(seed, name)) if m.n_seeds >= 2 else None)
+             for name, m in matrices.items()}
+    means = {name: None if d is None else replicate_means(d) for name, d in draws.items()}
+    theta_r = _theta_r(matrices[base], means[base], conditions[base], risk_x)
+    risks = {name: _risk_samples(matrices[base], m, means[name], theta_r) for name, m in matrices.items()}
+    replicates, shifts = {}, {}
+    for name, m in matrices.items():
+        c = conditions[name]
+        reps = means[name]
+        mean_d, std_d = risks[name]
+        base_d = risks[base][0]
+        excess = None if mean_d is None or base_d is None else mean_d - base_d
+        replicates[name] = ReplicateInfo(
+            n_seeds=m.n_seeds, randomness=m.randomness,
+            best_top1=_interval(c.best.top1, None if reps is None else np.nanmax(reps, axis=1), level),
+            p_best=_p_best(m, reps),
+            ellipses=tuple(_ellipse_intervals(m, reps, r, k, level) for r in c.rois),
+            d_mean=_interval(c.risk.d_mean, mean_d, level), d_std=_interval(c.risk.d_std, std_d, level),
+            excess_over_base=_interval(c.risk.d_mean - conditions[base].risk.d_mean, excess, level))
+        if name != base:
+            shifts[name] = shift_from_draws(matrices[base], m, draws[base], draws[name], x=shift_x,
+                                            level=level, span=span)
+    return replicates, shifts
+
+
+def _p_best(m: SeedMatrix, reps) -> tuple:
+    if reps is None:
+        return ()
+    counts = np.bincount(best_index(reps), minlength=len(m.means)) / len(reps)
+    order = sorted((i for i in np.flatnonzero(counts)), key=lambda i: (-counts[i], i))
+    return tuple(PointProbability(float(m.log10_lr[i]), float(m.log10_wd[i]), float(counts[i])) for i in order)
+
+
+def _ellipse_intervals(m: SeedMatrix, reps, roi, k: float, level: float) -> EllipseIntervals:
+    e = roi.ellipse
+    est = {name: None if e is None else getattr(e, name)
+           for name in ("centre_log10_wd", "centre_log10_lr", "length", "width")}
+    if reps is None:
+        return EllipseIntervals(roi.x, *(Interval(v, level=level) for v in est.values()), fitted=None)
+    s = ellipse_samples(reps, m.coords, roi.x, k, MIN_ELLIPSE_POINTS)
+    fitted = float(np.mean(s["fitted"]))
+    # no ellipse in the data: a few resamples that happen to have one describe no estimate
+    return EllipseIntervals(roi.x, *(_interval(v, None if e is None else s[name], level) for name, v in est.items()),
+                            fitted=fitted)
+
+
+def _theta_r(base: SeedMatrix, base_reps, base_analysis, risk_x: float) -> np.ndarray:
+    """``(B, P_base)`` Θ_R of each resample, or ``(1, P_base)``: the observed one, held fixed."""
+    if base_reps is None:
+        observed = set(base_analysis.risk.points) | set(base_analysis.risk.missing)
+        mask = np.array([(w, l) in observed for w, l in zip(base.log10_wd, base.log10_lr)])
+        return mask[None, :]
+    return roi_masks(base_reps, risk_x)
+
+
+def _risk_samples(base: SeedMatrix, m: SeedMatrix, reps, theta_r: np.ndarray) -> tuple:
+    """``(B,)`` d_mean and d_std (population, Eq. 3.5) of each resample; (None, None) without one."""
+    if reps is None:
+        return None, None
+    where = {(w, l): i for i, (w, l) in enumerate(zip(m.log10_wd, m.log10_lr))}
+    idx = np.array([where.get((w, l), -1) for w, l in zip(base.log10_wd, base.log10_lr)])
+    measured = idx >= 0
+    use = theta_r & measured[None, :]  # (B or 1, P_base)
+    best = np.nanmax(reps, axis=1)
+    d = best[:, None] - reps[:, np.where(measured, idx, 0)]  # (B, P_base)
+    use = np.broadcast_to(use, d.shape)
+    n = use.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(use, d, 0.0).sum(axis=1) / n
+        var = np.where(use, (d - mean[:, None]) ** 2, 0.0).sum(axis=1) / n
+    return mean, np.sqrt(var)

@@ -1,0 +1,137 @@
+"""Seeds as replicates: resampling by design, checked on cases whose resamples can be enumerated."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hplandscape import analysis
+from hplandscape.analysis.bootstrap import (SeedMatrix, best_index, condition_rng, ellipse_samples,
+                                            order_statistic, percentile_interval, replicate_means)
+from hplandscape.analysis.core import fit_ellipse, roi_mask
+from hplandscape.analysis.example import synthetic_replicate_results
+from hplandscape.errors import UserError
+
+# Two points, two seeds. Rescaled resample means (ȳ ± √2·half-range):
+#   A (90, 92):   89.586 ({0,0}), 91 ({0,1}), 92.414 ({1,1})
+#   B (92.2, 90): 92.656 ({0,0}), 91.1 ({0,1}), 89.544 ({1,1})
+A, B = (90.0, 92.0), (92.2, 90.0)
+R2 = math.sqrt(2.0)
+A_HI, A_LO = 91.0 + R2, 91.0 - R2
+B_HI, B_LO = 91.1 + R2 * 1.1, 91.1 - R2 * 1.1
+
+
+def _two_points(randomness):
+    rows = [{"condition": "base", "method": "none", "ratio": 1.0, "lr": 10 ** lr, "wd": 1e-4, "seed": s,
+             "top1": v, "randomness": randomness}
+            for lr, values in ((-1.0, A), (-0.8, B)) for s, v in enumerate(values)]
+    return pd.DataFrame(rows)
+
+
+def test_common_randomness_resamples_whole_seeds_p_best_and_best_interval_by_hand():
+    # one draw for both points: {0,0} (1/4) → B best at 92.656; {1,1} (1/4) → A best at 92.414;
+    # {0,1} (1/2) → B best at 91.1. P(A best) = 1/4; best top-1 ∈ {91.1: 1/2, 92.414: 1/4, 92.656: 1/4}
+    result = analysis.analyze(_two_points("common"), xs=(0.5,), n_boot=19999)
+    rep = result.base_condition.replicates
+    p = {(q.log10_lr, q.log10_wd): q.p for q in rep.p_best}
+    assert p[(-1.0, -4.0)] == pytest.approx(0.25, abs=0.01)
+    assert p[(-0.8, -4.0)] == pytest.approx(0.75, abs=0.01)
+    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx((91.1, B_HI))
+    assert rep.randomness == "common" and rep.n_seeds == 2
+
+
+def test_independent_randomness_resamples_each_point_on_its_own_by_hand():
+    # A and B drawn independently: P(A > B) = 1/4·3/4 + 1/2·1/4 + 1/4·1/4 = 6/16;
+    # best top-1: 89.586 (1/16), 91 (2/16), 91.1 (6/16), 92.414 (3/16), 92.656 (4/16)
+    result = analysis.analyze(_two_points("independent"), xs=(0.5,), n_boot=19999)
+    rep = result.base_condition.replicates
+    p = {(q.log10_lr, q.log10_wd): q.p for q in rep.p_best}
+    assert p[(-1.0, -4.0)] == pytest.approx(0.375, abs=0.01)
+    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx((A_LO, B_HI))
+    draws = SeedMatrix(np.array([A, B]), [-4.0, -4.0], [-1.0, -0.8], "independent").resample(
+        19999, np.random.default_rng(1))
+    means = replicate_means(draws)
+    assert set(np.round(means[:, 0], 3)) == {round(A_LO, 3), 91.0, round(A_HI, 3)}
+    assert np.mean(np.isclose(means[:, 1], 91.1)) == pytest.approx(0.5, abs=0.02)
+    assert np.mean(best_index(means) == 0) == pytest.approx(0.375, abs=0.01)
+
+
+@pytest.mark.parametrize("randomness", ["independent", "common"])
+def test_rescaled_resample_mean_has_the_unbiased_variance_of_a_mean(randomness):
+    values = np.array([[1.0, 2.0, 6.0], [3.0, 3.5, 5.0]])
+    m = SeedMatrix(values, [0.0, 0.2], [0.0, 0.0], randomness)
+    means = replicate_means(m.resample(40000, np.random.default_rng(0)))
+    assert means.mean(axis=0) == pytest.approx(values.mean(axis=1), abs=0.02)
+    # a plain bootstrap would give (n − 1)/n of this: 2/3 with three seeds
+    assert means.var(axis=0) == pytest.approx(values.var(axis=1, ddof=1) / 3, rel=0.03)
+
+
+def test_missing_runs_are_not_drawn_and_a_single_result_stays_fixed():
+    values = np.array([[90.0, np.nan, 92.0], [91.0, np.nan, np.nan]])
+    m = SeedMatrix(values, [0.0, 0.2], [0.0, 0.0])
+    assert list(m.counts) == [2, 1] and m.n_seeds == 2
+    means = replicate_means(m.resample(4000, np.random.default_rng(0)))
+    assert set(np.round(means[:, 0], 6)) == {round(91.0 - R2, 6), 91.0, round(91.0 + R2, 6)}
+    assert np.all(means[:, 1] == 91.0)
+
+
+def test_resampled_ellipses_are_the_method_ellipses_of_each_resample():
+    rng = np.random.default_rng(3)
+    lr, wd = (a.ravel() for a in np.meshgrid(np.arange(5) * 0.2, np.arange(5) * 0.2, indexing="ij"))
+    means = 90.0 - 3 * (lr - 0.4) ** 2 - 2 * (wd - 0.4) ** 2 + rng.normal(0, 0.1, (6, 25))
+    s = ellipse_samples(means, np.column_stack([wd, lr]), x=0.5, k=2.0, min_points=5)
+    for b in range(6):
+        mask = roi_mask(means[b], 0.5)
+        if mask.sum() < 5:
+            assert not s["fitted"][b] and math.isnan(s["length"][b])
+            continue
+        e = fit_ellipse(wd[mask], lr[mask], k=2.0)
+        got = [s[k][b] for k in ("centre_log10_wd", "centre_log10_lr", "length", "width")]
+        assert got == pytest.approx([e.centre_log10_wd, e.centre_log10_lr, e.length, e.width])
+
+
+def test_percentile_and_order_statistic():
+    assert percentile_interval([np.nan, np.nan]) == (None, None)
+    # 1999 values: the 95 % critical value is the 1900th smallest
+    assert order_statistic(np.arange(1, 2000)[::-1]) == 1900
+    assert order_statistic(np.array([1.0, np.inf] * 50)) == np.inf
+
+
+def test_analyze_is_deterministic_and_seeded_per_condition():
+    table = synthetic_replicate_results()
+    one = json.dumps(analysis.to_json(analysis.analyze(table)))
+    assert one == json.dumps(analysis.to_json(analysis.analyze(table)))
+    assert one != json.dumps(analysis.to_json(analysis.analyze(table, boot_seed=1)))
+    # a condition's own intervals do not depend on which other conditions are in the table
+    full = analysis.analyze(table).condition("uniform-0.6").replicates
+    part = analysis.analyze(table[table["condition"] != "global-0.4"]).condition("uniform-0.6").replicates
+    assert full.best_top1 == part.best_top1 and full.ellipses == part.ellipses
+    assert condition_rng(0, "a").random() == condition_rng(0, "a").random() != condition_rng(0, "b").random()
+
+
+def test_more_seeds_give_tighter_intervals():
+    few = analysis.analyze(synthetic_replicate_results(seeds=(0, 1, 2))).condition("global-0.4")
+    many = analysis.analyze(synthetic_replicate_results(seeds=tuple(range(8)))).condition("global-0.4")
+    width = lambda i: i.hi - i.lo  # noqa: E731
+    assert width(many.shift.log10_lr) < width(few.shift.log10_lr)
+    assert width(many.replicates.d_mean) < width(few.replicates.d_mean)
+
+
+def test_randomness_column_is_validated():
+    table = synthetic_replicate_results()
+    assert analysis.load_results(table.drop(columns=["randomness"]))["randomness"].unique().tolist() == ["independent"]
+    blank = table.copy()
+    blank["randomness"] = np.nan
+    assert analysis.load_results(blank)["randomness"].unique().tolist() == ["independent"]
+    bad = table.copy()
+    bad.loc[5, "randomness"] = "shared"
+    with pytest.raises(UserError, match=r"column randomness must be one of independent, common, got 'shared' in row 6"):
+        analysis.load_results(bad)
+    mixed = table.copy()
+    mixed.loc[0, "randomness"] = "common"
+    with pytest.raises(UserError, match=r"condition 'base' has several values in column randomness"):
+        analysis.load_results(mixed)
+    with pytest.raises(UserError, match="n_boot"):
+        analysis.analyze(table, n_boot=10)

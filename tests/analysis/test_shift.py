@@ -1,0 +1,169 @@
+"""The shift test: the margin-weighted x-ROI centre, its standard error, the simultaneous
+intervals and p-value, and the JSON contract of ``conditions.NAME.shift``."""
+
+import json
+
+import numpy as np
+import pytest
+
+from hplandscape import analysis
+from hplandscape.analysis.bootstrap import SeedMatrix
+from hplandscape.analysis.example import synthetic_replicate_results, synthetic_results
+from hplandscape.analysis.shift import cap_centre, simultaneous_test, shift_test
+
+LR, WD = (a.ravel() for a in np.meshgrid(np.arange(-4, 5) * 0.2, np.arange(-4, 5) * 0.2, indexing="ij"))
+XY = np.column_stack([WD, LR])
+
+
+def _study(shift, seeds=3, seed=0, noise=0.15):
+    rng = np.random.default_rng(seed)
+    f = lambda s: 93 - 8 * (LR - s) ** 2 - 4 * WD ** 2  # noqa: E731
+    base = SeedMatrix(f(0.0)[:, None] + rng.normal(0, noise, (81, seeds)), WD, LR)
+    cond = SeedMatrix(f(shift)[:, None] + rng.normal(0, noise, (81, seeds)), WD, LR)
+    return base, cond
+
+
+def test_centre_weights_each_roi_point_by_its_margin_over_the_threshold():
+    # best 93.0, threshold 92.5: weights 0.3, 0.5, 0 (92.4 is outside), 0.1
+    means = np.array([92.8, 93.0, 92.4, 92.6])
+    xy = np.array([[-4.0, -1.2], [-4.0, -1.0], [-3.8, -1.0], [-3.8, -0.8]])
+    c, _ = cap_centre(means[:, None], xy, 0.5, "independent")
+    assert c == pytest.approx([(-4.0 * 0.8 - 3.8 * 0.1) / 0.9, (-1.2 * 0.3 - 1.0 * 0.5 - 0.8 * 0.1) / 0.9])
+    # a point on the threshold weighs 0, so the centre moves continuously as it crosses
+    c2, _ = cap_centre(np.array([92.8, 93.0, 92.5 + 1e-9, 92.6])[:, None], xy, 0.5, "independent")
+    assert c2 == pytest.approx(c, abs=1e-7)
+
+
+def test_standard_error_is_the_delta_method_with_the_pooled_roi_variance():
+    rng = np.random.default_rng(5)
+    values = (93 - 8 * LR ** 2 - 4 * WD ** 2)[:, None] + rng.normal(0, 0.15, (81, 3))
+    centre, se = cap_centre(values, XY, 0.5, "independent")
+    means = values.mean(axis=1)
+    grad = np.zeros((81, 2))
+    for i in range(81):  # numerical ∂centre/∂mean
+        up, down = means.copy(), means.copy()
+        up[i] += 1e-7
+        down[i] -= 1e-7
+        grad[i] = (cap_centre(up[:, None], XY, 0.5, "independent")[0]
+                   - cap_centre(down[:, None], XY, 0.5, "independent")[0]) / 2e-7
+    roi = means >= means.max() - 0.5
+    pooled = values[roi].var(axis=1, ddof=1).mean()
+    assert se == pytest.approx(np.sqrt(pooled / 3 * (grad ** 2).sum(axis=0)), rel=1e-4)
+    # common randomness: the spread of each seed's linearised contribution
+    _, se_common = cap_centre(values, XY, 0.5, "common")
+    contrib = values.T @ grad  # (seeds, 2)
+    assert se_common == pytest.approx(contrib.std(axis=0, ddof=1) / np.sqrt(3), rel=1e-4)
+
+
+def test_verdict_and_p_value_are_one_procedure():
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        est, se = rng.normal(0, 1, 2), rng.uniform(0.5, 1.5, 2)
+        boot = est + rng.normal(0, 1, (1999, 2)) * rng.uniform(0.8, 1.2)
+        lo, hi, p, moved = simultaneous_test(est, se, boot, np.full((1999, 2), 1.0), np.array([9.0, 9.0]))
+        assert moved == bool(np.any((lo > 0) | (hi < 0))) == (p <= 0.05)
+        assert np.all(lo <= est) and np.all(est <= hi)
+
+
+def test_intervals_are_clipped_to_the_grid_and_unbounded_ones_span_it():
+    est, se = np.array([0.1, 0.0]), np.array([1.0, 1.0])
+    lo, hi, p, moved = simultaneous_test(est, se, np.zeros((99, 2)), np.zeros((99, 2)), np.array([1.6, 1.6]))
+    assert list(lo) == [-1.6, -1.6] and list(hi) == [1.6, 1.6] and not moved  # every T* = inf
+    # two seeds under common randomness: half the resamples repeat one seed and show no spread
+    base, cond = _study(0.2, seeds=2)
+    two = shift_test(SeedMatrix(base.values, WD, LR, "common"), SeedMatrix(cond.values, WD, LR, "common"), n_boot=199)
+    assert (two.log10_lr.lo, two.log10_lr.hi) == (-1.6, 1.6) and two.verdict == "no_evidence"
+
+
+def test_a_real_shift_is_found_and_no_shift_is_not():
+    moved = shift_test(*_study(0.3), n_boot=499)
+    assert moved.verdict == "moved" and moved.p_value <= 0.05
+    assert moved.log10_lr.lo < 0.3 < moved.log10_lr.hi and moved.log10_lr.lo > 0
+    assert moved.log10_wd.lo < 0 < moved.log10_wd.hi
+    still = shift_test(*_study(0.0, seed=1), n_boot=499)
+    assert still.verdict == "no_evidence" and still.p_value > 0.05
+    assert still.log10_lr.lo < 0 < still.log10_lr.hi
+
+
+def test_one_seed_gives_the_estimate_and_no_test():
+    base, cond = _study(0.2, seeds=1)
+    s = shift_test(base, cond)
+    assert s.verdict == "single_seed" and s.p_value is None and s.n_seeds == 1
+    assert s.log10_lr.ci is None and s.log10_lr.estimate == pytest.approx(0.2, abs=0.1)
+
+
+def _check_interval(doc, replicated):
+    assert set(doc) == {"estimate", "ci"} and isinstance(doc["estimate"], float)
+    if replicated:
+        lo, hi = doc["ci"]
+        assert isinstance(lo, float) and isinstance(hi, float) and lo <= doc["estimate"] <= hi
+    else:
+        assert doc["ci"] is None
+
+
+@pytest.mark.parametrize("seeds", [(0, 1, 2), (0,)])
+def test_json_contract_of_shift_and_risk(seeds):
+    result = analysis.analyze(synthetic_replicate_results(seeds=seeds))
+    doc = json.loads(json.dumps(analysis.to_json(result), allow_nan=False))
+    replicated = len(seeds) > 1
+    assert "shift" not in doc["conditions"]["base"]
+    for name in ("uniform-0.6", "global-0.4"):
+        shift = doc["conditions"][name]["shift"]
+        assert list(shift) == ["log10_lr", "log10_wd", "p_value", "n_seeds", "x", "verdict"]
+        _check_interval(shift["log10_lr"], replicated)
+        _check_interval(shift["log10_wd"], replicated)
+        assert shift["n_seeds"] == len(seeds) and isinstance(shift["n_seeds"], int)
+        assert shift["x"] == 0.5
+        if replicated:
+            assert isinstance(shift["p_value"], float) and 0 < shift["p_value"] <= 1
+            excludes = any(not (d["ci"][0] <= 0 <= d["ci"][1]) for d in (shift["log10_lr"], shift["log10_wd"]))
+            assert shift["verdict"] == ("moved" if excludes else "no_evidence")
+            assert (shift["verdict"] == "moved") == (shift["p_value"] <= 0.05)
+        else:
+            assert shift["p_value"] is None and shift["verdict"] == "single_seed"
+    for name, cond in doc["conditions"].items():
+        risk = cond["risk"]
+        _check_interval(risk["excess_over_base"], replicated)
+        assert risk["excess_over_base"]["estimate"] == pytest.approx(
+            risk["d_mean"] - doc["conditions"]["base"]["risk"]["d_mean"])
+        for key in ("d_mean_ci", "d_std_ci"):
+            assert (risk[key] is not None) == replicated
+        assert (cond["best"]["top1_ci"] is not None) == replicated
+        assert (cond["best"]["p_best"] is not None) == replicated
+        for roi in cond["roi"].values():
+            assert isinstance(roi["touches_edge"], list)
+            assert (roi["ellipse_ci"] is not None) == replicated
+    assert doc["bootstrap"] == {"n_boot": 1999, "seed": 20231101, "level": 0.95, "shift_x": 0.5,
+                                "randomness": {"base": "independent", "uniform-0.6": "independent",
+                                               "global-0.4": "independent"}}
+    if replicated:  # the example's optimum moved for global-0.4 only
+        assert doc["conditions"]["global-0.4"]["shift"]["verdict"] == "moved"
+        assert doc["conditions"]["uniform-0.6"]["shift"]["verdict"] == "no_evidence"
+        p_best = doc["conditions"]["base"]["best"]["p_best"]
+        assert sum(p["p"] for p in p_best) == pytest.approx(1.0) and set(p_best[0]) == {"lr", "wd", "p"}
+        ci = doc["conditions"]["base"]["roi"]["1.0"]["ellipse_ci"]
+        assert set(ci) == {"centre_log10_wd", "centre_log10_lr", "length", "width", "fitted"}
+
+
+def test_truncated_ellipses_are_flagged_in_table_json_and_text():
+    result = analysis.analyze(synthetic_results(seeds=(0,)))
+    t1, _ = analysis.tables(result)
+    edge = t1.set_index("condition")["roi1.0_touches_edge"]
+    assert edge["global-0.4"] == "lr_high+wd_low" and edge["base"] == ""
+    doc = analysis.to_json(result)
+    assert doc["conditions"]["global-0.4"]["roi"]["1.0"]["touches_edge"] == ["lr_high", "wd_low"]
+    text = analysis.format_tables(result)
+    assert "-45.0°†" in text
+    assert ("truncated ellipse: the 1.0-ROI of global-0.4 touches lr_high, wd_low, so its ellipse (length, width, "
+            "centre) is cut off by the grid; run `hplandscape sweep CONFIG --extend`") in text
+
+
+def test_analyze_text_states_the_verdicts_and_the_one_seed_caveat():
+    text = analysis.format_tables(analysis.analyze(synthetic_replicate_results()))
+    assert "global-0.4: the optimum moved by +0.19 decades in lr (95 % CI 0.05 to 0.34, p = 0.041)" in text
+    assert "uniform-0.6: no evidence that the optimum moved" in text
+    assert "Its risk exceeds the unpruned model's own (0.26) by 0.57 points (95 % CI 0.18 to 0.84)" in text
+    one = analysis.format_tables(analysis.analyze(synthetic_replicate_results(seeds=(0,))))
+    assert "one seed gives no measure of seed noise, so it cannot tell a difference of this size from seed noise" in one
+    assert "`seeds: [0, 1, 2]` in the study YAML, then `hplandscape sweep` again: only the new runs train" in one
+    assert "Re-tune" not in one and "Re-tune" not in text
