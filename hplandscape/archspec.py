@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +28,22 @@ from hplandscape.errors import UserError
 METHODS = ("uniform", "global")
 RANDOM_INIT = "random-init"
 
+#: Per-layer normalisers of the L1 importance that global pruning ranks on, named as torch-pruning
+#: 1.6 names them in ``MagnitudeImportance(normalizer=...)``; ``"none"`` is its ``None`` (the raw
+#: norms, one threshold across layers). Left out: ``sentinel_<q>`` (a parameter in the name) and
+#: callables (not data a config can hold).
+NORMALIZERS = ("none", "mean", "max", "sum", "standarization", "gaussian", "lamp")
+#: The default normaliser; docs/method.md §5 gives the measurements that chose it.
+DEFAULT_NORMALIZER = "mean"
+#: The default cap on the fraction of one layer's channels global pruning may remove.
+DEFAULT_MAX_LAYER_PRUNE = 0.9
+
 _FIELDS = ("model", "num_classes", "in_channels", "input_shape", "method", "target_ratio", "achieved_ratio",
            "widths", "original_widths", "params", "flops", "original_params", "original_flops", "source",
-           "init_seed")
+           "init_seed", "normalizer", "max_layer_prune")
+#: Fields a spec file may lack: specs written before global pruning recorded its settings, and
+#: every uniform spec, have no normalizer/max_layer_prune.
+_OPTIONAL = ("init_seed", "normalizer", "max_layer_prune")
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,9 @@ class ArchSpec:
     original output channels; ``params``/``flops`` are the pruned counts at ``input_shape``
     (FLOPs = 2 × conv/linear multiply-accumulates). ``source`` is ``"checkpoint:<sha256>"`` of the
     weights file that ranked the filters, or ``"random-init"`` (then ``init_seed`` is the seed of
-    that He init; it is None for checkpoints).
+    that He init; it is None for checkpoints). ``normalizer`` and ``max_layer_prune`` are the
+    global-pruning settings that chose the widths (see :func:`hplandscape.pruning.prune`); None
+    for uniform pruning and for global specs written before they were recorded.
     """
 
     model: str
@@ -58,12 +74,39 @@ class ArchSpec:
     original_flops: int
     source: str
     init_seed: int | None = None
+    normalizer: str | None = None
+    max_layer_prune: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-able dict of the fields (no ``content_hash``)."""
+        """JSON-able dict of the fields (no ``content_hash``).
+
+        ``normalizer`` and ``max_layer_prune`` appear only when set, so a spec without them hashes
+        as it did before they existed and its stored ``content_hash`` stays valid.
+        """
         d = dataclasses.asdict(self)
         d["input_shape"] = list(self.input_shape)
+        for key in ("normalizer", "max_layer_prune"):
+            if d[key] is None:
+                del d[key]
         return d
+
+    @property
+    def kept_fractions(self) -> dict[str, float]:
+        """``{layer: kept / original channels}`` of every prunable layer, in module order."""
+        return {k: self.widths[k] / c for k, c in self.original_widths.items()}
+
+    @property
+    def min_kept_fraction(self) -> float:
+        """The smallest kept fraction of any prunable layer (1.0 when nothing is prunable)."""
+        return min(self.kept_fractions.values(), default=1.0)
+
+    @property
+    def layers_at_cap(self) -> list[str] | None:
+        """The prunable layers global pruning cut down to their floor under ``max_layer_prune``
+        (see :func:`layer_floor`); None when the spec records no cap."""
+        if self.max_layer_prune is None:
+            return None
+        return [k for k, c in self.original_widths.items() if self.widths[k] <= layer_floor(c, self.max_layer_prune)]
 
     @property
     def content_hash(self) -> str:
@@ -76,10 +119,13 @@ class ArchSpec:
         return {
             "model": self.model, "method": self.method,
             "target_ratio": self.target_ratio, "achieved_ratio": self.achieved_ratio,
+            "normalizer": self.normalizer, "max_layer_prune": self.max_layer_prune,
             "original": {"params": self.original_params, "flops": self.original_flops},
             "pruned": {"params": self.params, "flops": self.flops},
-            "layers": [{"name": k, "original_channels": c, "kept_channels": self.widths[k]}
+            "layers": [{"name": k, "original_channels": c, "kept_channels": self.widths[k],
+                        "kept_fraction": round(self.widths[k] / c, 6)}
                        for k, c in self.original_widths.items()],
+            "min_kept_fraction": round(self.min_kept_fraction, 6), "layers_at_cap": self.layers_at_cap,
             "input_shape": list(self.input_shape), "source": self.source, "content_hash": self.content_hash,
         }
 
@@ -89,6 +135,49 @@ class ArchSpec:
         return _spec_from_dict(d, where)
 
 
+
+
+def _expected_widths(d: dict, check_architecture: bool, fail) -> dict:
+    if check_architecture:
+        from hplandscape.models import original_widths
+
+        return original_widths(d["model"], d["num_classes"], d["in_channels"])
+    w = d["original_widths"]  # trusted as written: only its form is checked
+    if not isinstance(w, dict) or not w or \
+            any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in w.values()):
+        raise fail("original_widths", f"must map each prunable layer to a positive channel count, got {w!r}")
+    return w
+
+
+def _check_global_settings(d: dict, fail) -> None:
+    normalizer, cap = d.get("normalizer"), d.get("max_layer_prune")
+    if normalizer is None and cap is None:
+        return  # uniform, or global from before these settings were recorded
+    if d["method"] != "global":
+        raise fail("normalizer" if normalizer is not None else "max_layer_prune",
+                   f"is a global-pruning setting, but the method is {d['method']!r}; remove it")
+    if normalizer not in NORMALIZERS:
+        raise fail("normalizer", f"must be one of {', '.join(NORMALIZERS)}, got {normalizer!r}")
+    if not is_layer_cap(cap):
+        raise fail("max_layer_prune", f"must be a number in (0, 1), got {cap!r}")
+
+
+def layer_floor(channels: int, max_layer_prune: float) -> int:
+    """Fewest channels a layer of ``channels`` keeps under the cap: ``max(1, ceil((1 - cap)·C))``.
+
+    Examples
+    --------
+    >>> [layer_floor(c, 0.9) for c in (16, 32, 64, 10, 1)]
+    [2, 4, 7, 1, 1]
+    """
+    # the 1e-9 absorbs float error: (1 - 0.9)·10 is 0.99999..., and 10 % of 10 channels is 1
+    return min(channels, max(1, math.ceil((1.0 - max_layer_prune) * channels - 1e-9)))
+
+
+def is_layer_cap(value: Any) -> bool:
+    """Whether ``value`` is a valid ``max_layer_prune``: a number strictly between 0 and 1 (a
+    layer can never lose all its channels, and 0 would forbid pruning it at all)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < 1
 
 
 # -- spec files ------------------------------------------------------------------------------------
@@ -103,9 +192,13 @@ def save_spec(spec: ArchSpec, path) -> Path:
     return path
 
 
-def load_spec(path) -> ArchSpec:
+def load_spec(path, *, check_architecture: bool = True) -> ArchSpec:
     """Read a spec written by :func:`save_spec`; a corrupt or inconsistent file raises ``UserError``
-    naming the path and the field."""
+    naming the path and the field.
+
+    ``check_architecture=False`` skips comparing the layers with the registered architecture,
+    which builds it and so imports torch: for readers that only show a spec (the report). The
+    file's own consistency and its ``content_hash`` are still checked."""
     path = str(path)
     try:
         with open(path) as fh:
@@ -114,16 +207,16 @@ def load_spec(path) -> ArchSpec:
         raise UserError(f"{path}: architecture spec not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: not a valid architecture spec (bad JSON: {exc})") from None
-    return _spec_from_dict(data, path)
+    return _spec_from_dict(data, path, check_architecture)
 
 
-def _spec_from_dict(d: Any, where: str) -> ArchSpec:
+def _spec_from_dict(d: Any, where: str, check_architecture: bool = True) -> ArchSpec:
     def fail(key: str, message: str) -> UserError:
         return UserError(f"{where}: {key} {message}")
 
     if not isinstance(d, dict):
         raise UserError(f"{where}: an architecture spec must be a JSON object, got {type(d).__name__}")
-    required = [f for f in _FIELDS if f != "init_seed"]
+    required = [f for f in _FIELDS if f not in _OPTIONAL]
     missing = [k for k in required if k not in d]
     if missing:
         raise UserError(f"{where}: missing field(s) {', '.join(missing)}")
@@ -137,10 +230,14 @@ def _spec_from_dict(d: Any, where: str) -> ArchSpec:
             raise fail(key, f"must be a positive integer, got {v!r}")
         return v
 
-    from hplandscape.models import list_models, original_widths  # late: torch is needed only here
+    if check_architecture:
+        from hplandscape.models import list_models  # late: torch is needed only here
 
-    if d["model"] not in list_models():
-        raise fail("model", f"is not a registered architecture: {d['model']!r}; available: {', '.join(list_models())}")
+        if d["model"] not in list_models():
+            raise fail("model", f"is not a registered architecture: {d['model']!r}; "
+                                f"available: {', '.join(list_models())}")
+    elif not isinstance(d["model"], str) or not d["model"]:
+        raise fail("model", f"must be an architecture name, got {d['model']!r}")
     if d["method"] not in METHODS:
         raise fail("method", f"must be one of {', '.join(METHODS)}, got {d['method']!r}")
     for key in ("target_ratio", "achieved_ratio"):
@@ -161,8 +258,9 @@ def _spec_from_dict(d: Any, where: str) -> ArchSpec:
     seed = d.get("init_seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise fail("init_seed", f"must be an integer or null, got {seed!r}")
+    _check_global_settings(d, fail)
 
-    expected = original_widths(d["model"], d["num_classes"], d["in_channels"])
+    expected = _expected_widths(d, check_architecture, fail)
     for key in ("widths", "original_widths"):
         w = d[key]
         if not isinstance(w, dict) or set(w) != set(expected):

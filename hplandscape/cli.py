@@ -14,7 +14,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from hplandscape.config import ENGINES, EXECUTORS, PRUNING_METHODS
+from hplandscape.config import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, ENGINES, EXECUTORS, NORMALIZERS,
+                                PRUNING_METHODS)
 from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, UserError
 
 
@@ -167,7 +168,8 @@ def cmd_prune(args) -> int:
 
     shape = None if args.input_size is None else (args.in_channels or 3, args.input_size, args.input_size)
     spec = prune(args.model, args.method, args.ratio, num_classes=args.num_classes,
-                 in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed)
+                 in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed,
+                 normalizer=args.normalizer, max_layer_prune=args.max_layer_prune)
     summary = spec.summary()
     if args.out:
         from hplandscape.archspec import save_spec
@@ -182,9 +184,15 @@ def cmd_prune(args) -> int:
     print(f"  pruned:   {p['params'] / 1e6:.3f} M params, {p['flops']:.3e} FLOPs "
           f"(achieved ratio {summary['achieved_ratio']:.4f})")
     print(f"  importance source: {summary.get('source', '?')}")
-    print(f"  {'layer':<40}{'original':>10}{'kept':>8}")
+    if spec.normalizer is not None:
+        print(f"  importance normalizer: {spec.normalizer}; no layer loses more than "
+              f"{spec.max_layer_prune:.0%} of its channels")
+    print(f"  {'layer':<40}{'original':>10}{'kept':>8}{'fraction':>10}")
     for layer in summary["layers"]:
-        print(f"  {layer['name']:<40}{layer['original_channels']:>10}{layer['kept_channels']:>8}")
+        print(f"  {layer['name']:<40}{layer['original_channels']:>10}{layer['kept_channels']:>8}"
+              f"{layer['kept_fraction']:>10.3f}")
+    print(f"  minimum kept fraction: {summary['min_kept_fraction']:.3f}"
+          + ("" if spec.layers_at_cap is None else f"; {len(spec.layers_at_cap)} of {len(spec.widths)} layers at the cap"))
     if args.out:
         print(f"Spec written to {args.out}")
     return EXIT_OK
@@ -220,6 +228,17 @@ def _ratio(text: str) -> float:
         raise argparse.ArgumentTypeError(f"must be a number in (0, 1], got {text!r}") from None
     if not 0 < v <= 1:
         raise argparse.ArgumentTypeError(f"must be the fraction of FLOPs kept, in (0, 1], got {text!r}")
+    return v
+
+
+def _layer_cap(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number in (0, 1), got {text!r}") from None
+    if not 0 < v < 1:
+        raise argparse.ArgumentTypeError(f"must be the largest fraction of one layer's channels that may be "
+                                         f"removed, in (0, 1), got {text!r}")
     return v
 
 
@@ -300,6 +319,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ratio", required=True, type=_ratio, help="fraction of FLOPs kept, in (0, 1]")
     s.add_argument("--source", help="trained weights (model.pt) for the L1 ranking; omitted: random He init")
     s.add_argument("--seed", type=int, default=0, help="seed of the random init when no --source")
+    s.add_argument("--normalizer", choices=NORMALIZERS, default=DEFAULT_NORMALIZER,
+                   help="global: per-layer normaliser of the L1 importance, torch-pruning's names; 'none' "
+                        f"ranks the raw norms with one threshold (default: {DEFAULT_NORMALIZER})")
+    s.add_argument("--max-layer-prune", type=_layer_cap, default=DEFAULT_MAX_LAYER_PRUNE,
+                   help="global: largest fraction of one layer's channels that may be removed, in (0, 1) "
+                        f"(default: {DEFAULT_MAX_LAYER_PRUNE}, every layer keeps ≥ 10 %%)")
     s.add_argument("--num-classes", type=_positive_int,
                    help="classifier outputs (default: from --source, else the model's own)")
     s.add_argument("--in-channels", type=_positive_int,

@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
 from hplandscape.archspec import METHODS as PRUNING_METHODS
 from hplandscape.choices import DATASETS, DEVICES, ENGINES, EXECUTORS, PRUNING_SOURCES  # noqa: F401  (re-exported)
 from hplandscape.errors import ConfigError, UserError
@@ -127,9 +128,17 @@ class GridConfig:
 
 @dataclass(frozen=True)
 class PruningConfig:
-    """Where the L1 importance ranking comes from: the trained basemodel or random He init."""
+    """Where the L1 importance ranking comes from (the trained basemodel or random He init), and how
+    global pruning ranks and caps it (see :func:`hplandscape.pruning.prune`).
+
+    ``normalizer`` is torch-pruning's name of the per-layer normaliser (``"none"``: one threshold
+    on the raw norms); ``max_layer_prune`` is the largest fraction of one layer's channels global
+    pruning may remove. Uniform pruning uses neither.
+    """
 
     source: str = "trained"
+    normalizer: str = DEFAULT_NORMALIZER
+    max_layer_prune: float = DEFAULT_MAX_LAYER_PRUNE
 
 
 @dataclass(frozen=True)
@@ -343,13 +352,27 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
         raise top.error("seeds", f"must be non-negative integers up to 2**63 - 1 (torch's seed range), "
                                  f"got {list(seeds)}")
     recipe = _recipe(top.section("train"), data_cfg)
-    pr = top.section("pruning")
-    pr.check_keys({"source"})
-    pruning = PruningConfig(source=pr.str_("source", "trained", choices=PRUNING_SOURCES))
+    pruning = _pruning(top.section("pruning"))
     launcher = _launcher(top.section("launcher"))
     return StudyConfig(name=name, model=model, data=data_cfg, conditions=conditions, grid=grid,
                        seeds=tuple(seeds), recipe=recipe, pruning=pruning, launcher=launcher,
                        source=source)
+
+
+def _pruning(s: _Section) -> PruningConfig:
+    s.check_keys({f.name for f in dataclasses.fields(PruningConfig)})
+    if "normalizer" in s.data and s.data["normalizer"] is None:
+        # torch-pruning spells the raw variant None; YAML's null would otherwise mean "default"
+        raise s.error("normalizer", f"is null; write 'none' for the raw L1 norms, or one of "
+                                    f"{', '.join(NORMALIZERS)}")
+    normalizer = s.str_("normalizer", DEFAULT_NORMALIZER, choices=NORMALIZERS)
+    cap = s.get("max_layer_prune", DEFAULT_MAX_LAYER_PRUNE)
+    if not is_layer_cap(cap):
+        raise s.error("max_layer_prune", f"must be a number in (0, 1), the largest fraction of one layer's "
+                                         f"channels global pruning may remove (0.9: every layer keeps ≥ 10 %), "
+                                         f"got {_show(cap)}")
+    return PruningConfig(source=s.str_("source", "trained", choices=PRUNING_SOURCES), normalizer=normalizer,
+                         max_layer_prune=float(cap))
 
 
 def _name(s: _Section, key: str, name: str) -> str:
@@ -703,14 +726,15 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
     shape = (info.in_channels, info.image_size, info.image_size)
     pruned = [(i, c) for i, c in enumerate(config.conditions) if c.pruned]
     if pruned:
-        from hplandscape.pruning import reachable, smallest_ratio
+        from hplandscape.pruning import narrowest_words, reachable, smallest_ratio
 
+        cap = config.pruning.max_layer_prune
         for i, c in pruned:
             smallest = smallest_ratio(config.model, c.method, num_classes=info.num_classes,
-                                      in_channels=info.in_channels, input_shape=shape)
+                                      in_channels=info.in_channels, input_shape=shape, max_layer_prune=cap)
             if not reachable(c.ratio, smallest):
                 raise ConfigError(config.source, f"conditions[{i}].ratio",
                                   f"is {c.ratio:g}, unreachable for {config.model} ({c.method} pruning) at input "
-                                  f"{shape}: the smallest reachable ratio is {smallest:.4f} (one channel in "
-                                  f"every prunable layer); use a ratio ≥ {smallest:.4f}")
+                                  f"{shape}: the smallest reachable ratio is {smallest:.4f} "
+                                  f"({narrowest_words(c.method, cap)}); use a ratio ≥ {smallest:.4f}")
     return info

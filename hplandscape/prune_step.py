@@ -15,7 +15,7 @@ from hplandscape.store import RunState, StudyStore, source_run
 
 def stored_arch(store: StudyStore, config, condition):
     """The stored architecture of a pruned condition when it was made for this config (model,
-    method, ratio, ranking source), else None."""
+    method, ratio, ranking source and, for global pruning, normaliser and layer cap), else None."""
     try:
         spec = store.read_arch(condition.name)
     except Exception:  # a damaged or foreign file is made again, not trusted
@@ -25,6 +25,9 @@ def stored_arch(store: StudyStore, config, condition):
     want_source = "checkpoint:" if config.pruning.source == "trained" else "random-init"
     ok = (spec.model == config.model and spec.method == condition.method
           and abs(spec.target_ratio - condition.ratio) < 1e-9 and spec.source.startswith(want_source))
+    if ok and condition.method == "global":  # a spec without the settings predates them: made again
+        ok = (spec.normalizer == config.pruning.normalizer and spec.max_layer_prune is not None
+              and abs(spec.max_layer_prune - config.pruning.max_layer_prune) < 1e-12)
     return spec if ok else None
 
 
@@ -41,7 +44,8 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None) -> list[str]:
     config : StudyConfig
     study_dir : str or Path
     prune_fn : callable, optional
-        Replacement for :func:`hplandscape.pruning.prune` (tests); must return an ArchSpec.
+        Replacement for :func:`hplandscape.pruning.prune` (tests); must take its keyword
+        arguments (``normalizer`` and ``max_layer_prune`` included) and return an ArchSpec.
 
     Returns
     -------
@@ -69,7 +73,8 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None) -> list[str]:
     for c in missing:
         spec = prune_fn(config.model, c.method, c.ratio, num_classes=info.num_classes,
                         in_channels=info.in_channels, input_shape=shape, source=source,
-                        seed=config.seeds[0])
+                        seed=config.seeds[0], normalizer=config.pruning.normalizer,
+                        max_layer_prune=config.pruning.max_layer_prune)
         written.append(str(store.write_arch(c.name, spec)))
     return written
 

@@ -1,16 +1,23 @@
 """Structured L1-norm pruning to a FLOPs budget, and the architecture specs it produces.
 
 A filter's importance is the L1 norm of its kernel weights (torch-pruning's
-``MagnitudeImportance(p=1, group_reduction="first", normalizer=None)``). Only the prunable widths
-inside residual blocks are cut (see :mod:`hplandscape.models.widths`): the first convolution,
-classifier layers and every channel tied through a residual addition keep their size, and every
-prunable layer keeps at least one channel.
+``MagnitudeImportance(p=1, group_reduction="first")``). Only the prunable widths inside residual
+blocks are cut (see :mod:`hplandscape.models.widths`): the first convolution, classifier layers and
+every channel tied through a residual addition keep their size, and every prunable layer keeps at
+least one channel.
 
 - **uniform**: every prunable layer keeps the same fraction ``f`` of its filters, rounded to whole
   channels (each layer keeps ``floor(f·C)`` or ``ceil(f·C)``; ``f`` and the rounding are chosen
   to land closest to the budget).
-- **global**: one threshold on the *raw* L1 norms across all prunable layers (no per-layer
-  normalisation, as in Li et al., 2017); each layer's fraction falls out of the ranking.
+- **global**: one threshold across all prunable layers on the L1 norms after a per-layer
+  normaliser (``normalizer``, torch-pruning's names, see :data:`NORMALIZERS`; ``"none"`` ranks the
+  raw norms as in Li et al., 2017), and no layer loses more than ``max_layer_prune`` of its
+  filters. Each layer's fraction falls out of the ranking.
+
+Why normalise and cap: raw L1 norms grow with a filter's fan-in (about √fan-in for He-initialised
+weights), so one raw threshold empties the layers of small fan-in first. At 20 % of the FLOPs it
+leaves 19 of ResNet-56's 27 prunable convolutions with one channel, which turns width pruning
+into depth pruning (figures in docs/method.md §5).
 
 Because block outputs never change, the FLOPs of a pruned model are an exact function of the
 per-layer widths. The fraction (uniform) or threshold (global) is therefore searched on an
@@ -20,8 +27,8 @@ module is checked against the analytic count.
 Examples
 --------
 >>> spec = prune("resnet20", "global", 0.5)
->>> abs(spec.achieved_ratio - 0.5) < 0.01, spec.source
-(True, 'random-init')
+>>> abs(spec.achieved_ratio - 0.5) < 0.01, spec.source, spec.min_kept_fraction >= 0.1
+(True, 'random-init', True)
 >>> model = build_from_spec(spec)
 """
 
@@ -37,7 +44,9 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from hplandscape.archspec import METHODS, RANDOM_INIT, ArchSpec, load_spec, save_spec  # noqa: F401  (re-exported)
+from hplandscape.archspec import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, METHODS,  # noqa: F401  (re-exported)
+                                  NORMALIZERS, RANDOM_INIT, ArchSpec, is_layer_cap, layer_floor, load_spec,
+                                  save_spec)
 from hplandscape.errors import UserError
 from hplandscape.models import (build_model, count_params, current_widths, get_entry, input_shape_of,
                                 load_weights, prunable_groups)
@@ -128,13 +137,74 @@ def _uniform_widths(fm: _FlopsModel, target: float) -> np.ndarray:
     return _closest(candidates, fm, target)
 
 
-def _global_widths(fm: _FlopsModel, norms: list[np.ndarray], target: float) -> np.ndarray:
-    # every layer keeps its strongest filter; all the others compete on one raw-L1 ranking
-    layer = np.concatenate([np.full(len(n) - 1, i) for i, n in enumerate(norms)])
-    value = np.concatenate([np.sort(n)[::-1][1:] for n in norms])
-    order = np.lexsort((layer, -value))  # descending norm, ties by layer order
+def normalize_importance(norms: np.ndarray, normalizer: str) -> np.ndarray:
+    """One layer's filter importances after torch-pruning's per-layer ``normalizer``.
+
+    The formulas of ``MagnitudeImportance._normalize`` in torch-pruning 1.6 (same epsilons, the
+    sample standard deviation for ``"gaussian"``), in float64. Every one of them is increasing in
+    the norm, so within a layer the strongest filters stay the strongest; only the ranking across
+    layers changes. A layer whose norms are all zero (or one channel for ``"gaussian"``) scores 0.
+
+    Parameters
+    ----------
+    norms : numpy.ndarray
+        L1 norm of each filter of one layer (:func:`filter_l1_norms`).
+    normalizer : str
+        One of :data:`NORMALIZERS`.
+
+    Returns
+    -------
+    numpy.ndarray
+        The normalised importances, in the order of ``norms``.
+
+    Examples
+    --------
+    >>> normalize_importance(np.array([1.0, 2.0, 3.0]), "mean").tolist()
+    [0.5, 1.0, 1.5]
+    >>> normalize_importance(np.array([1.0, 2.0, 3.0]), "lamp").round(3).tolist()
+    [0.167, 0.4, 1.0]
+    """
+    x = np.asarray(norms, dtype=np.float64)
+    if _check_normalizer(normalizer) == "none" or len(x) == 0:
+        return x
+    if normalizer == "lamp":
+        # LAMP (Lee et al., 2021): each score over the sum of itself and every larger score
+        order = np.argsort(x, kind="stable")
+        ascending = x[order]
+        remaining = ascending[::-1].cumsum()[::-1]
+        out = np.empty_like(x)
+        out[order] = _safe_divide(ascending, remaining)
+        return out
+    if normalizer == "standarization":  # sic: torch-pruning's spelling, kept so the names match
+        return (x - x.min()) / (x.max() - x.min() + 1e-8)
+    if normalizer == "gaussian":
+        std = x.std(ddof=1) if len(x) > 1 else 0.0
+        return (x - x.mean()) / (std + 1e-8)
+    scale = {"sum": x.sum(), "mean": x.mean(), "max": x.max()}[normalizer]
+    return _safe_divide(x, np.full_like(x, scale))
+
+
+def _safe_divide(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    # 0 where the divisor is 0: an all-zero layer (e.g. dead filters) ranks last, not as NaN
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1.0), 0.0)
+
+
+def _global_widths(fm: _FlopsModel, norms: list[np.ndarray], target: float, normalizer: str = "none",
+                   max_layer_prune: float | None = None) -> np.ndarray:
+    # Every layer keeps its floor of strongest filters (one channel with no cap); all the others
+    # compete on one ranking of normalised importance. A layer whose remaining filters all fall
+    # below the threshold stays at its floor, i.e. at the cap, and drops out of the competition:
+    # the search below then moves the threshold so the remaining layers share the rest of the
+    # budget, rather than pruning the capped layer further or falling short of the budget.
+    floor = np.array([1 if max_layer_prune is None else layer_floor(int(c), max_layer_prune) for c in fm.original],
+                     dtype=np.int64)
+    scores = [normalize_importance(n, normalizer) for n in norms]
+    layer = np.concatenate([np.full(len(v) - f, i) for i, (v, f) in enumerate(zip(scores, floor))])
+    value = np.concatenate([np.sort(v)[::-1][f:] for v, f in zip(scores, floor)])
+    order = np.lexsort((layer, -value))  # descending importance, ties by layer order
     ranked = layer[order]
-    at = lambda k: 1 + np.bincount(ranked[:k], minlength=len(norms))  # noqa: E731
+    at = lambda k: floor + np.bincount(ranked[:k], minlength=len(norms))  # noqa: E731
     lo, hi = 0, len(ranked)  # largest k with flops(at(k)) <= target
     while lo < hi:
         mid = (lo + hi + 1) // 2
@@ -145,18 +215,18 @@ def _global_widths(fm: _FlopsModel, norms: list[np.ndarray], target: float) -> n
     return _closest([at(lo), at(min(lo + 1, len(ranked)))], fm, target)
 
 
-def _smallest_ratio(fm: _FlopsModel, method: str) -> float:
+def _smallest_ratio(fm: _FlopsModel, method: str, max_layer_prune: float | None = None) -> float:
     # A target of 0 FLOPs makes each method return its narrowest architecture; which filters rank
     # highest does not matter there, so the global ranking may be all ties.
     if method == "uniform":
         widths = _uniform_widths(fm, 0.0)
     else:
-        widths = _global_widths(fm, [np.zeros(int(c)) for c in fm.original], 0.0)
+        widths = _global_widths(fm, [np.zeros(int(c)) for c in fm.original], 0.0, "none", max_layer_prune)
     return fm.flops(widths) / fm.flops(fm.original)
 
 
 def smallest_ratio(model_name: str, method: str, *, num_classes: int | None = None, in_channels: int = 3,
-                   input_shape=None) -> float:
+                   input_shape=None, max_layer_prune: float = DEFAULT_MAX_LAYER_PRUNE) -> float:
     """The smallest FLOPs ratio ``method`` can reach on an architecture, with no weights and no training.
 
     Parameters
@@ -168,25 +238,36 @@ def smallest_ratio(model_name: str, method: str, *, num_classes: int | None = No
         As in :func:`prune` (default: the architecture's own class count, 3 channels).
     input_shape : tuple of int, optional
         (channels, height, width) the FLOPs are counted at; default the model's.
+    max_layer_prune : float
+        Global pruning's cap, as in :func:`prune` (uniform pruning ignores it).
 
     Returns
     -------
     float
-        FLOPs of the narrowest architecture the method produces (every prunable layer keeps one
-        channel) over the unpruned FLOPs. A ratio is accepted by :func:`prune` when
-        :func:`reachable` says so.
+        FLOPs of the narrowest architecture the method produces over the unpruned FLOPs: every
+        prunable layer keeps one channel (uniform) or its floor under the cap (global). A ratio is
+        accepted by :func:`prune` when :func:`reachable` says so.
 
     Examples
     --------
     >>> r = smallest_ratio("resnet56", "global")
-    >>> 0 < r < 0.1, reachable(0.2, r), reachable(r / 2, r)
+    >>> 0 < r < 0.2, reachable(0.2, r), reachable(r / 2, r)
     (True, True, False)
     """
     if method not in METHODS:
         raise UserError(f"unknown pruning method {method!r}; allowed: {', '.join(METHODS)}")
+    _check_layer_cap(max_layer_prune)
     num_classes = get_entry(model_name).num_classes if num_classes is None else num_classes
     shape = input_shape_of(model_name, in_channels, input_shape)
-    return _smallest_ratio(_flops_model(model_name, num_classes, in_channels, shape), method)
+    return _smallest_ratio(_flops_model(model_name, num_classes, in_channels, shape), method, max_layer_prune)
+
+
+def narrowest_words(method: str, max_layer_prune: float) -> str:
+    """What the narrowest architecture of ``method`` is, in words (for error messages)."""
+    if method == "uniform":
+        return "one channel in every prunable layer"
+    return (f"every prunable layer at its cap, keeping ≥ {100 * (1 - max_layer_prune):.3g} % of its channels; "
+            "a larger pruning.max_layer_prune reaches lower")
 
 
 def reachable(ratio: float, smallest: float) -> bool:
@@ -202,6 +283,19 @@ def _check_ratio(ratio: Any) -> float:
             or not 0 < ratio <= 1:
         raise UserError(f"ratio must be a number in (0, 1] (the fraction of FLOPs kept), got {ratio!r}")
     return float(ratio)
+
+
+def _check_layer_cap(max_layer_prune: Any) -> float:
+    if not is_layer_cap(max_layer_prune):
+        raise UserError(f"max_layer_prune must be a number in (0, 1) (the largest fraction of one layer's "
+                        f"channels global pruning may remove), got {max_layer_prune!r}")
+    return float(max_layer_prune)
+
+
+def _check_normalizer(normalizer: Any) -> str:
+    if normalizer not in NORMALIZERS:
+        raise UserError(f"unknown importance normalizer {normalizer!r}; allowed: {', '.join(NORMALIZERS)}")
+    return normalizer
 
 
 def _file_sha256(path: str) -> str:
@@ -235,8 +329,9 @@ def _source_model(model_name: str, num_classes, in_channels, source, seed: int):
 
 
 def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int | None = None,
-                in_channels: int | None = None, input_shape=None, source=None,
-                seed: int = 0) -> tuple[ArchSpec, nn.Module]:
+                in_channels: int | None = None, input_shape=None, source=None, seed: int = 0,
+                normalizer: str = DEFAULT_NORMALIZER,
+                max_layer_prune: float = DEFAULT_MAX_LAYER_PRUNE) -> tuple[ArchSpec, nn.Module]:
     """Like :func:`prune`, also returning the pruned module with the surviving source weights.
 
     The module is what torch-pruning produced from the source model; its shapes equal
@@ -245,6 +340,7 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
     if method not in METHODS:
         raise UserError(f"unknown pruning method {method!r}; allowed: {', '.join(METHODS)}")
     ratio = _check_ratio(ratio)
+    normalizer, max_layer_prune = _check_normalizer(normalizer), _check_layer_cap(max_layer_prune)
     get_entry(model_name)  # unknown names fail before any checkpoint is read
     if in_channels is None and source is None and isinstance(input_shape, (tuple, list)) and input_shape:
         in_channels = input_shape[0]  # (1, 8, 8) alone means a grey model
@@ -254,13 +350,17 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
     fm = _flops_model(model_name, num_classes, in_channels, shape)
     original_flops = fm.flops(fm.original)
     target = ratio * original_flops
-    smallest = _smallest_ratio(fm, method)
+    smallest = _smallest_ratio(fm, method, max_layer_prune)
     if not reachable(ratio, smallest):
         raise UserError(f"ratio {ratio:g} is unreachable for {model_name} at input {shape}: the smallest "
-                        f"reachable ratio is {smallest:.4f} (one channel in every prunable layer)")
+                        f"reachable ratio is {smallest:.4f} ({narrowest_words(method, max_layer_prune)})")
 
     norms = [filter_l1_norms(model.get_submodule(key)) for key in fm.keys]
-    widths = _uniform_widths(fm, target) if method == "uniform" else _global_widths(fm, norms, target)
+    if method == "uniform":
+        widths, settings = _uniform_widths(fm, target), {}
+    else:
+        widths = _global_widths(fm, norms, target, normalizer, max_layer_prune)
+        settings = {"normalizer": normalizer, "max_layer_prune": max_layer_prune}
 
     original_params = count_params(model)
     model.eval()
@@ -282,12 +382,13 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
                     widths={k: int(w) for k, w in zip(fm.keys, widths)},
                     original_widths={k: int(w) for k, w in zip(fm.keys, fm.original)},
                     params=count_params(model), flops=flops, original_params=original_params,
-                    original_flops=original_flops, source=label, init_seed=init_seed)
+                    original_flops=original_flops, source=label, init_seed=init_seed, **settings)
     return spec, model
 
 
 def prune(model_name: str, method: str, ratio: float, *, num_classes: int | None = None,
-          in_channels: int | None = None, input_shape=None, source=None, seed: int = 0) -> ArchSpec:
+          in_channels: int | None = None, input_shape=None, source=None, seed: int = 0,
+          normalizer: str = DEFAULT_NORMALIZER, max_layer_prune: float = DEFAULT_MAX_LAYER_PRUNE) -> ArchSpec:
     """Prune an architecture to keep ``ratio`` of its FLOPs; return the pruned architecture spec.
 
     Parameters
@@ -295,7 +396,8 @@ def prune(model_name: str, method: str, ratio: float, *, num_classes: int | None
     model_name : str
         Registered architecture.
     method : {"uniform", "global"}
-        Same filter fraction in every prunable layer, or one L1 threshold across them.
+        Same filter fraction in every prunable layer, or one threshold on normalised L1
+        importance across them.
     ratio : float
         Fraction of FLOPs kept, in (0, 1]; the result is the closest reachable (within 2 % for
         ratios 0.2–0.9 on the registered models).
@@ -309,6 +411,14 @@ def prune(model_name: str, method: str, ratio: float, *, num_classes: int | None
         filter norms rank the channels; None ranks a random He init drawn with ``seed``.
     seed : int
         Seed of that random init.
+    normalizer : str
+        Global pruning: the per-layer normaliser of the L1 importance before the one threshold is
+        applied, named as in torch-pruning's ``MagnitudeImportance(normalizer=...)`` (see
+        :data:`NORMALIZERS`); ``"none"`` ranks the raw norms. Recorded in the spec.
+    max_layer_prune : float
+        Global pruning: the largest fraction of any one layer's filters that may be removed, in
+        (0, 1); each layer keeps at least ``ceil((1 - max_layer_prune)·C)`` of its ``C`` filters
+        (and always one). Recorded in the spec. Uniform pruning ignores both settings.
 
     Returns
     -------
@@ -317,11 +427,13 @@ def prune(model_name: str, method: str, ratio: float, *, num_classes: int | None
     Raises
     ------
     UserError
-        Unknown model or method, ratio outside (0, 1] or below the smallest reachable ratio (named
-        in the message), a checkpoint of another architecture or a corrupt one.
+        Unknown model, method or normalizer, ratio outside (0, 1] or below the smallest reachable
+        ratio (named in the message), max_layer_prune outside (0, 1), a checkpoint of another
+        architecture or a corrupt one.
     """
     return prune_model(model_name, method, ratio, num_classes=num_classes, in_channels=in_channels,
-                       input_shape=input_shape, source=source, seed=seed)[0]
+                       input_shape=input_shape, source=source, seed=seed, normalizer=normalizer,
+                       max_layer_prune=max_layer_prune)[0]
 
 
 def build_from_spec(spec: ArchSpec | dict) -> nn.Module:

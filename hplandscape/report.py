@@ -72,8 +72,9 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, 
     figures = _static_figures(result, out / "figures") + _beyond_figures(result, out / "figures")
     _write_beyond_tables(result, out)
     env = environment()
-    write_text_atomic(out / "summary.md", summary_markdown(result, env, figures, out))
-    return write_text_atomic(out / "index.html", _html(result, env))
+    md_widths, html_widths = width_section(study_dir_or_csv, result, out)
+    write_text_atomic(out / "summary.md", summary_markdown(result, env, figures, out, sections=md_widths))
+    return write_text_atomic(out / "index.html", _html(result, env, sections=html_widths))
 
 
 def _default_out(source) -> Path:
@@ -228,7 +229,7 @@ def display_tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows1), pd.DataFrame(rows2)
 
 
-def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = None) -> str:
+def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = None, sections=()) -> str:
     """The Markdown summary: answers, the shift of each optimum, tables, warnings, environment."""
     t1, t2 = display_tables(result)
     parts = [f"# hplandscape report: {result.source}", "",
@@ -251,6 +252,7 @@ def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = N
         parts += ["## Figures", ""]
         parts += [f"![{p.stem}]({p.relative_to(out).as_posix() if out else p})" for p in figures]
         parts += [""]
+    parts += [*sections]
     parts += ["## Environment", "", "```json", json.dumps(env, indent=2), "```", ""]
     return "\n".join(parts)
 
@@ -277,7 +279,7 @@ def _html_table(df: pd.DataFrame, floatfmt: str) -> str:
     return df.to_html(index=False, float_format=lambda v: floatfmt.format(v), na_rep="—", border=0)
 
 
-def _html(result: StudyAnalysis, env: dict) -> str:
+def _html(result: StudyAnalysis, env: dict, sections=()) -> str:
     import plotly.offline as po
 
     from hplandscape.plots import plotly_backend as pb  # late: plotly is only needed here
@@ -321,6 +323,7 @@ def _html(result: StudyAnalysis, env: dict) -> str:
     for i, name in enumerate(result.names):
         body += [f"<h3>{esc(name)}</h3>", fig_div(pb.condition_panel(result, name), f"panel-{i}")]
     body += _beyond_html(result, fig_div)
+    body += [*sections]
     body += ["<h2>Environment</h2>", f"<pre>{esc(json.dumps(env, indent=2))}</pre>"]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>hplandscape report: {esc(result.source)}</title><style>{_CSS}</style>"
@@ -415,3 +418,82 @@ def _beyond_html(result: StudyAnalysis, fig_div) -> list[str]:
     if any(c.reason is None for c in result.ratio_curves):
         body.append(fig_div(pb.ratio_curve_figure(result), "ratio-curves"))
     return body
+
+
+# ---------------------------------------------------------------------------------- pruned widths
+
+def pruned_specs(source, result: StudyAnalysis) -> tuple[dict, list[str]]:
+    """The stored architecture of each pruned condition, when ``source`` is a study directory.
+
+    Returns ``({condition: ArchSpec}, problems)``: conditions in the analysis' order, and one
+    line per spec that is missing or unreadable (the report still gets written). A results CSV, a
+    DataFrame or a folder holding only a results table has no specs: ``({}, [])``.
+    """
+    if isinstance(source, pd.DataFrame) or not Path(source).is_dir():
+        return {}, []
+    from hplandscape.archspec import load_spec
+    from hplandscape.errors import UserError
+    from hplandscape.store import StudyStore
+
+    store = StudyStore(source)
+    if not store.study_yaml.is_file():
+        return {}, []
+    specs, problems = {}, []
+    for c in result.conditions:
+        if c.method == "none":
+            continue
+        path = store.spec_path(c.name)
+        if not path.exists():
+            problems.append(f"{c.name}: no pruned architecture stored at {path}")
+            continue
+        try:
+            # shown only, so the layers are not re-checked against the registered architecture:
+            # that would build it and import torch, which a report never needs
+            specs[c.name] = load_spec(path, check_architecture=False)
+        except UserError as exc:
+            problems.append(str(exc))
+    return specs, problems
+
+
+def width_section(source, result: StudyAnalysis, out: Path) -> tuple[list[str], list[str]]:
+    """The "Pruned widths" section as ``([markdown], [html])``; two empty lists when there is
+    nothing to show.
+
+    Writes ``figures/widths.png`` under ``out``. Each pruned condition's kept fraction per layer,
+    read from the study's stored architecture specs (none for a bare results CSV).
+    """
+    specs, problems = pruned_specs(source, result)
+    if not specs and not problems:
+        return [], []
+    from hplandscape.plots.info import width_info
+
+    esc = html.escape
+    rows = [(n, s.method, s.normalizer or "—", "—" if s.max_layer_prune is None else f"{s.max_layer_prune:g}",
+             f"{s.achieved_ratio:.3f}", f"{s.min_kept_fraction:.3f}",
+             "—" if s.layers_at_cap is None else f"{len(s.layers_at_cap)} of {len(s.widths)}")
+            for n, s in specs.items()]
+    head = ("condition", "method", "normalizer", "max layer prune", "FLOPs ratio", "min kept fraction",
+            "layers at the cap")
+    intro = ("Fraction of each prunable layer's channels that every pruned condition keeps (from the "
+             "study's stored architectures). Global pruning should spread the cut over the layers; a "
+             "layer at the cap lost as much as `pruning.max_layer_prune` allows.")
+    md = ["## Pruned widths", "", intro, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    md += ["| " + " | ".join(r) + " |" for r in rows]
+    body = ["<h2>Pruned widths</h2>", f"<p>{esc(intro).replace('`', '')}</p>"]
+    if rows:
+        body.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
+                    + "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in rows)
+                    + "</table>")
+    if problems:
+        md += ["", *[f"- {p}" for p in problems]]
+        body.append('<div class="warn"><ul>' + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul></div>")
+    if specs:
+        from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+
+        info = width_info(specs)
+        png = out / "figures" / "widths.png"
+        mb.save(mb.width_figure(info), png)
+        md += ["", f"![widths]({png.relative_to(out).as_posix()})"]
+        body.append(pb.width_figure(info).to_html(full_html=False, include_plotlyjs=False, div_id="widths",
+                                                  config={"displaylogo": False, "responsive": True}))
+    return ["\n".join(md + [""])], ["\n".join(body)]

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
+
 TESTS_DIR = Path(__file__).resolve().parent
 
 
@@ -105,8 +107,12 @@ def fake_train_run(spec) -> dict:
     }
 
 
-def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_shape, source=None, seed=0):
-    """Stand-in for ``pruning.prune``: a real ArchSpec (every prunable layer halved), no torch-pruning."""
+def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_shape, source=None, seed=0,
+               normalizer=DEFAULT_NORMALIZER, max_layer_prune=DEFAULT_MAX_LAYER_PRUNE):
+    """Stand-in for ``pruning.prune``: a real ArchSpec (every prunable layer halved), no torch-pruning.
+
+    Global specs record ``normalizer``/``max_layer_prune`` as the real one does, so a second
+    sweep finds them matching the config."""
     import hashlib
 
     from hplandscape.archspec import ArchSpec
@@ -120,7 +126,8 @@ def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_sha
                     input_shape=tuple(input_shape), method=method, target_ratio=ratio, achieved_ratio=ratio,
                     widths={k: max(1, v // 2) for k, v in original.items()}, original_widths=original,
                     params=500, flops=1000, original_params=1000, original_flops=2000, source=origin,
-                    init_seed=None if source else seed)
+                    init_seed=None if source else seed,
+                    **({"normalizer": normalizer, "max_layer_prune": max_layer_prune} if method == "global" else {}))
 
 
 @pytest.fixture

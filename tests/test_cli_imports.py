@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import hplandscape
-from conftest import tiny_config
+from conftest import fake_prune, tiny_config
 from hplandscape.analysis.example import write_example_results
 from hplandscape.config import preset_path
 from hplandscape.grid import make_grid
@@ -72,6 +72,9 @@ def study(tmp_path_factory) -> Path:
             "seed": int(seed.removeprefix("seed")), "top1": 90.0 - 8 * ((p.log10_lr + 1) ** 2 + (p.log10_wd + 4) ** 2),
             "top5": None, "diverged": False, "params": 1000, "flops": 2000, "epochs_completed": 3,
             "wall_time_s": 0.1})
+    # the report reads the stored architecture for its "Pruned widths" section, still without torch
+    store.write_arch("uniform-0.5", fake_prune(config.model, "uniform", 0.5, num_classes=10, in_channels=1,
+                                               input_shape=(1, 8, 8)))
     return root
 
 
@@ -94,6 +97,7 @@ def test_light_commands_do_not_import_torch(study, tmp_path):
     done = _probe(_light_commands(study, tmp_path))
     assert done.returncode == 0, done.stderr[-3000:]
     assert (study / "results.csv").exists() and (study / "report" / "index.html").exists()
+    assert "<h2>Pruned widths</h2>" in (study / "report" / "index.html").read_text(encoding="utf-8")
 
 
 def test_the_probe_sees_torch():

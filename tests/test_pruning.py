@@ -7,8 +7,9 @@ import torch
 from hplandscape.errors import UserError
 from hplandscape.models import (build_model, count_flops, count_params, current_widths, get_entry, input_shape_of,
                                 list_models, prunable_groups, save_weights)
-from hplandscape.pruning import (ArchSpec, _flops_model, _global_widths, _uniform_widths, build_from_spec,
-                                 filter_l1_norms, load_spec, prune, prune_model, reachable, save_spec, smallest_ratio)
+from hplandscape.pruning import (NORMALIZERS, ArchSpec, _flops_model, _global_widths, _uniform_widths,
+                                 build_from_spec, filter_l1_norms, layer_floor, load_spec, normalize_importance, prune,
+                                 prune_model, reachable, save_spec, smallest_ratio)
 
 _CACHE = {}
 
@@ -174,7 +175,8 @@ def test_l1_norms_are_torch_prunings_magnitude_importance():
 
 def test_ranking_comes_from_the_checkpoint(tmp_path):
     model, path = _checkpoint_with_one_strong_block(tmp_path)
-    spec, module = prune_model("resnet20", "global", 0.5, source=path)
+    # raw norms: the scaled block outranks every other (a per-layer normaliser would undo the scale)
+    spec, module = prune_model("resnet20", "global", 0.5, source=path, normalizer="none")
     assert spec.widths["layer3.2.conv1"] == 64
     import hashlib
     assert spec.source == "checkpoint:" + hashlib.sha256(path.read_bytes()).hexdigest()
@@ -209,8 +211,11 @@ def test_summary_is_the_prune_json_shape():
     assert set(s["original"]) == set(s["pruned"]) == {"params", "flops"}
     assert s["original"]["flops"] == spec.original_flops and s["pruned"]["params"] == spec.params
     assert len(s["layers"]) == 27
-    assert s["layers"][0] == {"name": "layer1.0.conv1", "original_channels": 16,
-                              "kept_channels": spec.widths["layer1.0.conv1"]}
+    kept = spec.widths["layer1.0.conv1"]
+    assert s["layers"][0] == {"name": "layer1.0.conv1", "original_channels": 16, "kept_channels": kept,
+                              "kept_fraction": kept / 16}
+    assert s["min_kept_fraction"] == pytest.approx(min(layer["kept_fraction"] for layer in s["layers"]))
+    assert s["normalizer"] is None and s["layers_at_cap"] is None  # uniform pruning has neither
 
 
 def test_spec_file_is_readable_json_and_roundtrips(tmp_path):
@@ -263,21 +268,28 @@ def test_unknown_method_and_model():
 
 
 def test_unreachable_ratio_names_the_smallest_reachable_one():
-    with pytest.raises(UserError, match=r"smallest reachable ratio is 0\.\d+") as err:
+    with pytest.raises(UserError, match=r"smallest reachable ratio is 0\.\d+ \(every prunable layer at its cap, "
+                                        r"keeping ≥ 10 % .*pruning.max_layer_prune") as err:
         prune("resnet20", "global", 0.01)
     smallest = float(str(err.value).split("ratio is ")[1].split()[0])
     assert smallest == pytest.approx(smallest_ratio("resnet20", "global"), abs=1e-4)  # known before pruning
     spec = prune("resnet20", "global", smallest)
-    assert set(spec.widths.values()) == {1}  # no layer loses all its channels
+    # every layer at its floor under the 0.9 cap: 2 of 16, 4 of 32, 7 of 64 channels
+    assert set(spec.widths.values()) == {2, 4, 7} and spec.layers_at_cap == list(spec.widths)
     assert prune("resnet20", "uniform", 1.0).widths == prune("resnet20", "uniform", 1.0).original_widths
 
 
 @pytest.mark.parametrize("name", ["resnet56", "mobilenet_v2"])
-def test_smallest_ratio_is_one_channel_per_layer_for_both_methods(name):
+def test_smallest_ratio_is_one_channel_per_layer_or_the_cap(name):
     fm = width_model(name)
     narrowest = fm.flops(np.ones_like(fm.original)) / fm.flops(fm.original)
-    for method in ("uniform", "global"):
-        assert smallest_ratio(name, method) == pytest.approx(narrowest, rel=1e-12)
+    # uniform, and global with a cap loose enough to leave one channel (every layer here has < 1000)
+    assert smallest_ratio(name, "uniform") == pytest.approx(narrowest, rel=1e-12)
+    assert smallest_ratio(name, "global", max_layer_prune=0.999) == pytest.approx(narrowest, rel=1e-12)
+    floors = np.array([layer_floor(int(c), 0.9) for c in fm.original])
+    assert (floors >= 0.1 * fm.original).all()
+    capped = fm.flops(floors) / fm.flops(fm.original)
+    assert smallest_ratio(name, "global") == pytest.approx(capped, rel=1e-12) and capped > narrowest
     # within prune()'s 2 % tolerance a ratio just below the smallest still counts as reachable
     assert reachable(narrowest / 1.01, narrowest) and not reachable(narrowest / 1.03, narrowest)
     assert smallest_ratio("resnet20", "global", in_channels=1, input_shape=(1, 8, 8)) != \

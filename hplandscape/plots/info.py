@@ -273,3 +273,63 @@ def ratio_plot_info(result: StudyAnalysis, n: int = 200) -> RatioPlotInfo:
             curve_r, curve_y, c.r_drop, describe_curve(c)))
     return RatioPlotInfo(tuple(RatioPanelInfo(m, tuple(s)) for m, s in panels.items()),
                          "top-1 over the fraction of FLOPs pruned; fit acc(r) = acc_p − a·exp(b(r − 1))")
+
+
+# -- pruned widths ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WidthInfo:
+    """Per pruned condition, the fraction of each prunable layer's channels it keeps.
+
+    ``fractions[i][j]`` belongs to ``conditions[i]`` and ``layers[j]`` (module order, shared by
+    every condition of a study). ``caps[i]`` is the condition's ``1 - max_layer_prune`` (the
+    fraction no layer goes below, up to rounding to whole channels), or None where no cap is
+    recorded (uniform pruning, or a spec made before caps existed).
+    """
+
+    conditions: tuple
+    labels: tuple  # legend text per condition
+    layers: tuple
+    fractions: tuple
+    min_fraction: tuple
+    caps: tuple
+
+
+def width_info(specs) -> WidthInfo:
+    """The kept fraction of every prunable layer per pruned condition.
+
+    Parameters
+    ----------
+    specs : mapping of str to ArchSpec
+        Condition name → its pruned architecture (e.g. read from a study's ``specs/``), in the
+        order the conditions should be drawn.
+
+    Returns
+    -------
+    WidthInfo
+
+    Raises
+    ------
+    ValueError
+        No specs, or specs of architectures with different prunable layers.
+    """
+    if not specs:
+        raise ValueError("width_info needs at least one pruned architecture")
+    names = tuple(specs)
+    layers = tuple(specs[names[0]].original_widths)
+    for n in names[1:]:
+        if tuple(specs[n].original_widths) != layers:
+            raise ValueError(f"condition {n!r} has other prunable layers than {names[0]!r} "
+                             f"({specs[n].model} vs {specs[names[0]].model})")
+    labels, fractions, caps = [], [], []
+    for n in names:
+        s = specs[n]
+        words = [s.method, f"{s.target_ratio:.0%} FLOPs"]
+        if s.normalizer is not None:
+            words.append(f"normalizer {s.normalizer}")
+        labels.append(f"{n} ({', '.join(words)})")
+        fractions.append(tuple(s.kept_fractions[k] for k in layers))
+        caps.append(None if s.max_layer_prune is None else 1.0 - s.max_layer_prune)
+    return WidthInfo(conditions=names, labels=tuple(labels), layers=layers, fractions=tuple(fractions),
+                     min_fraction=tuple(min(f) for f in fractions), caps=tuple(caps))

@@ -11,8 +11,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from hplandscape.analysis.info import StudyAnalysis
-from hplandscape.plots.info import (PanelInfo, frontier_plot_info, landscape_info, panel_info, ratio_plot_info,
-                                    risk_plot_info)
+from hplandscape.plots.info import (PanelInfo, WidthInfo, frontier_plot_info, landscape_info, panel_info,
+                                    ratio_plot_info, risk_plot_info)
 
 CMAP = "viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"
@@ -116,6 +116,26 @@ def risk_boxplot(result: StudyAnalysis) -> Figure:
         axes[0].errorbar(x, mean, yerr=np.maximum(err, 0.0), fmt="D", color="#d95f02", ms=5, capsize=4,
                          label="d_mean, 95 % CI over seeds")
         axes[0].legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def width_figure(info: WidthInfo) -> Figure:
+    """Kept fraction of every prunable layer, one line per pruned condition; dotted: each cap."""
+    x = np.arange(len(info.layers))
+    fig = Figure(figsize=(max(6.0, 0.22 * len(x) + 2.5), 4.4), layout="constrained")
+    ax = fig.subplots()
+    for label, fractions in zip(info.labels, info.fractions):
+        ax.plot(x, fractions, marker="o", ms=3.5, lw=1.2, label=label)
+    for cap in sorted({c for c in info.caps if c is not None}):
+        ax.axhline(cap, color="grey", ls=":", lw=1)
+        ax.annotate(f"cap: every layer keeps ≥ {cap:.0%}", (x[-1], cap), ha="right", va="bottom",
+                    fontsize=7, color="grey")
+    ax.set_xticks(x, info.layers, rotation=70, ha="right", fontsize=6)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("prunable layer")
+    ax.set_ylabel("kept fraction of channels")
+    ax.set_title("kept fraction per prunable layer")
+    ax.legend(fontsize=7, loc="upper left")
     return fig
 
 

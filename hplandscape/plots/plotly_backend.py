@@ -7,8 +7,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from hplandscape.analysis.info import StudyAnalysis
-from hplandscape.plots.info import (PanelInfo, frontier_plot_info, landscape_info, panel_info, ratio_plot_info,
-                                    risk_plot_info)
+from hplandscape.plots.info import (PanelInfo, WidthInfo, frontier_plot_info, landscape_info, panel_info,
+                                    ratio_plot_info, risk_plot_info)
 
 COLOURSCALE = "Viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"  # thesis Fig. 4.5: basemodel darker
@@ -188,4 +188,21 @@ def ratio_curve_figure(result: StudyAnalysis) -> go.Figure:
         fig.update_yaxes(title_text="top-1 (%)", row=1, col=col)
     fig.update_layout(title=info.title + "; dashed: 1 point below acc_p", height=460, width=max(700, 480 * n),
                       legend=dict(orientation="h", yanchor="bottom", y=-0.3, x=0))
+
+def width_figure(info: WidthInfo) -> go.Figure:
+    """Kept fraction of every prunable layer, one line per pruned condition; dotted: each cap."""
+    fig = go.Figure()
+    x = list(range(len(info.layers)))
+    for label, fractions in zip(info.labels, info.fractions):
+        fig.add_trace(go.Scatter(x=x, y=list(fractions), mode="lines+markers", name=label,
+                                 customdata=list(info.layers),
+                                 hovertemplate="%{customdata}: %{y:.3f}<extra></extra>"))
+    for cap in sorted({c for c in info.caps if c is not None}):
+        fig.add_hline(y=cap, line=dict(color="grey", dash="dot"),
+                      annotation_text=f"cap: every layer keeps ≥ {cap:.0%}", annotation_position="bottom right")
+    fig.update_xaxes(tickvals=x, ticktext=list(info.layers), tickangle=60, title_text="prunable layer")
+    fig.update_yaxes(range=[0, 1.05], title_text="kept fraction of channels")
+    fig.update_layout(height=480, width=max(700, 24 * len(x) + 200),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
+                      title="kept fraction per prunable layer")
     return fig
