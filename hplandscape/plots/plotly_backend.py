@@ -188,6 +188,8 @@ def ratio_curve_figure(result: StudyAnalysis) -> go.Figure:
         fig.update_yaxes(title_text="top-1 (%)", row=1, col=col)
     fig.update_layout(title=info.title + "; dashed: 1 point below acc_p", height=460, width=max(700, 480 * n),
                       legend=dict(orientation="h", yanchor="bottom", y=-0.3, x=0))
+    return fig
+
 
 def width_figure(info: WidthInfo) -> go.Figure:
     """Kept fraction of every prunable layer, one line per pruned condition; dotted: each cap."""
