@@ -7,7 +7,7 @@ as in :func:`hplandscape.pruning.prune`, so no torch-pruning run is needed.
 
 The ranking is the random He init ``prune()`` draws (seed 0), or, with ``--digits-epochs N``,
 weights trained for N epochs on scikit-learn's digits (8×8 grey; the prunable layers are the
-same as at 32×32 colour). Training on 2 CPU cores takes about 20 minutes for the four models.
+same as at 32×32 colour). Training on 2 busy CPU cores took about half an hour for the four models.
 
     python benchmarks/global_widths.py [--cap 0.9] [--digits-epochs 15]
 """

@@ -46,6 +46,24 @@ _FIELDS = ("model", "num_classes", "in_channels", "input_shape", "method", "targ
 _OPTIONAL = ("init_seed", "normalizer", "max_layer_prune")
 
 
+def layer_floor(channels: int, max_layer_prune: float) -> int:
+    """Fewest channels a layer of ``channels`` keeps under the cap: ``max(1, ceil((1 - cap)·C))``.
+
+    Examples
+    --------
+    >>> [layer_floor(c, 0.9) for c in (16, 32, 64, 10, 1)]
+    [2, 4, 7, 1, 1]
+    """
+    # the 1e-9 absorbs float error: (1 - 0.9)·10 is 0.99999..., and 10 % of 10 channels is 1
+    return min(channels, max(1, math.ceil((1.0 - max_layer_prune) * channels - 1e-9)))
+
+
+def is_layer_cap(value: Any) -> bool:
+    """Whether ``value`` is a valid ``max_layer_prune``: a number strictly between 0 and 1 (a
+    layer can never lose all its channels, and 0 would forbid pruning it at all)."""
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < 1
+
+
 @dataclass(frozen=True)
 class ArchSpec:
     """A pruned architecture: enough to rebuild it with no pickled module.
@@ -133,51 +151,6 @@ class ArchSpec:
     def from_dict(cls, d: Any, where: str = "architecture spec") -> "ArchSpec":
         """Validate a spec dict (e.g. ``RunSpec.arch`` or a loaded JSON file); errors name ``where``."""
         return _spec_from_dict(d, where)
-
-
-
-
-def _expected_widths(d: dict, check_architecture: bool, fail) -> dict:
-    if check_architecture:
-        from hplandscape.models import original_widths
-
-        return original_widths(d["model"], d["num_classes"], d["in_channels"])
-    w = d["original_widths"]  # trusted as written: only its form is checked
-    if not isinstance(w, dict) or not w or \
-            any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in w.values()):
-        raise fail("original_widths", f"must map each prunable layer to a positive channel count, got {w!r}")
-    return w
-
-
-def _check_global_settings(d: dict, fail) -> None:
-    normalizer, cap = d.get("normalizer"), d.get("max_layer_prune")
-    if normalizer is None and cap is None:
-        return  # uniform, or global from before these settings were recorded
-    if d["method"] != "global":
-        raise fail("normalizer" if normalizer is not None else "max_layer_prune",
-                   f"is a global-pruning setting, but the method is {d['method']!r}; remove it")
-    if normalizer not in NORMALIZERS:
-        raise fail("normalizer", f"must be one of {', '.join(NORMALIZERS)}, got {normalizer!r}")
-    if not is_layer_cap(cap):
-        raise fail("max_layer_prune", f"must be a number in (0, 1), got {cap!r}")
-
-
-def layer_floor(channels: int, max_layer_prune: float) -> int:
-    """Fewest channels a layer of ``channels`` keeps under the cap: ``max(1, ceil((1 - cap)·C))``.
-
-    Examples
-    --------
-    >>> [layer_floor(c, 0.9) for c in (16, 32, 64, 10, 1)]
-    [2, 4, 7, 1, 1]
-    """
-    # the 1e-9 absorbs float error: (1 - 0.9)·10 is 0.99999..., and 10 % of 10 channels is 1
-    return min(channels, max(1, math.ceil((1.0 - max_layer_prune) * channels - 1e-9)))
-
-
-def is_layer_cap(value: Any) -> bool:
-    """Whether ``value`` is a valid ``max_layer_prune``: a number strictly between 0 and 1 (a
-    layer can never lose all its channels, and 0 would forbid pruning it at all)."""
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and 0 < value < 1
 
 
 # -- spec files ------------------------------------------------------------------------------------
@@ -280,3 +253,28 @@ def _spec_from_dict(d: Any, where: str, check_architecture: bool = True) -> Arch
         raise fail("content_hash", f"is {stored!r} but the content hashes to {spec.content_hash!r}: "
                                    "the file was edited or damaged")
     return spec
+
+
+def _expected_widths(d: dict, check_architecture: bool, fail) -> dict:
+    if check_architecture:
+        from hplandscape.models import original_widths
+
+        return original_widths(d["model"], d["num_classes"], d["in_channels"])
+    w = d["original_widths"]  # trusted as written: only its form is checked
+    if not isinstance(w, dict) or not w or \
+            any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in w.values()):
+        raise fail("original_widths", f"must map each prunable layer to a positive channel count, got {w!r}")
+    return w
+
+
+def _check_global_settings(d: dict, fail) -> None:
+    normalizer, cap = d.get("normalizer"), d.get("max_layer_prune")
+    if normalizer is None and cap is None:
+        return  # uniform, or global from before these settings were recorded
+    if d["method"] != "global":
+        raise fail("normalizer" if normalizer is not None else "max_layer_prune",
+                   f"is a global-pruning setting, but the method is {d['method']!r}; remove it")
+    if normalizer not in NORMALIZERS:
+        raise fail("normalizer", f"must be one of {', '.join(NORMALIZERS)}, got {normalizer!r}")
+    if not is_layer_cap(cap):
+        raise fail("max_layer_prune", f"must be a number in (0, 1), got {cap!r}")

@@ -69,6 +69,8 @@ def test_flops_budget_within_2_percent_through_torch_pruning(name, method, ratio
     assert count_flops(module, spec.input_shape) == spec.flops  # the pruned module, measured
     assert current_widths(module) == spec.widths
     assert min(spec.widths.values()) >= 1
+    if method == "global":  # the default cap: every prunable layer keeps at least 10 % of its channels
+        assert spec.min_kept_fraction >= 0.1 and spec.max_layer_prune == 0.9
 
 
 def test_prune_refuses_a_module_torch_pruning_cut_differently(monkeypatch):
