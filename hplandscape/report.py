@@ -431,7 +431,6 @@ def pruned_specs(source, result: StudyAnalysis) -> tuple[dict, list[str]]:
     """
     if isinstance(source, pd.DataFrame) or not Path(source).is_dir():
         return {}, []
-    from hplandscape.archspec import load_spec
     from hplandscape.errors import UserError
     from hplandscape.store import StudyStore
 
@@ -442,16 +441,17 @@ def pruned_specs(source, result: StudyAnalysis) -> tuple[dict, list[str]]:
     for c in result.conditions:
         if c.method == "none":
             continue
-        path = store.spec_path(c.name)
-        if not path.exists():
-            problems.append(f"{c.name}: no pruned architecture stored at {path}")
-            continue
         try:
             # shown only, so the layers are not re-checked against the registered architecture:
             # that would build it and import torch, which a report never needs
-            specs[c.name] = load_spec(path, check_architecture=False)
+            spec = store.read_arch(c.name, check_architecture=False)
         except UserError as exc:
             problems.append(str(exc))
+            continue
+        if spec is None:
+            problems.append(f"{c.name}: no pruned architecture stored at {store.spec_path(c.name)}")
+        else:
+            specs[c.name] = spec
     return specs, problems
 
 

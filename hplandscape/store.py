@@ -463,14 +463,15 @@ class StudyStore:
 
         return save_spec(spec, self.spec_path(condition_name))
 
-    def read_arch(self, condition_name: str):
+    def read_arch(self, condition_name: str, *, check_architecture: bool = True):
         """The stored :class:`~hplandscape.archspec.ArchSpec` of a condition, or None when there is
-        none; a damaged file raises ``UserError`` naming it."""
+        none; a damaged file raises ``UserError`` naming it. ``check_architecture=False`` skips the
+        check against the registered architecture (which imports torch), for display only."""
         from hplandscape.archspec import load_spec
 
         if not self.spec_path(condition_name).exists():
             return None
-        return load_spec(self.spec_path(condition_name))
+        return load_spec(self.spec_path(condition_name), check_architecture=check_architecture)
 
     def write_error(self, run_id: str, job_id: str, error: BaseException, traceback_text: str,
                     log: str | None = None) -> Path:
