@@ -143,7 +143,8 @@ def condition_rng(seed: int, condition: str) -> np.random.Generator:
 
 def replicate_means(draws: np.ndarray) -> np.ndarray:
     """``(B, P)`` means of ``(B, P, S)`` resampled values (NaN slots ignored)."""
-    return np.nanmean(draws, axis=2)
+    finite = np.isfinite(draws)
+    return np.where(finite, draws, 0.0).sum(axis=2) / np.maximum(finite.sum(axis=2), 1)
 
 
 def percentile_interval(samples, level: float = LEVEL) -> tuple:
