@@ -34,6 +34,10 @@ RANDOMNESS = ("independent", "common")
 N_BOOT = 1999
 BOOT_SEED = 20231101  # the generator's seed: `analyze` is deterministic
 LEVEL = 0.95
+# Under independent randomness, the points whose mean lies within this many accuracy points of the
+# condition's best draw from one pool of residuals: the region every ROI, the best point and the
+# shift statistic live in, while diverged or far-off runs (other noise levels) keep their own.
+POOL_WITHIN = 2.0
 
 
 @dataclass(frozen=True, eq=False)
@@ -88,32 +92,44 @@ class SeedMatrix:
         """``(P, 2)`` (log10 wd, log10 lr): the ellipse plane's order."""
         return np.column_stack([self.log10_wd, self.log10_lr])
 
-    def resample(self, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    def resample(self, n_boot: int, rng: np.random.Generator, pool_within=None) -> np.ndarray:
         """``(n_boot, P, S)`` rescaled resampled values (NaN in slots a point does not fill).
 
-        Under ``independent`` a point with n results gets n draws from its own results; under
-        ``common`` S seed indices are drawn once per resample for all points, a missing run
-        counting as its point's mean (it adds no spread). Each draw y* becomes
-        ȳ + √(n/(n−1))·(y* − ȳ), so the mean of a point's draws has the unbiased variance; a
-        point with a single result stays at its value.
+        Under ``independent`` a point with n results gets n draws of its own residuals
+        r = √(n/(n−1))·(y − ȳ), or, if ``pool`` marks it, n draws from the residuals of every
+        marked point together (near the optimum all runs share one noise level, and three seeds
+        alone estimate a point's spread from two degrees of freedom). ``pool_within`` (accuracy
+        points; default :data:`POOL_WITHIN`; ``-1`` pools nothing) marks
+        the points whose mean lies within that distance of the best mean. Under ``common`` S seed
+        indices are drawn once per resample for all points, a missing run counting as its
+        point's mean. Either way a resampled value is ȳ + r*, so the mean of a point's draws has
+        the unbiased variance; a point with a single result (and nothing pooled) stays at its value.
         """
         v = self.values
         P, S = v.shape
         n = self.counts
         mean = self.means
         scale = np.where(n > 1, np.sqrt(n / np.maximum(n - 1, 1)), 0.0)
+        resid = scale[:, None] * (v - mean[:, None])  # (P, S), NaN where no result
         if self.randomness == "independent":
             # results first in each row (np.sort puts NaN last), then n draws among the first n
-            packed = np.sort(v, axis=1)
+            packed = np.sort(resid, axis=1)
             u = rng.random((n_boot, P, S))
             idx = np.minimum((u * n[None, :, None]).astype(np.intp), S - 1)
             draws = np.take_along_axis(np.broadcast_to(packed, (n_boot, P, S)), idx, axis=2)
+            within = POOL_WITHIN if pool_within is None else float(pool_within)
+            pool = mean >= np.max(mean) - within
+            pooled = resid[pool & (n > 1)]
+            pooled = pooled[np.isfinite(pooled)]
+            if len(pooled):
+                shared = pooled[np.minimum((u * len(pooled)).astype(np.intp), len(pooled) - 1)]
+                draws = np.where(pool[None, :, None], shared, draws)
             draws = np.where(np.arange(S)[None, None, :] < n[None, :, None], draws, np.nan)
         else:
-            filled = np.where(np.isfinite(v), v, mean[:, None])
+            filled = np.where(np.isfinite(resid), resid, 0.0)
             idx = rng.integers(0, S, size=(n_boot, S))
             draws = np.moveaxis(filled.T[idx], 1, 2)  # (B, S, P) -> (B, P, S)
-        return mean[None, :, None] + scale[None, :, None] * (draws - mean[None, :, None])
+        return mean[None, :, None] + draws
 
 
 def condition_rng(seed: int, condition: str) -> np.random.Generator:
@@ -127,7 +143,8 @@ def condition_rng(seed: int, condition: str) -> np.random.Generator:
 
 def replicate_means(draws: np.ndarray) -> np.ndarray:
     """``(B, P)`` means of ``(B, P, S)`` resampled values (NaN slots ignored)."""
-    return np.nanmean(draws, axis=2)
+    finite = np.isfinite(draws)
+    return np.where(finite, draws, 0.0).sum(axis=2) / np.maximum(finite.sum(axis=2), 1)
 
 
 def percentile_interval(samples, level: float = LEVEL) -> tuple:

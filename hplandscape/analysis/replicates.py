@@ -21,7 +21,7 @@ from hplandscape.analysis.bootstrap import (LEVEL, SeedMatrix, best_index, condi
                                             percentile_interval, replicate_means, roi_masks)
 from hplandscape.analysis.core import MIN_ELLIPSE_POINTS
 from hplandscape.analysis.info import EllipseIntervals, Interval, PointProbability, ReplicateInfo
-from hplandscape.analysis.shift import shift_from_draws
+from hplandscape.analysis.shift import cap_centre, shift_from_draws
 
 
 def _interval(estimate, samples, level: float) -> Interval:
@@ -58,6 +58,10 @@ def study_replicates(matrices: dict, conditions: dict, base: str, k: float, risk
     draws = {name: (m.resample(n_boot, condition_rng(seed, name)) if m.n_seeds >= 2 else None)
              for name, m in matrices.items()}
     means = {name: None if d is None else replicate_means(d) for name, d in draws.items()}
+    # each condition's margin-weighted centre, on the data and on its resamples: once per condition
+    caps = {name: (cap_centre(m.values, m.coords, shift_x, m.randomness),
+                   None if draws[name] is None else cap_centre(draws[name], m.coords, shift_x, m.randomness))
+            for name, m in matrices.items()}
     theta_r = _theta_r(matrices[base], means[base], conditions[base], risk_x)
     risks = {name: _risk_samples(matrices[base], m, means[name], theta_r) for name, m in matrices.items()}
     replicates, shifts = {}, {}
@@ -75,8 +79,9 @@ def study_replicates(matrices: dict, conditions: dict, base: str, k: float, risk
             d_mean=_interval(c.risk.d_mean, mean_d, level), d_std=_interval(c.risk.d_std, std_d, level),
             excess_over_base=_interval(c.risk.d_mean - conditions[base].risk.d_mean, excess, level))
         if name != base:
-            shifts[name] = shift_from_draws(matrices[base], m, draws[base], draws[name], x=shift_x,
-                                            level=level, span=span)
+            shifts[name] = shift_from_draws(matrices[base], m, draws[base], draws[name], x=shift_x, level=level,
+                                            span=span, centres=(caps[base][0], caps[name][0], caps[base][1],
+                                                                caps[name][1]))
     return replicates, shifts
 
 

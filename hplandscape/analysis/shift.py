@@ -59,8 +59,10 @@ def cap_centre(values: np.ndarray, coords: np.ndarray, x: float, randomness: str
     -1.044444
     """
     v = np.asarray(values, dtype=float)
-    n = np.isfinite(v).sum(axis=-1)  # (..., P)
-    m = np.nanmean(v, axis=-1)
+    finite = np.isfinite(v)
+    n = finite.sum(axis=-1)  # (..., P); every point has a result, so n ≥ 1
+    v0 = np.where(finite, v, 0.0)
+    m = v0.sum(axis=-1) / np.maximum(n, 1)
     top = np.argmax(np.where(np.isfinite(m), m, -np.inf), axis=-1)
     threshold = np.take_along_axis(m, top[..., None], axis=-1) - x
     w = np.clip(np.nan_to_num(m - threshold, nan=0.0), 0.0, None)
@@ -72,11 +74,11 @@ def cap_centre(values: np.ndarray, coords: np.ndarray, x: float, randomness: str
     others = (inside * dev).sum(axis=-2) - np.take_along_axis(dev, top[..., None, None], axis=-2)[..., 0, :]
     np.put_along_axis(g, top[..., None, None], (-others / W)[..., None, :], axis=-2)
     if randomness == "common":
-        filled = np.where(np.isfinite(v), v, m[..., None])
+        filled = np.where(finite, v, m[..., None])
         contrib = np.einsum("...pj,...ps->...sj", g, filled)  # (..., S, 2)
         var = contrib.var(axis=-2, ddof=1) / v.shape[-1]
     else:
-        ss = np.nansum((v - m[..., None]) ** 2, axis=-1)
+        ss = (np.where(finite, v0 - m[..., None], 0.0) ** 2).sum(axis=-1)
         usable = inside[..., 0] & (n > 1)  # a point with one result shows no spread
         s2 = np.where(usable, ss / np.maximum(n - 1, 1), 0.0)
         k = usable.sum(axis=-1)
@@ -132,26 +134,32 @@ def simultaneous_test(estimate: np.ndarray, se: np.ndarray, boot: np.ndarray, bo
     return lo, hi, p, bool(t > crit)
 
 
-def shift_from_draws(base: SeedMatrix, cond: SeedMatrix, base_draws: np.ndarray, cond_draws: np.ndarray,
-                     x: float = 0.5, level: float = LEVEL, span=None) -> ShiftInfo:
+def shift_from_draws(base: SeedMatrix, cond: SeedMatrix, base_draws, cond_draws, x: float = 0.5,
+                     level: float = LEVEL, span=None, *, centres=None) -> ShiftInfo:
     """The shift of ``cond``'s margin-weighted x-ROI centre from ``base``'s, from given resamples.
 
     ``base_draws`` / ``cond_draws`` are ``(B, P, S)`` arrays from :meth:`SeedMatrix.resample`
     (None with a single seed: then only the estimate is given, verdict ``"single_seed"``).
     ``span`` bounds |shift| per axis (wd, lr); by default the extent of the points' coordinates.
+    ``centres`` may hold the four :func:`cap_centre` results already computed, as
+    ``((base_centre, base_se), (cond_centre, cond_se), (base_boot, base_boot_se),
+    (cond_boot, cond_boot_se))``; a study computes each condition's once for all its comparisons.
     """
-    cb, sb = cap_centre(base.values, base.coords, x, base.randomness)
-    cc, sc = cap_centre(cond.values, cond.coords, x, cond.randomness)
+    if centres is None:
+        centres = (cap_centre(base.values, base.coords, x, base.randomness),
+                   cap_centre(cond.values, cond.coords, x, cond.randomness),
+                   None if base_draws is None else cap_centre(base_draws, base.coords, x, base.randomness),
+                   None if cond_draws is None else cap_centre(cond_draws, cond.coords, x, cond.randomness))
+    (cb, sb), (cc, sc), boot_b, boot_c = centres
     est = cc - cb  # (wd, lr)
     n_seeds = min(base.n_seeds, cond.n_seeds)
-    if n_seeds < 2 or base_draws is None or cond_draws is None:
+    if n_seeds < 2 or boot_b is None or boot_c is None:
         return ShiftInfo(x=float(x), n_seeds=n_seeds, log10_lr=Interval(float(est[1]), level=level),
                          log10_wd=Interval(float(est[0]), level=level), p_value=None, verdict="single_seed")
     if span is None:
         xy = np.vstack([base.coords, cond.coords])
         span = xy.max(axis=0) - xy.min(axis=0)
-    bb, sbb = cap_centre(base_draws, base.coords, x, base.randomness)
-    bc, sbc = cap_centre(cond_draws, cond.coords, x, cond.randomness)
+    (bb, sbb), (bc, sbc) = boot_b, boot_c
     lo, hi, p, moved = simultaneous_test(est, np.hypot(sb, sc), bc - bb, np.hypot(sbb, sbc),
                                          np.asarray(span, dtype=float), level)
     return ShiftInfo(x=float(x), n_seeds=n_seeds,

@@ -14,13 +14,14 @@ from hplandscape.analysis.core import fit_ellipse, roi_mask
 from hplandscape.analysis.example import synthetic_replicate_results
 from hplandscape.errors import UserError
 
-# Two points, two seeds. Rescaled resample means (ȳ ± √2·half-range):
-#   A (90, 92):   89.586 ({0,0}), 91 ({0,1}), 92.414 ({1,1})
-#   B (92.2, 90): 92.656 ({0,0}), 91.1 ({0,1}), 89.544 ({1,1})
-A, B = (90.0, 92.0), (92.2, 90.0)
+# Two points, two seeds, both with residuals ±√2 (rescaled: √(n/(n−1))·(y − ȳ) = √2·(±1)), so
+# a pooled residual draw is ±√2 like a point's own. Resample means ȳ + mean of two draws:
+#   A (90, 92):     89.586 (seed 0 twice), 91 (one of each), 92.414 (seed 1 twice)
+#   B (92.2, 90.2): 92.614 (seed 0 twice), 91.2,             89.786 (seed 1 twice)
+A, B = (90.0, 92.0), (92.2, 90.2)
 R2 = math.sqrt(2.0)
 A_HI, A_LO = 91.0 + R2, 91.0 - R2
-B_HI, B_LO = 91.1 + R2 * 1.1, 91.1 - R2 * 1.1
+B_HI, B_LO = 91.2 + R2, 91.2 - R2
 
 
 def _two_points(randomness):
@@ -31,38 +32,53 @@ def _two_points(randomness):
 
 
 def test_common_randomness_resamples_whole_seeds_p_best_and_best_interval_by_hand():
-    # one draw for both points: {0,0} (1/4) → B best at 92.656; {1,1} (1/4) → A best at 92.414;
-    # {0,1} (1/2) → B best at 91.1. P(A best) = 1/4; best top-1 ∈ {91.1: 1/2, 92.414: 1/4, 92.656: 1/4}
+    # one draw for both points: seed 0 twice (1/4) → B best at 92.614; seed 1 twice (1/4) → A best at
+    # 92.414; one of each (1/2) → B best at 91.2. P(A best) = 1/4;
+    # best top-1 ∈ {91.2: 1/2, 92.414: 1/4, 92.614: 1/4} → 95 % interval [91.2, 92.614]
     result = analysis.analyze(_two_points("common"), xs=(0.5,), n_boot=19999)
     rep = result.base_condition.replicates
     p = {(q.log10_lr, q.log10_wd): q.p for q in rep.p_best}
     assert p[(-1.0, -4.0)] == pytest.approx(0.25, abs=0.01)
     assert p[(-0.8, -4.0)] == pytest.approx(0.75, abs=0.01)
-    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx((91.1, B_HI))
+    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx((91.2, B_HI))
     assert rep.randomness == "common" and rep.n_seeds == 2
 
 
 def test_independent_randomness_resamples_each_point_on_its_own_by_hand():
-    # A and B drawn independently: P(A > B) = 1/4·3/4 + 1/2·1/4 + 1/4·1/4 = 6/16;
-    # best top-1: 89.586 (1/16), 91 (2/16), 91.1 (6/16), 92.414 (3/16), 92.656 (4/16)
+    # A and B drawn independently: P(A > B) = 1/4·3/4 + 1/2·1/4 + 1/4·0 = 5/16;
+    # best top-1: 89.786 (1/16), 91 (2/16), 91.2 (6/16), 92.414 (3/16), 92.614 (4/16)
     result = analysis.analyze(_two_points("independent"), xs=(0.5,), n_boot=19999)
     rep = result.base_condition.replicates
     p = {(q.log10_lr, q.log10_wd): q.p for q in rep.p_best}
-    assert p[(-1.0, -4.0)] == pytest.approx(0.375, abs=0.01)
-    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx((A_LO, B_HI))
-    draws = SeedMatrix(np.array([A, B]), [-4.0, -4.0], [-1.0, -0.8], "independent").resample(
-        19999, np.random.default_rng(1))
-    means = replicate_means(draws)
-    assert set(np.round(means[:, 0], 3)) == {round(A_LO, 3), 91.0, round(A_HI, 3)}
-    assert np.mean(np.isclose(means[:, 1], 91.1)) == pytest.approx(0.5, abs=0.02)
-    assert np.mean(best_index(means) == 0) == pytest.approx(0.375, abs=0.01)
+    assert p[(-1.0, -4.0)] == pytest.approx(5 / 16, abs=0.01)
+    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx((B_LO, B_HI))
+    for pool_within in (-1, None):  # each point's own residuals, or the pool of both (the same here)
+        draws = SeedMatrix(np.array([A, B]), [-4.0, -4.0], [-1.0, -0.8], "independent").resample(
+            19999, np.random.default_rng(1), pool_within=pool_within)
+        means = replicate_means(draws)
+        assert set(np.round(means[:, 0], 3)) == {round(A_LO, 3), 91.0, round(A_HI, 3)}
+        assert np.mean(np.isclose(means[:, 1], 91.2)) == pytest.approx(0.5, abs=0.02)
+        assert np.mean(best_index(means) == 0) == pytest.approx(5 / 16, abs=0.01)
+
+
+def test_points_near_the_optimum_share_one_pool_of_residuals():
+    # near the best: one point with spread ±1, one whose seeds agree; far below: a spread of ±20
+    values = np.array([[92.0, 94.0], [93.0, 93.0], [50.0, 90.0]])
+    m = SeedMatrix(values, [0.0, 0.2, 0.4], [0.0, 0.0, 0.0])
+    means = replicate_means(m.resample(20000, np.random.default_rng(0)))
+    pooled_var = np.var([-R2, R2, 0.0, 0.0]) / 2  # residuals of the two near points, mean of two draws
+    assert means[:, 0].var() == pytest.approx(pooled_var, rel=0.05)
+    assert means[:, 1].var() == pytest.approx(pooled_var, rel=0.05)  # borrows the neighbours' spread
+    assert means[:, 2].var() == pytest.approx(20.0 ** 2 * 2 / 2, rel=0.05)  # keeps its own
+    own = replicate_means(m.resample(2000, np.random.default_rng(0), pool_within=-1))
+    assert np.all(own[:, 1] == 93.0)
 
 
 @pytest.mark.parametrize("randomness", ["independent", "common"])
 def test_rescaled_resample_mean_has_the_unbiased_variance_of_a_mean(randomness):
     values = np.array([[1.0, 2.0, 6.0], [3.0, 3.5, 5.0]])
     m = SeedMatrix(values, [0.0, 0.2], [0.0, 0.0], randomness)
-    means = replicate_means(m.resample(40000, np.random.default_rng(0)))
+    means = replicate_means(m.resample(40000, np.random.default_rng(0), pool_within=-1))
     assert means.mean(axis=0) == pytest.approx(values.mean(axis=1), abs=0.02)
     # a plain bootstrap would give (n − 1)/n of this: 2/3 with three seeds
     assert means.var(axis=0) == pytest.approx(values.var(axis=1, ddof=1) / 3, rel=0.03)
@@ -72,7 +88,7 @@ def test_missing_runs_are_not_drawn_and_a_single_result_stays_fixed():
     values = np.array([[90.0, np.nan, 92.0], [91.0, np.nan, np.nan]])
     m = SeedMatrix(values, [0.0, 0.2], [0.0, 0.0])
     assert list(m.counts) == [2, 1] and m.n_seeds == 2
-    means = replicate_means(m.resample(4000, np.random.default_rng(0)))
+    means = replicate_means(m.resample(4000, np.random.default_rng(0), pool_within=-1))
     assert set(np.round(means[:, 0], 6)) == {round(91.0 - R2, 6), 91.0, round(91.0 + R2, 6)}
     assert np.all(means[:, 1] == 91.0)
 
