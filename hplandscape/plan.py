@@ -19,7 +19,7 @@ Examples
 >>> from hplandscape.store import StudyStore
 >>> plan = plan_study(load_quickstart(), StudyStore(tempfile.mkdtemp()))
 >>> [(s.name, len(s.runs) or len(s.conditions), s.needs) for s in plan.steps]
-[('source', 1, ()), ('prune', 2, ('source',)), ('base', 24, ()), ('pruned', 50, ('prune',))]
+[('source', 1, ()), ('prune', 2, ('source',)), ('base', 49, ()), ('pruned', 100, ('prune',))]
 """
 
 from __future__ import annotations

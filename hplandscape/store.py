@@ -26,7 +26,7 @@ Examples
 >>> store = StudyStore(tempfile.mkdtemp())
 >>> store.init_study(load_quickstart())
 >>> len(store.runs())
-75
+150
 """
 
 from __future__ import annotations

@@ -42,6 +42,7 @@ def test_quickstart_is_small_and_complete():
     assert cfg.data.name == "digits"
     assert {c.method for c in cfg.conditions} == {"none", "uniform", "global"}
     assert len(cfg.grid.log10_lr_values()) >= 5 and len(cfg.grid.log10_wd_values()) >= 5
+    assert len(cfg.seeds) >= 2, "replicates, so the quickstart report shows the shift test"
 
 
 def test_resolved_config_round_trips():
