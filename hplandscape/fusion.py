@@ -371,16 +371,16 @@ class FusedSGD:
         p0 = next(fused.parameters())
         self.params = fused.model_parameters()
         self.momentum, self.nesterov, self.decay_1d = float(momentum), bool(nesterov), decay_1d
-        self.lr = torch.as_tensor(lr, dtype=p0.dtype, device=p0.device).reshape(self.b, 1).clone()
-        self.wd = torch.as_tensor(wd, dtype=p0.dtype, device=p0.device).reshape(self.b, 1).clone()
-        self.alive = torch.ones(self.b, 1, dtype=torch.bool, device=p0.device)
+        self.lr = torch.as_tensor(lr, dtype=p0.dtype, device=p0.device).reshape(self.b).clone()
+        self.wd = torch.as_tensor(wd, dtype=p0.dtype, device=p0.device).reshape(self.b).clone()
+        self.alive = torch.ones(self.b, dtype=torch.bool, device=p0.device)
         self.any_dead = False
         self.buffers = {name: None for name, _, _ in self.params}
         self._shapes = fused._shapes
 
     def set_lr(self, lr) -> None:
         """Set the per-model learning rates (e.g. at a schedule milestone)."""
-        self.lr.copy_(torch.as_tensor(lr, dtype=self.lr.dtype).reshape(self.b, 1))
+        self.lr.copy_(torch.as_tensor(lr, dtype=self.lr.dtype).reshape(self.b))
 
     def freeze(self, index: int) -> None:
         """Stop updating model ``index`` (it diverged): its weights and momentum stay as they are."""
@@ -391,25 +391,34 @@ class FusedSGD:
         for _, p, _ in self.params:
             p.grad = None
 
+    def _per_model(self, t: torch.Tensor) -> torch.Tensor:
+        """``t`` as ``(B, ...)``, model b's part at ``[b]``. Splitting the outermost dimension is a
+        view in any memory format; flattening the rest is not (channels_last weights)."""
+        return t.unflatten(0, (self.b, -1))
+
+    def _each(self, values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Per-model ``values`` (B,) shaped to broadcast against ``like`` (B, ...)."""
+        return values.view(self.b, *([1] * (like.dim() - 1)))
+
     @torch.no_grad()
     def step(self) -> None:
         for name, p, ndim in self.params:
             if p.grad is None:
                 continue
-            w = p.view(self.b, -1)
-            d = p.grad.view(self.b, -1)
+            w = self._per_model(p)
+            d = self._per_model(p.grad)
             if ndim > 1 or self.decay_1d:
-                d = d.addcmul(w, self.wd)
+                d = d.addcmul(w, self._each(self.wd, w))
             buf = self.buffers[name]
             if buf is None:  # torch's SGD starts the momentum buffer at the first gradient
                 buf = self.buffers[name] = d.clone()
             else:
                 buf.mul_(self.momentum).add_(d)
             upd = d.add(buf, alpha=self.momentum) if self.nesterov else buf
-            upd = upd * self.lr
+            upd = upd * self._each(self.lr, w)
             if self.any_dead:
                 # A frozen model's gradients may be NaN (its activations are); it must not move.
-                upd = torch.where(self.alive, upd, torch.zeros((), dtype=upd.dtype, device=upd.device))
+                upd = torch.where(self._each(self.alive, w), upd, torch.zeros((), dtype=upd.dtype, device=upd.device))
             w.sub_(upd)
 
     def momentum_of(self, index: int) -> dict:
@@ -427,8 +436,9 @@ class FusedSGD:
             if name not in buffers:
                 continue
             if self.buffers[name] is None:
-                self.buffers[name] = torch.zeros_like(p).view(self.b, -1)
-            self.buffers[name][index].copy_(buffers[name].reshape(-1))
+                self.buffers[name] = self._per_model(torch.zeros_like(p))
+            part = self.buffers[name][index]
+            part.copy_(buffers[name].reshape(part.shape))
 
 
 def per_model_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

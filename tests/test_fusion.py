@@ -271,3 +271,24 @@ def test_a_registered_fused_forward_makes_a_foreign_module_fuse_exactly():
 
     with pytest.raises(ValueError, match="OwnRule has its own fused_forward method"):
         register_fused_forward(OwnRule)(_reverse_per_model)
+
+
+def test_fused_sgd_trains_channels_last_weights_as_contiguous_ones():
+    # channels_last convolution weights cannot be flattened per model without a copy; the optimizer
+    # must update them in place all the same (the layout on GPUs with channels_last, and on CPUs).
+    runs = {}
+    for layout in (torch.contiguous_format, torch.channels_last):
+        fused = fuse_models(tiny_models(3)).to(memory_format=layout)
+        opt = FusedSGD(fused, [0.01, 0.02, 0.05], [1e-4, 1e-3, 1e-2], 0.9, nesterov=True)
+        for x, y in batches(5):
+            opt.zero_grad()
+            per_model_loss(fused(x.contiguous(memory_format=layout)), y).sum().backward()
+            opt.step()
+        opt.load_momentum(1, opt.momentum_of(1))
+        runs[layout] = (unfuse_state(fused), [opt.momentum_of(i) for i in range(3)])
+    assert fused.net.stem[0].weight.is_contiguous(memory_format=torch.channels_last)
+    (states_cl, moms_cl), (states, moms) = runs[torch.channels_last], runs[torch.contiguous_format]
+    for a, b in zip(states_cl + moms_cl, states + moms):
+        assert a.keys() == b.keys()
+        for key in a:
+            torch.testing.assert_close(a[key], b[key], rtol=0, atol=TOL64)
