@@ -545,7 +545,9 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
                                         f"each fraction × epochs must round to epoch 1 or later "
                                         f"(fractions > {0.5 / epochs:g} here), or give milestones: []")
         if unit == "epoch" and (int(m) != m or not 0 < m < epochs):
-            raise s.error("milestones", f"are epochs (milestones_unit: epoch) and must be integers in 1..{epochs - 1}, got {m!r}")
+            allowed = (f"integers in 1..{epochs - 1}" if epochs > 1 else
+                       "absent: a 1-epoch recipe has no epoch to decay at (give milestones: [])")
+            raise s.error("milestones", f"are epochs (milestones_unit: epoch) and must be {allowed}, got {m!r}")
     momentum = s.float_("momentum", base.momentum, positive=False, minimum=0.0, maximum=1.0, inclusive_max=False)
     nesterov = s.bool_("nesterov", base.nesterov)
     if nesterov and momentum == 0:

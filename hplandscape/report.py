@@ -178,11 +178,17 @@ def _warnings(result: StudyAnalysis) -> list[str]:
 
 # ---------------------------------------------------------------------------------- markdown
 
+def _md(text) -> str:
+    """A name or value as Markdown text: HTML in condition names or paths shows as text, and a
+    ``|`` cannot break a table."""
+    return html.escape(str(text), quote=False).replace("|", "\\|")
+
+
 def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     def cell(v):
         if isinstance(v, float):
             return "—" if v != v else floatfmt.format(v)
-        return str(v)
+        return _md(v)
     lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)
@@ -232,22 +238,22 @@ def display_tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
 def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = None, sections=()) -> str:
     """The Markdown summary: answers, the shift of each optimum, tables, warnings, environment."""
     t1, t2 = display_tables(result)
-    parts = [f"# hplandscape report: {result.source}", "",
-             f"Basemodel: **{result.base}**; grid {len(result.grid.log10_lr)} lr × {len(result.grid.log10_wd)} wd; "
+    parts = [f"# hplandscape report: {_md(result.source)}", "",
+             f"Basemodel: **{_md(result.base)}**; grid {len(result.grid.log10_lr)} lr × {len(result.grid.log10_wd)} wd; "
              f"seeds {', '.join(map(str, result.seeds))}; ellipses at k = {result.k:g} "
              f"({analysis.confidence_level(result.k):.2%}).", "", seeds_line(result), "",
              "## Can I keep the unpruned model's learning rate and weight decay?", ""]
-    parts += [f"- **{name}**: {text}" for name, text in answers(result)]
+    parts += [f"- **{_md(name)}**: {_md(text)}" for name, text in answers(result)]
     shifts = analysis.shift_table(result)
     if len(shifts):
-        parts += ["", "## Did the optimum move?", "", _shift_words(result), "", _md_table(shifts, "{:.4g}")]
+        parts += ["", "## Did the optimum move?", "", _md(_shift_words(result)), "", _md_table(shifts, "{:.4g}")]
     parts += ["", "## Table 4.1: confidence ellipses (log10 units)", "",
               _TABLE_WORDS, "", _md_table(t1), "",
               f"## Table 4.2: performance risk over the basemodel's {result.risk_x:g}-ROI", "",
               _md_table(t2, "{:.4f}"), ""]
     parts += beyond_markdown(result)
     warns = _warnings(result)
-    parts += ["## Warnings", ""] + ([f"- {w.strip()}" for w in warns] or ["- none"]) + [""]
+    parts += ["## Warnings", ""] + ([f"- {_md(w.strip())}" for w in warns] or ["- none"]) + [""]
     if figures:
         parts += ["## Figures", ""]
         parts += [f"![{p.stem}]({p.relative_to(out).as_posix() if out else p})" for p in figures]

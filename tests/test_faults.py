@@ -103,3 +103,27 @@ def test_a_prior_off_the_grid_is_its_own_point_never_missing_cells(tmp_path, fak
     assert [(m.condition, m.log10_lr, m.log10_wd) for m in result.off_grid] == [("base", -1.0, -4.0)]
     assert result.missing == () and result.grid.log10_lr == (-1.5, -0.5)
     assert any("off the grid" in line for line in analysis.warning_lines(result))
+
+
+def test_names_with_html_stay_text_in_the_markdown_summary(tmp_path):
+    import pandas as pd
+
+    from hplandscape.analysis.example import synthetic_results
+    from hplandscape.report import write_report
+
+    table = synthetic_results()
+    table["condition"] = table["condition"].replace({"uniform-0.6": "<script>x</script>|u"})
+    report = write_report(table, out_dir=tmp_path / "r")
+    md = (report.parent / "summary.md").read_text()
+    assert "<script>" not in md and "&lt;script&gt;" in md
+    html_text = report.read_text()
+    assert "<script>x</script>" not in html_text
+
+
+def test_one_epoch_with_an_epoch_milestone_says_what_to_do(tmp_path):
+    from hplandscape.config import study_from_dict
+    from hplandscape.errors import ConfigError
+
+    d = tiny_study_dict(train={"preset": "digits", "epochs": 1, "milestones": [1], "milestones_unit": "epoch"})
+    with pytest.raises(ConfigError, match="1-epoch recipe has no epoch to decay at"):
+        study_from_dict(d, "t.yaml")
