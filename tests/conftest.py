@@ -20,6 +20,18 @@ from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
 TESTS_DIR = Path(__file__).resolve().parent
 
 
+def run_cli(capsys, *argv):
+    """``hplandscape ARGV`` in this process: (exit code, stdout, stderr)."""
+    from hplandscape.cli import main
+
+    try:
+        code = main([str(a) for a in argv])
+    except SystemExit as e:  # argparse rejects bad syntax with SystemExit(2)
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def tiny_study_dict(**overrides) -> dict:
     """A 2×2-grid study with a basemodel and one pruned condition (8 runs)."""
     d = {

@@ -9,20 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hplandscape.cli import main
+from conftest import run_cli
 from hplandscape.config import preset_path
 from hplandscape.errors import RunFailure
 
 RESNET56 = str(preset_path("resnet56_cifar10.yaml"))
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse rejects bad syntax with SystemExit(2)
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_grid_json_lists_81_points_centred_on_prior(capsys):

@@ -4,16 +4,7 @@ import json
 
 import pytest
 
-from hplandscape.cli import main
-
-
-def run_cli(capsys, *argv):
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse rejects bad syntax with SystemExit(2)
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from conftest import run_cli
 
 
 DIGITS = ("--in-channels", "1", "--input-size", "8")  # small: the command runs in about a second

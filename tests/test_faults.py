@@ -9,18 +9,8 @@ import json
 import pytest
 import yaml
 
-from conftest import minimal_record, tiny_config, tiny_study_dict
-from hplandscape.cli import main
+from conftest import minimal_record, run_cli, tiny_config, tiny_study_dict
 from hplandscape.store import StudyStore
-
-
-def _cli(capsys, *argv):
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -37,14 +27,14 @@ def study(tmp_path):
 
 def test_analyze_and_report_never_read_a_stale_results_table(study, capsys, tmp_path):
     store, last = study
-    assert _cli(capsys, "collect", store.root)[0] == 0
+    assert run_cli(capsys, "collect", store.root)[0] == 0
     rows_then = len(store.results_csv.read_text().splitlines()) - 1
     store.write_record(last, minimal_record(last, top1=99.0))  # finished after `collect`
-    code, out, err = _cli(capsys, "analyze", store.root, "--json")
+    code, out, err = run_cli(capsys, "analyze", store.root, "--json")
     assert code == 0, err
     assert json.loads(out)["conditions"]["uniform-0.5"]["best"]["top1"] == 99.0
     assert len(store.results_csv.read_text().splitlines()) - 1 == rows_then + 1, "re-collected"
-    code, out, err = _cli(capsys, "report", store.root, "--out", tmp_path / "r")
+    code, out, err = run_cli(capsys, "report", store.root, "--out", tmp_path / "r")
     assert code == 0 and "99" in (tmp_path / "r" / "summary.md").read_text()
 
 
@@ -52,7 +42,7 @@ def test_slurm_without_slurm_is_exit_2_and_writes_nothing(tmp_path, capsys, monk
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_study_dict()))
-    code, _, err = _cli(capsys, "sweep", config, "--executor", "slurm", "--study-dir", tmp_path / "s")
+    code, _, err = run_cli(capsys, "sweep", config, "--executor", "slurm", "--study-dir", tmp_path / "s")
     assert code == 2 and "sbatch" in err and "Traceback" not in err
     assert not (tmp_path / "s").exists()
 
@@ -64,13 +54,13 @@ def test_paths_that_are_files_where_folders_are_needed_are_exit_2(study, capsys,
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_study_dict()))
     for study_dir in (a_file, a_file / "sub"):
-        code, _, err = _cli(capsys, "sweep", config, "--executor", "debug", "--study-dir", study_dir)
+        code, _, err = run_cli(capsys, "sweep", config, "--executor", "debug", "--study-dir", study_dir)
         assert code == 2 and "is a file" in err and str(a_file) in err, err
-    code, _, err = _cli(capsys, "collect", store.root, "--out", tmp_path)
+    code, _, err = run_cli(capsys, "collect", store.root, "--out", tmp_path)
     assert code == 2 and "is a directory" in err
-    code, _, err = _cli(capsys, "report", store.root, "--out", a_file)
+    code, _, err = run_cli(capsys, "report", store.root, "--out", a_file)
     assert code == 2 and "is a file" in err
-    code, _, err = _cli(capsys, "analyze", store.root, "--out", a_file / "x")
+    code, _, err = run_cli(capsys, "analyze", store.root, "--out", a_file / "x")
     assert code == 2 and "is a file" in err
     assert a_file.read_text() == "not a folder", "nothing overwritten"
 
@@ -79,9 +69,9 @@ def test_one_invalid_record_does_not_stop_the_analysis_of_the_others(study, caps
     store, last = study
     store.record_path(last).parent.mkdir(parents=True)
     store.record_path(last).write_text(json.dumps({"run_id": last, "top1": 91.5, "diverged": False}))
-    code, out, err = _cli(capsys, "analyze", store.root, "--json")
+    code, out, err = run_cli(capsys, "analyze", store.root, "--json")
     assert code == 0, err
-    code, out, _ = _cli(capsys, "status", store.root)
+    code, out, _ = run_cli(capsys, "status", store.root)
     assert "condition is missing" in out and "1 corrupt record" in out
 
 
@@ -106,7 +96,6 @@ def test_a_prior_off_the_grid_is_its_own_point_never_missing_cells(tmp_path, fak
 
 
 def test_names_with_html_stay_text_in_the_markdown_summary(tmp_path):
-    import pandas as pd
 
     from hplandscape.analysis.example import synthetic_results
     from hplandscape.report import write_report
