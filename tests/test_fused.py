@@ -5,6 +5,7 @@ itself (float64, exact) is tested in ``test_fusion.py``.
 """
 
 import dataclasses
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -73,7 +74,9 @@ def _assert_same_run(fused_rec, seq_rec, rel=1e-4):
 
 def test_train_fused_records_match_sequential_runs_including_a_diverged_one(tmp_path):
     # Two seeds in one group (one data stream each) and one run whose loss overflows in epoch 1.
-    points = [(-1.0, -4.0, 0), (-1.4, -3.0, 0), (-0.6, -4.4, 1), (8.0, 0.0, 0)]
+    # (No run at lr ≥ 0.25: its loss rises chaotically in epoch 1, where float rounding is amplified
+    # past 1e-4, e.g. 2e-4 between engines in the channels_last layout the CPU uses for ResNets.)
+    points = [(-1.0, -4.0, 0), (-1.4, -3.0, 0), (-0.8, -4.4, 1), (8.0, 0.0, 0)]
     seq = [train_run(s) for s in _specs(tmp_path / "seq", points)]
     recs = train_fused(_specs(tmp_path / "fused", points))
     assert seq[3]["diverged"] and seq[3]["diverged_epoch"] == 1
@@ -101,11 +104,15 @@ def test_interrupted_fused_group_resumes_from_per_run_checkpoints(tmp_path, monk
         train_fused(specs)
     monkeypatch.setattr(fused_mod, "_save_run_checkpoint", save)
     assert all(RunFiles(s.run_dir).checkpoint.exists() for s in specs)
-    # The sequential engine reads the fused checkpoint format too ...
-    seq_resumed = train_run(specs[1])
-    # ... and the fused engine finishes the rest of the group.
-    resumed = train_fused(specs[:1])
-    assert resumed[0]["history"] == whole[0]["history"]  # same engine, same numbers: bit for bit
+    # The sequential engine reads the fused checkpoint format too (a copy: the group resumes the original) ...
+    seq_spec = dataclasses.replace(specs[1], run_dir=str(tmp_path / "seq"))
+    RunFiles(seq_spec.run_dir).dir.mkdir()
+    shutil.copy(RunFiles(specs[1].run_dir).checkpoint, RunFiles(seq_spec.run_dir).checkpoint)
+    seq_resumed = train_run(seq_spec)
+    # ... and the fused engine finishes the group.
+    resumed = train_fused(specs)
+    for got, want in zip(resumed, whole):
+        assert got["history"] == want["history"]  # same engine, same group: bit for bit
     for got, want in zip((resumed[0], seq_resumed), whole):
         got = {k: v for k, v in got.items() if k not in ("wall_time_s", "engine")}
         want = {k: v for k, v in want.items() if k not in ("wall_time_s", "engine")}
