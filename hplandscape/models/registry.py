@@ -23,7 +23,7 @@ class ModelEntry(NamedTuple):
     (channels, height, width) and ``num_classes`` the class count the architecture is built and
     counted with by default (10 for CIFAR models, 1000 for ImageNet ones). ``cpu_channels_last``:
     whether the architecture, pruned or not, trains faster on the CPU in the channels_last memory
-    format than in NCHW (measured with ``benchmarks/memory_format.py``; see
+    format than in NCHW (measured with ``benchmarks/cpu_choices.py layout``; see
     ``docs/performance.md``).
     """
 
