@@ -142,11 +142,19 @@ class InMemoryData:
     test_y: torch.Tensor
 
     def __post_init__(self):
-        # Statistics of the training split (method §6), in [0, 1] units, computed once in float64
-        # so that they do not depend on the device or the thread count.
-        x = self.train_x.double() / 255.0
-        self.mean = x.mean(dim=(0, 2, 3)).float()
-        self.std = x.std(dim=(0, 2, 3)).float().clamp_min(1e-3)
+        # Statistics of the training split (method §6), in [0, 1] units, in float64 so that they
+        # do not depend on the device or the thread count. They come from each channel's histogram
+        # of the 256 pixel values (exact integer counts): converting CIFAR-10's training split to
+        # float64 instead took 1.3 s and 2.4 GB at the start of every run.
+        c = self.train_x.shape[1]
+        counts = torch.stack([torch.bincount(self.train_x[:, i].reshape(-1), minlength=256) for i in range(c)])
+        counts = counts.double()
+        values = torch.arange(256, dtype=torch.float64) / 255.0
+        n = counts.sum(1)
+        mean = (counts * values).sum(1) / n
+        var = (counts * (values - mean[:, None]) ** 2).sum(1) / (n - 1).clamp_min(1)  # unbiased, as Tensor.std
+        self.mean = mean.float()
+        self.std = var.sqrt().float().clamp_min(1e-3)
 
     @property
     def num_train(self) -> int:

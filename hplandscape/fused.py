@@ -28,8 +28,8 @@ from hplandscape.data import load_data
 from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
 from hplandscape.lifecycle import (NetworkFacts, RunProgress, build_network, check_interval, choose_placement,
-                                   data_seed, evaluate, finish_run, init_seed, resume, make_optimizer, resolve_device,
-                                   save_checkpoint, spec_fingerprint)
+                                   data_seed, eval_batch_size, evaluate, finish_run, init_seed, resume, make_optimizer,
+                                   resolve_device, save_checkpoint, spec_fingerprint)
 from hplandscape.recipes import RANDOMNESS
 from hplandscape.store import RunFiles
 
@@ -161,7 +161,7 @@ def _train_group(specs):
         run.resume()
         runs.append(run)
     facts = NetworkFacts.of(runs[0].model, runs[0].arch_hash, info)  # one architecture per group
-    placement = choose_placement(recipe, device)
+    placement = choose_placement(recipe, device, specs[0].model)
     if placement.amp_dtype == torch.float16:  # fp16 needs loss scaling per model; bf16 or fp32 do not
         log.warning("fused engine: this GPU has no bf16; training in float32 instead of fp16")
         placement = dataclasses.replace(placement, amp_dtype=None)
@@ -295,7 +295,7 @@ def _evaluate_fused(fused, data, recipe, placement, b) -> list[tuple]:
     c5 = torch.zeros(b, dtype=torch.int64, device=device)
     n = 0
     # Fused activations are B times larger; smaller eval batches keep the memory of one training step.
-    batch = max(recipe.batch_size, recipe.eval_batch_size // b)
+    batch = max(recipe.batch_size, eval_batch_size(recipe, device) // b)
     with placement.autocast():
         for x, y in data.eval_batches(batch, device=device, memory_format=placement.memory_format):
             out = fused(x).float()
@@ -314,7 +314,7 @@ def _evaluate_one(model, data, recipe, placement):
     """Evaluate one run's own network on the device; it goes back to the CPU, where runs wait."""
     model.to(device=placement.device, memory_format=placement.memory_format)
     try:
-        return evaluate(model, data, recipe.eval_batch_size, placement)
+        return evaluate(model, data, eval_batch_size(recipe, placement.device), placement)
     finally:
         model.to("cpu")
 

@@ -46,7 +46,7 @@ from hplandscape.archspec import ArchSpec
 from hplandscape.atomic import atomic_open
 from hplandscape.choices import DEVICES
 from hplandscape.errors import UserError
-from hplandscape.models import build_model, count_flops, count_params, save_weights
+from hplandscape.models import build_model, count_flops, count_params, get_entry, save_weights
 from hplandscape.pruning import build_from_spec
 from hplandscape.provenance import device_name, provenance
 from hplandscape.recipes import PARAMETRISATION
@@ -142,17 +142,21 @@ class Placement:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
 
-def choose_placement(recipe, device: torch.device) -> Placement:
-    """The placement a recipe asks for on ``device``.
+def choose_placement(recipe, device: torch.device, model: str) -> Placement:
+    """The placement of a run of architecture ``model`` with ``recipe`` on ``device``.
 
-    ``channels_last`` and ``amp`` apply on CUDA; on the CPU runs use the default memory format
-    in float32. Mixed precision is bf16 where the GPU supports it, else fp16 (which needs the
-    loss scaler of :func:`grad_scaler`).
+    On CUDA the recipe decides: ``channels_last`` and ``amp`` (bf16 where the GPU supports it,
+    else fp16, which needs the loss scaler of :func:`grad_scaler`). On the CPU the recipe's speed
+    options are ignored and runs compute in float32; the memory format is the architecture's
+    measured best (``ModelEntry.cpu_channels_last``, see ``docs/performance.md``), a fixed choice
+    per architecture, so a resumed run computes exactly as the run it continues.
     """
-    cuda = device.type == "cuda"
-    memory_format = torch.channels_last if (recipe.channels_last and cuda) else torch.contiguous_format
+    if device.type != "cuda":
+        fast = get_entry(model).cpu_channels_last
+        return Placement(device, torch.channels_last if fast else torch.contiguous_format, None)
+    memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     amp_dtype = None
-    if recipe.amp and cuda:
+    if recipe.amp:
         amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return Placement(device, memory_format, amp_dtype)
 
@@ -160,6 +164,19 @@ def choose_placement(recipe, device: torch.device) -> Placement:
 def grad_scaler(placement: Placement):
     """A ``GradScaler`` for fp16 autocast (its gradients underflow without one); None otherwise."""
     return torch.amp.GradScaler("cuda") if placement.amp_dtype == torch.float16 else None
+
+
+def eval_batch_size(recipe, device: torch.device) -> int:
+    """Images per evaluation batch: the recipe's ``eval_batch_size``, on the CPU at most its
+    training ``batch_size``.
+
+    A GPU evaluates large batches faster; a CPU does not, since activations outgrow its caches
+    (ResNet-20, 2 threads: 2,165 images/s in batches of 128, 1,079 in batches of 1,000; see
+    ``docs/performance.md``). The batch size does not change what is computed per image.
+    """
+    if device.type == "cuda":
+        return recipe.eval_batch_size
+    return min(recipe.eval_batch_size, recipe.batch_size)
 
 
 def check_interval(device: torch.device) -> int:
@@ -412,7 +429,7 @@ def finish_run(spec, progress: RunProgress, model, data, placement: Placement, f
     last_eval = progress.last_eval
     if last_eval is None:
         model.to(device=placement.device, memory_format=placement.memory_format)
-        last_eval = list(evaluate(model, data, spec.recipe.eval_batch_size, placement))
+        last_eval = list(evaluate(model, data, eval_batch_size(spec.recipe, placement.device), placement))
     if spec.keep_weights:
         widths = (spec.arch or {}).get("widths")
         save_weights(RunFiles(spec.run_dir).weights, spec.model, model, info.num_classes, info.in_channels,

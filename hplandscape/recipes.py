@@ -49,7 +49,8 @@ class Recipe:
     augment : {"cifar", "imagenet", "digits", "none"}
         Train-time augmentation family; evaluation never augments.
     channels_last, amp : bool
-        CUDA speed options (memory format, mixed precision); ignored on the CPU.
+        CUDA speed options (memory format, mixed precision); ignored on the CPU, which computes in
+        float32 in the memory format measured fastest for the architecture (``docs/performance.md``).
     threads : int or None
         torch CPU threads for one run (None: torch's default).
     randomness : {"independent", "common"}

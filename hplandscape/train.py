@@ -23,8 +23,8 @@ import torch.nn.functional as F
 
 from hplandscape.data import load_data
 from hplandscape.lifecycle import (NetworkFacts, build_network, check_interval, choose_placement,
-                                   data_seed, evaluate, finish_run, init_seed, grad_scaler, resume, make_optimizer,
-                                   resolve_device, save_checkpoint, spec_fingerprint)
+                                   data_seed, eval_batch_size, evaluate, finish_run, init_seed, grad_scaler, resume,
+                                   make_optimizer, resolve_device, save_checkpoint, spec_fingerprint)
 from hplandscape.store import RunFiles
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,7 @@ def train_run(spec) -> dict:
     torch.manual_seed(init_seed(spec))  # the seed (and, independent, the point) fixes the He init ...
     model, arch_hash = build_network(spec, data.info)
     facts = NetworkFacts.of(model, arch_hash, data.info)
-    placement = choose_placement(recipe, device)
+    placement = choose_placement(recipe, device, spec.model)
     model.to(device=device, memory_format=placement.memory_format)
     optimizer = make_optimizer(model, spec.lr, spec.wd, recipe)
     scaler = grad_scaler(placement)
@@ -101,7 +101,7 @@ def train_run(spec) -> dict:
         for group in optimizer.param_groups:
             group["lr"] = lr
         loss, train_acc, finite = _train_epoch(model, optimizer, data, recipe, generator, placement, scaler)
-        top1, top5 = evaluate(model, data, recipe.eval_batch_size, placement)
+        top1, top5 = evaluate(model, data, eval_batch_size(recipe, device), placement)
         if finite:
             log.info("%s: epoch %d lr %.4g loss %.4f train %.2f%% val %.2f%%", spec.run_id, progress.next_epoch,
                      lr, loss, train_acc, top1)

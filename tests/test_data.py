@@ -240,3 +240,13 @@ def test_imagenet_without_val_names_the_missing_directory(tmp_path):
     _image_folder(tmp_path, "train", ["cat"], n=1)
     with pytest.raises(UserError, match=str(tmp_path / "val")):
         load_data(DataConfig(name="imagenet", root=str(tmp_path), num_workers=0))
+
+
+def test_normalisation_statistics_are_the_float64_ones_of_the_training_split(tmp_path):
+    # Computed from per-channel histograms; they must equal the direct float64 computation.
+    write_fake_cifar10(tmp_path, n_train=300, n_test=10, seed=3)
+    for cfg in (DataConfig(name="digits"), DataConfig(name="cifar10", root=str(tmp_path), num_workers=0)):
+        data = load_data(cfg)
+        x = data.train_x.double() / 255.0
+        assert torch.equal(data.mean, x.mean(dim=(0, 2, 3)).float())
+        assert torch.equal(data.std, x.std(dim=(0, 2, 3)).float().clamp_min(1e-3))

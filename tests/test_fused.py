@@ -26,6 +26,22 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
+def nchw_on_the_cpu(monkeypatch):
+    """Both engines in NCHW, as the CPU trained before channels_last became its default.
+
+    In NCHW grouped (fused) and plain (sequential) convolutions round alike, so over the short
+    runs below the engines agree to 1e-4 in the loss. In channels_last they round differently
+    (~1e-6 per op) and a few high-lr steps amplify that past 1e-3, which would hide the plumbing
+    errors these tests look for; the layout itself is tested in float64 in ``test_fusion.py``
+    and by :func:`test_the_engines_agree_in_the_cpu_default_layout`.
+    """
+    import hplandscape.lifecycle as lifecycle
+
+    entry = lifecycle.get_entry
+    monkeypatch.setattr(lifecycle, "get_entry", lambda name: entry(name)._replace(cpu_channels_last=False))
+
+
+@pytest.fixture(autouse=True)
 def restore_threads():
     # The runs set torch's thread count from their recipe (1); later tests get theirs back.
     before = torch.get_num_threads()
@@ -164,3 +180,14 @@ def test_both_engines_finish_a_run_the_same_way(tmp_path):
     assert seq["history"] == [] and seq["top1"] is not None and seq["epochs_completed"] == 0
     a, b = (load_weights(RunFiles(s.run_dir).weights).state_dict for s in (seq_spec, fused_spec))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_engines_agree_in_the_cpu_default_layout(tmp_path, monkeypatch):
+    monkeypatch.undo()  # channels_last, the CPU default for ResNets
+    from hplandscape.lifecycle import choose_placement
+
+    specs = _specs(tmp_path, [(-1.0, -4.0, 0), (-1.4, -3.0, 0)], epochs=1)
+    assert choose_placement(specs[0].recipe, torch.device("cpu"), specs[0].model).memory_format == torch.channels_last
+    seq = [train_run(s) for s in _specs(tmp_path / "seq", [(-1.0, -4.0, 0), (-1.4, -3.0, 0)], epochs=1)]
+    for f, s in zip(train_fused(specs), seq):
+        _assert_same_run(f, s, rel=1e-5)  # one epoch: rounding has not been amplified yet

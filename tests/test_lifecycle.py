@@ -87,3 +87,26 @@ def test_foreign_or_malformed_checkpoints_are_refused_naming_the_file(tmp_path):
     path.write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match=f"{path}: cannot read this checkpoint"):
         load_checkpoint(path, "fp", model, opt, gen)
+
+
+def test_the_cpu_layout_is_the_architectures_and_recipe_speed_options_are_for_cuda():
+    import dataclasses
+
+    from hplandscape.lifecycle import choose_placement
+    from hplandscape.models import get_entry
+
+    cpu = torch.device("cpu")
+    recipe = dataclasses.replace(recipe_preset("cifar10"), channels_last=True, amp=True)
+    for name in ("resnet20", "resnet56", "resnet50"):
+        placement = choose_placement(recipe, cpu, name)
+        want = torch.channels_last if get_entry(name).cpu_channels_last else torch.contiguous_format
+        assert (placement.memory_format, placement.amp_dtype) == (want, None)
+    assert choose_placement(recipe_preset("cifar10"), cpu, "resnet56").memory_format == torch.channels_last
+
+
+def test_the_cpu_evaluates_in_batches_no_larger_than_training_ones():
+    from hplandscape.lifecycle import eval_batch_size
+
+    recipe = recipe_preset("cifar10")  # batch 128, eval batch 1000
+    assert eval_batch_size(recipe, torch.device("cpu")) == 128
+    assert eval_batch_size(recipe, torch.device("cuda")) == 1000

@@ -248,3 +248,14 @@ def test_cuda_with_channels_last_and_amp(tmp_path):
     diverged = train_run(dataclasses.replace(make_spec(tmp_path / "d", log10_lr=4.0, epochs=3, amp=True),
                                              device="cuda"))
     assert diverged["diverged"]
+
+
+@pytest.mark.slow
+def test_cpu_benchmark_runs_the_engine_against_a_plain_loop(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "cpu_train.py"), "--quick", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["model"] == "resnet20" and len(row["ratios"]) == 1 and row["engine_s"][0] > 0 < row["plain_s"][0]
+    assert "speed-up" in proc.stdout

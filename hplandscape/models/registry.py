@@ -21,20 +21,24 @@ class ModelEntry(NamedTuple):
 
     ``builder(num_classes, in_channels)`` returns an unpruned model; ``input_shape`` is the
     (channels, height, width) and ``num_classes`` the class count the architecture is built and
-    counted with by default (10 for CIFAR models, 1000 for ImageNet ones).
+    counted with by default (10 for CIFAR models, 1000 for ImageNet ones). ``cpu_channels_last``:
+    whether the architecture, pruned or not, trains faster on the CPU in the channels_last memory
+    format than in NCHW (measured with ``benchmarks/cpu_choices.py layout``; see
+    ``docs/performance.md``).
     """
 
     name: str
     builder: Builder
     input_shape: tuple[int, int, int]
     num_classes: int
+    cpu_channels_last: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(name: str, input_shape: tuple[int, int, int] = (3, 32, 32),
-                   num_classes: int = 10) -> Callable[[Builder], Builder]:
+def register_model(name: str, input_shape: tuple[int, int, int] = (3, 32, 32), num_classes: int = 10,
+                   cpu_channels_last: bool = False) -> Callable[[Builder], Builder]:
     """Register ``builder(num_classes, in_channels) -> nn.Module`` under ``name``.
 
     Parameters
@@ -45,6 +49,8 @@ def register_model(name: str, input_shape: tuple[int, int, int] = (3, 32, 32),
         Default (channels, height, width) for counting FLOPs.
     num_classes : int
         Default number of classes.
+    cpu_channels_last : bool
+        Train in the channels_last memory format on the CPU (where measured to be faster).
 
     Raises
     ------
@@ -56,7 +62,7 @@ def register_model(name: str, input_shape: tuple[int, int, int] = (3, 32, 32),
         if name in _REGISTRY:
             raise ValueError(f"model {name!r} is already registered "
                              f"(by {_REGISTRY[name].builder.__module__}.{_REGISTRY[name].builder.__qualname__})")
-        _REGISTRY[name] = ModelEntry(name, builder, tuple(input_shape), num_classes)
+        _REGISTRY[name] = ModelEntry(name, builder, tuple(input_shape), num_classes, bool(cpu_channels_last))
         return builder
 
     return decorator

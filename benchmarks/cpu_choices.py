@@ -1,0 +1,192 @@
+"""The measurements behind the engine's CPU defaults, one subcommand per choice.
+
+Every subcommand times its variants interleaved in one process (the order alternating between
+rounds, after a warm-up), so load from other processes hits all variants alike; per variant it
+prints the median time and the median ratio to the first variant, with the per-round ratios.
+``docs/performance.md`` records what each gave and which default it decided.
+
+- ``layout``: a training step (forward, cross-entropy, backward, SGD with momentum and weight
+  decay, on a batch already in memory) in NCHW against channels_last, per architecture; decides
+  ``ModelEntry.cpu_channels_last``.
+- ``inplace``: the CIFAR ResNet's training step with ReLU and the residual addition in place (as
+  the package has them) against out of place.
+- ``eval-batch``: evaluation throughput (images/s) per batch size; decides
+  ``lifecycle.eval_batch_size``.
+- ``optimizer``: ``torch.optim.SGD`` per-parameter loop against ``foreach=True`` and ``fused=True``.
+- ``checkpoint``: one ``lifecycle.save_checkpoint`` against one training step.
+- ``bookkeeping``: a training step alone against one followed by the engine's per-step work:
+  running loss and accuracy sums and the NaN/inf check (``.item()``, a host sync on a GPU).
+
+Usage::
+
+    python benchmarks/cpu_choices.py layout --models resnet20 resnet56 mobilenet_v2
+    python benchmarks/cpu_choices.py layout --models resnet20 --image-size 8 --in-channels 1 --threads 1
+    python benchmarks/cpu_choices.py layout --models resnet20 --image-size 8 --in-channels 1 --threads 1 --prune 0.5
+    python benchmarks/cpu_choices.py inplace --models resnet20 resnet56
+    python benchmarks/cpu_choices.py eval-batch --models resnet20 resnet56 --sizes 128 256 1000
+    python benchmarks/cpu_choices.py optimizer --models resnet20
+    python benchmarks/cpu_choices.py checkpoint --models resnet20 resnet56
+    python benchmarks/cpu_choices.py bookkeeping --models resnet20 --image-size 8 --in-channels 1 --threads 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def _model(name, args, layout=torch.channels_last):
+    from hplandscape.models import build_model
+
+    torch.manual_seed(0)
+    if args.prune:
+        from hplandscape.pruning import build_from_spec, prune
+
+        shape = (args.in_channels, args.image_size, args.image_size)
+        model = build_from_spec(prune(name, "uniform", args.prune, num_classes=10, in_channels=args.in_channels,
+                                      input_shape=shape))
+    else:
+        model = build_model(name, num_classes=10, in_channels=args.in_channels)
+    return model.to(memory_format=layout)
+
+
+def _batch(args, layout=torch.channels_last, n=None):
+    x = torch.randn(n or args.batch_size, args.in_channels, args.image_size, args.image_size)
+    return x.contiguous(memory_format=layout), torch.randint(0, 10, (n or args.batch_size,))
+
+
+def _train_step(model, x, y, bookkeeping=False, **sgd):
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4, **sgd)
+    loss_sum = torch.zeros((), dtype=torch.float64)
+    correct = torch.zeros((), dtype=torch.int64)
+
+    def step():
+        out = model(x)
+        loss = F.cross_entropy(out, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if bookkeeping:  # what train._train_epoch adds to every step on the CPU
+            loss_sum.add_(loss.detach().double() * len(y))
+            correct.add_((out.detach().argmax(1) == y).sum())
+            torch.isfinite(loss_sum).item()
+
+    step.model, step.optimizer = model, opt
+    return step
+
+
+def _out_of_place(model):
+    """The CIFAR ResNet as it was before: ReLU and the residual addition allocate new tensors."""
+    from hplandscape.models.cifar_resnet import BasicBlock
+
+    def block(self, x):
+        return F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))) + self._shortcut(x, 1))
+
+    def net(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return self.fc(F.adaptive_avg_pool2d(x, 1).flatten(1))
+
+    model.forward = types.MethodType(net, model)
+    for m in model.modules():
+        if isinstance(m, BasicBlock):
+            m.forward = types.MethodType(block, m)
+    return model
+
+
+def variants(kind, name, args) -> dict:
+    """name → a zero-argument callable that does one unit of work."""
+    if kind == "layout":
+        out = {}
+        for label, layout in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+            out[label] = _train_step(_model(name, args, layout), *_batch(args, layout))
+        return out
+    if kind == "inplace":
+        x, y = _batch(args)
+        return {"out_of_place": _train_step(_out_of_place(_model(name, args)), x, y),
+                "in_place": _train_step(_model(name, args), x, y)}
+    if kind == "optimizer":
+        x, y = _batch(args)
+        return {label: _train_step(_model(name, args), x, y, **kw)
+                for label, kw in (("loop", {"foreach": False}), ("foreach", {"foreach": True}), ("fused", {"fused": True}))}
+    if kind == "eval-batch":
+        model = _model(name, args).eval()
+        x, _ = _batch(args, n=args.eval_images)
+
+        def evaluate(size):
+            with torch.no_grad():
+                for start in range(0, len(x), size):
+                    model(x[start:start + size]).argmax(1)
+
+        return {f"batch_{s}": (lambda s=s: evaluate(s)) for s in args.sizes}
+    if kind == "checkpoint":
+        from hplandscape.lifecycle import RunProgress, save_checkpoint
+
+        step = _train_step(_model(name, args), *_batch(args))
+        step()  # momentum buffers exist, as in a real checkpoint
+        path = Path(tempfile.mkdtemp()) / "checkpoint.pt"
+        return {"train_step": step,
+                "save_checkpoint": lambda: save_checkpoint(path, "bench", step.model, step.optimizer, torch.Generator(),
+                                                           None, RunProgress())}
+    if kind == "bookkeeping":
+        x, y = _batch(args)
+        return {"step": _train_step(_model(name, args), x, y),
+                "step_and_bookkeeping": _train_step(_model(name, args), x, y, bookkeeping=True)}
+    raise ValueError(kind)
+
+
+def measure(kind, name, args) -> None:
+    fns = variants(kind, name, args)
+    for fn in fns.values():  # warm-up: oneDNN builds its kernels on first use
+        fn()
+        fn()
+    times = {k: [] for k in fns}
+    for r in range(args.rounds):
+        for k in (list(fns) if r % 2 == 0 else list(fns)[::-1]):
+            start = time.perf_counter()
+            for _ in range(args.repeat):
+                fns[k]()
+            times[k].append((time.perf_counter() - start) / args.repeat)
+    first = next(iter(fns))
+    print(f"{name}:")
+    for k, ts in times.items():
+        ratios = [a / b for a, b in zip(times[first], ts)]
+        rate = f"  {args.eval_images / statistics.median(ts):7.0f} images/s" if kind == "eval-batch" else ""
+        print(f"  {k:>20}: {statistics.median(ts) * 1e3:8.1f} ms{rate}   {first} / this {statistics.median(ratios):.2f} "
+              f"(rounds {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("kind", choices=("layout", "inplace", "eval-batch", "optimizer", "checkpoint", "bookkeeping"))
+    p.add_argument("--models", nargs="+", default=["resnet20", "resnet56"])
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--in-channels", type=int, default=3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=2, help="units of work per timing")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--prune", type=float, default=None, help="keep this FLOPs ratio (uniform L1 pruning)")
+    p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 500, 1000], help="eval-batch: batch sizes")
+    p.add_argument("--eval-images", type=int, default=2000, help="eval-batch: images evaluated per timing")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"{args.kind}: {args.in_channels}×{args.image_size}×{args.image_size}, batch {args.batch_size}, "
+          f"{args.threads} threads" + (f", uniformly pruned to {args.prune} of the FLOPs" if args.prune else ""))
+    for name in args.models:
+        measure(args.kind, name, args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
