@@ -8,7 +8,9 @@ and evaluate on the same test images after every epoch:
 - ``engine``: :func:`hplandscape.train.train_run` on a :class:`~hplandscape.spec.RunSpec`, timed from
   the call to the returned record: reading the data, building and counting the network, training,
   evaluating, a checkpoint per epoch and the record (its provenance included), with the project's
-  CPU defaults;
+  CPU defaults (float32);
+- ``engine-bf16``: the same with the recipe's ``amp: true`` (bf16 autocast on the CPU; it pays on
+  CPUs with native bf16: AVX512-BF16 or AMX);
 - ``plain``: what one writes by hand: torchvision's ``CIFAR10`` reader with per-image transforms
   (``RandomCrop(32, padding=4)``, ``RandomHorizontalFlip``, ``ToTensor``, ``Normalize``) batched by
   a ``DataLoader``, the model in the default NCHW layout, ``torch.optim.SGD``; timed from reading the
@@ -22,6 +24,7 @@ sample. Reported per model: the median ratio, its range, and the median seconds 
 Usage::
 
     python benchmarks/cpu_train.py                              # ResNet-20 and ResNet-56, 2 threads
+    python benchmarks/cpu_train.py --no-bf16                    # float32 engine against the plain loop only
     python benchmarks/cpu_train.py --models resnet20 --rounds 5 --json out.json
     python benchmarks/cpu_train.py --quick                      # a seconds-long smoke run (CI)
 """
@@ -46,7 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 
-def engine_run(model: str, root: str, args, seed: int) -> float:
+def engine_run(model: str, root: str, args, seed: int, amp: bool = False) -> float:
     """Seconds of one ``train_run`` (fresh run directory, so nothing resumes)."""
     from hplandscape.config import Condition, DataConfig
     from hplandscape.grid import GridPoint
@@ -55,7 +58,7 @@ def engine_run(model: str, root: str, args, seed: int) -> float:
     from hplandscape.train import train_run
 
     recipe = dataclasses.replace(recipe_preset("cifar10"), epochs=args.epochs, batch_size=args.batch_size,
-                                 threads=args.threads)
+                                 threads=args.threads, amp=amp)
     with tempfile.TemporaryDirectory() as run_dir:
         spec = RunSpec(study="bench", condition=Condition("base", "none", 1.0), point=GridPoint(-1.0, -4.0),
                        seed=seed, model=model, data=DataConfig(name="cifar10", root=root, num_workers=0),
@@ -102,6 +105,8 @@ def plain_run(model: str, root: str, args, seed: int) -> float:
 
 def compare(model: str, root: str, args) -> dict:
     sides = {"engine": engine_run, "plain": plain_run}
+    if not args.no_bf16:
+        sides["engine-bf16"] = lambda *a, **k: engine_run(*a, **k, amp=True)
     for name, fn in sides.items():  # warm-up round, untimed
         fn(model, root, args, seed=99)
     times = {name: [] for name in sides}
@@ -110,10 +115,12 @@ def compare(model: str, root: str, args) -> dict:
         for name in order:
             times[name].append(sides[name](model, root, args, seed=r))
     ratios = [p / e for p, e in zip(times["plain"], times["engine"])]
+    bf16 = [p / e for p, e in zip(times["plain"], times.get("engine-bf16", []))]
     return {"model": model, "images": args.images, "test_images": args.test_images, "epochs": args.epochs,
             "batch_size": args.batch_size, "threads": args.threads, "workers": args.workers,
             "rounds": args.rounds, "engine_s": times["engine"], "plain_s": times["plain"], "ratios": ratios,
-            "median_ratio": statistics.median(ratios)}
+            "median_ratio": statistics.median(ratios), "engine_bf16_s": times.get("engine-bf16", []),
+            "ratios_bf16": bf16, "median_ratio_bf16": statistics.median(bf16) if bf16 else None}
 
 
 def main(argv=None) -> int:
@@ -126,6 +133,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads, both sides")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the plain loop")
     p.add_argument("--rounds", type=int, default=3, help="timed rounds per model (after one warm-up round)")
+    p.add_argument("--no-bf16", action="store_true", help="skip the engine's bf16 (amp) side")
     p.add_argument("--quick", action="store_true", help="ResNet-20, 128 images, 1 round: a smoke run")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args(argv)
@@ -146,6 +154,10 @@ def main(argv=None) -> int:
             print(f"{model:>10}: engine {statistics.median(row['engine_s']):6.2f} s, plain "
                   f"{statistics.median(row['plain_s']):6.2f} s  →  speed-up {row['median_ratio']:.2f}× "
                   f"(rounds {', '.join(f'{r:.2f}' for r in row['ratios'])})", flush=True)
+            if row["ratios_bf16"]:
+                print(f"{'':>10}  engine amp (bf16) {statistics.median(row['engine_bf16_s']):6.2f} s  →  speed-up "
+                      f"{row['median_ratio_bf16']:.2f}× (rounds {', '.join(f'{r:.2f}' for r in row['ratios_bf16'])})",
+                      flush=True)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

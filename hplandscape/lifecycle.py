@@ -141,19 +141,32 @@ class Placement:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
+    @property
+    def precision(self) -> str:
+        """The precision of the training arithmetic, as records state it: ``float32``, or the
+        autocast dtype (``bfloat16``, ``float16``) for convolutions and matrix products."""
+        return "float32" if self.amp_dtype is None else str(self.amp_dtype).removeprefix("torch.")
+
+    @property
+    def layout(self) -> str:
+        """The memory format of images and weights: ``channels_last`` or ``contiguous``."""
+        return "channels_last" if self.memory_format == torch.channels_last else "contiguous"
+
 
 def choose_placement(recipe, device: torch.device, model: str) -> Placement:
     """The placement of a run of architecture ``model`` with ``recipe`` on ``device``.
 
     On CUDA the recipe decides: ``channels_last`` and ``amp`` (bf16 where the GPU supports it,
-    else fp16, which needs the loss scaler of :func:`grad_scaler`). On the CPU the recipe's speed
-    options are ignored and runs compute in float32; the memory format is the architecture's
-    measured best (``ModelEntry.cpu_channels_last``, see ``docs/performance.md``), a fixed choice
-    per architecture, so a resumed run computes exactly as the run it continues.
+    else fp16, which needs the loss scaler of :func:`grad_scaler`). On the CPU the memory format
+    is the architecture's measured best (``ModelEntry.cpu_channels_last``, see
+    ``docs/performance.md``), and ``amp`` means bf16 autocast. Both are fixed by the recipe and
+    the architecture, never by the machine, so a resumed run computes exactly as the run it
+    continues and every run of a study trains in the same precision.
     """
     if device.type != "cuda":
         fast = get_entry(model).cpu_channels_last
-        return Placement(device, torch.channels_last if fast else torch.contiguous_format, None)
+        return Placement(device, torch.channels_last if fast else torch.contiguous_format,
+                         torch.bfloat16 if recipe.amp else None)
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
     amp_dtype = None
     if recipe.amp:
@@ -434,15 +447,16 @@ def finish_run(spec, progress: RunProgress, model, data, placement: Placement, f
         widths = (spec.arch or {}).get("widths")
         save_weights(RunFiles(spec.run_dir).weights, spec.model, model, info.num_classes, info.in_channels,
                      widths=widths)
-    return _record(spec, progress, last_eval, info, facts, placement.device, wall_s, engine)
+    return _record(spec, progress, last_eval, info, facts, placement, wall_s, engine)
 
 
 def _finite_or_none(x):
     return x if x is None or math.isfinite(x) else None
 
 
-def _record(spec, progress: RunProgress, last_eval, info, facts: NetworkFacts, device, wall_s: float,
-            engine: str) -> dict:
+def _record(spec, progress: RunProgress, last_eval, info, facts: NetworkFacts, placement: Placement,
+            wall_s: float, engine: str) -> dict:
+    device = placement.device
     top1, top5 = last_eval
     history = [{k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in h.items()}
                for h in progress.history]
@@ -475,6 +489,8 @@ def _record(spec, progress: RunProgress, last_eval, info, facts: NetworkFacts, d
         "diverged_epoch": diverged_epoch,
         "device": device_name(device),
         "engine": engine,
+        "precision": placement.precision,
+        "memory_format": placement.layout,
         "parametrisation": PARAMETRISATION + (
             " Weight decay applies to every parameter, BatchNorm and biases included."
             if spec.recipe.weight_decay_on_bn_bias else

@@ -49,13 +49,27 @@ class Step:
 
     def blocks(self, size: int) -> list[list]:
         """The step's runs in jobs of at most ``size`` runs that never mix conditions (one
-        architecture per job, so a block can be fused)."""
-        out: list[list] = []
+        architecture per job, so a block can be fused).
+
+        A condition's runs are split into as few jobs as ``size`` allows, of sizes that differ by
+        at most one (24 runs at size 13: 12 + 12, not 13 + 11), so no job is left alone at the
+        end with most of the work.
+        """
+        groups: list[list] = []
         for r in self.runs:
-            if out and len(out[-1]) < size and out[-1][-1].condition == r.condition:
-                out[-1].append(r)
+            if groups and groups[-1][-1].condition == r.condition:
+                groups[-1].append(r)
             else:
-                out.append([r])
+                groups.append([r])
+        out: list[list] = []
+        for g in groups:
+            n = -(-len(g) // max(1, size))
+            q, extra = divmod(len(g), n)
+            start = 0
+            for i in range(n):
+                end = start + q + (1 if i < extra else 0)
+                out.append(g[start:end])
+                start = end
         return out
 
 

@@ -48,9 +48,14 @@ class Recipe:
         Whether BatchNorm parameters and biases get weight decay (the thesis: they do).
     augment : {"cifar", "imagenet", "digits", "none"}
         Train-time augmentation family; evaluation never augments.
-    channels_last, amp : bool
-        CUDA speed options (memory format, mixed precision); ignored on the CPU, which computes in
-        float32 in the memory format measured fastest for the architecture (``docs/performance.md``).
+    channels_last : bool
+        CUDA memory format. On the CPU it is ignored: runs use the format measured fastest for
+        the architecture (``docs/performance.md``).
+    amp : bool
+        Mixed precision (autocast): on CUDA bf16 where the GPU supports it, else fp16 with loss
+        scaling; on the CPU bf16, which pays only on CPUs with native bf16 (AVX512-BF16 or AMX;
+        elsewhere it is slower than float32). Off by default: float32, the method's precision.
+        Every record states the precision it trained in.
     threads : int or None
         torch CPU threads for one run (None: torch's default).
     randomness : {"independent", "common"}

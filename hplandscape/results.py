@@ -22,7 +22,8 @@ from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.store import StudyStore, check_file_target
 
 COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
-           "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "randomness", "run_id")
+           "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "randomness", "precision",
+           "run_id")
 FORMATS = ("csv", "parquet")
 
 
@@ -91,6 +92,7 @@ def records_table(records, grid=None) -> pd.DataFrame:
         row = {c: r.get(c) for c in COLUMNS}
         row["method"] = row["method"] or "none"
         row["randomness"] = row["randomness"] or (r.get("recipe") or {}).get("randomness") or "common"
+        row["precision"] = row["precision"] or "float32"  # records before the field trained in float32
         row["arch_hash"] = r.get("arch_hash")
         row["on_grid"] = grid is None or _on_grid(row, grid)
         rows.append(row)

@@ -113,10 +113,29 @@ def _launchable(plan: StudyPlan, store: StudyStore, attempted: set) -> list:
     return out
 
 
+def local_job_size(runs_per_job: int, runs: int, max_parallel: int, kind: str = "local") -> int:
+    """Runs per job on this machine: ``runs_per_job``, made smaller when so few jobs would leave
+    slots idle while the last ones finish.
+
+    Every job pays one process start (a torch import, the data); fewer jobs pay it less often,
+    but with 75 runs, 2 slots and 25 runs per job the third job trained alone for a third of the
+    sweep (``docs/performance.md``). Jobs of at most ``ceil(runs / (2 · max_parallel))`` runs give
+    each slot at least two, so the slots finish close together. The debug executor runs
+    everything in this process, one job after the other: its size stays as configured.
+
+    >>> local_job_size(25, 75, 2), local_job_size(25, 20, 2), local_job_size(5, 75, 2), local_job_size(25, 75, 2, "debug")
+    (19, 5, 5, 25)
+    """
+    size = max(1, int(runs_per_job))
+    if kind == "debug" or runs <= 0:
+        return size
+    return max(1, min(size, -(-runs // (2 * max(1, max_parallel)))))
+
+
 def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick):
     """Run one round of steps; returns (job failures, prune error or None, runs this call trained:
     a run another job claimed first is not counted)."""
-    size = max(1, int(config.launcher.runs_per_job))
+    size = local_job_size(config.launcher.runs_per_job, sum(len(s.runs) for s in steps), max_parallel, kind)
     pending = [(s.name, s.needs, make_job(block)) for s in steps for block in s.blocks(size)]
     waiting = {s.name: s for s in steps}  # steps not finished yet
     done, failed = set(), set()

@@ -89,7 +89,7 @@ def test_foreign_or_malformed_checkpoints_are_refused_naming_the_file(tmp_path):
         load_checkpoint(path, "fp", model, opt, gen)
 
 
-def test_the_cpu_layout_is_the_architectures_and_recipe_speed_options_are_for_cuda():
+def test_the_cpu_layout_is_the_architectures_and_amp_means_bf16():
     import dataclasses
 
     from hplandscape.lifecycle import choose_placement
@@ -100,7 +100,9 @@ def test_the_cpu_layout_is_the_architectures_and_recipe_speed_options_are_for_cu
     for name in ("resnet20", "resnet56", "resnet50"):
         placement = choose_placement(recipe, cpu, name)
         want = torch.channels_last if get_entry(name).cpu_channels_last else torch.contiguous_format
-        assert (placement.memory_format, placement.amp_dtype) == (want, None)
+        assert (placement.memory_format, placement.amp_dtype) == (want, torch.bfloat16)  # amp on the CPU: bf16
+        assert placement.precision == "bfloat16"
+    assert choose_placement(recipe_preset("cifar10"), cpu, "resnet56").precision == "float32"
     assert choose_placement(recipe_preset("cifar10"), cpu, "resnet56").memory_format == torch.channels_last
 
 

@@ -54,6 +54,23 @@ def test_plan_puts_the_pruning_source_first_and_skips_recorded_runs(tmp_path):
     assert plan[3].run_id not in {s.run_id for s in plan_study(config, store).runs}
 
 
+def test_jobs_split_each_condition_evenly_and_local_jobs_fill_every_slot():
+    from hplandscape.plan import Step
+    from hplandscape.run_local import local_job_size
+
+    class Run:
+        def __init__(self, condition):
+            self.condition = condition
+
+    runs = tuple(Run("base") for _ in range(24)) + tuple(Run("uniform") for _ in range(25))
+    sizes = [len(b) for b in Step("x", runs=runs).blocks(13)]
+    assert sizes == [12, 12, 13, 12], "never 13 + 11: sizes differ by at most one, conditions never mix"
+    assert [len(b) for b in Step("x", runs=runs).blocks(25)] == [24, 25]
+    # The quickstart: 75 runs, 2 slots, 25 runs per job made 3 jobs, the third trained alone.
+    assert local_job_size(25, 75, 2) == 19 and local_job_size(25, 75, 2, "debug") == 25
+    assert local_job_size(5, 75, 2) == 5 and local_job_size(25, 3, 4) == 1
+
+
 def test_debug_sweep_runs_phases_in_order_then_skips_everything(tmp_path, fake_env):
     config = tiny_config()
     summary = run_sweep(config, tmp_path, executor="debug", **FAKES)

@@ -26,7 +26,8 @@ from hplandscape.train import train_run
 REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd",
                "seed", "recipe", "top1", "top5", "history", "epochs_completed", "wall_time_s", "params",
-               "flops", "arch_hash", "diverged", "diverged_epoch", "device", "parametrisation", "provenance", "randomness"}
+               "flops", "arch_hash", "diverged", "diverged_epoch", "device", "parametrisation", "provenance", "randomness",
+               "precision", "memory_format"}
 
 
 def make_spec(run_dir, *, log10_lr=-1.0, log10_wd=-4.0, seed=0, epochs=3, data=None, arch=None,
@@ -55,6 +56,7 @@ def test_record_has_contract_keys_and_is_strict_json(tmp_path):
     assert rec["device"].startswith("cpu") and rec["provenance"]["versions"]["torch"] == torch.__version__
     assert "coupled L2" in rec["parametrisation"] and "BatchNorm and biases included" in rec["parametrisation"]
     assert rec["epochs_completed"] == 2 and not rec["diverged"]
+    assert (rec["precision"], rec["memory_format"]) == ("float32", "channels_last")  # resnet20's CPU layout
     # The final checkpoint stays until the caller has stored the record; calling again after a
     # crash in between rebuilds the same record without training.
     assert RunFiles(tmp_path / "r").checkpoint.exists()
@@ -95,9 +97,10 @@ print("RESULT", train_run(spec), flush=True)
 
 
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path):
+@pytest.mark.parametrize("amp", [False, True], ids=["float32", "bf16"])
+def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path, amp):
     epochs = 6
-    spec = make_spec(tmp_path / "killed", epochs=epochs, data=DataConfig(name="digits", train_subset=768))
+    spec = make_spec(tmp_path / "killed", epochs=epochs, data=DataConfig(name="digits", train_subset=768), amp=amp)
     spec_file = tmp_path / "spec.pkl"
     spec_file.write_bytes(pickle.dumps(spec))
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -122,6 +125,7 @@ def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path):
     resumed = train_run(spec)
     uninterrupted = train_run(dataclasses.replace(spec, run_dir=str(tmp_path / "straight")))
     assert len(resumed["history"]) == epochs
+    assert resumed["precision"] == ("bfloat16" if amp else "float32")
     assert without_timings(resumed) == without_timings(uninterrupted)
     assert resumed["wall_time_s"] > 0
 
