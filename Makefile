@@ -1,12 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make quickstart   create .venv, install, run the embedded quickstart study, write its report
 #   make test         create .venv, install (with test extras), run the test suite
+#   make notebooks    run the notebooks and save their outputs (committed with them)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hplandscape-installed
 
-.PHONY: quickstart test install clean-venv
+.PHONY: quickstart test notebooks install clean-venv
 
 install: $(STAMP)
 
@@ -23,6 +24,9 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+notebooks: $(STAMP)
+	$(BIN)/jupyter execute --inplace notebooks/*.ipynb
 
 clean-venv:
 	rm -rf $(VENV)

@@ -10,4 +10,6 @@ The pipeline, one module per concept (see ``docs/architecture.md``)::
     config -> grid -> spec -> train (launch, sweep, store) -> results -> analysis -> plots -> report
 """
 
+#: The one place the version is written: ``setup.cfg`` reads it (``version = attr:``), and
+#: ``hplandscape --version`` reports the installed metadata, falling back to this.
 __version__ = "0.1.0"

@@ -23,10 +23,16 @@ def _print_json(obj) -> None:
     print(json.dumps(obj, indent=2, sort_keys=False, default=str))
 
 
-def _study_config(path):
+def _study_config(args, command: str):
+    """The study config of ``args.config`` (default: the quickstart) with ``args.overrides`` applied."""
     from hplandscape.config import load_quickstart, load_study
+    from hplandscape.overrides import split_config
 
-    return load_quickstart() if path is None else load_study(path)
+    path, overrides = split_config(args.config, args.overrides)
+    if path is None and command == "grid":
+        raise UserError(f"grid: give the study YAML before its overrides, e.g. `hplandscape grid "
+                        f"grids/quickstart.yaml {' '.join(overrides)}`")
+    return load_quickstart(overrides) if path is None else load_study(path, overrides)
 
 
 # -- subcommands ------------------------------------------------------------------------------
@@ -51,7 +57,7 @@ def cmd_models(args) -> int:
 def cmd_grid(args) -> int:
     from hplandscape.grid import make_grid
 
-    config = _study_config(args.config)
+    config = _study_config(args, "grid")
     points = make_grid(config.grid)
     if args.json:
         _print_json({"study": config.name, "points": [p.to_dict() for p in points]})
@@ -68,7 +74,7 @@ def cmd_sweep(args) -> int:
     from hplandscape.store import StudyStore, default_study_dir
     from hplandscape.sweep import run_sweep
 
-    config = _study_config(args.config)
+    config = _study_config(args, "sweep")
     study_dir = Path(args.study_dir) if args.study_dir else default_study_dir(config.name)
     summary = run_sweep(config, study_dir, executor=args.executor, max_parallel=args.max_parallel,
                         dry_run=args.dry_run, force=args.force, engine=args.engine,
@@ -242,10 +248,43 @@ def _layer_cap(text: str) -> float:
     return v
 
 
+class _Version(argparse.Action):
+    """``--version``: read only when asked (package metadata costs a scan of the installed packages)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from hplandscape.provenance import git_state, package_version
+
+        commit, dirty = git_state()
+        where = "" if commit is None else f" (git {commit[:10]}{', with local changes' if dirty else ''})"
+        print(f"hplandscape {package_version()}{where}")
+        parser.exit()
+
+
+_OVERRIDES_HELP = ("overrides of config keys, applied before validation, e.g. train.epochs=3 'seeds=[0, 1, 2]' "
+                   "grid.size=[3,3] conditions[1].ratio=0.4 (VALUE is YAML; see README, Overrides)")
+
+
+def _add_config(s: argparse.ArgumentParser, optional: bool) -> None:
+    """The study YAML and its KEY=VALUE overrides (the first positional may be an override when
+    the config is optional: ``sweep train.epochs=3`` runs the quickstart)."""
+    if optional:
+        s.add_argument("config", nargs="?",
+                       help="study YAML, e.g. grids/resnet56_cifar10.yaml; omitted: the embedded quickstart study")
+    else:
+        s.add_argument("config", help="study YAML, e.g. grids/resnet56_cifar10.yaml")
+    s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_OVERRIDES_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="hplandscape",
-        description="Hyperparameter-landscape grid studies of pruned neural networks.")
+        description="Hyperparameter-landscape grid studies of pruned neural networks.",
+        epilog="`hplandscape COMMAND --help` describes a command. Exit codes: 0 success, 2 bad input, "
+               "1 a runtime failure (the message names the log).")
+    p.add_argument("--version", action=_Version, help="print the version (and git commit) and exit")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     s = sub.add_parser("models", help="registered architectures with parameters and FLOPs")
@@ -253,12 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_models)
 
     s = sub.add_parser("grid", help="the grid points of a study")
-    s.add_argument("config", help="study YAML, e.g. grids/resnet56_cifar10.yaml")
+    _add_config(s, optional=False)
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.set_defaults(func=cmd_grid)
 
     s = sub.add_parser("sweep", help="run every missing run of a study (default: the embedded quickstart)")
-    s.add_argument("config", nargs="?", help="study YAML; omitted: the embedded quickstart study")
+    _add_config(s, optional=True)
     s.add_argument("--study-dir", help="where results go (default: studies/<study name>)")
     s.add_argument("--executor", choices=EXECUTORS,
                    help="overrides launcher.executor of the config")
@@ -277,16 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("status", help="per-condition counts of done/running/failed/missing/diverged runs")
-    s.add_argument("study_dir")
+    s.add_argument("study_dir", metavar="STUDY_DIR", help="a study directory (made by `hplandscape sweep`)")
     s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--follow", action="store_true", help="show a progress bar until the study is complete")
-    s.add_argument("--interval", type=_positive_float, default=5.0, help="seconds between refreshes")
+    s.add_argument("--interval", type=_positive_float, default=5.0,
+                   help="seconds between refreshes with --follow (default 5)")
     s.set_defaults(func=cmd_status)
 
     s = sub.add_parser("collect", help="one results table with a row per run")
-    s.add_argument("study_dir")
-    s.add_argument("--out", help="output path (default: STUDY/results.csv)")
-    s.add_argument("--format", choices=["csv", "parquet"], default="csv")
+    s.add_argument("study_dir", metavar="STUDY_DIR", help="a study directory (made by `hplandscape sweep`)")
+    s.add_argument("--out", help="output path (default: STUDY_DIR/results.csv or results.parquet)")
+    s.add_argument("--format", choices=["csv", "parquet"], default="csv",
+                   help="file format of the table: csv (default) or parquet (typed columns, for pandas/pyarrow)")
     s.set_defaults(func=cmd_collect)
 
     for name, func, helptext in (("analyze", cmd_analyze, "ROIs, confidence ellipses and performance risk"),
@@ -315,7 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("prune", help="prune an architecture to a FLOPs budget and show the result")
     s.add_argument("model", help="registered architecture (see `hplandscape models`)")
-    s.add_argument("--method", required=True, choices=PRUNING_METHODS)
+    s.add_argument("--method", required=True, choices=PRUNING_METHODS,
+                   help="uniform: every layer loses the same fraction of channels; global: channels of all "
+                        "layers are ranked together")
     s.add_argument("--ratio", required=True, type=_ratio, help="fraction of FLOPs kept, in (0, 1]")
     s.add_argument("--source", help="trained weights (model.pt) for the L1 ranking; omitted: random He init")
     s.add_argument("--seed", type=int, default=0, help="seed of the random init when no --source")
@@ -336,9 +379,27 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv=None) -> argparse.Namespace:
+    """Parse a command line; KEY=VALUE overrides may stand anywhere after the config.
+
+    argparse reads the positionals of a command only before its first option, so the overrides
+    after an option (``sweep CONFIG --dry-run seeds=[0]``) come back unrecognised; they join the
+    command's overrides here, in order. Anything else unrecognised is an error, exit 2.
+    """
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides"):
+        # Not options: a malformed one is reported by the override parser, quoting it.
+        args.overrides = [*args.overrides, *(x for x in extra if not x.startswith("-"))]
+        extra = [x for x in extra if x.startswith("-")]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv=None) -> int:
     """Run the CLI; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return args.func(args)
     except UserError as e:

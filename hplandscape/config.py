@@ -41,6 +41,7 @@ from hplandscape.archspec import METHODS as PRUNING_METHODS
 from hplandscape.choices import DATASETS, DEVICES, ENGINES, EXECUTORS, PRUNING_SOURCES  # noqa: F401  (re-exported)
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
+from hplandscape.overrides import apply_overrides, explain, parse_overrides
 from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe, fraction_epoch
 
 #: A condition's method: the unpruned basemodel (``none``) or a structured pruning method.
@@ -173,6 +174,9 @@ class StudyConfig:
     pruning: PruningConfig = PruningConfig()
     launcher: LauncherConfig = LauncherConfig()
     source: str = "<dict>"
+    #: The ``KEY=VALUE`` overrides applied to the file's settings (:mod:`hplandscape.overrides`);
+    #: like ``source``, where the config came from, not part of it.
+    overrides: tuple = field(default=(), compare=False)
 
     @property
     def base(self) -> Condition:
@@ -280,7 +284,7 @@ class _Section:
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not _finite(v):
-            raise self.error(name, f"must be a finite number, got {_show(v)}")
+            raise self.error(name, f"must be a finite number, got {_show(v)}{_number_text_hint(v)}")
         if positive and v <= 0:
             raise self.error(name, f"must be > 0, got {_show(v)}")
         if minimum is not None and v < minimum:
@@ -309,6 +313,20 @@ class _Section:
 
 def _show(v) -> str:
     return repr(v)
+
+
+def _number_text_hint(v) -> str:
+    """Why a number-like value is text: PyYAML (YAML 1.1) reads ``1e-4`` as a string."""
+    if not isinstance(v, str):
+        return ""
+    try:
+        float(v)
+    except ValueError:
+        return ""
+    mantissa, e, exponent = v.lower().partition("e")
+    if e and "." not in mantissa:
+        return f" (YAML reads {v} as text: a float needs a dot before its exponent, e.g. {mantissa}.0e{exponent})"
+    return " (text, not a number: write it without quotes)"
 
 
 def _finite(v) -> bool:
@@ -597,9 +615,9 @@ def _launcher(s: _Section) -> LauncherConfig:
 # YAML: PyYAML's safe loader, but a key given twice is an error.
 
 
-class _DuplicateKey(Exception):
+class _DuplicateKey(yaml.YAMLError):
     def __init__(self, key: str, first_line: int, line: int):
-        super().__init__(key)
+        super().__init__(f"{key} is given twice (lines {first_line} and {line})")
         self.key, self.first_line, self.line = key, first_line, line
 
 
@@ -637,16 +655,32 @@ def _check_unique_keys(node, path: str, visited: set) -> None:
             _check_unique_keys(item, f"{path}[{i}]", visited)
 
 
-def load_study(path) -> StudyConfig:
-    """Read and validate a study YAML file.
+def load_study(path, overrides=()) -> StudyConfig:
+    """Read and validate a study YAML file, with ``KEY=VALUE`` overrides of its settings.
+
+    Parameters
+    ----------
+    path : str or Path
+    overrides : sequence of str
+        E.g. ``["train.epochs=3", "seeds=[0, 1, 2]"]`` (:mod:`hplandscape.overrides`): merged into
+        the file's settings before they are validated, so they are checked exactly as the file is.
 
     Raises
     ------
     ConfigError
-        The file is missing, is not YAML, repeats a key, or holds an invalid value (the message
-        says which).
+        The file is missing, is not YAML, repeats a key, or holds an invalid value, or an
+        override does (the message says which, and names the override that set the key).
+    UserError
+        A malformed override (no ``=``, not a key, a value that is not YAML), or one key twice.
+
+    Examples
+    --------
+    >>> cfg = load_study(preset_path("quickstart.yaml"), ["train.epochs=2", "grid.size=[3, 3]"])
+    >>> cfg.recipe.epochs, cfg.grid.n_lr, cfg.overrides
+    (2, 3, ('train.epochs=2', 'grid.size=[3, 3]'))
     """
     source = str(path)
+    parsed = parse_overrides(overrides, loader=_UniqueKeyLoader)
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
@@ -661,7 +695,10 @@ def load_study(path) -> StudyConfig:
     except yaml.YAMLError as e:
         raise ConfigError(source, "", f"is not valid YAML: {str(e).splitlines()[0]} "
                           f"({getattr(e, 'problem_mark', '') or ''})".rstrip()) from None
-    return study_from_dict(data, source)
+    texts = tuple(o.text for o in parsed)
+    with explain(texts):
+        config = study_from_dict(apply_overrides(data, parsed, source), source)
+    return dataclasses.replace(config, overrides=texts)
 
 
 def preset_path(name: str) -> Path:
@@ -669,9 +706,12 @@ def preset_path(name: str) -> Path:
     return Path(str(resources.files("hplandscape.grids").joinpath(name)))
 
 
-def load_quickstart() -> StudyConfig:
-    """The embedded quickstart study: a small ResNet on scikit-learn's bundled digits."""
-    return load_study(preset_path(QUICKSTART))
+def load_quickstart(overrides=()) -> StudyConfig:
+    """The embedded quickstart study: a small ResNet on scikit-learn's bundled digits.
+
+    ``overrides`` (``KEY=VALUE`` strings) change its settings as in :func:`load_study`.
+    """
+    return load_study(preset_path(QUICKSTART), overrides)
 
 
 # --------------------------------------------------------------------------------------------

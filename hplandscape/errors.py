@@ -37,8 +37,40 @@ class ConfigError(UserError):
     """
 
     def __init__(self, source: str, key: str, message: str):
-        self.source, self.key = source, key
+        self.source, self.key, self.message = source, key, message
         super().__init__(f"{source}: {key} {message}" if key else f"{source}: {message}")
+
+
+class ConfigChanged(UserError):
+    """A study directory holds a study made from another config; its records would not match.
+
+    Parameters
+    ----------
+    study_yaml : str or Path
+        The stored config (``STUDY/study.yaml``).
+    changes : sequence of (key, stored, new)
+        Dotted key, stored value and new value of every setting that differs.
+    hint : str
+        A further sentence, e.g. which command-line override made the difference.
+
+    Examples
+    --------
+    >>> str(ConfigChanged("s/study.yaml", [("train.epochs", 6, 3)]))[:72]
+    's/study.yaml was made from a different config (train.epochs: 6 → 3). Its'
+    """
+
+    def __init__(self, study_yaml, changes, hint: str = ""):
+        self.study_yaml, self.changes, self.hint = str(study_yaml), tuple(changes), hint
+        shown = "; ".join(f"{k}: {_short(old)} → {_short(new)}" for k, old, new in self.changes[:5])
+        super().__init__(
+            f"{study_yaml} was made from a different config ({shown}{'; …' if len(self.changes) > 5 else ''}). "
+            "Its records would not match the new settings: use a new --study-dir for the new config, or pass "
+            "--force to adopt the new config here (existing records are kept)." + (f" {hint}" if hint else ""))
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 class RunFailure(RuntimeError):

@@ -25,6 +25,7 @@ Examples
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from hplandscape.prune_step import conditions_to_prune, stored_arch
 from hplandscape.spec import RunSpec
@@ -115,16 +116,46 @@ class StudyPlan:
         return out
 
     def describe(self, store: StudyStore, where: str) -> str:
-        """The dry run as text: counts, where each job would run, then one line per run or pruning."""
+        """The dry run as text: counts, where the jobs run and the folder, once, in a header; then
+        one line per run or pruning with its phase and the file it makes, relative to the folder.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> from hplandscape.config import load_quickstart
+        >>> root = tempfile.mkdtemp()
+        >>> store = StudyStore(root)
+        >>> text = plan_study(load_quickstart(["grid.size=[1, 1]", "seeds=[0]"]), store).describe(store, "debug")
+        >>> print(text.replace(root, "STUDY"))
+        Dry run of STUDY: 3 runs, 0 already recorded, 3 would run and 2 pruned architecture(s) would be made.
+        Each job: debug. Files below are relative to STUDY.
+          phase 1  base/lr-1.0000_wd-4.0000/seed0         -> runs/base/lr-1.0000_wd-4.0000/seed0/
+          phase 2  prune uniform-0.5                      -> specs/uniform-0.5.json
+          phase 2  prune global-0.5                       -> specs/global-0.5.json
+          phase 3  uniform-0.5/lr-1.0000_wd-4.0000/seed0  -> runs/uniform-0.5/lr-1.0000_wd-4.0000/seed0/
+          phase 3  global-0.5/lr-1.0000_wd-4.0000/seed0   -> runs/global-0.5/lr-1.0000_wd-4.0000/seed0/
+        """
         lines = self.lines(store)
         runs = sum(p.phase != 2 for p in lines)
         prunes = len(lines) - runs
         head = (f"Dry run of {self.study_dir}: {self.total} runs, {self.recorded} already recorded, "
-                f"{runs} would run" + (f" and {prunes} pruned architecture(s) would be made" if prunes else ""))
+                f"{runs} would run" + (f" and {prunes} pruned architecture(s) would be made" if prunes else "")
+                + ".")
         if not lines:
-            return head + "."
-        return "\n".join([head + f"; each job: {where}:"]
-                         + [f"  phase {p.phase}  {p.run_id:<48} -> {p.where}" for p in lines])
+            return head
+        width = max(len(p.run_id) for p in lines) + 2
+        return "\n".join([head, f"Each job: {where}. Files below are relative to {self.study_dir}."]
+                         + [f"  phase {p.phase}  {p.run_id:<{width}}-> {_relative(p, store)}" for p in lines])
+
+
+def _relative(planned: PlannedRun, store: StudyStore) -> str:
+    """A dry-run line's file under the study folder (a run's folder ends in ``/``)."""
+    path = Path(planned.where)
+    try:
+        shown = str(path.relative_to(store.root))
+    except ValueError:  # not under the study folder: show it whole
+        shown = str(path)
+    return shown + ("/" if planned.phase != 2 else "")
 
 
 def plan_study(config, store: StudyStore, *, engine: str | None = None,

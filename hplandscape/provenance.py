@@ -47,6 +47,17 @@ def provenance(device=None) -> dict:
             "host": socket.gethostname(), "device": device_name(device)}
 
 
+def package_version() -> str:
+    """hplandscape's version: from the installed package's metadata, else ``hplandscape.__version__``
+    (a checkout used without installing it). Imports no torch."""
+    try:
+        return metadata.version("hplandscape")
+    except metadata.PackageNotFoundError:
+        from hplandscape import __version__
+
+        return __version__
+
+
 @functools.lru_cache(maxsize=1)
 def _versions() -> tuple:
     out = {}

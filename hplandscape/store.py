@@ -35,6 +35,7 @@ import contextlib
 import enum
 import json
 import math
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,7 +47,7 @@ from hplandscape import claims
 from hplandscape.atomic import write_json as atomic_write_json
 from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.claims import STALE_AFTER_S
-from hplandscape.errors import UserError
+from hplandscape.errors import ConfigChanged, UserError
 from hplandscape.grid import GridPoint, make_grid
 def record_problem(record, run_id: str) -> str | None:
     """Why ``record`` is not a valid record of ``run_id`` (types and ranges), or None when it is.
@@ -347,34 +348,43 @@ class StudyStore:
     def init_study(self, config, force: bool = False) -> None:
         """Create the study directory for ``config``, or check that it was made from it.
 
-        The resolved config is written to ``study.yaml``. Launcher settings (how runs are started)
-        and grid extensions (new rows/columns) do not change which records are valid, so they may
+        The resolved config is written to ``study.yaml``, after a comment naming the file it was
+        read from and the overrides applied to it. Launcher settings (how runs are started) and
+        grid extensions (new rows/columns) do not change which records are valid, so they may
         differ from the stored config; anything else may not.
 
         Raises
         ------
-        UserError
+        ConfigChanged
             The directory holds a study made from a different config and ``force`` is false.
         """
         new = config.to_dict()
         check_dir_target(self.root, "the study directory")
         if self.study_yaml.exists():
-            old = self.read_config_dict()
-            diffs = _config_differences(old, new)
-            if old == new:
+            if self.read_config_dict() == new:
                 return
-            if diffs and not force:
-                shown = "; ".join(diffs[:5]) + ("; …" if len(diffs) > 5 else "")
-                raise UserError(
-                    f"{self.study_yaml} was made from a different config ({shown}). Its records "
-                    f"would not match the new settings: use a new --study-dir for the new config, "
-                    f"or pass --force to adopt the new config here (existing records are kept).")
+            if not force:
+                self.check_config(config)
         self.root.mkdir(parents=True, exist_ok=True)
         for d in (self.specs_dir, self.runs_dir, self.logs_dir):
             d.mkdir(exist_ok=True)
-        header = ("# Resolved study config written by hplandscape; a sweep with a different\n"
-                  "# config is refused for this directory.\n")
-        atomic_write_text(self.study_yaml, header + yaml.safe_dump(new, sort_keys=False))
+        atomic_write_text(self.study_yaml, _config_header(config) + yaml.safe_dump(new, sort_keys=False))
+
+    def check_config(self, config) -> None:
+        """Refuse ``config`` if the stored study was made from a config whose records differ.
+
+        Writes nothing (the dry run uses it as is); a directory without ``study.yaml`` passes.
+
+        Raises
+        ------
+        ConfigChanged
+            Names every dotted key that differs, with the stored and the new value.
+        """
+        if not self.study_yaml.exists():
+            return
+        changes = config_changes(self.read_config_dict(), config.to_dict())
+        if changes:
+            raise ConfigChanged(self.study_yaml, changes)
 
     def read_config_dict(self) -> dict:
         """The resolved config stored in ``study.yaml`` as plain data."""
@@ -515,24 +525,34 @@ def _strip_volatile(d: dict) -> dict:
     return d
 
 
-def _config_differences(old: dict, new: dict) -> list[str]:
-    """Dotted keys whose values differ, as ``key: old → new`` strings."""
-    out: list[str] = []
+def config_changes(old: dict, new: dict) -> list[tuple]:
+    """Settings that decide which records are valid and differ between two resolved configs.
+
+    Returns
+    -------
+    list of (key, old value, new value)
+        Dotted keys in sorted order; a list (``seeds``, ``conditions``) is compared whole. A key
+        absent on one side has the value None there.
+    """
+    out: list[tuple] = []
 
     def walk(a, b, prefix):
         if isinstance(a, dict) and isinstance(b, dict):
             for k in sorted(set(a) | set(b), key=str):
                 walk(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
         elif _normal(a) != _normal(b):
-            out.append(f"{prefix}: {_short(a)} → {_short(b)}")
+            out.append((prefix, a, b))
 
     walk(_strip_volatile(old), _strip_volatile(new), "")
     return out
 
 
-def _short(v, limit: int = 60) -> str:
-    text = repr(v)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+def _config_header(config) -> str:
+    """The comment on top of ``study.yaml``: what it is and where it came from."""
+    origin = f"# Read from {config.source}" + (
+        " with the overrides " + " ".join(shlex.quote(o) for o in config.overrides) if config.overrides else "") + "."
+    return ("# Resolved study config written by hplandscape; a sweep with a different\n"
+            "# config is refused for this directory.\n" + origin.replace("\n", " ") + "\n")
 
 
 def _normal(v):

@@ -11,6 +11,7 @@ touches the grid's edge (method §3).
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,9 +19,10 @@ from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S
 from hplandscape.config import EXECUTORS, MAX_AXIS_POINTS, check_runnable
 from hplandscape.errors import UserError
 from hplandscape.executors import check_executor, default_max_parallel, threads_per_run
+from hplandscape.overrides import explain
 from hplandscape.plan import PlannedRun, plan_study
 from hplandscape.status import study_status
-from hplandscape.store import StudyStore, _config_differences
+from hplandscape.store import StudyStore
 
 __all__ = ["SweepSummary", "PlannedRun", "run_sweep"]
 
@@ -88,6 +90,17 @@ class SweepSummary:
         return "\n".join(lines)
 
 
+def _explaining_overrides(sweep):
+    """Config errors of a sweep name the overrides behind them (:func:`hplandscape.overrides.explain`):
+    the machine checks (``launcher.device=cuda`` without CUDA) and a study directory of another config."""
+    @functools.wraps(sweep)
+    def run(config, *args, **kwargs):
+        with explain(config.overrides):
+            return sweep(config, *args, **kwargs)
+    return run
+
+
+@_explaining_overrides
 def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: int | None = None,
               dry_run: bool = False, force: bool = False, engine: str | None = None,
               extend: bool = False, progress: bool = True, wait: bool = False,
@@ -132,7 +145,8 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     Raises
     ------
     UserError
-        Bad executor or a study directory made from another config.
+        Bad executor or a study directory made from another config (a ``ConfigChanged`` naming the
+        keys that differ, the overrides behind them and the overrides that would continue it).
     RunFailure
         The pruning source could not be trained, so pruned conditions cannot run.
     """
@@ -154,8 +168,8 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         return _extend_rounds(config, store, options)
     max_parallel = max_parallel or default_max_parallel(config.launcher, config.recipe)
     if dry_run:
-        if store.study_yaml.exists() and not force:
-            _check_same_config(store, config)
+        if not force:
+            store.check_config(config)
         plan = plan_study(config, store, engine=engine)
         text = plan.describe(store, _where(kind, config, max_parallel))
         return SweepSummary(str(study_dir), kind, plan.total, plan.recorded, 0, dry_run=True,
@@ -221,14 +235,6 @@ def _with_stored_extensions(config, store: StudyStore):
         return config
     return config.with_grid(dataclasses.replace(
         config.grid, extra_log10_lr=tuple(sorted(extra_lr)), extra_log10_wd=tuple(sorted(extra_wd))))
-
-
-def _check_same_config(store: StudyStore, config) -> None:
-    """Refuse a dry run against a directory of another config, without writing anything."""
-    diffs = _config_differences(store.read_config_dict(), config.to_dict())
-    if diffs:
-        raise UserError(f"{store.study_yaml} was made from a different config ({'; '.join(diffs[:5])}); "
-                        "use a new --study-dir or pass --force")
 
 
 def _extend_rounds(config, store: StudyStore, options: dict) -> SweepSummary:

@@ -82,7 +82,10 @@ def _light_commands(study: Path, tmp: Path) -> list[list[str]]:
     csv = write_example_results(tmp / "example" / "results.csv")
     return [
         ["--help"],
+        ["--version"],
         ["grid", RESNET56, "--json"],
+        ["grid", RESNET56, "grid.size=[3,3]", "train.epochs=3"],
+        ["sweep", "train.epochs=2", "--dry-run", "--study-dir", str(tmp / "dry")],
         ["grid", str(preset_path("quickstart.yaml"))],
         ["status", str(study)],
         ["status", str(study), "--json"],

@@ -99,7 +99,9 @@ def test_dry_run_lists_phases_and_places_without_running(tmp_path):
     assert phases[:2] == [1, 2] and phases.count(3) == 7
     text = summary.describe()
     assert "local, 2 job(s) at once, 2 run(s) per job" in text and "prune uniform-0.5" in text
-    assert str(tmp_path / "s" / "runs" / "base") in text
+    # the executor and the study folder once, in the header; each line the file it makes, under it
+    assert text.count("2 job(s) at once") == 1 and text.count(str(tmp_path / "s")) == 2
+    assert f"relative to {tmp_path / 's'}" in text and "-> runs/base/lr-1.5000_wd-4.5000/seed0/" in text
 
 
 def test_sweep_refuses_a_directory_of_another_config(tmp_path, fake_env):
