@@ -30,6 +30,8 @@ from typing import Sequence
 import torch
 import torch.nn.functional as F
 
+from hplandscape.errors import UserError
+
 #: Epoch boundaries measured: 0, E/10, ..., E (rounded; fewer when E < 10).
 EGF_POINTS = 11
 #: Training images in the fixed sample whose mean-loss gradient is measured.
@@ -130,7 +132,5 @@ class GradientFlowLog:
     def load_state_dict(self, state, where: str) -> None:
         if not isinstance(state, list) or not all(isinstance(e, dict) and {"epoch", "egf1", "egf2"} <= set(e)
                                                   for e in state):
-            from hplandscape.errors import UserError
-
             raise UserError(f"{where}: holds no gradient-flow log for this run")
         self.entries = [dict(e) for e in state]

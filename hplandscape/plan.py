@@ -106,8 +106,9 @@ class StudyPlan:
         lines = self.lines(store)
         runs = sum(p.phase != 2 for p in lines)
         prunes = len(lines) - runs
+        made = f" and {prunes} pruned architecture(s) or mask set(s) would be made" if prunes else ""
         head = (f"Dry run of {self.study_dir}: {self.total} runs, {self.recorded} already recorded, "
-                f"{runs} would run" + (f" and {prunes} pruned architecture(s) would be made" if prunes else ""))
+                f"{runs} would run{made}")
         if not lines:
             return head + "."
         return "\n".join([head + f"; each job: {where}:"]

@@ -140,7 +140,7 @@ def erdos_renyi_counts(shapes: dict[str, torch.Size], density: float) -> dict[st
     Examples
     --------
     >>> erdos_renyi_counts({"a": torch.Size([64, 64]), "b": torch.Size([64, 16])}, 0.25)
-    {'a': 800, 'b': 500}
+    {'a': 788, 'b': 492}
     """
     sizes = {k: int(np.prod(s)) for k, s in shapes.items()}
     scale = {k: (s[0] + s[1]) / (s[0] * s[1]) for k, s in shapes.items()}
