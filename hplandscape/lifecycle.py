@@ -42,7 +42,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -352,7 +352,7 @@ class RunExtras:
 
     masks: MaskedTraining | None = None
     flow: GradientFlowLog | None = None
-    measure_flow: object = None  # () -> (egf1, egf2) of the network now
+    measure_flow: Callable[[], tuple[float, float]] | None = None  # (EGF_1, EGF_2) of the network now
 
     def state_dict(self) -> dict:
         return {"masks": None if self.masks is None else self.masks.state_dict(),

@@ -9,6 +9,7 @@ from hplandscape import train as train_module
 from hplandscape.config import Condition, DataConfig
 from hplandscape.data import load_data
 from hplandscape.errors import UserError
+from hplandscape.fused import train_fused
 from hplandscape.grid import GridPoint
 from hplandscape.lifecycle import Placement, evaluate
 from hplandscape.models import build_model, load_weights, save_weights
@@ -124,6 +125,8 @@ def test_fine_tuned_structured_run_starts_from_the_kept_filters(tmp_path):
                    arch={**arch.to_dict(), "content_hash": arch.content_hash}, run_dir=str(tmp_path / "r"),
                    device="cpu", start_weights=str(tmp_path / "start.pt"), keep_weights=True)
     rec = train_run(spec)
+    fused = train_fused([dataclasses.replace(spec, run_dir=str(tmp_path / "fused"))])[0]
+    assert fused["top1"] == rec["top1"]  # the fused engine starts from the same filters
     kept = load_weights(RunFiles(spec.run_dir).weights).state_dict
     start = load_weights(tmp_path / "start.pt").state_dict
     assert all(torch.equal(kept[k], start[k]) for k in start)

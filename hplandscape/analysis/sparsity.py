@@ -102,7 +102,8 @@ def describe_kinds(summary: pd.DataFrame) -> list[str]:
     out = []
     for r in summary.itertuples(index=False):
         tested = (f"{r.moved} of {r.tested} tested moved (simultaneous 95 % intervals)" if r.tested
-                  else "no test (one seed)")
-        out.append(f"{r.kind}, {r.pipeline}: {r.conditions} condition(s), {tested}; the optimum's centre shifted "
-                   f"{r.mean_shift:.2f} decades on average (largest {r.max_shift:.2f}).")
+                  else "no shift test (one seed, or no near-optimal region)")
+        shift = (f"; the optimum's centre shifted {r.mean_shift:.2f} decades on average (largest {r.max_shift:.2f})"
+                 if math.isfinite(r.mean_shift) else "; no optimum's centre to compare")
+        out.append(f"{r.kind}, {r.pipeline}: {r.conditions} condition(s), {tested}{shift}.")
     return out

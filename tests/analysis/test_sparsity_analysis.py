@@ -68,3 +68,13 @@ def test_gradient_flow_without_measurements_or_with_too_few_runs():
     few = t[t["condition"] == "base"].head(2)
     c = gradient_flow_info(few).correlations[0]
     assert math.isnan(c.tau) and c.n == 2 and "τ needs 3" in c.reason
+
+
+def test_kinds_without_a_shift_say_so():
+    import pandas as pd
+
+    s = pd.DataFrame([{"condition": "set-0.2", "kind": "unstructured", "pipeline": "retrain",
+                       "shift_decades": math.nan, "verdict": "—"}])
+    assert describe_kinds(kind_summary(s)) == [
+        "unstructured, retrain: 1 condition(s), no shift test (one seed, or no near-optimal region); "
+        "no optimum's centre to compare."]
