@@ -11,3 +11,6 @@ EXECUTORS = ("local", "slurm", "debug")
 ENGINES = ("auto", "sequential", "fused")
 DEVICES = ("auto", "cpu", "cuda")
 PRUNING_SOURCES = ("trained", "random")
+#: How a pruned condition trains: re-initialised from scratch (the method's) or fine-tuned from the
+#: trained basemodel's weights with its pruning applied.
+PIPELINES = ("retrain", "finetune")

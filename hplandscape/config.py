@@ -38,14 +38,16 @@ import yaml
 
 from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
 from hplandscape.archspec import METHODS as PRUNING_METHODS
-from hplandscape.choices import DATASETS, DEVICES, ENGINES, EXECUTORS, PRUNING_SOURCES  # noqa: F401  (re-exported)
+from hplandscape.choices import DATASETS, DEVICES, ENGINES, EXECUTORS, PIPELINES, PRUNING_SOURCES  # noqa: F401
+from hplandscape.maskspec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
 from hplandscape.overrides import apply_overrides, explain, parse_overrides
 from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe, fraction_epoch
 
-#: A condition's method: the unpruned basemodel (``none``) or a structured pruning method.
-METHODS = ("none", *PRUNING_METHODS)
+#: A condition's method: the unpruned basemodel (``none``), a structured pruning method (``ratio``:
+#: fraction of the FLOPs kept) or an unstructured one (``ratio``: fraction of the prunable weights kept).
+METHODS = ("none", *PRUNING_METHODS, *SPARSE_METHODS)
 QUICKSTART = "quickstart.yaml"
 
 #: The architectures registered by :mod:`hplandscape.models` itself. A config naming one of them
@@ -84,15 +86,45 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class Condition:
-    """The basemodel (method ``none``) or a pruned variant keeping ``ratio`` of the FLOPs."""
+    """The basemodel (method ``none``) or a pruned variant.
+
+    ``ratio`` is the fraction of the FLOPs kept for structured methods (``uniform``, ``global``)
+    and the *density*, the fraction of the prunable weights kept, for unstructured ones
+    (:data:`~hplandscape.maskspec.SPARSE_METHODS`). ``pipeline`` says how a pruned condition
+    trains: ``retrain`` (fresh He init, the method's) or ``finetune`` (from the trained
+    basemodel's weights with the pruning applied); the basemodel always retrains.
+    """
 
     name: str
     method: str
     ratio: float = 1.0
+    pipeline: str = "retrain"
 
     @property
     def pruned(self) -> bool:
         return self.method != "none"
+
+    @property
+    def structured(self) -> bool:
+        """Pruned by removing channels (a narrower architecture, an ArchSpec)."""
+        return self.method in PRUNING_METHODS
+
+    @property
+    def sparse(self) -> bool:
+        """Pruned by masking individual weights (the dense architecture, a MaskSpec)."""
+        return self.method in SPARSE_METHODS
+
+    @property
+    def finetune(self) -> bool:
+        return self.pipeline == "finetune"
+
+    def to_dict(self) -> dict:
+        """Plain data; ``pipeline`` only when it is ``finetune``, so that the conditions of a study
+        written before pipelines existed compare equal."""
+        d = dataclasses.asdict(self)
+        if d["pipeline"] == "retrain":
+            del d["pipeline"]
+        return d
 
 
 @dataclass(frozen=True)
@@ -129,17 +161,34 @@ class GridConfig:
 
 @dataclass(frozen=True)
 class PruningConfig:
-    """Where the L1 importance ranking comes from (the trained basemodel or random He init), and how
-    global pruning ranks and caps it (see :func:`hplandscape.pruning.prune`).
+    """Where the L1 importance ranking comes from (the trained basemodel or random He init), how
+    global pruning ranks and caps it (see :func:`hplandscape.pruning.prune`), how pruned
+    conditions train, and the settings of unstructured pruning (:mod:`hplandscape.sparsity`).
 
     ``normalizer`` is torch-pruning's name of the per-layer normaliser (``"none"``: one threshold
     on the raw norms); ``max_layer_prune`` is the largest fraction of one layer's channels global
-    pruning may remove. Uniform pruning uses neither.
+    pruning may remove. Uniform pruning uses neither. ``pipeline`` is the default of every pruned
+    condition (``retrain`` or ``finetune``; a condition may name its own). ``sparse_layer_floor``:
+    under ``magnitude`` (and so ``random``) every prunable layer keeps at least this fraction of
+    the target density. ``set_zeta``: the fraction ζ of each layer's active weights SET removes
+    and regrows every epoch.
     """
 
     source: str = "trained"
     normalizer: str = DEFAULT_NORMALIZER
     max_layer_prune: float = DEFAULT_MAX_LAYER_PRUNE
+    pipeline: str = "retrain"
+    sparse_layer_floor: float = DEFAULT_SPARSE_LAYER_FLOOR
+    set_zeta: float = DEFAULT_SET_ZETA
+
+    def to_dict(self) -> dict:
+        """Plain data; the settings added with unstructured pruning appear only when they differ
+        from their defaults, so a study written before them compares equal."""
+        d = dataclasses.asdict(self)
+        for f in ("pipeline", "sparse_layer_floor", "set_zeta"):
+            if d[f] == getattr(PruningConfig, f):
+                del d[f]
+        return d
 
 
 @dataclass(frozen=True)
@@ -188,6 +237,11 @@ class StudyConfig:
                 return c
         raise KeyError(name)
 
+    def recipe_for(self, condition: Condition) -> Recipe:
+        """The recipe a condition's runs train with: ``train.finetune_epochs`` epochs for a
+        fine-tuned condition, the study's recipe otherwise."""
+        return self.recipe.for_finetune() if condition.finetune else self.recipe
+
     def to_dict(self) -> dict:
         """The resolved config as plain data (round-trips through :func:`study_from_dict`)."""
         g = self.grid
@@ -205,11 +259,11 @@ class StudyConfig:
             "name": self.name,
             "model": self.model,
             "data": dataclasses.asdict(self.data),
-            "conditions": [dataclasses.asdict(c) for c in self.conditions],
+            "conditions": [c.to_dict() for c in self.conditions],
             "grid": grid,
             "seeds": list(self.seeds),
             "train": self.recipe.to_dict(),
-            "pruning": dataclasses.asdict(self.pruning),
+            "pruning": self.pruning.to_dict(),
             "launcher": dataclasses.asdict(self.launcher),
         }
 
@@ -363,15 +417,16 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
     name = _name(top, "name", top.str_("name", default_name))
     model = _model(top)
     data_cfg = _data(top.section("data"))
-    conditions = _conditions(top)
+    pruning = _pruning(top.section("pruning"))
+    conditions = _conditions(top, pruning)
     grid = _grid(top.section("grid"))
     seeds = top.number_list("seeds", integer=True) or (0,)
     if any(not 0 <= s <= MAX_SEED for s in seeds):
         raise top.error("seeds", f"must be non-negative integers up to 2**63 - 1 (torch's seed range), "
                                  f"got {list(seeds)}")
     recipe = _recipe(top.section("train"), data_cfg)
-    pruning = _pruning(top.section("pruning"))
     launcher = _launcher(top.section("launcher"))
+    _check_sparse_study(top, conditions, recipe, pruning, launcher)
     return StudyConfig(name=name, model=model, data=data_cfg, conditions=conditions, grid=grid,
                        seeds=tuple(seeds), recipe=recipe, pruning=pruning, launcher=launcher,
                        source=source)
@@ -389,8 +444,19 @@ def _pruning(s: _Section) -> PruningConfig:
         raise s.error("max_layer_prune", f"must be a number in (0, 1), the largest fraction of one layer's "
                                          f"channels global pruning may remove (0.9: every layer keeps ≥ 10 %), "
                                          f"got {_show(cap)}")
+    floor = s.get("sparse_layer_floor", DEFAULT_SPARSE_LAYER_FLOOR)
+    if not is_fraction(floor, closed=True):
+        raise s.error("sparse_layer_floor", f"must be a number in (0, 1]: the fraction of the target density every "
+                                            f"prunable layer keeps at least under magnitude pruning (0.1: a layer "
+                                            f"keeps ≥ 10 % of the average density; 1: every layer the same), "
+                                            f"got {_show(floor)}")
+    zeta = s.get("set_zeta", DEFAULT_SET_ZETA)
+    if not is_fraction(zeta):
+        raise s.error("set_zeta", f"must be a number in (0, 1): the fraction of each layer's active weights SET "
+                                  f"removes and regrows every epoch (0.3 in SET), got {_show(zeta)}")
     return PruningConfig(source=s.str_("source", "trained", choices=PRUNING_SOURCES), normalizer=normalizer,
-                         max_layer_prune=float(cap))
+                         max_layer_prune=float(cap), pipeline=s.str_("pipeline", "retrain", choices=PIPELINES),
+                         sparse_layer_floor=float(floor), set_zeta=float(zeta))
 
 
 def _name(s: _Section, key: str, name: str) -> str:
@@ -438,30 +504,39 @@ def _data(s: _Section) -> DataConfig:
         train_subset=s.int_("train_subset"), test_subset=s.int_("test_subset"))
 
 
-def _conditions(top: _Section) -> tuple:
+def _conditions(top: _Section, pruning: PruningConfig) -> tuple:
     raw = top.get("conditions", required=True)
     if not isinstance(raw, list) or not raw:
         raise top.error("conditions", f"must be a non-empty list of {{method, ratio}} entries, got {_show(raw)}")
     out = []
     for i, item in enumerate(raw):
         s = _Section(top.source, f"conditions[{i}]", item)
-        s.check_keys({"name", "method", "ratio"})
+        s.check_keys({"name", "method", "ratio", "pipeline"})
         method = s.str_("method", required=True, choices=METHODS)
         if method == "none":
             if "ratio" in s.data and s.data["ratio"] not in (None, 1, 1.0):
                 raise s.error("ratio", f"must be 1.0 (or absent) for the unpruned basemodel, got {_show(s.data['ratio'])}")
-            ratio = 1.0
+            if s.get("pipeline", "retrain") != "retrain":
+                raise s.error("pipeline", f"must be retrain (or absent) for the unpruned basemodel: it is what the "
+                                          f"pruned conditions start from; got {_show(s.data['pipeline'])}")
+            ratio, pipeline = 1.0, "retrain"
         else:
+            if method in SPARSE_METHODS and not is_fraction(s.get("ratio", required=True)):
+                raise s.error("ratio", f"is the density of an unstructured condition ({method}): the fraction of "
+                                       f"the prunable weights kept, a number in (0, 1); got {_show(s.data['ratio'])}")
             ratio = s.float_("ratio", required=True, maximum=1.0, inclusive_max=False)
-        default = "base" if method == "none" else f"{method}-{ratio:g}"
-        out.append(Condition(name=_name(s, "name", s.str_("name", default)), method=method, ratio=ratio))
+            pipeline = s.str_("pipeline", pruning.pipeline, choices=PIPELINES)
+        suffix = "-finetune" if pipeline == "finetune" else ""
+        default = "base" if method == "none" else f"{method}-{ratio:g}{suffix}"
+        out.append(Condition(name=_name(s, "name", s.str_("name", default)), method=method, ratio=ratio,
+                             pipeline=pipeline))
     names = [c.name for c in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise top.error("conditions", f"names must be unique; repeated: {', '.join(dupes)}")
-    pairs = [(c.method, c.ratio) for c in out]
-    if len(set(pairs)) != len(pairs):
-        raise top.error("conditions", "lists the same (method, ratio) twice")
+    triples = [(c.method, c.ratio, c.pipeline) for c in out]
+    if len(set(triples)) != len(triples):
+        raise top.error("conditions", "lists the same (method, ratio, pipeline) twice")
     n_base = sum(1 for c in out if not c.pruned)
     if n_base != 1:
         raise top.error("conditions", f"must contain exactly one basemodel entry (method: none), found {n_base}")
@@ -586,7 +661,39 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
         amp=s.bool_("amp", base.amp),
         threads=s.int_("threads", base.threads),
         randomness=s.str_("randomness", base.randomness, choices=RANDOMNESS),
+        finetune_epochs=s.int_("finetune_epochs", base.finetune_epochs),
+        gradient_flow=s.bool_("gradient_flow", base.gradient_flow),
     )
+
+
+def _check_sparse_study(top: _Section, conditions, recipe: Recipe, pruning: PruningConfig,
+                        launcher: LauncherConfig) -> None:
+    """Rules across sections for fine-tuning, masks and gradient flow."""
+    tuned = [i for i, c in enumerate(conditions) if c.finetune]
+    if tuned:
+        first = f"conditions[{tuned[0]}]"
+        if recipe.finetune_epochs is None:
+            raise top.error("train.finetune_epochs", f"is required: {first} ({conditions[tuned[0]].name}) uses "
+                                                     f"pipeline finetune, which trains train.finetune_epochs epochs "
+                                                     f"from the trained basemodel's weights")
+        if pruning.source != "trained":
+            raise top.error("pruning.source", f"must be trained when a condition fine-tunes ({first} uses pipeline "
+                                              f"finetune, which starts from the trained basemodel's weights); "
+                                              f"got {pruning.source!r}")
+        if recipe.milestones_unit == "fraction":
+            for m in recipe.milestones:
+                if fraction_epoch(m, recipe.finetune_epochs) < 1:
+                    raise top.error("train.finetune_epochs", f"is {recipe.finetune_epochs}: milestone {m!r} × "
+                                                             f"{recipe.finetune_epochs} rounds to epoch 0, which would "
+                                                             f"decay the fine-tuning lr from the start; use more "
+                                                             f"fine-tuning epochs or other milestones")
+    if launcher.engine == "fused":
+        masked = next((c for c in conditions if c.sparse), None)
+        if masked is not None or recipe.gradient_flow:
+            why = (f"condition {masked.name!r} is unstructured ({masked.method}); the fused engine holds no masks"
+                   if masked is not None else "train.gradient_flow is true; the fused engine does not measure it")
+            raise top.error("launcher.engine", f"is 'fused', but {why}: use engine auto (it trains those runs one "
+                                               f"by one) or sequential")
 
 
 def _launcher(s: _Section) -> LauncherConfig:
@@ -726,7 +833,7 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
 
     - ``launcher.device: cuda`` needs a CUDA device here, unless the runs go to SLURM nodes;
     - the data directory exists and holds the dataset (:func:`hplandscape.data.dataset_info`);
-    - every pruned condition's ratio is reachable for the architecture at the dataset's input
+    - every structured condition's ratio is reachable for the architecture at the dataset's input
       shape (:func:`hplandscape.pruning.smallest_ratio`, from the FLOPs model alone: no weights,
       no training).
 
@@ -766,7 +873,8 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
 
     info = dataset_info(config.data)
     shape = (info.in_channels, info.image_size, info.image_size)
-    pruned = [(i, c) for i, c in enumerate(config.conditions) if c.pruned]
+    # unstructured conditions keep the dense architecture: every density in (0, 1) is reachable
+    pruned = [(i, c) for i, c in enumerate(config.conditions) if c.structured]
     if pruned:
         from hplandscape.pruning import narrowest_words, reachable, smallest_ratio
 

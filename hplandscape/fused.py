@@ -13,6 +13,11 @@ and the others go on undisturbed.
 On the CPU fusion is slower than training the runs one after another (grouped convolutions with few
 channels per group were measured at 0.37–0.42× the speed of sequential training of a small ResNet
 at B = 4–9), so :func:`choose_engine` picks fusion only on CUDA.
+
+Runs of unstructured conditions (masks) and runs that measure gradient flow are trained by the
+sequential engine only (:func:`fused_unsupported`): ``engine: auto`` sends them there on CUDA too.
+Fine-tuned structured conditions fuse like any other (their start weights are loaded when each
+run's network is built).
 """
 
 from __future__ import annotations
@@ -63,6 +68,27 @@ def choose_engine(engine: str, device) -> str:
     return "fused" if dev.startswith("cuda") else "sequential"
 
 
+def fused_unsupported(spec) -> str | None:
+    """Why the fused engine cannot train ``spec`` (None when it can).
+
+    The fused network has no per-model masks and no gradient-flow measurement; those runs go to
+    the sequential engine.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace as NS
+    >>> fused_unsupported(NS(sparsity=None, recipe=NS(gradient_flow=False))) is None
+    True
+    >>> fused_unsupported(NS(sparsity={"method": "set"}, recipe=NS(gradient_flow=False)))
+    'its weights are masked (unstructured set)'
+    """
+    if spec.sparsity is not None:
+        return f"its weights are masked (unstructured {spec.sparsity.get('method')})"
+    if spec.recipe.gradient_flow:
+        return "it measures gradient flow (train.gradient_flow)"
+    return None
+
+
 def train_fused(specs, *, randomness: str | None = None) -> list[dict]:
     """Train runs of one study together, B at a time in one fused network.
 
@@ -98,8 +124,14 @@ def train_fused(specs, *, randomness: str | None = None) -> list[dict]:
     Raises
     ------
     UserError
-        Bad ``randomness``, or whatever :func:`~hplandscape.train.train_run` would refuse.
+        Bad ``randomness``, a run the fused engine cannot train (:func:`fused_unsupported`), or
+        whatever :func:`~hplandscape.train.train_run` would refuse.
     """
+    for s in specs:
+        why = fused_unsupported(s)
+        if why is not None:
+            raise UserError(f"run {s.run_id} cannot be trained by the fused engine: {why}; use engine auto or "
+                            f"sequential")
     if randomness is not None:
         if randomness not in RANDOMNESS:
             raise UserError(f"randomness must be one of {', '.join(RANDOMNESS)}; got {randomness!r}")

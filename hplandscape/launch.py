@@ -113,19 +113,31 @@ def _set_threads(threads, specs) -> None:
 
 
 def _engine(specs) -> str:
-    """``fused`` when every claimed run asks for it (``auto``: on CUDA) and there are several."""
+    """``fused`` when every claimed run asks for it (``auto``: on CUDA), there are several and the
+    fused engine can train them all (not masked runs nor gradient flow: those train one by one)."""
     if len(specs) < 2 or all(s.engine == "sequential" for s in specs):
         return "sequential"
-    from hplandscape.fused import choose_engine
+    from hplandscape.fused import choose_engine, fused_unsupported
 
     engines = {choose_engine(s.engine, s.device) for s in specs}
-    return "fused" if engines == {"fused"} else "sequential"
+    if engines != {"fused"}:
+        return "sequential"
+    why = next((w for w in map(fused_unsupported, specs) if w is not None), None)
+    if why is not None:
+        print(f"{len(specs)} runs train one by one (sequential engine): {why}", flush=True)
+        return "sequential"
+    return "fused"
 
 
 def _resolve(store: StudyStore, spec):
-    """Fill in the pruned architecture when the spec was planned before it existed (SLURM
-    steps submitted together with a dependency)."""
-    if spec.arch is not None or not spec.condition.pruned:
+    """Fill in the pruned architecture (or the masks' spec) when the spec was planned before it
+    existed (SLURM steps submitted together with a dependency)."""
+    if spec.condition.sparse and spec.sparsity is None:
+        masks = store.read_mask_spec(spec.condition.name)
+        if masks is None:
+            raise RunFailure(f"masks of {spec.condition.name!r} are missing: {store.spec_path(spec.condition.name)}")
+        return dataclasses.replace(spec, sparsity={**masks.to_dict(), "content_hash": masks.content_hash})
+    if spec.arch is not None or not spec.condition.structured:
         return spec
     arch = store.read_arch(spec.condition.name)
     if arch is None:

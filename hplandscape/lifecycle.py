@@ -17,6 +17,10 @@ stages, built from this module; only the training loop is their own:
 4. **Finish** (:func:`finish_run`): evaluation when no epoch ran, the final weights when the spec
    keeps them, and the run record.
 
+A run may carry more than its network and optimizer (:class:`RunExtras`): the masks of an
+unstructured condition (:class:`hplandscape.sparsity.MaskedTraining`) and a gradient-flow log
+(:class:`hplandscape.gradient_flow.GradientFlowLog`). Both live in the checkpoint too.
+
 Examples
 --------
 >>> p = RunProgress()
@@ -38,7 +42,7 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -46,10 +50,14 @@ from hplandscape.archspec import ArchSpec
 from hplandscape.atomic import atomic_open
 from hplandscape.choices import DEVICES
 from hplandscape.errors import UserError
-from hplandscape.models import build_model, count_flops, count_params, get_entry, save_weights
-from hplandscape.pruning import build_from_spec
+from hplandscape.gradient_flow import GradientFlowLog
+from hplandscape.gradient_flow import measure as measure_gradient_flow
+from hplandscape.maskspec import MaskSpec
+from hplandscape.models import build_model, count_flops, count_params, get_entry, load_weights, save_weights
+from hplandscape.pruning import build_from_spec, file_sha256
 from hplandscape.provenance import device_name, provenance
 from hplandscape.recipes import PARAMETRISATION
+from hplandscape.sparsity import MaskedTraining, density_of, load_masks, measure, prunable_weights
 from hplandscape.store import RunFiles, set_aside
 
 log = logging.getLogger(__name__)
@@ -212,15 +220,24 @@ def resolve_device(requested: str) -> torch.device:
 def build_network(spec, info) -> tuple[torch.nn.Module, str | None]:
     """The run's architecture with fresh He init, and its ArchSpec's content hash (None unpruned).
 
-    Draws the init from torch's global generator (the caller seeds it). The basemodel is
-    ``models.build_model``; a pruned condition is rebuilt from its ArchSpec with
-    ``pruning.build_from_spec`` (widths only: no pickled modules, no trained weights).
+    Draws the init from torch's global generator (the caller seeds it). The basemodel and the
+    unstructured conditions are ``models.build_model``; a structured condition is rebuilt from its
+    ArchSpec with ``pruning.build_from_spec`` (widths only: no pickled modules). A fine-tuned
+    condition (``spec.start_weights``) then takes the trained weights it starts from.
 
     Raises
     ------
     UserError
-        A pruned architecture made for another model or other data.
+        A pruned architecture made for another model or other data, or start weights that do not
+        belong to it.
     """
+    model, arch_hash = _fresh_network(spec, info)
+    if spec.start_weights is not None:
+        _load_start_weights(spec, model)
+    return model, arch_hash
+
+
+def _fresh_network(spec, info) -> tuple[torch.nn.Module, str | None]:
     if spec.arch is None:
         return build_model(spec.model, num_classes=info.num_classes, in_channels=info.in_channels), None
     arch = ArchSpec.from_dict(spec.arch, where=f"run {spec.run_id}: pruned architecture")
@@ -233,6 +250,28 @@ def build_network(spec, info) -> tuple[torch.nn.Module, str | None]:
             raise UserError(f"run {spec.run_id}: the pruned architecture has {key}={want} but dataset "
                             f"{info.name!r} has {have}; the ArchSpec was made for other data")
     return build_from_spec(arch), arch.content_hash
+
+
+def _load_start_weights(spec, model) -> None:
+    """The trained weights a fine-tuned run starts from: the basemodel's (masked later) or its
+    structured pruning's surviving filters; checked against the spec they were made for."""
+    path = spec.start_weights
+    weights = load_weights(path, expected_model=spec.model)
+    want = (spec.arch or {}).get("widths")
+    if (weights.widths or None) != (want or None):
+        raise UserError(f"run {spec.run_id}: the start weights {path} have widths "
+                        f"{'unpruned' if not weights.widths else 'of another pruning'}; they were not made for this "
+                        f"condition's architecture. Delete them and the condition's spec, then sweep again")
+    if spec.sparsity is not None:
+        source = MaskSpec.from_dict(spec.sparsity, where=f"run {spec.run_id}: mask spec").source
+        if source != f"checkpoint:{file_sha256(path)}":
+            raise UserError(f"run {spec.run_id}: the basemodel weights {path} changed since the masks were made "
+                            f"from them ({source}); delete the condition's spec and masks so they are made again")
+    try:
+        model.load_state_dict(weights.state_dict)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: weights do not fit run {spec.run_id}'s network: "
+                        f"{str(exc).strip().splitlines()[0]}") from None
 
 
 class NetworkFacts(NamedTuple):
@@ -278,6 +317,12 @@ def data_seed(spec) -> int:
     return _run_seed(spec, "data")
 
 
+def sparsity_seed(spec) -> int:
+    """Seed of a run's own sparse randomness (SET's regrowth): per seed under ``common``, else per
+    seed and grid point."""
+    return _run_seed(spec, "sparsity")
+
+
 def _run_seed(spec, stream: str) -> int:
     if spec.recipe.randomness == "common":
         return spec.seed
@@ -289,15 +334,97 @@ def spec_fingerprint(spec) -> str:
     """Hash of everything that decides a run's numbers; a checkpoint only resumes the same run.
 
     Thread count, memory format and where the run lives do not change what is computed, so they
-    are left out (a run may resume on another worker with another ``run_dir`` mount point).
+    are left out (a run may resume on another worker with another ``run_dir`` mount point); the
+    masks count through their spec (which holds their content hash), fine-tuning's start weights
+    through the condition's pipeline and the spec that names their source. Settings added later
+    enter only when set, so a run planned before they existed keeps its fingerprint.
     """
-    recipe = dataclasses.asdict(spec.recipe)
+    recipe = spec.recipe.to_dict()
     recipe.pop("threads", None)
     recipe.pop("channels_last", None)
-    doc = {"study": spec.study, "condition": dataclasses.asdict(spec.condition),
+    doc = {"study": spec.study, "condition": spec.condition.to_dict(),
            "point": [spec.point.log10_lr, spec.point.log10_wd], "seed": spec.seed, "model": spec.model,
            "data": dataclasses.asdict(spec.data), "recipe": recipe, "arch": spec.arch}
+    if spec.sparsity is not None:
+        doc["sparsity"] = spec.sparsity
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# What a run carries besides its network: masks, gradient flow
+
+
+@dataclass
+class RunExtras:
+    """A run's masks (unstructured conditions) and gradient-flow log (``train.gradient_flow``).
+
+    Either may be None. Built by :func:`run_extras`; checkpointed with the run
+    (:meth:`state_dict`); its epoch step (:meth:`end_epoch`) runs after each epoch is evaluated
+    and recorded, before the checkpoint.
+    """
+
+    masks: MaskedTraining | None = None
+    flow: GradientFlowLog | None = None
+    measure_flow: Callable[[], tuple[float, float]] | None = None  # (EGF_1, EGF_2) of the network now
+
+    def state_dict(self) -> dict:
+        return {"masks": None if self.masks is None else self.masks.state_dict(),
+                "egf": None if self.flow is None else self.flow.state_dict()}
+
+    def load_state_dict(self, state, where: str) -> None:
+        if not isinstance(state, dict):
+            raise UserError(f"{where}: holds no masks or gradient-flow log for this run")
+        if self.masks is not None:
+            self.masks.load_state_dict(state.get("masks"), where)
+        if self.flow is not None:
+            self.flow.load_state_dict(state.get("egf"), where)
+
+    def start(self, progress: RunProgress) -> None:
+        """Before the first epoch of a run (not of a resumed one): measure at epoch 0 when due."""
+        if self.flow is not None and progress.next_epoch == 0 and self.flow.due(0):
+            self.flow.record(0, *self.measure_flow())
+
+    def end_epoch(self, progress: RunProgress, epochs: int) -> None:
+        """After an epoch: SET's topology step, then gradient flow when due (not after divergence)."""
+        if progress.diverged_epoch is not None:
+            return
+        epoch = progress.next_epoch - 1
+        if self.masks is not None:
+            self.masks.end_epoch(epoch, epochs)
+        if self.flow is not None and self.flow.due(progress.next_epoch):
+            self.flow.record(progress.next_epoch, *self.measure_flow())
+
+
+def run_extras(spec, model, optimizer, data, placement) -> RunExtras | None:
+    """What ``spec`` needs besides network and optimizer; None when nothing (dense, no gradient flow).
+
+    An unstructured run loads its condition's masks (checked against the spec), zeroes the masked
+    weights of the fresh or fine-tuning network and hooks them to ``optimizer``
+    (:class:`~hplandscape.sparsity.MaskedTraining`).
+
+    Raises
+    ------
+    UserError
+        The masks file is missing, damaged or not the one the spec describes.
+    """
+    masks = None
+    if spec.sparsity is not None:
+        mask_spec = MaskSpec.from_dict(spec.sparsity, where=f"run {spec.run_id}: mask spec")
+        if spec.masks_file is None:
+            raise UserError(f"run {spec.run_id}: an unstructured condition without its masks file")
+        masks = MaskedTraining(model, load_masks(spec.masks_file, mask_spec), optimizer, zeta=mask_spec.zeta,
+                               seed=sparsity_seed(spec))
+        masks.apply()
+    flow = None
+    measure_flow = None
+    if spec.recipe.gradient_flow:
+        flow = GradientFlowLog(spec.recipe.epochs)
+        weights = prunable_weights(model)
+        measure_flow = lambda: measure_gradient_flow(  # noqa: E731
+            model, weights, None if masks is None else masks.masks, data, spec.recipe.batch_size, placement)
+    if masks is None and flow is None:
+        return None
+    return RunExtras(masks, flow, measure_flow)
 
 
 # --------------------------------------------------------------------------------------------
@@ -326,11 +453,12 @@ def evaluate(model, data, batch_size: int, placement: Placement) -> tuple[float,
 
 
 def save_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, scaler,
-                    progress: RunProgress) -> None:
+                    progress: RunProgress, extras: RunExtras | None = None) -> None:
     """Write a run's complete training state atomically; :func:`load_checkpoint` restores it.
 
     Holds the weights, the optimizer (momentum buffers), torch's CPU and CUDA random states, the
-    data stream's generator, the fp16 loss scaler (or None) and ``progress``.
+    data stream's generator, the fp16 loss scaler (or None) and ``progress``; with ``extras`` also
+    an ``"extras"`` entry (masks, gradient-flow log).
     """
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -343,6 +471,8 @@ def save_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, s
         "data_rng": generator.get_state(),
         "scaler": scaler.state_dict() if scaler is not None else None,
     }
+    if extras is not None:
+        payload["extras"] = extras.state_dict()
     with atomic_open(path, "wb") as fh:  # a kill mid-write leaves the previous checkpoint intact
         torch.save(payload, fh)
 
@@ -351,7 +481,8 @@ class UnreadableCheckpoint(UserError):
     """A checkpoint file that cannot be read back (truncated, not a checkpoint, a damaged state)."""
 
 
-def resume(files: RunFiles, fingerprint: str, model, optimizer, generator, scaler=None) -> RunProgress:
+def resume(files: RunFiles, fingerprint: str, model, optimizer, generator, scaler=None,
+           extras: RunExtras | None = None) -> RunProgress:
     """The run's progress from its checkpoint (restored into the given objects), or a fresh
     :class:`RunProgress` when there is none.
 
@@ -363,16 +494,17 @@ def resume(files: RunFiles, fingerprint: str, model, optimizer, generator, scale
     if not files.checkpoint.exists():
         return RunProgress()
     try:
-        return load_checkpoint(files.checkpoint, fingerprint, model, optimizer, generator, scaler)
+        return load_checkpoint(files.checkpoint, fingerprint, model, optimizer, generator, scaler, extras)
     except UnreadableCheckpoint as e:
         moved = set_aside(files.checkpoint)
         log.warning("%s; moved it to %s, the run restarts from scratch", e, moved)
         return RunProgress()
 
 
-def load_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, scaler=None) -> RunProgress:
+def load_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, scaler=None,
+                    extras: RunExtras | None = None) -> RunProgress:
     """Restore what :func:`save_checkpoint` wrote into ``model``, ``optimizer``, the random states,
-    ``generator`` and ``scaler``; return the run's progress.
+    ``generator``, ``scaler`` and ``extras``; return the run's progress.
 
     Raises
     ------
@@ -392,6 +524,8 @@ def load_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, s
                         "architecture or data); delete it to restart the run from scratch")
     try:
         progress = RunProgress.from_dict(ckpt["state"], where=str(path))
+        if extras is not None:
+            extras.load_state_dict(ckpt.get("extras"), where=str(path))
     except (UserError, KeyError) as e:
         raise UnreadableCheckpoint(str(e)) from None
     model.load_state_dict(ckpt["model"])
@@ -410,7 +544,7 @@ def load_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, s
 
 
 def finish_run(spec, progress: RunProgress, model, data, placement: Placement, facts: NetworkFacts, *,
-               wall_s: float, engine: str) -> dict:
+               wall_s: float, engine: str, extras: RunExtras | None = None) -> dict:
     """Close a run whose epochs are done and return its record; both engines end every run here.
 
     A run that trained no epoch (``recipe.epochs`` 0) is evaluated as it is, so its record still
@@ -432,6 +566,8 @@ def finish_run(spec, progress: RunProgress, model, data, placement: Placement, f
     wall_s : float
         The run's wall time, earlier sessions included.
     engine : {"sequential", "fused"}
+    extras : RunExtras, optional
+        The run's gradient-flow log goes into the record (``egf``).
 
     Returns
     -------
@@ -447,7 +583,33 @@ def finish_run(spec, progress: RunProgress, model, data, placement: Placement, f
         widths = (spec.arch or {}).get("widths")
         save_weights(RunFiles(spec.run_dir).weights, spec.model, model, info.num_classes, info.in_channels,
                      widths=widths)
-    return _record(spec, progress, last_eval, info, facts, placement, wall_s, engine)
+    record = _record(spec, progress, last_eval, info, facts, placement, wall_s, engine)
+    return {**record, **_sparsity_fields(spec, model, info, facts, extras)}
+
+
+def _sparsity_fields(spec, model, info, facts: NetworkFacts, extras: RunExtras | None) -> dict:
+    """The record's measured ``density``; for a masked run ``params`` and ``flops`` without the
+    masked weights (each layer's dense FLOPs × its density), the dense ones as ``dense_*``."""
+    flow = extras.flow if extras is not None else None
+    params, flops = facts.params, facts.flops
+    if spec.sparsity is not None:
+        density, params, flops = measure(model, (info.in_channels, info.image_size, info.image_size))
+    else:
+        # an unmasked network's exact zeros are accidents a sparse kernel could not plan for: its
+        # cost stays the dense one
+        try:
+            density = density_of(model)
+        except UserError:  # a user-registered architecture without a first conv and a classifier
+            density = None
+    return {
+        "pipeline": spec.condition.pipeline,
+        "density": density,
+        "params": params,
+        "flops": flops,
+        "dense_params": facts.params,
+        "dense_flops": facts.flops,
+        "egf": None if flow is None else flow.state_dict(),
+    }
 
 
 def _finite_or_none(x):

@@ -4,7 +4,8 @@
 the method fixes (§5: the L1 ranking comes from the basemodel trained at the prior):
 
 1. ``source``: the basemodel at the prior with the first seed, keeping its weights (``model.pt``);
-2. ``prune``: the pruned architecture of every pruned condition that has none yet (needs ``source``);
+2. ``prune``: the pruned architecture (or the masks) of every pruned condition that has none yet
+   (needs ``source``);
 3. ``base``: every other basemodel run (needs nothing);
 4. ``pruned``: every run of a pruned condition (needs ``prune``).
 
@@ -138,9 +139,9 @@ class StudyPlan:
         lines = self.lines(store)
         runs = sum(p.phase != 2 for p in lines)
         prunes = len(lines) - runs
+        made = f" and {prunes} pruned architecture(s) or mask set(s) would be made" if prunes else ""
         head = (f"Dry run of {self.study_dir}: {self.total} runs, {self.recorded} already recorded, "
-                f"{runs} would run" + (f" and {prunes} pruned architecture(s) would be made" if prunes else "")
-                + ".")
+                f"{runs} would run{made}.")
         if not lines:
             return head
         width = max(len(p.run_id) for p in lines) + 2
@@ -180,18 +181,22 @@ def plan_study(config, store: StudyStore, *, engine: str | None = None,
     StudyPlan
     """
     source = source_run(config)
-    archs = {}
+    stored = {}
     for c in config.conditions:
         spec = stored_arch(store, config, c) if c.pruned else None
         if spec is not None:
-            archs[c.name] = {**spec.to_dict(), "content_hash": spec.content_hash}
+            stored[c.name] = {**spec.to_dict(), "content_hash": spec.content_hash}
     runs = store.runs(config)
     todo = [r for r in runs if include_finished or not store.read_record(r.run_id)[0].finished]
     specs = [RunSpec(study=config.name, condition=r.condition, point=r.point, seed=r.seed,
-                     model=config.model, data=config.data, recipe=config.recipe,
-                     arch=archs.get(r.condition.name), run_dir=str(store.run_dir(r.run_id)),
+                     model=config.model, data=config.data, recipe=config.recipe_for(r.condition),
+                     arch=stored.get(r.condition.name) if r.condition.structured else None,
+                     run_dir=str(store.run_dir(r.run_id)),
                      keep_weights=(r.run_id == source.run_id), device=config.launcher.device,
-                     engine=engine or config.launcher.engine)
+                     engine=engine or config.launcher.engine,
+                     sparsity=stored.get(r.condition.name) if r.condition.sparse else None,
+                     masks_file=str(store.masks_path(r.condition.name)) if r.condition.sparse else None,
+                     start_weights=_start_weights(store, source, r.condition))
              for r in todo]
     to_prune = tuple(c.name for c in conditions_to_prune(store, config))
     source_step = tuple(s for s in specs if s.run_id == source.run_id)
@@ -204,3 +209,13 @@ def plan_study(config, store: StudyStore, *, engine: str | None = None,
     ]
     steps = tuple(s for s in steps if s.runs or s.conditions)
     return StudyPlan(str(store.root), steps, len(runs), len(runs) - len(todo))
+
+
+def _start_weights(store: StudyStore, source, condition) -> str | None:
+    """What a fine-tuned condition's runs start from: the trained basemodel's weights (masked by
+    each run) or, for structured pruning, its surviving filters made by the prune step."""
+    if not condition.finetune:
+        return None
+    if condition.sparse:
+        return str(store.model_path(source.run_id))
+    return str(store.start_weights_path(condition.name))

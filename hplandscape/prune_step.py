@@ -1,10 +1,13 @@
 """The pruning step of a study: the pruned architecture of every pruned condition (method §5).
 
 :func:`make_pruning_specs` is a plain function: the local runner calls it in process, the SLURM
-runner submits it as a job that depends on the pruning source's job. It ranks filters by the L1
-norms of the basemodel trained at the prior (``pruning.source: trained``, its ``model.pt``) or of
-a random He init seeded with the first seed (``random``), and stores one
-:class:`~hplandscape.archspec.ArchSpec` per condition through the study store.
+runner submits it as a job that depends on the pruning source's job. It ranks filters (or, for
+unstructured conditions, weights) by the magnitudes of the basemodel trained at the prior
+(``pruning.source: trained``, its ``model.pt``) or of a random He init seeded with the first seed
+(``random``), and stores per condition through the study store: an
+:class:`~hplandscape.archspec.ArchSpec` for a structured condition (plus, when it fine-tunes, the
+trained filters it keeps), a :class:`~hplandscape.maskspec.MaskSpec` and its masks for an
+unstructured one.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ from hplandscape.store import RunState, StudyStore, source_run
 
 def stored_arch(store: StudyStore, config, condition):
     """The stored architecture of a pruned condition when it was made for this config (model,
-    method, ratio, ranking source and, for global pruning, normaliser and layer cap), else None."""
+    method, ratio, ranking source and, for global pruning, normaliser and layer cap; a fine-tuned
+    condition also needs its start weights), else None."""
+    if condition.sparse:
+        return stored_masks(store, config, condition)
+    if condition.finetune and not store.start_weights_path(condition.name).exists():
+        return None
     try:
         spec = store.read_arch(condition.name)
     except Exception:  # a damaged or foreign file is made again, not trusted
@@ -31,13 +39,31 @@ def stored_arch(store: StudyStore, config, condition):
     return spec if ok else None
 
 
+def stored_masks(store: StudyStore, config, condition):
+    """The stored MaskSpec of an unstructured condition when it was made for this config (model,
+    method, density, ranking source, the seed of random positions, the floor or ζ), else None."""
+    try:
+        spec = store.read_mask_spec(condition.name)
+    except Exception:  # a damaged or foreign file is made again, not trusted
+        return None
+    if spec is None:
+        return None
+    want_source = "checkpoint:" if config.pruning.source == "trained" else "random-init"
+    p = config.pruning
+    return spec if (spec.model == config.model and spec.method == condition.method
+                    and abs(spec.target_density - condition.ratio) < 1e-9 and spec.source.startswith(want_source)
+                    and spec.mask_seed in (None, config.seeds[0])
+                    and (spec.layer_floor is None or abs(spec.layer_floor - p.sparse_layer_floor) < 1e-12)
+                    and (spec.zeta is None or abs(spec.zeta - p.set_zeta) < 1e-12)) else None
+
+
 def conditions_to_prune(store: StudyStore, config) -> list:
-    """The pruned conditions that have no valid stored architecture yet."""
+    """The pruned conditions that have no valid stored architecture (or masks) yet."""
     return [c for c in config.conditions if c.pruned and stored_arch(store, config, c) is None]
 
 
-def make_pruning_specs(config, study_dir, *, prune_fn=None) -> list[str]:
-    """Prune every pruned condition that has no valid architecture yet and store it.
+def make_pruning_specs(config, study_dir, *, prune_fn=None, mask_fn=None) -> list[str]:
+    """Prune every pruned condition that has no valid architecture (or masks) yet and store it.
 
     Parameters
     ----------
@@ -46,6 +72,9 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None) -> list[str]:
     prune_fn : callable, optional
         Replacement for :func:`hplandscape.pruning.prune` (tests); must take its keyword
         arguments (``normalizer`` and ``max_layer_prune`` included) and return an ArchSpec.
+    mask_fn : callable, optional
+        Replacement for :func:`hplandscape.sparsity.make_masks` (tests); must take its keyword
+        arguments and return ``(MaskSpec, masks)``.
 
     Returns
     -------
@@ -65,16 +94,27 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None) -> list[str]:
     source = _source_weights(store, config) if config.pruning.source == "trained" else None
     if prune_fn is None:
         from hplandscape.pruning import prune as prune_fn
+    if mask_fn is None and any(c.sparse for c in missing):
+        from hplandscape.sparsity import make_masks as mask_fn
     from hplandscape.data import dataset_info
 
     info = dataset_info(config.data)
     shape = (info.in_channels, info.image_size, info.image_size)
+    common = dict(num_classes=info.num_classes, in_channels=info.in_channels, input_shape=shape, source=source,
+                  seed=config.seeds[0])
     written = []
     for c in missing:
-        spec = prune_fn(config.model, c.method, c.ratio, num_classes=info.num_classes,
-                        in_channels=info.in_channels, input_shape=shape, source=source,
-                        seed=config.seeds[0], normalizer=config.pruning.normalizer,
-                        max_layer_prune=config.pruning.max_layer_prune)
+        if c.sparse:
+            spec, masks = mask_fn(config.model, c.method, c.ratio, layer_floor=config.pruning.sparse_layer_floor,
+                                  zeta=config.pruning.set_zeta, **common)
+            written.append(str(store.write_masks(c.name, spec, masks)))
+            continue
+        spec = prune_fn(config.model, c.method, c.ratio, normalizer=config.pruning.normalizer,
+                        max_layer_prune=config.pruning.max_layer_prune, **common)
+        if c.finetune:  # before the spec: a stored spec of a fine-tuned condition implies its weights
+            from hplandscape.pruning import pruned_source
+
+            store.write_start_weights(c.name, spec, pruned_source(spec, source))
         written.append(str(store.write_arch(c.name, spec)))
     return written
 

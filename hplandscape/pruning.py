@@ -298,7 +298,8 @@ def _check_normalizer(normalizer: Any) -> str:
     return normalizer
 
 
-def _file_sha256(path: str) -> str:
+def file_sha256(path) -> str:
+    """sha256 of a file's bytes (a weights file's identity in ``source`` labels)."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -306,8 +307,14 @@ def _file_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def _source_model(model_name: str, num_classes, in_channels, source, seed: int):
-    """The unpruned model whose weights rank the filters, its class/channel counts and its label."""
+def source_model(model_name: str, num_classes, in_channels, source, seed: int):
+    """The unpruned model whose weights rank the filters (or weights), its counts and its label.
+
+    Returns ``(model, num_classes, in_channels, label, init_seed)``: the trained basemodel from the
+    weights file ``source`` (label ``checkpoint:<sha256>``, init_seed None) or, with ``source``
+    None, a He init drawn with ``seed`` (label ``random-init``). Structured pruning
+    (:func:`prune`) and unstructured masks (:func:`hplandscape.sparsity.make_masks`) share it.
+    """
     if source is None:
         num_classes = get_entry(model_name).num_classes if num_classes is None else num_classes
         in_channels = 3 if in_channels is None else in_channels
@@ -325,7 +332,7 @@ def _source_model(model_name: str, num_classes, in_channels, source, seed: int):
         if asked is not None and asked != getattr(weights, key):
             raise UserError(f"{source}: was trained with {key}={getattr(weights, key)}, but {key}={asked} "
                             f"was asked for; omit it or pass {getattr(weights, key)}")
-    return weights.build(), weights.num_classes, weights.in_channels, f"checkpoint:{_file_sha256(source)}", None
+    return weights.build(), weights.num_classes, weights.in_channels, f"checkpoint:{file_sha256(source)}", None
 
 
 def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int | None = None,
@@ -344,7 +351,7 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
     get_entry(model_name)  # unknown names fail before any checkpoint is read
     if in_channels is None and source is None and isinstance(input_shape, (tuple, list)) and input_shape:
         in_channels = input_shape[0]  # (1, 8, 8) alone means a grey model
-    model, num_classes, in_channels, label, init_seed = _source_model(model_name, num_classes, in_channels,
+    model, num_classes, in_channels, label, init_seed = source_model(model_name, num_classes, in_channels,
                                                                       source, seed)
     shape = input_shape_of(model_name, in_channels, input_shape)
     fm = _flops_model(model_name, num_classes, in_channels, shape)
@@ -363,20 +370,8 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
         settings = {"normalizer": normalizer, "max_layer_prune": max_layer_prune}
 
     original_params = count_params(model)
-    model.eval()
-    # the dependency graph only needs the wiring, not the resolution: trace at most 32×32
-    example = torch.zeros(1, shape[0], min(shape[1], 32), min(shape[2], 32))
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
-
-    for key, norm, keep in zip(fm.keys, norms, widths):
-        order = np.argsort(-norm, kind="stable")  # strongest first, ties by channel index
-        drop = sorted(int(i) for i in order[keep:])
-        if drop:
-            dg.get_pruning_group(model.get_submodule(key), tp.prune_conv_out_channels, idxs=drop).prune()
+    _cut(model, dict(zip(fm.keys, (int(w) for w in widths))), shape)
     flops = fm.flops(widths)
-    got = current_widths(model)
-    if list(got.values()) != [int(w) for w in widths]:  # torch-pruning must cut exactly what was chosen
-        raise RuntimeError(f"torch-pruning left widths {got} in {model_name}, expected {list(widths)}")
     spec = ArchSpec(model=model_name, num_classes=num_classes, in_channels=in_channels, input_shape=shape,
                     method=method, target_ratio=ratio, achieved_ratio=round(flops / original_flops, 6),
                     widths={k: int(w) for k, w in zip(fm.keys, widths)},
@@ -384,6 +379,47 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
                     params=count_params(model), flops=flops, original_params=original_params,
                     original_flops=original_flops, source=label, init_seed=init_seed, **settings)
     return spec, model
+
+
+def _cut(model: nn.Module, widths: dict[str, int], shape) -> None:
+    """Remove from ``model`` (in place) each prunable layer's weakest filters by L1 norm, down to
+    ``widths[layer]`` (ties: the later channel goes first)."""
+    model.eval()
+    # the dependency graph only needs the wiring, not the resolution: trace at most 32×32
+    example = torch.zeros(1, shape[0], min(shape[1], 32), min(shape[2], 32))
+    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    # every layer's norms before any cut: a cut changes the input channels of the next layer, not
+    # the filters this layer is ranked by
+    norms = {key: filter_l1_norms(model.get_submodule(key)) for key in widths}
+    for key, keep in widths.items():
+        order = np.argsort(-norms[key], kind="stable")  # strongest first, ties by channel index
+        drop = sorted(int(i) for i in order[keep:])
+        if drop:
+            dg.get_pruning_group(model.get_submodule(key), tp.prune_conv_out_channels, idxs=drop).prune()
+    got = current_widths(model)
+    if list(got.values()) != list(widths.values()):  # torch-pruning must cut exactly what was chosen
+        raise RuntimeError(f"torch-pruning left widths {got}, expected {list(widths.values())}")
+
+
+def pruned_source(spec: ArchSpec, source) -> nn.Module:
+    """The trained basemodel in ``source`` cut to ``spec``'s widths: the filters it keeps, with their
+    trained weights (what a fine-tuned structured condition starts from).
+
+    The same filters :func:`prune` kept when it made ``spec`` from ``source``: each layer's
+    strongest by L1 norm.
+
+    Raises
+    ------
+    UserError
+        ``source`` is not the checkpoint ``spec`` was made from (its sha256 differs), or not a
+        weights file of the spec's model.
+    """
+    if spec.source != f"checkpoint:{file_sha256(source)}":
+        raise UserError(f"{source}: is not the checkpoint the pruned architecture was made from ({spec.source}); "
+                        "delete the condition's spec so it is made again from these weights")
+    model, *_ = source_model(spec.model, spec.num_classes, spec.in_channels, source, 0)
+    _cut(model, dict(spec.widths), spec.input_shape)
+    return model
 
 
 def prune(model_name: str, method: str, ratio: float, *, num_classes: int | None = None,

@@ -64,6 +64,12 @@ class Recipe:
         are seeded by the seed *and* the grid point, so the noise of two grid points is
         independent. ``common`` (common random numbers): one init and one batch order per seed,
         shared by every grid point, so neighbouring points differ only by their hyperparameters.
+    finetune_epochs : int or None
+        Epochs of the runs of a condition with ``pipeline: finetune`` (they start from the trained
+        basemodel's weights); fraction milestones scale to them. None: no condition fine-tunes.
+    gradient_flow : bool
+        Log the effective gradient flow EGF_1 and EGF_2 at about 11 evenly spaced epochs
+        (:mod:`hplandscape.gradient_flow`); the record gets ``egf``.
 
     Examples
     --------
@@ -89,6 +95,8 @@ class Recipe:
     amp: bool = False
     threads: int | None = None
     randomness: str = "independent"
+    finetune_epochs: int | None = None
+    gradient_flow: bool = False
 
     def milestone_epochs(self) -> tuple:
         """Epochs (0-based) from which each lr decay applies, sorted."""
@@ -102,9 +110,25 @@ class Recipe:
         return base_lr * self.lr_gamma**decays
 
     def to_dict(self) -> dict:
+        """The recipe as plain data. ``finetune_epochs`` and ``gradient_flow`` appear only when set,
+        so the resolved config of a study that uses neither reads (and compares) as before they
+        existed."""
         d = dataclasses.asdict(self)
         d["milestones"] = list(self.milestones)
+        for key, unset in _OPTIONAL_UNSET.items():
+            if d[key] == unset:
+                del d[key]
         return d
+
+    def for_finetune(self) -> "Recipe":
+        """The recipe of a fine-tuning run: ``finetune_epochs`` epochs, the same schedule shape."""
+        if self.finetune_epochs is None:
+            raise ValueError("this recipe has no finetune_epochs (train.finetune_epochs in the study config)")
+        return dataclasses.replace(self, epochs=self.finetune_epochs)
+
+
+#: Recipe fields left out of :meth:`Recipe.to_dict` while they hold these values.
+_OPTIONAL_UNSET = {"finetune_epochs": None, "gradient_flow": False}
 
 
 def fraction_epoch(fraction: float, epochs: int) -> int:

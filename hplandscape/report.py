@@ -73,8 +73,12 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, 
     _write_beyond_tables(result, out)
     env = environment()
     md_widths, html_widths = width_section(study_dir_or_csv, result, out)
-    write_text_atomic(out / "summary.md", summary_markdown(result, env, figures, out, sections=md_widths))
-    return write_text_atomic(out / "index.html", _html(result, env, sections=html_widths))
+    from hplandscape.sparsity_report import sparsity_section
+
+    md_sparse, html_sparse = sparsity_section(table, result, out)
+    md_sections = md_widths + md_sparse
+    write_text_atomic(out / "summary.md", summary_markdown(result, env, figures, out, sections=md_sections))
+    return write_text_atomic(out / "index.html", _html(result, env, sections=html_widths + html_sparse))
 
 
 def _default_out(source) -> Path:
@@ -444,8 +448,10 @@ def pruned_specs(source, result: StudyAnalysis) -> tuple[dict, list[str]]:
     if not store.study_yaml.is_file():
         return {}, []
     specs, problems = {}, []
+    from hplandscape.maskspec import SPARSE_METHODS
+
     for c in result.conditions:
-        if c.method == "none":
+        if c.method == "none" or c.method in SPARSE_METHODS:  # masks, not widths: the sparsity section
             continue
         try:
             # shown only, so the layers are not re-checked against the registered architecture:

@@ -1,7 +1,10 @@
 """The results table: one row per recorded run of a study.
 
 The analysis reads ``condition, method, ratio, lr, wd, seed, top1, top5, diverged``; the other
-columns (log10 values, size, epochs, time, run id) make the table self-explanatory. Corrupt or
+columns (log10 values, size, epochs, time, run id) make the table self-explanatory. ``flops`` and
+``params`` of a masked (unstructured) run leave its zero weights out (``dense_flops``: with them);
+``density`` is the measured non-zero fraction of the prunable weights; ``egf1_mean`` and
+``egf2_mean`` are the mean of a run's gradient-flow measurements (empty without them). Corrupt or
 missing records are not rows: ``hplandscape status`` lists them.
 
 Examples
@@ -23,7 +26,7 @@ from hplandscape.store import StudyStore, check_file_target
 
 COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
            "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "randomness", "precision",
-           "run_id")
+           "run_id", "pipeline", "density", "dense_flops", "egf1_mean", "egf2_mean")
 FORMATS = ("csv", "parquet")
 
 
@@ -80,6 +83,20 @@ def _on_grid(row: dict, grid) -> bool:
     return point.log10_lr in grid[0] and point.log10_wd in grid[1]
 
 
+def egf_mean(entries, key: str) -> float | None:
+    """Mean of one gradient-flow quantity (``egf1`` or ``egf2``) over a record's measurements;
+    None without any finite one.
+
+    Examples
+    --------
+    >>> egf_mean([{"epoch": 0, "egf1": 2.0, "egf2": 1.0}, {"epoch": 5, "egf1": 4.0, "egf2": None}], "egf2")
+    1.0
+    """
+    values = [e.get(key) for e in entries or () if isinstance(e, dict)]
+    values = [float(v) for v in values if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")]
+    return sum(values) / len(values) if values else None
+
+
 def records_table(records, grid=None) -> pd.DataFrame:
     """Rows of :data:`COLUMNS` (plus ``arch_hash`` and ``on_grid``) from run records.
 
@@ -93,6 +110,9 @@ def records_table(records, grid=None) -> pd.DataFrame:
         row["method"] = row["method"] or "none"
         row["randomness"] = row["randomness"] or (r.get("recipe") or {}).get("randomness") or "common"
         row["precision"] = row["precision"] or "float32"  # records before the field trained in float32
+        row["pipeline"] = row["pipeline"] or "retrain"  # records from before pipelines: retrained
+        for p in (1, 2):
+            row[f"egf{p}_mean"] = egf_mean(r.get("egf"), f"egf{p}")
         row["arch_hash"] = r.get("arch_hash")
         row["on_grid"] = grid is None or _on_grid(row, grid)
         rows.append(row)
@@ -102,6 +122,7 @@ def records_table(records, grid=None) -> pd.DataFrame:
         table = table.reset_index(drop=True)
     table["diverged"] = table["diverged"].astype(bool)
     table["on_grid"] = table["on_grid"].astype(bool)
-    for c in ("top1", "top5", "ratio", "lr", "wd", "log10_lr", "log10_wd", "wall_time_s"):
+    for c in ("top1", "top5", "ratio", "lr", "wd", "log10_lr", "log10_wd", "wall_time_s", "density", "egf1_mean",
+              "egf2_mean"):
         table[c] = pd.to_numeric(table[c], errors="coerce").astype(float)
     return table

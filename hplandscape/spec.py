@@ -42,6 +42,14 @@ class RunSpec:
         source).
     device : {"auto", "cpu", "cuda"}
     engine : {"auto", "sequential", "fused"}
+    sparsity : dict or None
+        An unstructured condition's masks, described: a ``MaskSpec`` as a JSON dict (with its
+        content hash); None otherwise.
+    masks_file : str or None
+        Where those masks are (``STUDY/specs/<condition>.masks.pt``).
+    start_weights : str or None
+        The weights file a fine-tuned condition starts from: the trained basemodel's (masked by
+        the run) or its structured pruning's surviving filters. None: fresh He init.
     """
 
     study: str
@@ -56,6 +64,9 @@ class RunSpec:
     keep_weights: bool = False
     device: str = "auto"
     engine: str = "auto"
+    sparsity: dict | None = None
+    masks_file: str | None = None
+    start_weights: str | None = None
 
     @property
     def run_id(self) -> str:

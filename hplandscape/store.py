@@ -4,7 +4,9 @@ A study directory holds the resolved config, the pruned architecture specs, one 
 its record, checkpoint, weights and claim, and the launcher logs (see ``docs/architecture.md``)::
 
     STUDY/study.yaml
-    STUDY/specs/<condition>.json
+    STUDY/specs/<condition>.json        ArchSpec (structured) or MaskSpec (unstructured)
+    STUDY/specs/<condition>.masks.pt    the masks of an unstructured condition
+    STUDY/specs/<condition>.weights.pt  what a fine-tuned structured condition starts from
     STUDY/runs/<condition>/<point.key>/seed<k>/{record.json, checkpoint.pt, model.pt, claim.json,
                                                 error.json, error.log}
     STUDY/logs/
@@ -279,7 +281,16 @@ class StudyStore:
         return self.root / "specs"
 
     def spec_path(self, condition_name: str) -> Path:
+        """The condition's ArchSpec (structured) or MaskSpec (unstructured)."""
         return self.specs_dir / f"{condition_name}.json"
+
+    def masks_path(self, condition_name: str) -> Path:
+        """The masks of an unstructured condition (described by its MaskSpec)."""
+        return self.specs_dir / f"{condition_name}.masks.pt"
+
+    def start_weights_path(self, condition_name: str) -> Path:
+        """The trained filters a fine-tuned structured condition starts from."""
+        return self.specs_dir / f"{condition_name}.weights.pt"
 
     @property
     def runs_dir(self) -> Path:
@@ -482,6 +493,33 @@ class StudyStore:
         if not self.spec_path(condition_name).exists():
             return None
         return load_spec(self.spec_path(condition_name), check_architecture=check_architecture)
+
+    def write_masks(self, condition_name: str, spec, masks) -> Path:
+        """Store an unstructured condition's masks and their :class:`~hplandscape.maskspec.MaskSpec`.
+
+        The masks file is written first: a spec on disk always describes a complete masks file.
+        """
+        from hplandscape.maskspec import save_mask_spec
+        from hplandscape.sparsity import save_masks  # late: torch
+
+        save_masks(self.masks_path(condition_name), masks)
+        return save_mask_spec(spec, self.spec_path(condition_name))
+
+    def read_mask_spec(self, condition_name: str):
+        """The stored :class:`~hplandscape.maskspec.MaskSpec` of an unstructured condition, or None
+        when there is none (or no masks file next to it); a damaged file raises ``UserError``."""
+        from hplandscape.maskspec import load_mask_spec
+
+        if not self.spec_path(condition_name).exists() or not self.masks_path(condition_name).exists():
+            return None
+        return load_mask_spec(self.spec_path(condition_name))
+
+    def write_start_weights(self, condition_name: str, spec, model) -> Path:
+        """Store the trained, pruned network a fine-tuned structured condition starts from."""
+        from hplandscape.models import save_weights  # late: torch
+
+        return save_weights(self.start_weights_path(condition_name), spec.model, model, spec.num_classes,
+                            spec.in_channels, widths=spec.widths)
 
     def write_error(self, run_id: str, job_id: str, error: BaseException, traceback_text: str,
                     log: str | None = None) -> Path:

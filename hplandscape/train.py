@@ -11,6 +11,11 @@ module's.
 
 A loss that becomes NaN or infinite ends the run early with ``diverged: true``: high learning
 rates do this at the corners of a grid, and it is a result, not an error.
+
+Unstructured conditions train with their masks held by the optimizer's hooks
+(:class:`hplandscape.sparsity.MaskedTraining`); SET's topology step and the gradient-flow
+measurements run between epochs (:class:`hplandscape.lifecycle.RunExtras`). Only this engine
+trains them (:func:`hplandscape.fused.fused_unsupported`).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import torch.nn.functional as F
 from hplandscape.data import load_data
 from hplandscape.lifecycle import (NetworkFacts, build_network, check_interval, choose_placement,
                                    data_seed, eval_batch_size, evaluate, finish_run, init_seed, grad_scaler, resume,
-                                   make_optimizer, resolve_device, save_checkpoint, spec_fingerprint)
+                                   make_optimizer, resolve_device, run_extras, save_checkpoint, spec_fingerprint)
 from hplandscape.store import RunFiles
 
 log = logging.getLogger(__name__)
@@ -45,10 +50,12 @@ def train_run(spec) -> dict:
         The run record (JSON-serialisable): ``run_id, study, condition, method, ratio, model, lr,
         wd, log10_lr, log10_wd, seed, recipe, data, top1, top5, history, epochs_completed,
         wall_time_s, params, flops, arch_hash, diverged, diverged_epoch, device, engine,
-        parametrisation, provenance``. ``top1``/``top5`` are percentages on the held-out split
-        after the last epoch; ``top5`` is None for 5 classes or fewer. ``history`` holds one entry
+        parametrisation, provenance, pipeline, density, dense_params, dense_flops, egf``.
+        ``top1``/``top5`` are percentages on the held-out split after the last epoch; ``top5`` is None for 5 classes or fewer. ``history`` holds one entry
         per epoch trained: ``{epoch, lr, train_loss, train_acc, val_acc}``. ``engine`` is
-        ``"sequential"``.
+        ``"sequential"``. ``density`` is the non-zero fraction of the prunable weights at the end;
+        a masked run's ``params`` and ``flops`` leave its zero weights out (``dense_*``: with them).
+        ``egf`` is ``[{epoch, egf1, egf2}]`` with ``train.gradient_flow``, else None.
 
     Notes
     -----
@@ -87,13 +94,16 @@ def train_run(spec) -> dict:
     optimizer = make_optimizer(model, spec.lr, spec.wd, recipe)
     scaler = grad_scaler(placement)
     generator = torch.Generator().manual_seed(data_seed(spec))  # ... and the data order and augmentation
+    data = data.to(device)
+    extras = run_extras(spec, model, optimizer, data, placement)  # masks, gradient flow (or None)
 
     fingerprint = spec_fingerprint(spec)
-    progress = resume(files, fingerprint, model, optimizer, generator, scaler)
+    progress = resume(files, fingerprint, model, optimizer, generator, scaler, extras)
     if progress.next_epoch:
         log.info("%s: resuming at epoch %d from %s", spec.run_id, progress.next_epoch, files.checkpoint)
+    if extras is not None:
+        extras.start(progress)
 
-    data = data.to(device)
     session_start = time.perf_counter()
     before = progress.elapsed_s  # earlier sessions of a resumed run
     while not progress.finished(recipe.epochs):
@@ -109,13 +119,15 @@ def train_run(spec) -> dict:
             log.warning("%s: loss became NaN/inf in epoch %d at lr %.3g; stopping (diverged)", spec.run_id,
                         progress.next_epoch, lr)
         progress.end_epoch(lr=lr, train_loss=loss if finite else None, train_acc=train_acc, top1=top1, top5=top5)
+        if extras is not None:
+            extras.end_epoch(progress, recipe.epochs)
         progress.elapsed_s = before + time.perf_counter() - session_start
-        save_checkpoint(files.checkpoint, fingerprint, model, optimizer, generator, scaler, progress)
+        save_checkpoint(files.checkpoint, fingerprint, model, optimizer, generator, scaler, progress, extras)
 
     # Time before this process started (earlier sessions of a resumed run) plus this session,
     # including data loading and model building.
     wall = before + time.perf_counter() - started
-    return finish_run(spec, progress, model, data, placement, facts, wall_s=wall, engine="sequential")
+    return finish_run(spec, progress, model, data, placement, facts, wall_s=wall, engine="sequential", extras=extras)
 
 
 def _train_epoch(model, optimizer, data, recipe, generator, placement, scaler):

@@ -86,8 +86,10 @@ def fake_train_run(spec) -> dict:
     fail = os.environ.get("HPL_FAKE_FAIL")
     if fail and fail in spec.run_id:
         raise RuntimeError(f"fake failure of {spec.run_id}")
-    if spec.condition.pruned and not spec.arch:
+    if spec.condition.structured and not spec.arch:
         raise RuntimeError("pruned run without its architecture")
+    if spec.condition.sparse and not spec.sparsity:
+        raise RuntimeError("unstructured run without its masks")
     delay = float(os.environ.get("HPL_FAKE_EPOCH_S", "0"))
     while state["next_epoch"] < spec.recipe.epochs:
         time.sleep(delay)

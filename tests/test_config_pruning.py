@@ -36,7 +36,8 @@ def test_defaults_and_round_trip():
     ({"max_layer_prune": 0}, "pruning.max_layer_prune", "got 0"),
     ({"max_layer_prune": "0.9"}, "pruning.max_layer_prune", "got '0.9'"),
     ({"max_layer_prune": True}, "pruning.max_layer_prune", "got True"),
-    ({"cap": 0.5}, "pruning.cap", "is not a known key; allowed here: max_layer_prune, normalizer, source"),
+    ({"cap": 0.5}, "pruning.cap", "is not a known key; allowed here: max_layer_prune, normalizer, pipeline, "
+                                   "set_zeta, source, sparse_layer_floor"),
 ])
 def test_bad_pruning_settings_name_file_key_and_value(tmp_path, pruning, key, words):
     path = tmp_path / "bad.yaml"

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd",
                "seed", "recipe", "top1", "top5", "history", "epochs_completed", "wall_time_s", "params",
                "flops", "arch_hash", "diverged", "diverged_epoch", "device", "parametrisation", "provenance", "randomness",
-               "precision", "memory_format"}
+               "precision", "memory_format", "pipeline", "density", "dense_params", "dense_flops", "egf"}
 
 
 def make_spec(run_dir, *, log10_lr=-1.0, log10_wd=-4.0, seed=0, epochs=3, data=None, arch=None,
@@ -52,6 +52,8 @@ def test_record_has_contract_keys_and_is_strict_json(tmp_path):
     assert (rec["lr"], rec["wd"], rec["method"], rec["arch_hash"]) == (0.1, 1e-4, "none", None)
     info = model_info("resnet20", (1, 8, 8))  # resnet20 with a 1-channel stem, at 8×8
     assert (rec["params"], rec["flops"]) == (info.params, info.flops)
+    # an unmasked network costs its dense counts; its density is measured all the same
+    assert (rec["pipeline"], rec["egf"], rec["dense_flops"]) == ("retrain", None, info.flops) and rec["density"] > 0.99
     assert rec["top5"] is not None and rec["top5"] >= rec["top1"]
     assert rec["device"].startswith("cpu") and rec["provenance"]["versions"]["torch"] == torch.__version__
     assert "coupled L2" in rec["parametrisation"] and "BatchNorm and biases included" in rec["parametrisation"]

@@ -184,6 +184,26 @@ def synthetic_replicate_results(seeds=(0, 1, 2), noise: float = 0.15,
     return pd.DataFrame(rows)
 
 
+def synthetic_sparse_results() -> pd.DataFrame:
+    """:func:`synthetic_results` with an unstructured, fine-tuned condition and gradient flow.
+
+    ``global-0.4`` becomes ``magnitude-0.2-finetune`` (density 0.2, half its FLOPs); every run gets
+    ``pipeline`` and ``density`` and a constructed gradient flow (``egf2_mean`` = e^{±top-1/10},
+    ``egf1_mean`` = 3 × that) that falls with the top-1 for the basemodel and rises with it
+    elsewhere, so Kendall's τ is exactly −1 and +1. Constructed; never mistake it for a result.
+    """
+    t = synthetic_results()
+    sparse = t["condition"] == "global-0.4"
+    t.loc[sparse, ["condition", "method", "ratio"]] = ["magnitude-0.2-finetune", "magnitude", 0.2]
+    t["pipeline"] = np.where(sparse, "finetune", "retrain")
+    t["density"] = np.where(sparse, 0.2, 1.0)
+    t.loc[sparse, "flops"] = t.loc[sparse, "flops"] // 2
+    sign = np.where(t["condition"] == "base", -1.0, 1.0)
+    t["egf2_mean"] = np.exp(sign * t["top1"] / 10.0)
+    t["egf1_mean"] = 3 * t["egf2_mean"]
+    return t
+
+
 def write_example_results(path) -> Path:
     """Write :func:`synthetic_results` as a results CSV at ``path`` (atomically) and return it."""
     return write_text_atomic(Path(path), synthetic_results().to_csv(index=False))

@@ -559,3 +559,45 @@ class BootstrapInfo:
     level: float
     randomness: tuple  # ((condition, "independent" | "common"), ...)
     shift_x: float
+
+
+# --------------------------------------------------------------------------------------------
+# Sparsity and gradient flow (analysis/sparsity.py, analysis/gradient_flow.py)
+
+
+@dataclass(frozen=True)
+class EgfMap:
+    """One condition's effective gradient flow over the grid: ``values[i][j]`` is the seed-mean of
+    the runs' mean EGF_p at ``log10_lr[i]``, ``log10_wd[j]`` (NaN where no run measured it)."""
+
+    condition: str
+    p: int
+    log10_lr: tuple
+    log10_wd: tuple
+    values: tuple  # rows (lr) of columns (wd)
+
+
+@dataclass(frozen=True)
+class EgfCorrelation:
+    """Kendall's τ between a condition's runs' mean EGF_p and their final top-1 (non-diverged runs);
+    ``tau`` and ``p_value`` are NaN with a ``reason`` when fewer than three runs have both."""
+
+    condition: str
+    p: int
+    tau: float
+    p_value: float
+    n: int
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GradientFlowInfo:
+    """The gradient-flow maps and correlations of a study, conditions in the analysis' order;
+    empty with a ``reason`` when no run measured gradient flow."""
+
+    maps: tuple = ()  # EgfMap, for p = 1 then p = 2 per condition
+    correlations: tuple = ()  # EgfCorrelation, same order
+    reason: Optional[str] = None
+
+    def map(self, condition: str, p: int = 2) -> EgfMap:
+        return next(m for m in self.maps if m.condition == condition and m.p == p)
