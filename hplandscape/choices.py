@@ -11,3 +11,11 @@ EXECUTORS = ("local", "slurm", "debug")
 ENGINES = ("auto", "sequential", "fused")
 DEVICES = ("auto", "cpu", "cuda")
 PRUNING_SOURCES = ("trained", "random")
+
+# The analysis and the report (method §7–8): which accuracy, how landscapes share colours, which
+# static figure files; the CLI offers them without importing a plotting library.
+METRICS = ("top1", "top5")
+COLOUR_SCALES = ("condition", "shared")
+FIGURE_FORMATS = ("png", "svg", "pdf")
+DEFAULT_DPI = 150
+DPI_RANGE = (50, 1200)
