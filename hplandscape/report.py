@@ -26,7 +26,7 @@ from hplandscape import analysis
 from hplandscape.analysis.bootstrap import N_BOOT
 from hplandscape.analysis.info import StudyAnalysis, roi_key
 from hplandscape.analysis.notation import hp_text, metric_label, percent_text
-from hplandscape.analysis.verdict import EXTEND, describe_excess, describe_shift, seeds_line
+from hplandscape.analysis.verdict import EXTEND, describe_excess, describe_shift, format_p, seeds_line
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.provenance import git_state
 from hplandscape.report_parts import (DEFAULT_DPI, FigureOptions, Section, fig_div, figure_options, html_table,
@@ -296,6 +296,21 @@ def display_tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(rows1), pd.DataFrame(rows2)
 
 
+def shift_display(result: StudyAnalysis) -> pd.DataFrame:
+    """The shift of each pruned condition's optimum for reading: each axis with its simultaneous
+    95 % interval in brackets, the p-value and the verdict (``shift.csv`` has every bound apart)."""
+    rows = []
+    for c in result.conditions:
+        s = c.shift
+        if s is None:
+            continue
+        rows.append({"condition": c.name, "shift in log10 lr": _with_ci(s.log10_lr.estimate, s.log10_lr, "{:+.2f}"),
+                     "shift in log10 wd": _with_ci(s.log10_wd.estimate, s.log10_wd, "{:+.2f}"),
+                     "p": "—" if s.p_value is None else format_p(s.p_value).removeprefix("p = "),
+                     "verdict": s.verdict.replace("_", " ")})
+    return pd.DataFrame(rows)
+
+
 def prior_display(prior: pd.DataFrame) -> pd.DataFrame:
     """Table 3.4 for reading: accuracy at the prior (mean ± std over seeds), best, re-tuning gain."""
     def pm(mean, std):
@@ -355,9 +370,9 @@ def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = N
              f"({analysis.confidence_level(result.k):.2%}); accuracy: {metric}.", "", seeds_line(result), "",
              "## Can I keep the unpruned model's learning rate and weight decay?", ""]
     parts += [f"- **{md_text(name)}**: {md_text(text)}" for name, text in answers(result)]
-    shifts = analysis.shift_table(result)
+    shifts = shift_display(result)
     if len(shifts):
-        parts += ["", "## Did the optimum move?", "", md_text(_shift_words(result)), "", md_table(shifts, "{:.4g}")]
+        parts += ["", "## Did the optimum move?", "", md_text(_shift_words(result)), "", md_table(shifts)]
     parts += ["", "## Table 4.1: confidence ellipses (log10 units; centre = (wd, lr))", "",
               _TABLE_WORDS, "", md_table(t1), "",
               f"## Table 4.2: performance risk over the basemodel's {result.risk_x:g}-ROI", "",
@@ -395,10 +410,10 @@ def _html(result: StudyAnalysis, env: dict, sections=(), prior: pd.DataFrame = N
             f"<p>{esc(seeds_line(result))}</p>",
             "<h2>Can I keep the unpruned model's learning rate and weight decay?</h2>"]
     body += [f'<div class="answer"><b>{esc(n)}</b>: {esc(t)}</div>' for n, t in answers(result)]
-    shifts = analysis.shift_table(result)
+    shifts = shift_display(result)
     if len(shifts):
         body += ["<h2>Did the optimum move?</h2>", f"<p>{esc(_shift_words(result))}</p>",
-                 html_table(shifts, "{:.4g}")]
+                 html_table(shifts, "{:.3f}")]
     warns = _warnings(result)
     body.append("<h2>Warnings</h2>")
     body.append('<div class="warn"><ul>' + "".join(f"<li>{esc(w.strip())}</li>" for w in warns) + "</ul></div>"

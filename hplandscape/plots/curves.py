@@ -139,5 +139,7 @@ def curve_info(records: Iterable[dict], result: StudyAnalysis) -> CurveInfo:
     for c in result.conditions:
         mine = sorted(runs[c.name], key=lambda r: (r.role != "best", r.seed))
         title = c.name if c.method == "none" else f"{c.name} ({c.method}, {c.ratio:.0%} FLOPs)"
+        if prior is not None and GridPoint(c.best.log10_lr, c.best.log10_wd) == prior:
+            title += "; best = prior"  # one set of runs, drawn as the best point's
         panels.append(CurvePanelInfo(c.name, title, tuple(mine)))
     return CurveInfo(panels=tuple(panels), missing=missing)

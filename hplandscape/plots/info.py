@@ -118,6 +118,12 @@ class PanelInfo:
         return "best point" if len(self.best_ties) <= 1 else f"best points ({len(self.best_ties)} tied)"
 
 
+def common_best_label(panels) -> str:
+    """One legend entry for the stars of several panels: theirs when all agree, else a general one."""
+    labels = {p.best_label for p in panels}
+    return labels.pop() if len(labels) == 1 else "best point (every tie starred)"
+
+
 @dataclass(frozen=True)
 class LandscapeInfo:
     """Every condition's panel; ``zmin``/``zmax`` span all panels' colour ranges."""

@@ -14,8 +14,8 @@ from matplotlib.figure import Figure
 
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.choices import DEFAULT_DPI, FIGURE_FORMATS  # the static formats save() writes, by suffix
-from hplandscape.plots.info import (PanelInfo, WidthInfo, frontier_plot_info, landscape_info, panel_info,
-                                    ratio_plot_info, risk_plot_info)
+from hplandscape.plots.info import (PanelInfo, WidthInfo, common_best_label, frontier_plot_info, landscape_info,
+                                    panel_info, ratio_plot_info, risk_plot_info)
 
 CMAP = "viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"
@@ -25,7 +25,7 @@ _MAX_COLUMNS = 4  # condition columns per block of the study figure: wider studi
 DPI = DEFAULT_DPI
 
 
-def _decorate(ax, panel: PanelInfo, *, y_label: bool = True, notes: bool = True) -> None:
+def _decorate(ax, panel: PanelInfo, *, y_label: bool = True, notes: bool = True, best_name: str = None) -> None:
     for e in panel.ellipses:
         # dashed: the ROI touches the grid edge, so the grid cuts the ellipse off
         ax.plot(e.wd, e.lr, color=e.colour, lw=2.2, ls="--" if e.truncated else "-", label=e.name)
@@ -37,7 +37,7 @@ def _decorate(ax, panel: PanelInfo, *, y_label: bool = True, notes: bool = True)
                         capsize=3, marker="+", ms=7, ls="none", label=f"{e.label} centre, 95 % CI")
     ties = panel.best_ties or ((panel.best[0], panel.best[1]),)
     ax.plot([t[0] for t in ties], [t[1] for t in ties], marker="*", ms=15, color="red", mec="white", ls="none",
-            label=panel.best_label)
+            label=best_name or panel.best_label)
     ax.set_xticks(panel.wd_ticks[0], panel.wd_ticks[1], rotation=45, ha="right", fontsize=7)
     ax.set_yticks(panel.lr_ticks[0], panel.lr_ticks[1], fontsize=7)
     ax.set_xlim(*panel.wd_range)
@@ -64,23 +64,25 @@ def _figure_legend(fig: Figure, axes) -> None:
 
 def _colorbar(fig: Figure, mappable, axes, panel: PanelInfo):
     c = panel.colours
-    bar = fig.colorbar(mappable, ax=axes, label=c.label, shrink=0.9)
+    bar = fig.colorbar(mappable, ax=axes, shrink=0.9, aspect=35)
     bar.set_ticks(list(c.ticks), labels=list(c.tick_text))
+    bar.set_label(c.label, fontsize=8)
+    bar.ax.tick_params(labelsize=7)
     return bar
 
 
-def draw_contour(ax, panel: PanelInfo, legend: bool = False, *, y_label: bool = True):
+def draw_contour(ax, panel: PanelInfo, legend: bool = False, *, y_label: bool = True, best_name: str = None):
     """Interpolated contour of one panel on ``ax``; returns the mappable for a colour bar."""
     c = panel.colours
     m = ax.contourf(panel.mesh_wd, panel.mesh_lr, np.ma.masked_invalid(panel.mesh_z), levels=c.levels,
                     cmap=CMAP, vmin=c.zmin, vmax=c.zmax)
-    _decorate(ax, panel, y_label=y_label)
+    _decorate(ax, panel, y_label=y_label, best_name=best_name)
     if legend:
         ax.legend(loc="lower right", fontsize=7, facecolor=LEGEND_BG, framealpha=1.0)
     return m
 
 
-def draw_scatter(ax, panel: PanelInfo, legend: bool = False, *, y_label: bool = True):
+def draw_scatter(ax, panel: PanelInfo, legend: bool = False, *, y_label: bool = True, best_name: str = None):
     """Measured points of one panel on ``ax`` (diverged points as crosses)."""
     c = panel.colours
     ok = ~panel.diverged
@@ -89,7 +91,7 @@ def draw_scatter(ax, panel: PanelInfo, legend: bool = False, *, y_label: bool = 
     if panel.diverged.any():
         ax.scatter(panel.wd[panel.diverged], panel.lr[panel.diverged],
                    marker="x", c="black", s=40, label="diverged")
-    _decorate(ax, panel, y_label=y_label, notes=False)
+    _decorate(ax, panel, y_label=y_label, notes=False, best_name=best_name)
     if legend:
         ax.legend(loc="lower right", fontsize=7, facecolor=LEGEND_BG, framealpha=1.0)
     return m
@@ -120,10 +122,11 @@ def landscape_figure(result: StudyAnalysis, scale: str = "condition") -> Figure:
     fig = Figure(figsize=(3.6 * cols + 1.2, 6.6 * blocks + 1.0), layout="constrained")
     axes = np.atleast_2d(fig.subplots(2 * blocks, cols, squeeze=False))
     m = None
+    best_name = common_best_label(info.panels)
     for i, panel in enumerate(info.panels):
         top, col = 2 * (i // cols), i % cols
-        m = draw_contour(axes[top, col], panel, y_label=col == 0)
-        draw_scatter(axes[top + 1, col], panel, y_label=col == 0)
+        m = draw_contour(axes[top, col], panel, y_label=col == 0, best_name=best_name)
+        draw_scatter(axes[top + 1, col], panel, y_label=col == 0, best_name=best_name)
         axes[top, col].set_title(panel.title, fontsize=9)
         if scale == "condition":
             _colorbar(fig, m, [axes[top, col], axes[top + 1, col]], panel)
@@ -290,7 +293,7 @@ def ratio_curve_figure(result: StudyAnalysis) -> Figure:
 
 
 def curve_figure(info) -> Figure:
-    """Loss (top, log scale) and accuracy (bottom: held-out solid, training dotted) per epoch,
+    """Loss (top) and accuracy (bottom: held-out solid, training dotted) per epoch,
     one column per condition; blue at the best point, orange at the prior; ✕ where a run diverged."""
     from matplotlib.ticker import MaxNLocator
 
@@ -317,9 +320,7 @@ def curve_figure(info) -> Figure:
                           label="diverged (loss not finite)")
                 loss.annotate("diverged", (run.diverged_epoch, y), textcoords="offset points", xytext=(0, 6),
                               ha="center", color="red", fontsize=7)
-        if any(np.isfinite(r.train_loss).any() and (r.train_loss[np.isfinite(r.train_loss)] > 0).all()
-               for r in panel.runs):
-            loss.set_yscale("log")
+        loss.set_ylim(bottom=0)
         loss.set_title(panel.title, fontsize=9)
         acc.set_xlabel("epoch")
         for ax in (loss, acc):
@@ -329,7 +330,7 @@ def curve_figure(info) -> Figure:
             acc.set_ylabel("accuracy (%)")
         for ax in (loss, acc):
             ax.grid(True, alpha=0.3)
-            ax.tick_params(labelsize=7)
+            ax.tick_params(which="both", labelsize=7)
     for j in range(n, blocks * cols):
         axes[2 * (j // cols), j % cols].set_visible(False)
         axes[2 * (j // cols) + 1, j % cols].set_visible(False)
@@ -401,5 +402,11 @@ def pooled_risk_figure(info) -> Figure:
                         textcoords="offset points", ha="center", fontsize=8, weight="bold")
         ax.set_title(title, pad=16)
         ax.set_ylabel(unit)
+    from matplotlib.patches import Patch
+
+    methods = dict.fromkeys(b.method for b in info.boxes)
+    fig.legend([Patch(facecolor=next(b.colour for b in info.boxes if b.method == m)) for m in methods],
+               ["basemodel" if m == "none" else f"{m} pruning" for m in methods], loc="outside lower center",
+               ncols=len(methods), fontsize=8, facecolor=LEGEND_BG, framealpha=1.0)
     fig.suptitle(info.title + "\nbox: quartiles; solid line: median; dashed line: mean", fontsize=9)
     return fig

@@ -14,8 +14,8 @@ from plotly.subplots import make_subplots
 
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
-from hplandscape.plots.info import (PanelInfo, WidthInfo, frontier_plot_info, landscape_info, panel_info,
-                                    ratio_plot_info, risk_plot_info)
+from hplandscape.plots.info import (PanelInfo, WidthInfo, common_best_label, frontier_plot_info, landscape_info,
+                                    panel_info, ratio_plot_info, risk_plot_info)
 
 COLOURSCALE = "Viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"  # thesis Fig. 4.5: basemodel darker
@@ -46,7 +46,7 @@ def _axis_labels(fig: go.Figure, panel: PanelInfo, row: int, col: int, *, x_titl
                      range=list(panel.lr_range), row=row, col=col)
 
 
-def _overlays(fig: go.Figure, panel: PanelInfo, row: int, col: int, shown: set) -> None:
+def _overlays(fig: go.Figure, panel: PanelInfo, row: int, col: int, shown: set, best_name: str = None) -> None:
     """Ellipses, their centres' intervals and the best point(s); each legend entry once (``shown``
     holds the names already in the legend, so an ROI no panel draws is never listed)."""
     def legend(name: str) -> bool:
@@ -79,7 +79,7 @@ def _overlays(fig: go.Figure, panel: PanelInfo, row: int, col: int, shown: set) 
     ties = panel.best_ties or ((panel.best[0], panel.best[1]),)
     top1 = panel.best[2]
     fig.add_trace(go.Scatter(x=[t[0] for t in ties], y=[t[1] for t in ties], mode="markers",
-                             name=panel.best_label, legendgroup="best", showlegend=legend("best"),
+                             name=best_name or panel.best_label, legendgroup="best", showlegend=legend("best"),
                              marker=dict(symbol="star", size=14, color="red", line=dict(color="white", width=1)),
                              text=[f"best: {top1:.2f} at lr {hp_log10_text(t[1])}, wd {hp_log10_text(t[0])}"
                                    + (f" ({len(ties)} tied)" if len(ties) > 1 else "") for t in ties],
@@ -177,13 +177,14 @@ def landscape_figure(result: StudyAnalysis, scale: str = "condition") -> go.Figu
     fig = make_subplots(rows=2 * blocks, cols=cols, subplot_titles=titles,
                         horizontal_spacing=0.11 if own else 0.07, vertical_spacing=0.13 / blocks)
     shown: set = set()
+    best_name = common_best_label(info.panels)
     thin = 2 if cols >= 3 else 1  # narrow panels: every other tick, so labels never collide
     for i, panel in enumerate(info.panels):
         top, col = 2 * (i // cols) + 1, i % cols + 1
         _contour(fig, panel, top, col, colorbar=own or i == 0, beside=own)
         _scatter(fig, panel, top + 1, col, shown)
         for row in (top, top + 1):
-            _overlays(fig, panel, row, col, shown)
+            _overlays(fig, panel, row, col, shown, best_name)
             _axis_labels(fig, panel, row, col, y_title=col == 1, thin=thin)
         _notes(fig, panel, top, col)
     _layout(fig)
@@ -300,7 +301,7 @@ def width_figure(info: WidthInfo) -> go.Figure:
 
 
 def curve_figure(info) -> go.Figure:
-    """Loss (top, log scale) and accuracy (bottom: held-out solid, training dotted) per epoch,
+    """Loss (top) and accuracy (bottom: held-out solid, training dotted) per epoch,
     one column per condition; blue at the best point, orange at the prior; ✕ where a run diverged."""
     from hplandscape.plots.curves import ROLE_COLOURS
 
@@ -347,7 +348,7 @@ def curve_figure(info) -> go.Figure:
                                          legendgroup="diverged", showlegend=first,
                                          hovertemplate=f"{hover}: diverged at epoch {run.diverged_epoch}<extra></extra>"),
                               row=top, col=col)
-        fig.update_yaxes(type="log", title_text="training loss" if col == 1 else None, row=top, col=col)
+        fig.update_yaxes(title_text="training loss" if col == 1 else None, rangemode="tozero", row=top, col=col)
         fig.update_yaxes(title_text="accuracy (%)" if col == 1 else None, row=top + 1, col=col)
         fig.update_xaxes(title_text="epoch", row=top + 1, col=col)
     fig.update_xaxes(dtick=_epoch_step(info), tick0=0)  # whole epochs
@@ -416,7 +417,7 @@ def pooled_risk_figure(info) -> go.Figure:
                                                "%{y:.3f}<extra></extra>"), row=1, col=col)
     fig.update_yaxes(title_text=f"d ({info.metric} points)", row=1, col=1)
     fig.update_yaxes(title_text="dᴿ (% of the condition's best)", row=1, col=2)
-    fig.update_layout(height=520, autosize=True, legend=_legend(), margin=dict(t=90, b=110), boxmode="group",
+    fig.update_layout(height=520, autosize=True, legend=_legend(), margin=dict(t=90, b=110), boxmode="overlay",
                       title=dict(text=info.title + "<br><sup>box: quartiles, solid line: median, dashed line: mean"
                                                    "</sup>", x=0, xanchor="left"))
     return fig

@@ -75,14 +75,20 @@ def test_lr_and_wd_are_written_one_way_in_ticks_hovers_and_text():
 
 
 def test_every_tied_best_point_is_drawn_and_named():
-    rows = [{"condition": "base", "method": "none", "ratio": 1.0, "lr": 10 ** a, "wd": 10 ** b, "seed": 0,
-             "top1": 90.0 if (a, b) in ((-1, -4), (-2, -5)) else 85.0 - abs(a + 1) - abs(b + 4)}
+    rows = [{"condition": name, "method": method, "ratio": ratio, "lr": 10 ** a, "wd": 10 ** b, "seed": 0,
+             "top1": 90.0 if (a, b) in ties else 85.0 - abs(a + 1) - abs(b + 4)}
+            for name, method, ratio, ties in (("base", "none", 1.0, ((-1, -4), (-2, -5))),
+                                              ("uniform-0.5", "uniform", 0.5, ((-1, -4),)))
             for a in (-2, -1, 0) for b in (-5, -4, -3)]
     result = analysis.analyze(pd.DataFrame(rows), n_boot=99)
     p = panel_info(result, "base", mesh=5)
     assert p.best_ties == ((-5.0, -2.0), (-4.0, -1.0)) and p.best_label == "best points (2 tied)"
     stars = [t for t in plotly_backend.condition_panel(result, "base").data if t.name == p.best_label]
     assert len(stars) == 2 and all(len(t.x) == 2 for t in stars)  # both panels, both points
+    assert panel_info(result, "uniform-0.5", mesh=5).best_label == "best point"
+    # one legend entry for panels that differ, which fits them all
+    study = [t for t in plotly_backend.landscape_figure(result).data if t.legendgroup == "best"]
+    assert {t.name for t in study} == {"best point (every tie starred)"} and [len(t.x) for t in study] == [2, 2, 1, 1]
     text = "\n".join(t for _, t in answers(result))
     assert "tied with 1 other point" in text
 
