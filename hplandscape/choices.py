@@ -14,3 +14,11 @@ PRUNING_SOURCES = ("trained", "random")
 #: How a pruned condition trains: re-initialised from scratch (the method's) or fine-tuned from the
 #: trained basemodel's weights with its pruning applied.
 PIPELINES = ("retrain", "finetune")
+
+# The analysis and the report (method §7–8): which accuracy, how landscapes share colours, which
+# static figure files; the CLI offers them without importing a plotting library.
+METRICS = ("top1", "top5")
+COLOUR_SCALES = ("condition", "shared")
+FIGURE_FORMATS = ("png", "svg", "pdf")
+DEFAULT_DPI = 150
+DPI_RANGE = (50, 1200)

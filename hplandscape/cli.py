@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hplandscape.config import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, ENGINES, EXECUTORS, NORMALIZERS,
                                 PRUNING_METHODS)
+from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, FIGURE_FORMATS, METRICS
 from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, UserError
 
 
@@ -132,7 +133,8 @@ def cmd_analyze(args) -> int:
     from hplandscape import analysis
 
     table = analysis.load_results(args.source)
-    result = analysis.analyze(table, xs=tuple(args.x), k=args.k, base=args.base, n_boot=args.n_boot)
+    result = analysis.analyze(table, xs=tuple(args.x), k=args.k, base=args.base, n_boot=args.n_boot,
+                              metric=args.metric)
     from hplandscape.store import check_dir_target, output_dir
 
     out_dir = check_dir_target(args.out or output_dir(args.source, "analysis"), "the analysis folder")
@@ -146,10 +148,26 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from hplandscape.report import write_report
+    options = dict(xs=tuple(args.x), k=args.k, n_boot=args.n_boot, base=args.base, metric=args.metric,
+                   scale=args.color_scale, formats=args.format, dpi=args.dpi)
+    if len(args.source) > 1:
+        from hplandscape.report_multi import make_multi_report
 
-    path = write_report(args.source, out_dir=args.out, xs=tuple(args.x), k=args.k, n_boot=args.n_boot)
-    print(f"Report: {path}")
+        report = make_multi_report(args.source, out_dir=args.out, **options)
+        if args.json:
+            _print_json(report.to_json())
+        else:
+            print(f"Report over {len(args.source)} studies: {report.index}")
+        return EXIT_OK
+    from hplandscape.analysis import to_json
+    from hplandscape.report import make_report
+
+    report = make_report(args.source[0], out_dir=args.out, **options)
+    if args.json:
+        _print_json({"report": str(report.index), "summary": str(report.summary),
+                     "figures": [str(p) for p in report.figures], **to_json(report.result)})
+    else:
+        print(f"Report: {report.index}")
     return EXIT_OK
 
 
@@ -331,9 +349,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_collect)
 
     for name, func, helptext in (("analyze", cmd_analyze, "ROIs, confidence ellipses and performance risk"),
-                                 ("report", cmd_report, "self-contained HTML report and Markdown summary")):
+                                 ("report", cmd_report, "self-contained HTML report and Markdown summary; "
+                                                        "several sources: one report over all of them")):
         s = sub.add_parser(name, help=helptext)
-        s.add_argument("source", help="a study directory or a results CSV")
+        if name == "report":
+            s.add_argument("source", nargs="+", help="study directories or results CSVs; two or more give one "
+                                                     "report over all (pooled risk, combined tables)")
+        else:
+            s.add_argument("source", help="a study directory or a results CSV")
         s.add_argument("--x", type=_positive_float, nargs="+", default=[0.5, 1.0],
                        help="ROI widths in accuracy points (default: 0.5 1.0)")
         s.add_argument("--k", type=_positive_float, default=2.0, help="ellipse SDE multiplier (default 2)")
@@ -341,9 +364,21 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--n-boot", type=_positive_int, default=1999, metavar="B",
                        help="bootstrap resamples per condition for the intervals over seeds (default 1999, "
                             "at least 99)")
-        if name == "analyze":
-            s.add_argument("--base", help="name of the basemodel condition (default: the one with method none)")
-            s.add_argument("--json", action="store_true", help="machine-readable output")
+        s.add_argument("--base", help="name of the basemodel condition (default: the one with method none)")
+        s.add_argument("--metric", choices=METRICS, default="top1",
+                       help="the accuracy analysed (default top1; top5 where the records have it)")
+        s.add_argument("--json", action="store_true", help="machine-readable output"
+                       + (" (the analyze --json document plus the files written)" if name == "report" else ""))
+        if name == "report":
+            s.add_argument("--color-scale", choices=COLOUR_SCALES, default="condition",
+                           help="landscape colours: each condition its own range (default), or one shared range "
+                                "that still shows every condition's near-optimal band")
+            s.add_argument("--format", default="png", metavar="FORMATS",
+                           help=f"static figure formats, comma-separated from {','.join(FIGURE_FORMATS)} "
+                                "(default png; svg and pdf are vector figures for a paper)")
+            s.add_argument("--dpi", type=_positive_int, default=DEFAULT_DPI,
+                           help=f"resolution of PNG figures (default {DEFAULT_DPI}, from {DPI_RANGE[0]} to "
+                                f"{DPI_RANGE[1]})")
         s.set_defaults(func=func)
 
     s = sub.add_parser("export", help="write the results as Optuna studies (one per condition) and/or Parquet")

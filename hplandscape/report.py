@@ -1,7 +1,12 @@
-"""The study report: a self-contained HTML page, a Markdown summary, CSV tables and PNG figures.
+"""The study report: a self-contained HTML page, a Markdown summary, CSV tables and static figures.
 
 The HTML works offline: plotly.js is embedded once in the page head and every figure is written
 without it, so the page stays ~5 MB however many figures it holds and never reaches for a CDN.
+Figures size themselves to the page, and wide tables scroll in their own box, so the page never
+scrolls sideways. Static figures are PNG by default, SVG and PDF on request (for a paper).
+
+Numbers follow one convention (:mod:`hplandscape.analysis.notation`): lr and wd as ``3.2e-5``,
+relative risk in percent, accuracies with two decimals.
 """
 
 from __future__ import annotations
@@ -10,19 +15,23 @@ import datetime as _dt
 import html
 import json
 import platform
-import re
 import socket
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import N_BOOT
 from hplandscape.analysis.info import StudyAnalysis, roi_key
-from hplandscape.analysis.verdict import EXTEND, describe_excess, describe_shift, seeds_line
+from hplandscape.analysis.notation import hp_text, metric_label, percent_text
+from hplandscape.analysis.verdict import EXTEND, describe_excess, describe_shift, format_p, seeds_line
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.provenance import git_state
+from hplandscape.report_parts import (DEFAULT_DPI, FigureOptions, Section, fig_div, figure_options, html_table,
+                                      md_figure, md_table, md_text, page, slug)
+from hplandscape.report_study import pruned_specs, study_sections, width_section  # noqa: F401 (public names)
 
 # version key -> distribution name; read from the installed metadata, so no package is imported
 # (a report must not pay for importing torch; each run record keeps torch's full build tag).
@@ -31,13 +40,36 @@ _PACKAGES = {"hplandscape": "hplandscape", "numpy": "numpy", "scipy": "scipy", "
              "torch_pruning": "torch-pruning"}
 
 
-def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, n_boot: int = N_BOOT) -> Path:
+class Report(NamedTuple):
+    """What :func:`make_report` wrote: the page, the summary, the analysis, the figure files."""
+
+    index: Path
+    summary: Path
+    result: StudyAnalysis
+    figures: tuple
+
+
+def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, n_boot: int = N_BOOT, *,
+                 base=None, metric: str = "top1", scale: str = "condition", formats="png",
+                 dpi: int = DEFAULT_DPI) -> Path:
+    """Analyse a study and write its report; returns the ``index.html`` written.
+
+    The parameters are those of :func:`make_report`, which also returns the analysis.
+    """
+    return make_report(study_dir_or_csv, out_dir, xs, k, n_boot, base=base, metric=metric, scale=scale,
+                       formats=formats, dpi=dpi).index
+
+
+def make_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, n_boot: int = N_BOOT, *,
+                base=None, metric: str = "top1", scale: str = "condition", formats="png",
+                dpi: int = DEFAULT_DPI) -> Report:
     """Analyse a study and write its report.
 
     Parameters
     ----------
     study_dir_or_csv : str, os.PathLike or pandas.DataFrame
-        A study directory (``results.csv`` is read, or collected first) or a results CSV.
+        A study directory (its records are collected afresh) or a results CSV. A study directory
+        adds the grid map, the training curves and the pruned widths.
     out_dir : str or os.PathLike, optional
         Where to write; default ``STUDY/report/`` for a study, ``report/`` next to a CSV.
     xs : sequence of float
@@ -47,21 +79,35 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, 
     n_boot : int
         Bootstrap resamples per condition for the intervals over seeds (see
         :func:`hplandscape.analysis.analyze`).
+    base : str, optional
+        The basemodel condition; by default the one with method ``none``.
+    metric : {"top1", "top5"}
+        The accuracy the report is about. With ``top1`` and top-5 values in the results, the
+        top-5 landscapes are added too (the method's Fig. 4.3).
+    scale : {"condition", "shared"}
+        The landscapes' colours: each condition its own range (default), or one range for all
+        that still reaches every condition's near-optimal band.
+    formats : str or sequence of str
+        Static figure formats, ``"png"``, ``"svg"``, ``"pdf"`` or several (``"png,pdf"``).
+    dpi : int
+        Resolution of PNG figures.
 
     Returns
     -------
-    pathlib.Path
-        The ``index.html`` written. Next to it: ``summary.md``, ``table_4_1.csv``,
-        ``table_4_2.csv``, ``shift.csv``, ``importance.csv``, ``frontier.csv``,
-        ``ratio_curves.csv``, ``analysis.json`` and ``figures/*.png``.
+    Report
+        ``index.html`` and ``summary.md``; next to them ``table_4_1.csv``, ``table_4_2.csv``,
+        ``table_3_4.csv``, ``shift.csv``, ``importance.csv``, ``frontier.csv``,
+        ``ratio_curves.csv``, ``analysis.json`` and ``figures/*.{png,svg,pdf}``.
 
     Raises
     ------
     hplandscape.errors.UserError
-        When the results cannot be read or analysed (see :func:`hplandscape.analysis.analyze`).
+        When the results cannot be read or analysed (see :func:`hplandscape.analysis.analyze`)
+        or an option is out of range (the message names it).
     """
+    opts = figure_options(formats, dpi, scale)
     table = analysis.load_results(study_dir_or_csv)
-    result = analysis.analyze(table, xs=xs, k=k, n_boot=n_boot)
+    result = analysis.analyze(table, xs=xs, k=k, base=base, n_boot=n_boot, metric=metric)
     from hplandscape.store import check_dir_target
 
     out = check_dir_target(Path(out_dir) if out_dir is not None else _default_out(study_dir_or_csv),
@@ -69,16 +115,27 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, 
     out.mkdir(parents=True, exist_ok=True)
     analysis.write_tables(result, out)
     analysis.write_json(result, out / "analysis.json")
-    figures = _static_figures(result, out / "figures") + _beyond_figures(result, out / "figures")
+    prior = analysis.prior_table(table, result)
+    write_text_atomic(out / "table_3_4.csv", prior.to_csv(index=False))
+    folder = out / "figures"
+    figures = _static_figures(result, folder, opts) + _beyond_figures(result, folder, opts)
     _write_beyond_tables(result, out)
+    sections = []
+    top5 = top5_section(table, result, out, opts, xs=xs, k=k, n_boot=n_boot)
+    if top5 is not None:
+        sections.append(top5)
+    sections += study_sections(study_dir_or_csv, result, out, opts)
+    figures += [p for s in sections for p in s.figures]
     env = environment()
-    md_widths, html_widths = width_section(study_dir_or_csv, result, out)
     from hplandscape.sparsity_report import sparsity_section
 
     md_sparse, html_sparse = sparsity_section(table, result, out)
-    md_sections = md_widths + md_sparse
-    write_text_atomic(out / "summary.md", summary_markdown(result, env, figures, out, sections=md_sections))
-    return write_text_atomic(out / "index.html", _html(result, env, sections=html_widths + html_sparse))
+    summary = write_text_atomic(out / "summary.md", summary_markdown(
+        result, env, figures, out, sections=[s.markdown for s in sections] + md_sparse, prior=prior,
+        scale=opts.scale))
+    index = write_text_atomic(out / "index.html", _html(result, env, sections=[s.html for s in sections] + html_sparse,
+                                                        prior=prior, scale=opts.scale))
+    return Report(index=index, summary=summary, result=result, figures=tuple(figures))
 
 
 def _default_out(source) -> Path:
@@ -106,20 +163,34 @@ def environment() -> dict:
             "git_commit": commit, "git_dirty": dirty, "host": socket.gethostname()}
 
 
-def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-
-
-def _static_figures(result: StudyAnalysis, folder: Path) -> list[Path]:
+def _static_figures(result: StudyAnalysis, folder: Path, opts: FigureOptions) -> list[Path]:
     from hplandscape.plots import mpl_backend as mb  # late: matplotlib is only needed here
 
-    figs = [("landscapes.png", mb.landscape_figure(result)), ("risk.png", mb.risk_boxplot(result))]
-    figs += [(f"panel_{_slug(n)}.png", mb.condition_panel(result, n)) for n in result.names]
-    paths = []
-    for name, fig in figs:
-        mb.save(fig, folder / name)
-        paths.append(folder / name)
+    paths = opts.save(mb.landscape_figure(result, scale=opts.scale), folder, "landscapes")
+    paths += opts.save(mb.risk_boxplot(result), folder, "risk")
+    for n in result.names:
+        paths += opts.save(mb.condition_panel(result, n, scale=opts.scale), folder, f"panel_{slug(n)}")
     return paths
+
+
+def top5_section(table, result: StudyAnalysis, out: Path, opts: FigureOptions, **analyze_kw):
+    """The top-5 landscapes (the method's Fig. 4.3) when a top-1 report's results hold top-5; else None."""
+    if result.metric != "top1" or not analysis.has_metric(table, "top5"):
+        return None
+    from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+
+    r5 = analysis.analyze(table, base=result.base, metric="top5", **analyze_kw)
+    paths = opts.save(mb.landscape_figure(r5, scale=opts.scale), out / "figures", "landscapes_top5")
+    rows = pd.DataFrame([{"condition": c.name, "best top-5": f"{c.best.top1:.2f}",
+                          "at lr": hp_text(c.best.lr), "at wd": hp_text(c.best.wd),
+                          "d_mean": f"{c.risk.d_mean:.3f}", "dR_mean": percent_text(c.risk.dR_mean)}
+                         for c in r5.conditions])
+    words = ("The same analysis on top-5 accuracy (the method's Fig. 4.3): landscapes, and each condition's "
+             f"best top-5 and risk over the basemodel's {r5.risk_x:g}-ROI of top-5.")
+    md = ["## Top-5 landscapes", "", words, "", md_table(rows), "", *md_figure(paths, out), ""]
+    body = ["<h2>Top-5 landscapes</h2>", f"<p>{html.escape(words)}</p>", html_table(rows, "{:.3f}"),
+            fig_div(pb.landscape_figure(r5, scale=opts.scale), "landscapes-top5")]
+    return Section("\n".join(md), "\n".join(body), tuple(paths))
 
 
 # ---------------------------------------------------------------------------------- plain words
@@ -133,10 +204,13 @@ def answers(result: StudyAnalysis) -> list[tuple[str, str]]:
     """
     base = result.base_condition
     n_r = len(base.risk.points) + len(base.risk.missing)
+    metric = metric_label(result.metric)
     out = []
     for c in result.conditions:
         r = c.risk
-        best = f"{c.best.top1:.2f} % at lr {c.best.lr:.3g}, wd {c.best.wd:.3g}"
+        ties = len(c.best_ties)
+        best = (f"{c.best.top1:.2f} % at lr {hp_text(c.best.lr)}, wd {hp_text(c.best.wd)}"
+                + (f", tied with {ties - 1} other point{'s' if ties > 2 else ''}" if ties > 1 else ""))
         shift = f" Its optimum: {describe_shift(c.shift)}." if c.shift is not None else ""
         if r.n == 0:
             out.append((c.name, f"No run of {c.name} lies in the unpruned model's near-optimal region, so its "
@@ -144,8 +218,8 @@ def answers(result: StudyAnalysis) -> list[tuple[str, str]]:
             continue
         ci = c.replicates.d_mean if c.replicates is not None else None
         ci_text = (f"; 95 % CI of the mean {ci.lo:.2f} to {ci.hi:.2f}" if ci is not None and ci.defined else "")
-        cost = (f"costs {r.d_mean:.2f} points of top-1 on average (std {r.d_std:.2f}, worst {r.d_max:.2f}; "
-                f"relative {100 * r.dR_mean:.2f} %{ci_text}) against its own best ({best})")
+        cost = (f"costs {r.d_mean:.2f} points of {metric} on average (std {r.d_std:.2f}, worst {r.d_max:.2f}; "
+                f"relative {percent_text(r.dR_mean)}{ci_text}) against its own best ({best})")
         if c.name == result.base:
             text = (f"Within the unpruned model's own near-optimal region ({r.n} settings within "
                     f"{result.risk_x:g} points of its best), picking any setting {cost}. This is the "
@@ -180,23 +254,7 @@ def _warnings(result: StudyAnalysis) -> list[str]:
     return analysis.warning_lines(result)
 
 
-# ---------------------------------------------------------------------------------- markdown
-
-def _md(text) -> str:
-    """A name or value as Markdown text: HTML in condition names or paths shows as text, and a
-    ``|`` cannot break a table."""
-    return html.escape(str(text), quote=False).replace("|", "\\|")
-
-
-def _md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
-    def cell(v):
-        if isinstance(v, float):
-            return "—" if v != v else floatfmt.format(v)
-        return _md(v)
-    lines = ["| " + " | ".join(df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
-
+# ---------------------------------------------------------------------------------- tables
 
 def _with_ci(value, interval=None, fmt: str = "{:.2f}") -> str:
     """``0.26 [0.18, 0.34]``: a number with its 95 % interval over seeds, when there is one."""
@@ -211,150 +269,190 @@ def _with_ci(value, interval=None, fmt: str = "{:.2f}") -> str:
 def display_tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Tables 4.1 and 4.2 for reading: each number with its 95 % interval in brackets.
 
-    The CSV files (:func:`hplandscape.analysis.tables`) hold the same numbers one per column.
+    Table 4.1 has one row per condition and ROI (so it fits a page however many ROIs there are);
+    Table 4.2 one row per condition, relative risk in percent. The CSV files
+    (:func:`hplandscape.analysis.tables`) hold the same numbers one per column.
     """
     rows1, rows2 = [], []
+    metric = metric_label(result.metric)
     for c in result.conditions:
         rep = c.replicates if c.replicates is not None and c.replicates.replicated else None
-        row = {"condition": c.name, "best top-1": _with_ci(c.best.top1, rep and rep.best_top1)}
         for r in c.rois:
             e, ci = r.ellipse, rep.ellipse(r.x) if rep is not None else None
-            row[f"{r.key}-ROI n"] = r.n
+            row = {"condition": c.name, "ROI": f"{r.key}-ROI", "n": r.n}
             for name, label in (("length", "length"), ("width", "width"), ("centre_log10_wd", "centre wd"),
                                 ("centre_log10_lr", "centre lr")):
-                row[f"{r.key} {label}"] = _with_ci(None if e is None else getattr(e, name), ci and getattr(ci, name))
-            row[f"{r.key} angle"] = "—" if e is None else f"{e.angle_deg:.1f}°"
+                row[label] = _with_ci(None if e is None else getattr(e, name), ci and getattr(ci, name))
+            row["angle"] = "—" if e is None else f"{e.angle_deg:.1f}°"
             edge = ", ".join(r.touches_edge)
-            row[f"{r.key} grid edge"] = ("inside" if not r.truncated else f"touches {edge}" if e is None
-                                         else f"truncated: {edge}")
-        rows1.append(row)
+            row["grid edge"] = ("inside" if not r.truncated else f"touches {edge}" if e is None
+                                else f"truncated: {edge}")
+            rows1.append(row)
         k = c.risk
         excess = rep.excess_over_base if rep is not None else None
-        rows2.append({"condition": c.name, "n": k.n, "d_mean": _with_ci(k.d_mean, rep and rep.d_mean, "{:.3f}"),
+        rows2.append({"condition": c.name, f"best {metric}": _with_ci(c.best.top1, rep and rep.best_top1),
+                      "n": k.n, "d_mean": _with_ci(k.d_mean, rep and rep.d_mean, "{:.3f}"),
                       "d_std": _with_ci(k.d_std, rep and rep.d_std, "{:.3f}"),
-                      "dR_mean": _with_ci(k.dR_mean, None, "{:.4f}"), "dR_std": _with_ci(k.dR_std, None, "{:.4f}"),
-                      "worst": _with_ci(k.d_max, None, "{:.3f}"),
+                      "dR_mean": percent_text(k.dR_mean), "dR_std": percent_text(k.dR_std),
+                      "worst d": _with_ci(k.d_max, None, "{:.3f}"),
                       "excess over base": _with_ci(k.d_mean - result.base_condition.risk.d_mean, excess, "{:+.3f}"),
                       "missing": len(k.missing)})
     return pd.DataFrame(rows1), pd.DataFrame(rows2)
 
 
-def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = None, sections=()) -> str:
-    """The Markdown summary: answers, the shift of each optimum, tables, warnings, environment."""
-    t1, t2 = display_tables(result)
-    parts = [f"# hplandscape report: {_md(result.source)}", "",
-             f"Basemodel: **{_md(result.base)}**; grid {len(result.grid.log10_lr)} lr × {len(result.grid.log10_wd)} wd; "
-             f"seeds {', '.join(map(str, result.seeds))}; ellipses at k = {result.k:g} "
-             f"({analysis.confidence_level(result.k):.2%}).", "", seeds_line(result), "",
-             "## Can I keep the unpruned model's learning rate and weight decay?", ""]
-    parts += [f"- **{_md(name)}**: {_md(text)}" for name, text in answers(result)]
-    shifts = analysis.shift_table(result)
-    if len(shifts):
-        parts += ["", "## Did the optimum move?", "", _md(_shift_words(result)), "", _md_table(shifts, "{:.4g}")]
-    parts += ["", "## Table 4.1: confidence ellipses (log10 units)", "",
-              _TABLE_WORDS, "", _md_table(t1), "",
-              f"## Table 4.2: performance risk over the basemodel's {result.risk_x:g}-ROI", "",
-              _md_table(t2, "{:.4f}"), ""]
-    parts += beyond_markdown(result)
-    warns = _warnings(result)
-    parts += ["## Warnings", ""] + ([f"- {_md(w.strip())}" for w in warns] or ["- none"]) + [""]
-    if figures:
-        parts += ["## Figures", ""]
-        parts += [f"![{p.stem}]({p.relative_to(out).as_posix() if out else p})" for p in figures]
-        parts += [""]
-    parts += [*sections]
-    parts += ["## Environment", "", "```json", json.dumps(env, indent=2), "```", ""]
-    return "\n".join(parts)
+def shift_display(result: StudyAnalysis) -> pd.DataFrame:
+    """The shift of each pruned condition's optimum for reading: each axis with its simultaneous
+    95 % interval in brackets, the p-value and the verdict (``shift.csv`` has every bound apart)."""
+    rows = []
+    for c in result.conditions:
+        s = c.shift
+        if s is None:
+            continue
+        rows.append({"condition": c.name, "shift in log10 lr": _with_ci(s.log10_lr.estimate, s.log10_lr, "{:+.2f}"),
+                     "shift in log10 wd": _with_ci(s.log10_wd.estimate, s.log10_wd, "{:+.2f}"),
+                     "p": "—" if s.p_value is None else format_p(s.p_value).removeprefix("p = "),
+                     "verdict": s.verdict.replace("_", " ")})
+    return pd.DataFrame(rows)
+
+
+def prior_display(prior: pd.DataFrame) -> pd.DataFrame:
+    """Table 3.4 for reading: accuracy at the prior (mean ± std over seeds), best, re-tuning gain."""
+    def pm(mean, std):
+        return "—" if mean != mean else f"{mean:.2f}" + ("" if std != std or std == 0 else f" ± {std:.2f}")
+    rows = []
+    top5 = prior["top5_mean"].notna().any()
+    for r in prior.itertuples(index=False):
+        row = {"condition": r.condition, "lr": hp_text(r.lr), "wd": hp_text(r.wd), "seeds": r.n_seeds,
+               "top-1 at the prior": pm(r.top1_mean, r.top1_std)}
+        if top5:
+            row["top-5 at the prior"] = pm(r.top5_mean, r.top5_std)
+        row["best top-1 on the grid"] = "—" if r.best_top1 != r.best_top1 else f"{r.best_top1:.2f}"
+        row["re-tuning gain"] = "—" if r.retuning_gain != r.retuning_gain else f"{r.retuning_gain:+.2f}"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+_PRIOR_WORDS = ("Accuracy at the basemodel's prior, where an untuned practitioner starts (the method's Table 3.4), "
+                "mean ± population std over seeds; the re-tuning gain is the best seed-averaged top-1 on the grid "
+                "minus it.")
+
+
+def _landscape_words(result: StudyAnalysis, scale: str) -> str:
+    colours = ("Each condition has its own colour range (the top 15 % of its observations, reaching at least "
+               f"{2 * max(result.xs):g} points below its best, so its near-optimal band always shows): compare "
+               "colours within a column, and numbers (colour bars, tables) across columns." if scale == "condition"
+               else "One colour range for all conditions (the top 15 % of all observations, widened down to every "
+                    "condition's own near-optimal band, so no panel is one flat colour).")
+    return ("Top row: interpolated contour; bottom row: measured points (mean over seeds; crosses: diverged). "
+            "White: 1.0-ROI ellipse; black: 0.5-ROI ellipse; dashed: the ROI touches the grid's edge, so the grid "
+            "truncates the ellipse; an ROI of fewer than 5 points has no ellipse, which its panel says; error "
+            "bars on an ellipse's centre: its 95 % interval over seeds; stars: the best point (every one, when "
+            f"several tie). {colours} lr and wd are written as 3.2e-5 throughout.")
 
 
 _TABLE_WORDS = ("Brackets: 95 % bootstrap intervals over seeds (with two or more seeds). \"grid edge\": "
                 "\"truncated\" when the ROI touches the grid's edge on the sides named, so the grid cuts the "
                 f"ellipse off: run {EXTEND} to enclose it. The CSV files next to this report hold every "
                 "number in its own column.")
+_RISK_WORDS = ("d: the accuracy points lost against the condition's own best by keeping one of the basemodel's "
+               "near-optimal settings; dᴿ: the same in percent of that best. Boxes: quartiles, solid line: "
+               "median, dashed line: mean (the d_mean of the text and Table 4.2); diamonds with error bars: d_mean "
+               "and its 95 % interval over seeds (with two or more seeds).")
+
+
+# ---------------------------------------------------------------------------------- markdown
+
+def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = None, sections=(),
+                     prior: pd.DataFrame = None, scale: str = "condition") -> str:
+    """The Markdown summary: answers, the shift of each optimum, tables, warnings, figures,
+    the sections only a study directory gives, environment."""
+    t1, t2 = display_tables(result)
+    metric = metric_label(result.metric)
+    parts = [f"# hplandscape report: {md_text(result.source)}", "",
+             f"Basemodel: **{md_text(result.base)}**; grid {len(result.grid.log10_lr)} lr × {len(result.grid.log10_wd)} wd; "
+             f"seeds {', '.join(map(str, result.seeds))}; ellipses at k = {result.k:g} "
+             f"({analysis.confidence_level(result.k):.2%}); accuracy: {metric}.", "", seeds_line(result), "",
+             "## Can I keep the unpruned model's learning rate and weight decay?", ""]
+    parts += [f"- **{md_text(name)}**: {md_text(text)}" for name, text in answers(result)]
+    shifts = shift_display(result)
+    if len(shifts):
+        parts += ["", "## Did the optimum move?", "", md_text(_shift_words(result)), "", md_table(shifts)]
+    parts += ["", "## Table 4.1: confidence ellipses (log10 units; centre = (wd, lr))", "",
+              _TABLE_WORDS, "", md_table(t1), "",
+              f"## Table 4.2: performance risk over the basemodel's {result.risk_x:g}-ROI", "",
+              md_text(_RISK_WORDS), "", md_table(t2, "{:.4f}"), ""]
+    if prior is not None:
+        parts += ["## Table 3.4: accuracy at the prior", "", _PRIOR_WORDS, "", md_table(prior_display(prior)), ""]
+    parts += beyond_markdown(result)
+    warns = _warnings(result)
+    parts += ["## Warnings", ""] + ([f"- {md_text(w.strip())}" for w in warns] or ["- none"]) + [""]
+    if figures:
+        parts += ["## Figures", "", md_text(_landscape_words(result, scale)), ""]
+        stems = {}
+        for p in figures:
+            stems.setdefault(p.with_suffix(""), []).append(p)
+        for group in stems.values():
+            parts += md_figure(group, out)
+        parts += [""]
+    parts += [*sections]
+    parts += ["## Environment", "", "```json", json.dumps(env, indent=2), "```", ""]
+    return "\n".join(parts)
+
 
 # ---------------------------------------------------------------------------------- HTML
 
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1500px;padding:0 1em;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:.9em}
-td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
-th{background:#f2f2f2} td:first-child{text-align:left}
-.warn{background:#fff4e0;border-left:4px solid #e69500;padding:.5em 1em}
-.answer{background:#eef5ff;border-left:4px solid #3a6fd8;padding:.5em 1em;margin:.5em 0}
-pre{background:#f6f6f6;padding:1em;overflow-x:auto}
-"""
-
-
-def _html_table(df: pd.DataFrame, floatfmt: str) -> str:
-    return df.to_html(index=False, float_format=lambda v: floatfmt.format(v), na_rep="—", border=0)
-
-
-def _html(result: StudyAnalysis, env: dict, sections=()) -> str:
-    import plotly.offline as po
-
+def _html(result: StudyAnalysis, env: dict, sections=(), prior: pd.DataFrame = None,
+          scale: str = "condition") -> str:
     from hplandscape.plots import plotly_backend as pb  # late: plotly is only needed here
-
-    def fig_div(fig, div_id):
-        return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id,
-                           config={"displaylogo": False, "responsive": True})
 
     t1, t2 = display_tables(result)
     esc = html.escape
     body = [f"<h1>hplandscape report</h1><p>Results: <code>{esc(result.source)}</code>. Basemodel: "
             f"<b>{esc(result.base)}</b>; grid {len(result.grid.log10_lr)} lr × {len(result.grid.log10_wd)} wd; "
             f"seeds {esc(', '.join(map(str, result.seeds)))}; ellipses at k = {result.k:g} "
-            f"({analysis.confidence_level(result.k):.2%}).</p>",
+            f"({analysis.confidence_level(result.k):.2%}); accuracy: {metric_label(result.metric)}.</p>",
             f"<p>{esc(seeds_line(result))}</p>",
             "<h2>Can I keep the unpruned model's learning rate and weight decay?</h2>"]
     body += [f'<div class="answer"><b>{esc(n)}</b>: {esc(t)}</div>' for n, t in answers(result)]
-    shifts = analysis.shift_table(result)
+    shifts = shift_display(result)
     if len(shifts):
         body += ["<h2>Did the optimum move?</h2>", f"<p>{esc(_shift_words(result))}</p>",
-                 _html_table(shifts, "{:.4g}")]
+                 html_table(shifts, "{:.3f}")]
     warns = _warnings(result)
     body.append("<h2>Warnings</h2>")
     body.append('<div class="warn"><ul>' + "".join(f"<li>{esc(w.strip())}</li>" for w in warns) + "</ul></div>"
                 if warns else "<p>No missing or diverged runs; every 1.0-ROI lies inside the grid.</p>")
-    body += ["<h2>Landscapes</h2>",
-             "<p>Top row: interpolated contour; bottom row: measured points (mean over seeds; crosses: "
-             "diverged). White: 1.0-ROI ellipse; black: 0.5-ROI ellipse; dashed: the ROI touches the grid's "
-             "edge, so the grid truncates the ellipse; error bars on an ellipse's centre: its 95 % interval over "
-             "seeds; star: best point. Colours cover the top 15 % of all observations, shared across "
-             "conditions.</p>",
-             fig_div(pb.landscape_figure(result), "landscapes"),
-             "<h2>Performance risk</h2>",
-             "<p>Boxes: d over the basemodel's near-optimal settings; diamonds with error bars: d_mean and its "
-             "95 % interval over seeds (with two or more seeds).</p>",
+    body += ["<h2>Landscapes</h2>", f"<p>{esc(_landscape_words(result, scale))}</p>",
+             fig_div(pb.landscape_figure(result, scale=scale), "landscapes"),
+             "<h2>Performance risk</h2>", f"<p>{esc(_RISK_WORDS)}</p>",
              fig_div(pb.risk_boxplot(result), "risk"),
-             f"<h3>Table 4.2: risk over the basemodel's {result.risk_x:g}-ROI</h3>", _html_table(t2, "{:.4f}"),
+             f"<h3>Table 4.2: risk over the basemodel's {result.risk_x:g}-ROI</h3>", html_table(t2, "{:.4f}"),
              "<h3>Table 4.1: confidence ellipses (log10 units; centre = (wd, lr))</h3>",
-             f"<p>{esc(_TABLE_WORDS)}</p>", _html_table(t1, "{:.3f}"),
-             "<h2>Per condition</h2>"]
+             f"<p>{esc(_TABLE_WORDS)}</p>", html_table(t1, "{:.3f}")]
+    if prior is not None:
+        body += ["<h3>Table 3.4: accuracy at the prior</h3>", f"<p>{esc(_PRIOR_WORDS)}</p>",
+                 html_table(prior_display(prior), "{:.2f}")]
+    body.append("<h2>Per condition</h2>")
     for i, name in enumerate(result.names):
-        body += [f"<h3>{esc(name)}</h3>", fig_div(pb.condition_panel(result, name), f"panel-{i}")]
-    body += _beyond_html(result, fig_div)
+        body += [f"<h3>{esc(name)}</h3>", fig_div(pb.condition_panel(result, name, scale=scale), f"panel-{i}")]
     body += [*sections]
+    body += _beyond_html(result)
     body += ["<h2>Environment</h2>", f"<pre>{esc(json.dumps(env, indent=2))}</pre>"]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>hplandscape report: {esc(result.source)}</title><style>{_CSS}</style>"
-            f"<script type=\"text/javascript\">{po.get_plotlyjs()}</script></head>\n<body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    return page(f"hplandscape report: {result.source}", body)
 
 
 # ---------------------------------------------------------------------------------- beyond the method
 
-def _beyond_figures(result: StudyAnalysis, folder: Path) -> list[Path]:
-    """``frontier.png`` when the conditions have FLOPs, ``ratio_curves.png`` when a curve was fitted."""
+def _beyond_figures(result: StudyAnalysis, folder: Path, opts: FigureOptions) -> list[Path]:
+    """``frontier`` when the conditions have FLOPs, ``ratio_curves`` when a curve was fitted."""
     from hplandscape.plots import mpl_backend as mb  # late: matplotlib is only needed here
 
-    figs = []
+    paths = []
     if result.frontier is not None and result.frontier.reason is None:
-        figs.append(("frontier.png", mb.frontier_figure(result)))
+        paths += opts.save(mb.frontier_figure(result), folder, "frontier")
     if any(c.reason is None for c in result.ratio_curves):
-        figs.append(("ratio_curves.png", mb.ratio_curve_figure(result)))
-    for name, fig in figs:
-        mb.save(fig, folder / name)
-    return [folder / name for name, _ in figs]
+        paths += opts.save(mb.ratio_curve_figure(result), folder, "ratio_curves")
+    return paths
 
 
 def _write_beyond_tables(result: StudyAnalysis, out: Path) -> None:
@@ -380,8 +478,8 @@ def _frontier_words(result: StudyAnalysis) -> str:
     if f is None or f.reason:
         return f"No accuracy–FLOPs frontier: {f.reason if f is not None else 'not computed'}."
     gain = f.retuning_gain
-    return (f"Each condition at its best grid point (re-tuned) and at the basemodel's prior lr = {p.lr:.3g}, "
-            f"wd = {p.wd:.3g} ({p.source}; not re-tuned). Hypervolume of the re-tuned front "
+    return (f"Each condition at its best grid point (re-tuned) and at the basemodel's prior lr = {hp_text(p.lr)}, "
+            f"wd = {hp_text(p.wd)} ({p.source}; not re-tuned). Hypervolume of the re-tuned front "
             f"{f.hypervolume_best:.4f}, at the prior "
             + ("—" if f.hypervolume_prior is None else f"{f.hypervolume_prior:.4f}")
             + (f": re-tuning buys {gain:.4f}" if gain is not None else "")
@@ -400,27 +498,27 @@ def _ratio_words(result: StudyAnalysis) -> list[str]:
 def beyond_markdown(result: StudyAnalysis) -> list[str]:
     """Markdown sections beyond the method: importance, frontier, accuracy over pruning ratio."""
     parts = ["## Which hyperparameter matters", "", _importance_words(result), "",
-             _md_table(analysis.importance_table(result)), "",
+             md_table(analysis.importance_table(result)), "",
              "## Accuracy vs FLOPs", "", _frontier_words(result), ""]
     if result.frontier is not None and result.frontier.points:
-        parts += [_md_table(analysis.frontier_table(result), "{:.4g}"), ""]
+        parts += [md_table(analysis.frontier_table(result), "{:.4g}"), ""]
     ratio = _ratio_words(result)
     parts += ["## Accuracy over the pruning ratio", "", ratio[0], ""] + [f"- {t}" for t in ratio[1:]]
     if result.ratio_curves:
-        parts += ["", _md_table(analysis.ratio_curve_table(result), "{:.4g}")]
+        parts += ["", md_table(analysis.ratio_curve_table(result), "{:.4g}")]
     return parts + [""]
 
 
-def _beyond_html(result: StudyAnalysis, fig_div) -> list[str]:
+def _beyond_html(result: StudyAnalysis) -> list[str]:
     from hplandscape.plots import plotly_backend as pb  # late: plotly is only needed here
 
     esc = html.escape
     body = ["<h2>Which hyperparameter matters</h2>", f"<p>{esc(_importance_words(result))}</p>",
-            _html_table(analysis.importance_table(result), "{:.3f}"),
+            html_table(analysis.importance_table(result), "{:.3f}"),
             "<h2>Accuracy vs FLOPs</h2>", f"<p>{esc(_frontier_words(result))}</p>"]
     if result.frontier is not None and result.frontier.reason is None:
         body += [fig_div(pb.frontier_figure(result), "frontier"),
-                 _html_table(analysis.frontier_table(result), "{:.4g}")]
+                 html_table(analysis.frontier_table(result), "{:.4g}")]
     ratio = _ratio_words(result)
     body += ["<h2>Accuracy over the pruning ratio</h2>", f"<p>{esc(ratio[0])}</p>"]
     if len(ratio) > 1:
@@ -428,84 +526,3 @@ def _beyond_html(result: StudyAnalysis, fig_div) -> list[str]:
     if any(c.reason is None for c in result.ratio_curves):
         body.append(fig_div(pb.ratio_curve_figure(result), "ratio-curves"))
     return body
-
-
-# ---------------------------------------------------------------------------------- pruned widths
-
-def pruned_specs(source, result: StudyAnalysis) -> tuple[dict, list[str]]:
-    """The stored architecture of each pruned condition, when ``source`` is a study directory.
-
-    Returns ``({condition: ArchSpec}, problems)``: conditions in the analysis' order, and one
-    line per spec that is missing or unreadable (the report still gets written). A results CSV, a
-    DataFrame or a folder holding only a results table has no specs: ``({}, [])``.
-    """
-    if isinstance(source, pd.DataFrame) or not Path(source).is_dir():
-        return {}, []
-    from hplandscape.errors import UserError
-    from hplandscape.store import StudyStore
-
-    store = StudyStore(source)
-    if not store.study_yaml.is_file():
-        return {}, []
-    specs, problems = {}, []
-    from hplandscape.maskspec import SPARSE_METHODS
-
-    for c in result.conditions:
-        if c.method == "none" or c.method in SPARSE_METHODS:  # masks, not widths: the sparsity section
-            continue
-        try:
-            # shown only, so the layers are not re-checked against the registered architecture:
-            # that would build it and import torch, which a report never needs
-            spec = store.read_arch(c.name, check_architecture=False)
-        except UserError as exc:
-            problems.append(str(exc))
-            continue
-        if spec is None:
-            problems.append(f"{c.name}: no pruned architecture stored at {store.spec_path(c.name)}")
-        else:
-            specs[c.name] = spec
-    return specs, problems
-
-
-def width_section(source, result: StudyAnalysis, out: Path) -> tuple[list[str], list[str]]:
-    """The "Pruned widths" section as ``([markdown], [html])``; two empty lists when there is
-    nothing to show.
-
-    Writes ``figures/widths.png`` under ``out``. Each pruned condition's kept fraction per layer,
-    read from the study's stored architecture specs (none for a bare results CSV).
-    """
-    specs, problems = pruned_specs(source, result)
-    if not specs and not problems:
-        return [], []
-    from hplandscape.plots.info import width_info
-
-    esc = html.escape
-    rows = [(n, s.method, s.normalizer or "—", "—" if s.max_layer_prune is None else f"{s.max_layer_prune:g}",
-             f"{s.achieved_ratio:.3f}", f"{s.min_kept_fraction:.3f}",
-             "—" if s.layers_at_cap is None else f"{len(s.layers_at_cap)} of {len(s.widths)}")
-            for n, s in specs.items()]
-    head = ("condition", "method", "normalizer", "max layer prune", "FLOPs ratio", "min kept fraction",
-            "layers at the cap")
-    intro = ("Fraction of each prunable layer's channels that every pruned condition keeps (from the "
-             "study's stored architectures). Global pruning should spread the cut over the layers; a "
-             "layer at the cap lost as much as `pruning.max_layer_prune` allows.")
-    md = ["## Pruned widths", "", intro, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    md += ["| " + " | ".join(r) + " |" for r in rows]
-    body = ["<h2>Pruned widths</h2>", f"<p>{esc(intro).replace('`', '')}</p>"]
-    if rows:
-        body.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
-                    + "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in rows)
-                    + "</table>")
-    if problems:
-        md += ["", *[f"- {p}" for p in problems]]
-        body.append('<div class="warn"><ul>' + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul></div>")
-    if specs:
-        from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
-
-        info = width_info(specs)
-        png = out / "figures" / "widths.png"
-        mb.save(mb.width_figure(info), png)
-        md += ["", f"![widths]({png.relative_to(out).as_posix()})"]
-        body.append(pb.width_figure(info).to_html(full_html=False, include_plotlyjs=False, div_id="widths",
-                                                  config={"displaylogo": False, "responsive": True}))
-    return ["\n".join(md + [""])], ["\n".join(body)]

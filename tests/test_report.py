@@ -20,7 +20,7 @@ def report(tmp_path_factory):
 def test_report_files_are_written_into_the_study(report):
     out = report.parent
     assert report.name == "index.html" and out.name == "report"
-    for name in ("summary.md", "table_4_1.csv", "table_4_2.csv", "analysis.json", "importance.csv",
+    for name in ("summary.md", "table_4_1.csv", "table_4_2.csv", "table_3_4.csv", "analysis.json", "importance.csv",
                  "frontier.csv", "ratio_curves.csv"):
         assert (out / name).stat().st_size > 0, name
     pngs = sorted(p.name for p in (out / "figures").glob("*.png"))
@@ -44,7 +44,7 @@ def test_report_answers_the_practitioners_question_and_flags_problems(report):
     assert re.search(r"\*\*global-0\.6\*\*: Keeping the unpruned model's near-optimal settings costs "
                      r"\d+\.\d\d points of top-1 on average \(std \d+\.\d\d, worst \d+\.\d\d", md)
     assert "touches lr_high" in md  # grid-edge warning for global-0.4
-    assert "uniform-0.6 lr=0.01585 wd=1.585e-05 seed 1: no record" in md  # the missing run
+    assert "uniform-0.6 lr=1.6e-2 wd=1.6e-5 seed 1: no record" in md  # the missing run
     assert "diverged" in md
     assert '"python"' in md  # environment recorded
     text = report.read_text(encoding="utf-8")

@@ -28,9 +28,11 @@ from hplandscape.analysis.info import (BestPoint, BootstrapInfo, ConditionAnalys
                                        Interval, PointProbability, PointStat, PriorInfo, RatioCurveInfo,
                                        ReplicateInfo, RiskInfo, RoiInfo, RunIssue, ShiftInfo, StudyAnalysis)
 from hplandscape.analysis.io import load_results
+from hplandscape.analysis.notation import METRICS, hp_text, metric_label
+from hplandscape.analysis.prior_table import prior_table
 from hplandscape.analysis.ratio_curve import fit_ratio_curve, r_at_drop, ratio_curve
 from hplandscape.analysis.shift import cap_centre, shift_test
-from hplandscape.analysis.study import analyze
+from hplandscape.analysis.study import analyze, has_metric
 from hplandscape.analysis.verdict import describe_excess, describe_shift
 
 __all__ = ["load_results", "analyze", "to_json", "tables", "write_tables", "write_json", "format_tables",
@@ -42,4 +44,4 @@ __all__ = ["load_results", "analyze", "to_json", "tables", "write_tables", "writ
            "format_beyond", "describe_curve", "ImportanceInfo", "FrontierInfo", "FrontierPoint", "RatioCurveInfo", "PriorInfo",
            "shift_table", "shift_test", "cap_centre", "SeedMatrix", "N_BOOT", "BOOT_SEED", "describe_shift",
            "describe_excess", "Interval", "EllipseIntervals", "PointProbability", "ReplicateInfo", "ShiftInfo",
-           "BootstrapInfo"]
+           "BootstrapInfo", "prior_table", "has_metric", "METRICS", "metric_label", "hp_text"]

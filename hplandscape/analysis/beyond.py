@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from hplandscape.analysis.info import StudyAnalysis, roi_key
+from hplandscape.analysis.notation import hp_text
 
 
 def importance_table(result: StudyAnalysis) -> pd.DataFrame:
@@ -94,7 +95,7 @@ def format_beyond(result: StudyAnalysis) -> str:
     f = result.frontier
     if f is not None:
         p = result.prior
-        lines += ["", f"Frontier  (FLOPs, top-1); prior lr={p.lr:.4g} wd={p.wd:.4g} ({p.source})"]
+        lines += ["", f"Frontier  (FLOPs, top-1); prior lr={hp_text(p.lr)} wd={hp_text(p.wd)} ({p.source})"]
         if f.reason:
             lines.append(f"  no hypervolume: {f.reason}")
         else:

@@ -11,6 +11,7 @@ import pandas as pd
 from hplandscape.analysis.beyond import format_beyond
 from hplandscape.analysis.core import confidence_level
 from hplandscape.analysis.info import StudyAnalysis, roi_key
+from hplandscape.analysis.notation import hp_log10_text, hp_text, metric_label
 from hplandscape.analysis.verdict import describe_excess, describe_shift, seeds_line, truncated_lines
 from hplandscape.atomic import write_text as write_text_atomic
 
@@ -37,7 +38,10 @@ def to_json(result: StudyAnalysis) -> dict:
          "frontier": {"hypervolume_best", "hypervolume_prior",
                       "points": [{"condition", "flops", "best_top1", "prior_top1"}]},
          "ratio_curves": {METHOD: {"best": CURVE, "prior": CURVE}},
-         "bootstrap": {"n_boot", "seed", "level", "shift_x", "randomness": {NAME: design}}}
+         "bootstrap": {"n_boot", "seed", "level", "shift_x", "randomness": {NAME: design}},
+         "metric": "top1" | "top5"}
+
+    ``metric`` names the accuracy analysed: every ``top1`` field holds it.
 
     ``ellipse`` is null or ``{"length", "width", "centre_log10_wd", "centre_log10_lr",
     "angle_deg", "confidence"}``; risk statistics are null when no Θ_R point was measured.
@@ -109,6 +113,7 @@ def to_json(result: StudyAnalysis) -> dict:
         b = result.bootstrap
         doc["bootstrap"] = {"n_boot": b.n_boot, "seed": b.seed, "level": b.level, "shift_x": b.shift_x,
                             "randomness": dict(b.randomness)}
+    doc["metric"] = result.metric
     return doc
 
 
@@ -142,7 +147,8 @@ def tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
     touches joined by "+", e.g. ``lr_high``; empty when enclosed: otherwise the ellipse is
     truncated by the grid), the 95 % bootstrap bounds ``roi{x}_{length, width, centre_log10_wd,
     centre_log10_lr}_{lo, hi}`` and ``roi{x}_fitted`` (the fraction of resamples with an ellipse).
-    Table 4.2 columns: ``n, d_mean, d_std, dR_mean, dR_std, d_max, missing``, then
+    Table 4.2 columns: ``n, d_mean, d_std, dR_mean, dR_std, d_max, missing`` (dR as a fraction of
+    the best: data; the report and the text show it in percent), then
     ``d_mean_lo, d_mean_hi, d_std_lo, d_std_hi, excess_over_base, excess_lo, excess_hi``.
     Bounds are NaN with one seed.
     """
@@ -258,7 +264,9 @@ def format_tables(result: StudyAnalysis) -> str:
     """
     width = max(len(_label(c)) for c in result.conditions) + 2
     lines = [f"Study: {result.source}   basemodel: {result.base}   k = {result.k:g} "
-             f"({confidence_level(result.k):.2%} ellipses)", seeds_line(result),
+             f"({confidence_level(result.k):.2%} ellipses)"
+             + ("" if result.metric == "top1" else f"   accuracy: {metric_label(result.metric)} (every top-1 below)"),
+             seeds_line(result),
              "", "Table 4.1  confidence ellipses in (log10 wd, log10 lr); centre = (wd, lr); "
                  "† ROI touches the grid edge: ellipse truncated"]
     head = "".ljust(width) + "".join(f"| {r.key + '-ROI':<8}{'n':>4}{'length':>8}{'width':>7}{'centre':>16}{'angle':>8}  "
@@ -277,9 +285,9 @@ def format_tables(result: StudyAnalysis) -> str:
         lines.append(_label(c).ljust(width) + "".join(cells))
     lines += _interval_lines(result)
     lines += ["", f"Table 4.2  performance risk over the basemodel's {result.risk_x:g}-ROI "
-                  f"(accuracy points; relative = fraction of the best top-1; excess = d_mean − basemodel's)"]
-    head = "".ljust(width) + (f"{'best':>8}{'n':>4}{'d_mean':>9}{'95 % CI':>16}{'d_std':>8}{'dR_mean':>9}"
-                              f"{'dR_std':>8}{'worst':>8}{'excess':>9}{'95 % CI':>16}")
+                  f"(accuracy points; relative dR in % of the best; excess = d_mean − basemodel's)"]
+    head = "".ljust(width) + (f"{'best':>8}{'n':>4}{'d_mean':>9}{'95 % CI':>16}{'d_std':>8}{'dR_mean%':>9}"
+                              f"{'dR_std%':>8}{'worst':>8}{'excess':>9}{'95 % CI':>16}")
     lines += [head, "-" * len(head)]
     for c in result.conditions:
         k, rep = c.risk, c.replicates
@@ -287,7 +295,7 @@ def format_tables(result: StudyAnalysis) -> str:
         excess_est = k.d_mean - result.base_condition.risk.d_mean if excess is None else excess.estimate
         lines.append(_label(c).ljust(width) + f"{c.best.top1:>8.2f}{k.n:>4}{_f(k.d_mean):>9}"
                      f"{_range(rep and rep.d_mean):>16}{_f(k.d_std):>8}"
-                     f"{_f(k.dR_mean, '{:.4f}'):>9}{_f(k.dR_std, '{:.4f}'):>8}{_f(k.d_max):>8}"
+                     f"{_f(100 * k.dR_mean, '{:.2f}'):>9}{_f(100 * k.dR_std, '{:.2f}'):>8}{_f(k.d_max):>8}"
                      f"{_f(excess_est, '{:+.3f}'):>9}{_range(excess):>16}")
     pruned = [c for c in result.conditions if c.shift is not None]
     if pruned:
@@ -318,7 +326,7 @@ def _interval_lines(result: StudyAnalysis) -> list[str]:
                  "per ROI centre (wd, lr), length, width, and the share of resamples with an ellipse"]
     for c, rep in reps:
         top = rep.p_best[0] if rep.p_best else None
-        where = "" if top is None else f"; P(best) {top.p:.2f} at lr {top.lr:.3g}, wd {top.wd:.3g}"
+        where = "" if top is None else f"; P(best) {top.p:.2f} at lr {hp_text(top.lr)}, wd {hp_text(top.wd)}"
         lines.append(f"  {c.name}: best top-1 {c.best.top1:.2f} {_range(rep.best_top1, '{:.2f}')}{where}")
         for e in rep.ellipses:
             if e.length.estimate is None:
@@ -345,7 +353,7 @@ def warning_lines(result: StudyAnalysis) -> list[str]:
             out.append(f"grid edge: the {roi_key(e.x)}-ROI of {c.name} touches {', '.join(e.sides)}; "
                        f"extend with {'; '.join(new) or 'no proposal'}" + (f" ({e.note})" if e.note else ""))
         for p in c.risk.missing:
-            out.append(f"risk: {c.name} has no result at lr={10 ** p[1]:.4g} wd={10 ** p[0]:.4g} of Θ_R; "
+            out.append(f"risk: {c.name} has no result at lr={hp_log10_text(p[1])} wd={hp_log10_text(p[0])} of Θ_R; "
                        f"its risk uses n={c.risk.n} points")
     out += truncated_lines(result)
     prop = edge_proposals(result)

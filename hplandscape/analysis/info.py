@@ -14,6 +14,11 @@ from typing import Optional
 import numpy as np
 
 from hplandscape.grid import Log10Values
+from hplandscape.analysis.notation import hp_text
+
+
+#: Two seed-averaged accuracies this close are a tie for the best point.
+TIE_TOLERANCE = 1e-9
 
 
 @dataclass(frozen=True)
@@ -192,7 +197,7 @@ class RunIssue(Log10Values):
     top1: Optional[float] = None
 
     def describe(self) -> str:
-        where = f"{self.condition} lr={self.lr:.4g} wd={self.wd:.4g} seed {self.seed}"
+        where = f"{self.condition} lr={hp_text(self.lr)} wd={hp_text(self.wd)} seed {self.seed}"
         if self.kind == "off_grid":
             return (f"{where}: the basemodel at the prior, off the grid (trained as the pruning source), "
                     f"top-1 {self.top1:.2f}; reported on its own, not part of the landscape")
@@ -235,6 +240,12 @@ class ConditionAnalysis:
         raise KeyError(f"no {x}-ROI computed for {self.name}; computed: "
                        + ", ".join(r.key for r in self.rois))
 
+    @property
+    def best_ties(self) -> tuple:
+        """Every point as good as :attr:`best` (equal seed means, up to float noise), in (lr, wd)
+        order; ``best`` is the first of them. One entry when the best point is unique."""
+        return tuple(p for p in self.points if p.top1 >= self.best.top1 - TIE_TOLERANCE)
+
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(log10_wd, log10_lr, top1)`` arrays of the measured points."""
         return (np.array([p.log10_wd for p in self.points]),
@@ -262,6 +273,8 @@ class StudyAnalysis:
     frontier: Optional[FrontierInfo] = None
     ratio_curves: tuple = field(default=())  # RatioCurveInfo, by method then kind ("best", "prior")
     bootstrap: Optional["BootstrapInfo"] = None
+    # the accuracy analysed ("top1" or "top5"): every ``top1`` field holds it
+    metric: str = "top1"
 
     def condition(self, name: str) -> ConditionAnalysis:
         for c in self.conditions:

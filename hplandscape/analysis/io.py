@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from hplandscape.analysis.bootstrap import RANDOMNESS
+from hplandscape.analysis.notation import hp_text
 from hplandscape.errors import UserError
 from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
 
@@ -130,7 +131,7 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
     dup = df.duplicated(["condition", "log10_lr", "log10_wd", "seed"], keep=False)
     if dup.any():
         r = df[dup].iloc[0]
-        raise UserError(f"{source}: run {r['condition']} lr={r['lr']:.4g} wd={r['wd']:.4g} seed {r['seed']} "
+        raise UserError(f"{source}: run {r['condition']} lr={hp_text(r['lr'])} wd={hp_text(r['wd'])} seed {r['seed']} "
                         f"appears {int(dup.sum())} times; each (condition, lr, wd, seed) must be one row")
     df.attrs[SOURCE_ATTR] = source
     return df

@@ -16,6 +16,7 @@ from hplandscape.analysis.importance import importance_info
 from hplandscape.analysis.info import (BestPoint, BootstrapInfo, ConditionAnalysis, PointStat, PriorInfo,
                                        RunIssue, StudyAnalysis)
 from hplandscape.analysis.io import PRIOR_ATTR, SOURCE_ATTR, load_results
+from hplandscape.analysis.notation import METRICS
 from hplandscape.analysis.ratio_curve import ratio_curves
 from hplandscape.analysis.replicates import study_replicates
 from hplandscape.errors import UserError
@@ -24,7 +25,7 @@ from hplandscape.grid import GridPoint
 
 def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 0.5,
             edge_x: float = 1.0, prior=None, importance_x: float = 1.0, shift_x=None,
-            n_boot: int = N_BOOT, boot_seed: int = BOOT_SEED) -> StudyAnalysis:
+            n_boot: int = N_BOOT, boot_seed: int = BOOT_SEED, metric: str = "top1") -> StudyAnalysis:
     """Analyse a study: best point, x-ROIs with ellipses, performance risk, grid edges, and beyond.
 
     Seeds are replicates: with two or more seeds, 95 % bootstrap intervals come with the best
@@ -66,6 +67,10 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     boot_seed : int
         Seed of the resampling (each condition draws from its own stream, derived from this
         seed and its name).
+    metric : {"top1", "top5"}
+        The accuracy analysed (method §7). With ``"top5"`` every number of the analysis (best
+        point, ROIs, risk, …) is about top-5; fields and columns keep their ``top1`` names and
+        :attr:`StudyAnalysis.metric` says which accuracy they hold.
 
     Returns
     -------
@@ -75,8 +80,8 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     Raises
     ------
     hplandscape.errors.UserError
-        For a bad threshold or k, an ambiguous or absent basemodel, or a condition without any
-        measured top-1.
+        For a bad threshold or k, an ambiguous or absent basemodel, a condition without any
+        measured value of the metric, or ``metric="top5"`` on a table without top-5 values.
 
     Examples
     --------
@@ -87,6 +92,7 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     """
     df = load_results(table)
     source = df.attrs.get(SOURCE_ATTR, "<DataFrame>")
+    df = _select_metric(df, metric, source)
     # The basemodel at the prior is trained even when the grid leaves the prior out (the pruned
     # conditions need its weights); such a run is reported on its own, never as a grid cell.
     off_grid = tuple(RunIssue(str(r.condition), float(r.log10_lr), float(r.log10_wd), int(r.seed), "off_grid",
@@ -144,7 +150,7 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     result = StudyAnalysis(source=source, base=base, xs=xs, k=float(k), risk_x=float(risk_x),
                            edge_x=float(edge_x), grid=grid, seeds=seeds, conditions=tuple(conditions),
                            missing=tuple(missing), diverged=tuple(diverged), prior=prior_point,
-                           off_grid=off_grid, bootstrap=boot)
+                           off_grid=off_grid, bootstrap=boot, metric=metric)
     base_c = result.base_condition
 
     def pruned_fraction(c) -> float:
@@ -155,6 +161,25 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
 
     return dataclasses.replace(result, frontier=frontier_info(result),
                                ratio_curves=ratio_curves(result.conditions, base_c, pruned_fraction))
+
+
+def has_metric(table: pd.DataFrame, metric: str) -> bool:
+    """True when ``table`` (a :func:`load_results` table) holds a finite value of ``metric``."""
+    return metric in table.columns and bool(np.isfinite(pd.to_numeric(table[metric], errors="coerce")).any())
+
+
+def _select_metric(df: pd.DataFrame, metric: str, source: str) -> pd.DataFrame:
+    """The table with ``metric`` in the ``top1`` column the analysis reads."""
+    if metric not in METRICS:
+        raise UserError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
+    if metric == "top1":
+        return df
+    if not has_metric(df, metric):
+        raise UserError(f"{source}: no {metric} values to analyse (top-5 is recorded only for datasets with more "
+                        f"than 5 classes); use metric top1")
+    out = df.copy()
+    out["top1"] = pd.to_numeric(out[metric], errors="coerce").astype(float)
+    return out
 
 
 def _with_edges(name: str, roi, grid):

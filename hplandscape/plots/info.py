@@ -13,10 +13,22 @@ import numpy as np
 from scipy.interpolate import griddata
 
 from hplandscape.analysis.beyond import describe_curve
+from hplandscape.analysis.core import MIN_ELLIPSE_POINTS
 from hplandscape.analysis.frontier import frontier_info
 from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.notation import hp_log10_text, metric_label, nice_step, nice_ticks, tick_text
+from hplandscape.choices import COLOUR_SCALES
 
 TOP_FRACTION = 0.15  # thesis Fig. 4.1/4.2: the colour bar covers the top 15 % of observations
+# A colour range spans at least this many times the widest ROI threshold below a condition's best,
+# so its near-optimal band takes at most half the colours and is never clipped to the lowest one.
+BAND_FACTOR = 2.0
+# ... and that band spans at least this many contour levels (a shared range over conditions far
+# apart gets finer levels), up to MAX_LEVELS in all
+BAND_LEVELS = 4
+MAX_LEVELS = 60
+# COLOUR_SCALES: each condition its own range (default), or one range for all that still reaches
+# every condition's near-optimal band
 # Thesis §3.3.1: 1.0-ROI ellipses white, 0.5-ROI black; other thresholds grey.
 ELLIPSE_COLOURS = {0.5: "black", 1.0: "white"}
 OTHER_ELLIPSE_COLOUR = "grey"
@@ -47,8 +59,36 @@ class EllipseTrace:
 
 
 @dataclass(frozen=True)
+class ColourScale:
+    """The colours of one panel: range, contour levels and colour-bar ticks on round numbers.
+
+    ``levels`` are the contour boundaries from ``zmin`` to ``zmax`` every ``step``; ``ticks`` /
+    ``tick_text`` label the colour bar (``97.5``, never ``98.6667``). ``mode`` is one of
+    :data:`COLOUR_SCALES`; ``label`` names the metric (``"top-1 (%)"``).
+    """
+
+    zmin: float
+    zmax: float
+    step: float
+    ticks: tuple
+    tick_text: tuple
+    mode: str
+    label: str
+
+    @property
+    def levels(self) -> np.ndarray:
+        n = int(round((self.zmax - self.zmin) / self.step))
+        return np.round(self.zmin + self.step * np.arange(n + 1), 10)
+
+
+@dataclass(frozen=True)
 class PanelInfo:
-    """One condition's landscape on the (log10 wd, log10 lr) plane."""
+    """One condition's landscape on the (log10 wd, log10 lr) plane.
+
+    ``best`` is θ* (the first of ties in (lr, wd) order); ``best_ties`` every point that ties
+    with it, all drawn as stars. ``notes`` explain on the figure what is not drawn (an ROI
+    without an ellipse and why).
+    """
 
     condition: str
     title: str
@@ -68,21 +108,42 @@ class PanelInfo:
     lr_ticks: tuple
     wd_range: tuple  # axis limits: the grid plus half a step, so panels line up
     lr_range: tuple
+    best_ties: tuple = ()  # ((log10_wd, log10_lr), ...): every point as good as ``best``
+    notes: tuple = ()  # short lines drawn on the panel
+    colours: Optional[ColourScale] = None
+
+    @property
+    def best_label(self) -> str:
+        """Legend entry of the stars: ``"best point"`` or ``"best points (3 tied)"``."""
+        return "best point" if len(self.best_ties) <= 1 else f"best points ({len(self.best_ties)} tied)"
+
+
+def common_best_label(panels) -> str:
+    """One legend entry for the stars of several panels: theirs when all agree, else a general one."""
+    labels = {p.best_label for p in panels}
+    return labels.pop() if len(labels) == 1 else "best point (every tie starred)"
 
 
 @dataclass(frozen=True)
 class LandscapeInfo:
+    """Every condition's panel; ``zmin``/``zmax`` span all panels' colour ranges."""
+
     panels: tuple
     zmin: float
     zmax: float
+    scale: str = "condition"
+    title: str = ""
 
 
 @dataclass(frozen=True)
 class RiskPlotInfo:
     """Per condition, the values of d and d^R over Θ_R (box plots, thesis Fig. 4.5).
 
-    ``d_mean_ci`` holds per condition ``(d_mean, lo, hi)``, the 95 % bootstrap interval of the
-    mean risk over seeds, or None with one seed (drawn as an error bar on the box).
+    ``d`` is in accuracy points and ``dR`` in percent of the condition's best (the report's one
+    convention for the relative risk). Boxes show the mean as well as the median, since the text
+    and Table 4.2 speak of means. ``d_mean_ci`` holds per condition ``(d_mean, lo, hi)``, the
+    95 % bootstrap interval of the mean risk over seeds, or None with one seed (drawn as an
+    error bar on the box).
     """
 
     conditions: tuple
@@ -90,10 +151,18 @@ class RiskPlotInfo:
     dR: tuple
     base: str
     d_mean_ci: tuple = ()
+    metric: str = "top-1"
+
+
+def _check_scale(scale: str) -> str:
+    if scale not in COLOUR_SCALES:
+        raise ValueError(f"colour scale must be one of {', '.join(COLOUR_SCALES)}, got {scale!r}")
+    return scale
 
 
 def colour_range(result: StudyAnalysis, top: float = TOP_FRACTION) -> tuple[float, float]:
-    """``(zmin, zmax)`` covering the top ``top`` fraction of all conditions' point values."""
+    """``(zmin, zmax)`` covering the top ``top`` fraction of all conditions' point values (the
+    thesis's shared range, before :func:`shared_range` widens it to every near-optimal band)."""
     values = np.concatenate([c.arrays()[2] for c in result.conditions])
     zmax = float(np.max(values))
     zmin = float(np.quantile(values, 1.0 - top))
@@ -102,9 +171,50 @@ def colour_range(result: StudyAnalysis, top: float = TOP_FRACTION) -> tuple[floa
     return zmin, zmax
 
 
+def condition_range(result: StudyAnalysis, condition: str, top: float = TOP_FRACTION) -> tuple[float, float]:
+    """``(zmin, zmax)`` of one condition: the top ``top`` fraction of its own values, reaching at
+    least ``BAND_FACTOR`` × the widest ROI threshold below its best (never below its worst point)."""
+    values = result.condition(condition).arrays()[2]
+    zmax = float(np.max(values))
+    band = zmax - BAND_FACTOR * max(result.xs)
+    zmin = max(min(float(np.quantile(values, 1.0 - top)), band), float(np.min(values)))
+    if zmin >= zmax:
+        zmin = zmax - 1.0
+    return zmin, zmax
+
+
+def shared_range(result: StudyAnalysis, top: float = TOP_FRACTION) -> tuple[float, float]:
+    """One ``(zmin, zmax)`` for all panels: the thesis's top-``top`` range, widened down to reach
+    every condition's own near-optimal band (so a strongly pruned condition is never one flat box)."""
+    zmin, zmax = colour_range(result, top)
+    lowest = min(condition_range(result, c.name, top)[0] for c in result.conditions)
+    return min(zmin, lowest), zmax
+
+
+def colour_scale(zrange: tuple, mode: str = "condition", label: str = "top-1 (%)", band=None) -> ColourScale:
+    """Snap ``zrange`` outwards to round contour steps and pick round colour-bar ticks.
+
+    About 10 contour levels over the range; finer where needed so that a near-optimal ``band``
+    (accuracy points) spans at least :data:`BAND_LEVELS` levels, but never more than
+    :data:`MAX_LEVELS` in all.
+    """
+    lo, hi = (float(v) for v in zrange)
+    step = nice_step(hi - lo, 10)
+    if band is not None and band > 0:
+        while step > band / BAND_LEVELS and (hi - lo) / step < MAX_LEVELS / 2.5:
+            step = nice_step(step, 2)  # the next round step down (1 → 0.5 → 0.2 → 0.1 …)
+    zmin = float(round(np.floor(lo / step + 1e-9) * step, 10)) + 0.0
+    zmax = float(round(np.ceil(hi / step - 1e-9) * step, 10)) + 0.0
+    if zmax <= zmin:
+        zmax = zmin + step
+    ticks = nice_ticks(zmin, zmax, 5)
+    return ColourScale(zmin, zmax, step, ticks, tick_text(ticks), mode, label)
+
+
 def real_label(log10_value: float) -> str:
-    """Tick label in real units for a log10 coordinate: -4 → '0.0001', -3.8 → '0.000158'."""
-    return f"{10.0 ** log10_value:.3g}"
+    """Tick label in real units for a log10 coordinate, one convention everywhere:
+    -4 → '1.0e-4', -3.8 → '1.6e-4' (:func:`hplandscape.analysis.notation.hp_text`)."""
+    return hp_log10_text(log10_value)
 
 
 def _ticks(axis: tuple, max_ticks: int = 9) -> tuple:
@@ -114,11 +224,31 @@ def _ticks(axis: tuple, max_ticks: int = 9) -> tuple:
     return tuple(values), tuple(real_label(v) for v in values)
 
 
+def _zrange(result: StudyAnalysis, condition: str, scale: str) -> tuple:
+    return shared_range(result) if scale == "shared" else condition_range(result, condition)
+
+
 def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = None,
-               mesh: int = 60) -> PanelInfo:
-    """The landscape of one condition; ``zrange`` defaults to the study-wide colour range."""
+               mesh: int = 60, scale: str = "condition") -> PanelInfo:
+    """The landscape of one condition.
+
+    Parameters
+    ----------
+    result : StudyAnalysis
+    condition : str
+    zrange : (float, float), optional
+        An explicit colour range (snapped to round steps); by default the one ``scale`` gives.
+    mesh : int
+        Nodes per axis of the interpolated surface.
+    scale : {"condition", "shared"}
+        ``"condition"``: the condition's own range (:func:`condition_range`); ``"shared"``: one
+        range for every panel (:func:`shared_range`).
+    """
+    _check_scale(scale)
     c = result.condition(condition)
-    zmin, zmax = zrange if zrange is not None else colour_range(result)
+    colours = colour_scale(zrange if zrange is not None else _zrange(result, condition, scale), scale,
+                           f"{metric_label(result.metric)} (%)", band=BAND_FACTOR * max(result.xs))
+    zmin, zmax = colours.zmin, colours.zmax
     wd, lr, f = c.arrays()
     mesh_wd = np.linspace(min(result.grid.log10_wd), max(result.grid.log10_wd), mesh)
     mesh_lr = np.linspace(min(result.grid.log10_lr), max(result.grid.log10_lr), mesh)
@@ -128,11 +258,13 @@ def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = 
         z = np.clip(z, zmin, zmax)  # below the range shows as its lowest colour, as in the thesis
     else:  # a line or a point cannot be triangulated
         z = np.full((mesh, mesh), np.nan)
-    ellipses, no_ellipse = [], []
+    ellipses, no_ellipse, notes = [], [], []
     for r in sorted(c.rois, key=lambda r: -r.x):
         label = f"{r.key}-ROI"
         if r.ellipse is None:
             no_ellipse.append((label, r.reason))
+            notes.append(f"no {label} ellipse: {r.n} point{'' if r.n == 1 else 's'} in it, "
+                         f"{MIN_ELLIPSE_POINTS} needed")
             continue
         ew, el = r.ellipse.outline()
         colour = next((v for k, v in ELLIPSE_COLOURS.items() if np.isclose(k, r.x)), OTHER_ELLIPSE_COLOUR)
@@ -140,6 +272,7 @@ def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = 
                                      centre=(r.ellipse.centre_log10_wd, r.ellipse.centre_log10_lr),
                                      centre_ci=_centre_ci(c, r.x)))
     div = np.array([p.n_diverged > 0 for p in c.points], dtype=bool)
+    ties = tuple((p.log10_wd, p.log10_lr) for p in c.best_ties)
     title = c.name if c.method == "none" else f"{c.name} ({c.method}, {c.ratio:.0%} FLOPs)"
     return PanelInfo(condition=c.name, title=title, wd=wd, lr=lr, top1=f, diverged=div,
                      mesh_wd=mesh_wd, mesh_lr=mesh_lr, mesh_z=z, zmin=zmin, zmax=zmax,
@@ -147,7 +280,8 @@ def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = 
                      best=(c.best.log10_wd, c.best.log10_lr, c.best.top1),
                      wd_ticks=_ticks(result.grid.log10_wd), lr_ticks=_ticks(result.grid.log10_lr),
                      wd_range=_limits(result.grid.log10_wd, result.grid.step_wd),
-                     lr_range=_limits(result.grid.log10_lr, result.grid.step_lr))
+                     lr_range=_limits(result.grid.log10_lr, result.grid.step_lr),
+                     best_ties=ties, notes=tuple(notes), colours=colours)
 
 
 def _centre_ci(c, x: float) -> Optional[tuple]:
@@ -166,22 +300,34 @@ def _limits(axis: tuple, step) -> tuple:
     return (min(axis) - pad, max(axis) + pad)
 
 
-def landscape_info(result: StudyAnalysis, mesh: int = 60) -> LandscapeInfo:
-    """All conditions' panels with one shared colour range."""
-    zr = colour_range(result)
-    return LandscapeInfo(panels=tuple(panel_info(result, n, zr, mesh) for n in result.names),
-                         zmin=zr[0], zmax=zr[1])
+def landscape_info(result: StudyAnalysis, mesh: int = 60, scale: str = "condition") -> LandscapeInfo:
+    """All conditions' panels, each with its own colour range (``scale="condition"``) or one
+    shared range (``scale="shared"``)."""
+    _check_scale(scale)
+    zr = shared_range(result) if scale == "shared" else None
+    panels = tuple(panel_info(result, n, zr, mesh, scale=scale) for n in result.names)
+    label = metric_label(result.metric)
+    if scale == "shared":
+        p = panels[0]
+        title = (f"{label} landscapes; one colour range for all conditions, {p.zmin:g}–{p.zmax:g} % (the top "
+                 f"{TOP_FRACTION:.0%} of all observations, widened to every condition's near-optimal band)")
+    else:
+        title = (f"{label} landscapes; each condition has its own colour range (the top {TOP_FRACTION:.0%} of its "
+                 f"observations, at least {BAND_FACTOR * max(result.xs):g} points below its best): compare "
+                 "colours within a column, numbers across")
+    return LandscapeInfo(panels=panels, zmin=min(p.zmin for p in panels), zmax=max(p.zmax for p in panels),
+                         scale=scale, title=title)
 
 
 def risk_plot_info(result: StudyAnalysis) -> RiskPlotInfo:
-    """Box-plot data of d and d^R per condition, with the mean's interval over seeds."""
+    """Box-plot data of d (points) and d^R (percent) per condition, with the mean's interval."""
     cis = []
     for c in result.conditions:
         i = c.replicates.d_mean if c.replicates is not None else None
         cis.append((i.estimate, i.lo, i.hi) if i is not None and i.defined and i.estimate is not None else None)
     return RiskPlotInfo(conditions=result.names, d=tuple(c.risk.d for c in result.conditions),
-                        dR=tuple(c.risk.dR for c in result.conditions), base=result.base,
-                        d_mean_ci=tuple(cis))
+                        dR=tuple(tuple(100.0 * v for v in c.risk.dR) for c in result.conditions),
+                        base=result.base, d_mean_ci=tuple(cis), metric=metric_label(result.metric))
 
 
 # ---------------------------------------------------------------- beyond the method (issue 16)

@@ -29,7 +29,7 @@ def test_plotly_study_figure_has_a_panel_pair_per_condition(result):
 def test_plotly_panel_and_risk_boxplot(result):
     panel = plotly_backend.condition_panel(result, "uniform-0.6")
     assert [t.type for t in panel.data].count("contour") == 1
-    assert panel.layout.xaxis.ticktext[0] == "1.58e-05"
+    assert panel.layout.xaxis.ticktext[0] == "1.6e-5"  # one convention for lr and wd
     box = plotly_backend.risk_boxplot(result)
     assert [t.type for t in box.data] == ["box"] * 8 + ["scatter"]  # + d_mean with its interval over seeds
     assert len(box.data[0].y) == result.base_condition.risk.n
@@ -56,7 +56,8 @@ def test_matplotlib_figures_render_to_png_and_pdf(result, tmp_path):
         mpl_backend.save(fig, tmp_path / name)
         data = (tmp_path / name).read_bytes()
         assert data[:4] in (b"\x89PNG", b"%PDF") and len(data) > 10_000
-    assert len(mpl_backend.landscape_figure(result).axes) == 2 * 4 + 1  # panels + colour bar
+    assert len(mpl_backend.landscape_figure(result).axes) == 2 * 4 + 4  # panels + a colour bar per condition
+    assert len(mpl_backend.landscape_figure(result, scale="shared").axes) == 2 * 4 + 1  # one shared colour bar
     assert dict(matplotlib.rcParams) == before  # no global style change
 
 

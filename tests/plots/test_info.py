@@ -5,7 +5,8 @@ import pytest
 
 from hplandscape import analysis
 from hplandscape.analysis.example import synthetic_results
-from hplandscape.plots.info import colour_range, landscape_info, panel_info, real_label, risk_plot_info
+from hplandscape.plots.info import (colour_range, condition_range, landscape_info, panel_info, real_label,
+                                    risk_plot_info, shared_range)
 
 
 @pytest.fixture(scope="module")
@@ -18,8 +19,20 @@ def test_colour_range_covers_the_top_15_percent_of_all_conditions(result):
     values = np.concatenate([c.arrays()[2] for c in result.conditions])
     assert zmax == values.max()
     assert np.mean(values >= zmin) == pytest.approx(0.15, abs=0.01)
+    info = landscape_info(result, mesh=20, scale="shared")
+    lo, hi = shared_range(result)
+    assert lo <= zmin and hi == zmax  # the thesis's range, widened to every near-optimal band
+    assert len({(p.zmin, p.zmax) for p in info.panels}) == 1  # shared across panels
+    assert info.panels[0].zmin <= lo and info.panels[0].zmax >= hi  # snapped outwards to round steps
+
+
+def test_condition_scale_gives_each_panel_its_own_range(result):
     info = landscape_info(result, mesh=20)
-    assert {(p.zmin, p.zmax) for p in info.panels} == {(zmin, zmax)}  # shared across panels
+    assert info.scale == "condition" and len({(p.zmin, p.zmax) for p in info.panels}) > 1
+    for p, c in zip(info.panels, result.conditions):
+        lo, hi = condition_range(result, c.name)
+        assert p.zmin <= lo < hi <= p.zmax and p.zmax - p.zmin < (hi - lo) + 2 * p.colours.step
+        assert p.zmin <= c.best.top1 - 2 * max(result.xs)  # its near-optimal band is never clipped
 
 
 def test_contour_interpolates_the_data_and_stays_in_range(result):
@@ -42,8 +55,8 @@ def test_ellipses_white_for_1_0_black_for_0_5_drawn_smallest_last(result):
 
 def test_ticks_are_labelled_in_real_values(result):
     p = panel_info(result, "base")
-    assert real_label(-4.0) == "0.0001" and real_label(-1.0) == "0.1"
-    assert "0.0001" in p.wd_ticks[1] and "0.1" in p.lr_ticks[1]
+    assert real_label(-4.0) == "1.0e-4" and real_label(-1.0) == "1.0e-1" and real_label(-4.5) == "3.2e-5"
+    assert "1.0e-4" in p.wd_ticks[1] and "1.0e-1" in p.lr_ticks[1]
     assert p.diverged.sum() == 1  # the diverged corner of the example
 
 
@@ -51,6 +64,8 @@ def test_risk_plot_info_matches_the_analysis(result):
     info = risk_plot_info(result)
     assert info.conditions == result.names and info.base == "base"
     assert np.mean(info.d[1]) == pytest.approx(result.condition("uniform-0.6").risk.d_mean)
+    # relative risk in percent, as the text and the tables give it
+    assert np.mean(info.dR[1]) == pytest.approx(100 * result.condition("uniform-0.6").risk.dR_mean)
 
 
 # -- whole Info objects on a hand-computed 3×3 study ---------------------------------------------
@@ -59,7 +74,7 @@ import dataclasses  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from hplandscape.plots.info import PanelInfo, RiskPlotInfo  # noqa: E402
+from hplandscape.plots.info import ColourScale, PanelInfo, RiskPlotInfo  # noqa: E402
 
 # rows lr 10^-2, 10^-1, 10^0; columns wd 10^-5, 10^-4, 10^-3
 BASE = [[80, 85, 84], [86, 90, 89.7], [70, 88, 60]]
@@ -96,7 +111,8 @@ def assert_info_equal(got, want, path="info"):
 
 def test_panel_info_whole_on_a_hand_computed_study():
     result = _hand_study()
-    # 18 values; the 85 % quantile sits between the 15th and 16th smallest (88 and 88).
+    # The base's own range: its top 15 % starts at the 85 % quantile of its 9 values (89.36), but the
+    # range must reach 2 × the widest ROI (1.0) below its best: 90 − 2 = 88. Round steps of 0.2.
     zmin, zmax = 88.0, 90.0
     wd = np.array([-5, -4, -3] * 3, dtype=float)
     lr = np.repeat([-2.0, -1.0, 0.0], 3)
@@ -109,9 +125,13 @@ def test_panel_info_whole_on_a_hand_computed_study():
         mesh_z=np.clip(np.array(BASE, dtype=float), zmin, zmax), zmin=zmin, zmax=zmax,
         ellipses=(), no_ellipse=(("1.0-ROI", reasons["1.0"]), ("0.5-ROI", reasons["0.5"])),
         best=(-4.0, -1.0, 90.0),
-        wd_ticks=((-5.0, -4.0, -3.0), ("1e-05", "0.0001", "0.001")),
-        lr_ticks=((-2.0, -1.0, 0.0), ("0.01", "0.1", "1")),
-        wd_range=(-5.5, -2.5), lr_range=(-2.5, 0.5))
+        wd_ticks=((-5.0, -4.0, -3.0), ("1.0e-5", "1.0e-4", "1.0e-3")),
+        lr_ticks=((-2.0, -1.0, 0.0), ("1.0e-2", "1.0e-1", "1.0e0")),
+        wd_range=(-5.5, -2.5), lr_range=(-2.5, 0.5), best_ties=((-4.0, -1.0),),
+        notes=("no 1.0-ROI ellipse: 2 points in it, 5 needed", "no 0.5-ROI ellipse: 2 points in it, 5 needed"),
+        colours=ColourScale(zmin=88.0, zmax=90.0, step=0.2, ticks=(88.0, 88.5, 89.0, 89.5, 90.0),
+                            tick_text=("88.0", "88.5", "89.0", "89.5", "90.0"), mode="condition",
+                            label="top-1 (%)"))
     assert "holds 2 points" in reasons["0.5"]
     assert_info_equal(panel_info(result, "base", mesh=3), want)
     pruned = panel_info(result, "uniform-0.5", mesh=3)
@@ -122,6 +142,6 @@ def test_risk_plot_info_whole_on_a_hand_computed_study():
     # Θ_R = the base's 0.5-ROI: (lr 0.1, wd 1e-4) at 90 and (lr 0.1, wd 1e-3) at 89.7.
     want = RiskPlotInfo(conditions=("base", "uniform-0.5"),
                         d=(np.array([0.0, 0.3]), np.array([0.0, 0.5])),
-                        dR=(np.array([0.0, 0.3 / 90]), np.array([0.0, 0.5 / 88])), base="base",
-                        d_mean_ci=(None, None))  # one seed: no interval of the mean
+                        dR=(np.array([0.0, 30 / 90]), np.array([0.0, 50 / 88])), base="base",  # percent
+                        d_mean_ci=(None, None), metric="top-1")  # one seed: no interval of the mean
     assert_info_equal(risk_plot_info(_hand_study()), want)

@@ -1,0 +1,152 @@
+"""The pieces every report page is built from: sections, figure files, tables in HTML and Markdown.
+
+Shared by the single-study report (:mod:`hplandscape.report`), the sections only a study
+directory can give (:mod:`hplandscape.report_study`) and the report over several studies
+(:mod:`hplandscape.report_multi`). Plotting libraries are imported only when a figure is made.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+# static figure formats (PNG for the page, SVG and PDF for a paper), PNG resolution, colour scales
+from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, FIGURE_FORMATS
+from hplandscape.errors import UserError
+
+PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1500px;padding:0 1em;color:#222}
+code,li,.answer{overflow-wrap:anywhere}
+table{border-collapse:collapse;margin:1em 0;font-size:.9em}
+td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f2f2f2} td:first-child{text-align:left}
+.table-wrap{max-width:100%;overflow-x:auto}
+.warn{background:#fff4e0;border-left:4px solid #e69500;padding:.5em 1em}
+.answer{background:#eef5ff;border-left:4px solid #3a6fd8;padding:.5em 1em;margin:.5em 0}
+.note{color:#555;font-size:.92em}
+pre{background:#f6f6f6;padding:1em;overflow-x:auto;white-space:pre-wrap}
+.plotly-graph-div{max-width:100%}
+"""
+
+
+@dataclass(frozen=True)
+class Section:
+    """One part of a report page, in both forms, and the static figure files it wrote."""
+
+    markdown: str
+    html: str
+    figures: tuple = field(default=())
+
+
+@dataclass(frozen=True)
+class FigureOptions:
+    """How static figures are written: formats (``png``, ``svg``, ``pdf``), PNG resolution, and
+    the landscapes' colour scale (``condition``: each its own range; ``shared``: one range)."""
+
+    formats: tuple = ("png",)
+    dpi: int = DEFAULT_DPI
+    scale: str = "condition"
+
+    def save(self, fig, folder: Path, stem: str) -> list[Path]:
+        """Write ``fig`` (a matplotlib Figure) as ``folder/stem.<format>`` in every format."""
+        from hplandscape.plots import mpl_backend as mb  # late: matplotlib is only needed here
+
+        paths = []
+        for fmt in self.formats:
+            path = Path(folder) / f"{stem}.{fmt}"
+            mb.save(fig, path, dpi=self.dpi)
+            paths.append(path)
+        return paths
+
+
+def figure_options(formats="png", dpi: int = DEFAULT_DPI, scale: str = "condition") -> FigureOptions:
+    """Validated :class:`FigureOptions`.
+
+    Parameters
+    ----------
+    formats : str or sequence of str
+        ``"png,svg,pdf"`` or ``("png", "pdf")``; each one of :data:`FIGURE_FORMATS`.
+    dpi : int
+        Resolution of PNG figures, within :data:`DPI_RANGE`.
+    scale : {"condition", "shared"}
+        The landscapes' colour scale.
+
+    Raises
+    ------
+    hplandscape.errors.UserError
+        Naming the bad value and what is allowed.
+    """
+    items = [f.strip().lower() for f in formats.split(",")] if isinstance(formats, str) else \
+        [str(f).strip().lower() for f in formats]
+    items = [f for f in items if f]
+    bad = [f for f in items if f not in FIGURE_FORMATS]
+    if bad or not items:
+        raise UserError(f"figure format must be one or more of {', '.join(FIGURE_FORMATS)} (comma-separated, e.g. "
+                        f"png,pdf), got {formats!r}")
+    if isinstance(dpi, bool) or not isinstance(dpi, int) or not DPI_RANGE[0] <= dpi <= DPI_RANGE[1]:
+        raise UserError(f"dpi must be an integer from {DPI_RANGE[0]} to {DPI_RANGE[1]}, got {dpi!r}")
+    if scale not in COLOUR_SCALES:
+        raise UserError(f"colour scale must be one of {', '.join(COLOUR_SCALES)}, got {scale!r}")
+    return FigureOptions(formats=tuple(dict.fromkeys(items)), dpi=dpi, scale=scale)
+
+
+def slug(name: str) -> str:
+    """A condition or study name as a file-name part."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+
+def md_text(text) -> str:
+    """A name or value as Markdown text: HTML in condition names or paths shows as text, and a
+    ``|`` cannot break a table."""
+    return html.escape(str(text), quote=False).replace("|", "\\|")
+
+
+def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "—" if v != v else floatfmt.format(v)
+        return md_text(v)
+    lines = ["| " + " | ".join(md_text(c) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def html_table(df: pd.DataFrame, floatfmt: str) -> str:
+    """A table that never widens the page: it scrolls inside its own box when it must."""
+    table = df.to_html(index=False, float_format=lambda v: floatfmt.format(v), na_rep="—", border=0)
+    return f'<div class="table-wrap">{table}</div>'
+
+
+def md_figure(paths, out: Path) -> list[str]:
+    """Markdown for one figure: the PNG shown (when written), every other format linked."""
+    lines = []
+    rel = [p.relative_to(out).as_posix() if out else str(p) for p in paths]
+    shown = next((r for r in rel if r.endswith(".png")), None)
+    if shown:
+        lines.append(f"![{Path(shown).stem}]({shown})")
+    others = [r for r in rel if r != shown]
+    if others:
+        lines.append("Also as " + ", ".join(f"[{Path(r).suffix.lstrip('.').upper()}]({r})" for r in others) + ".")
+    return lines
+
+
+def fig_div(fig, div_id: str) -> str:
+    """A Plotly figure as a ``<div>`` without the library (the page embeds it once)."""
+    return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOTLY_CONFIG)
+
+
+def page(title: str, body: list[str]) -> str:
+    """The whole HTML page: plotly.js embedded once in the head, so it works offline."""
+    import plotly.offline as po  # late: plotly is only needed here
+
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+            f"<title>{html.escape(title)}</title><style>{CSS}</style>"
+            f"<script type=\"text/javascript\">{po.get_plotlyjs()}</script></head>\n<body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
