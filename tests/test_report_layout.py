@@ -18,7 +18,7 @@ from conftest import tiny_config
 from hplandscape.grid import make_grid
 from hplandscape.store import StudyStore
 
-CHROMIUM = "/usr/bin/chromium"
+from test_report_browser import CHROMIUM, _need_browser  # one definition of "a browser is here"
 WIDTH = 1400
 pytestmark = pytest.mark.browser
 
@@ -39,21 +39,6 @@ _LAYOUT_JS = """
   return {id: fig.id, texts, legends, bars, areas};
 })
 """
-
-
-def _need_browser():
-    required = os.environ.get("HPLANDSCAPE_REQUIRE_BROWSER") == "1"
-    problems = []
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        problems.append(f"{CHROMIUM} is absent (apt-get install -y chromium)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        problems.append("the playwright package is not installed")
-    if problems:
-        if required:
-            pytest.fail("HPLANDSCAPE_REQUIRE_BROWSER=1 but " + "; ".join(problems))
-        pytest.skip("; ".join(problems))
 
 
 def _overlap(a, b, tol: float = 1.0) -> bool:

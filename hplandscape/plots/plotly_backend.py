@@ -26,6 +26,18 @@ _MAX_COLUMNS = 4  # condition columns per block of the study figure: wider studi
 CONFIG = {"displaylogo": False, "responsive": True}
 
 
+def _panel_grid(names: list[str]) -> tuple[int, int, list[str]]:
+    """Blocks of at most ``_MAX_COLUMNS`` columns, two rows per block (a panel over its
+    companion): ``(blocks, columns, subplot titles)``, the lower row of each block untitled."""
+    blocks = math.ceil(max(1, len(names)) / _MAX_COLUMNS)
+    cols = math.ceil(max(1, len(names)) / blocks)
+    titles = []
+    for b in range(blocks):
+        row = names[b * cols:(b + 1) * cols]
+        titles += row + [""] * (cols - len(row)) + [""] * cols
+    return blocks, cols, titles
+
+
 def _legend() -> dict:
     """A horizontal legend in the bottom margin, clear of every axis title."""
     return dict(orientation="h", x=0, xanchor="left", y=0, yanchor="bottom", yref="container",
@@ -166,13 +178,7 @@ def landscape_figure(result: StudyAnalysis, scale: str = "condition") -> go.Figu
     More than four conditions wrap into several blocks of columns.
     """
     info = landscape_info(result, scale=scale)
-    n = len(info.panels)
-    blocks = math.ceil(n / _MAX_COLUMNS)
-    cols = math.ceil(n / blocks)
-    titles = []
-    for b in range(blocks):
-        names = [p.title for p in info.panels[b * cols:(b + 1) * cols]]
-        titles += names + [""] * (cols - len(names)) + [""] * cols
+    blocks, cols, titles = _panel_grid([p.title for p in info.panels])
     own = scale == "condition"
     fig = make_subplots(rows=2 * blocks, cols=cols, subplot_titles=titles,
                         horizontal_spacing=0.11 if own else 0.07, vertical_spacing=0.13 / blocks)
@@ -305,13 +311,7 @@ def curve_figure(info) -> go.Figure:
     one column per condition; blue at the best point, orange at the prior; ✕ where a run diverged."""
     from hplandscape.plots.curves import ROLE_COLOURS
 
-    n = max(1, len(info.panels))
-    blocks = math.ceil(n / _MAX_COLUMNS)
-    cols = math.ceil(n / blocks)
-    titles = []
-    for b in range(blocks):
-        names = [p.title for p in info.panels[b * cols:(b + 1) * cols]]
-        titles += names + [""] * (cols - len(names)) + [""] * cols
+    blocks, cols, titles = _panel_grid([p.title for p in info.panels])
     fig = make_subplots(rows=2 * blocks, cols=cols, subplot_titles=titles, horizontal_spacing=0.07,
                         vertical_spacing=0.1 / blocks)
     shown: set = set()
