@@ -94,11 +94,12 @@ class StudyStatus:
     def render(self) -> str:
         """Human-readable counts and a grid map per condition."""
         lines = [f"Study {self.study_dir}: {self.finished}/{self.total} runs finished"]
-        header = f"  {'condition':<16}{'total':>7}{'done':>7}{'running':>9}{'failed':>8}{'missing':>9}{'diverged':>10}"
+        w = max([16] + [len(c.name) + 2 for c in self.conditions])  # long names keep the columns aligned
+        header = f"  {'condition':<{w}}{'total':>7}{'done':>7}{'running':>9}{'failed':>8}{'missing':>9}{'diverged':>10}"
         lines.append(header)
         for c in self.conditions:
             n = c.counts()
-            lines.append(f"  {c.name:<16}{n['total']:>7}{n['done']:>7}{n['running']:>9}{n['failed']:>8}"
+            lines.append(f"  {c.name:<{w}}{n['total']:>7}{n['done']:>7}{n['running']:>9}{n['failed']:>8}"
                          f"{n['missing']:>9}{n['diverged']:>10}")
         legend = "  map: # done, x diverged, R running, ! failed, . missing, ? corrupt record"
         for c in self.conditions:

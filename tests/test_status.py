@@ -54,3 +54,15 @@ def test_submitted_job_ids_come_from_the_logs(tmp_path):
     for name in ("123_0_submitted.pkl", "124_submitted.pkl", "124_0_log.out"):
         (store.logs_dir / name).write_text("")
     assert store.submitted_job_ids() == ["123_0", "124"]
+
+
+def test_counts_stay_in_their_columns_for_long_condition_names(tmp_path):
+    store = StudyStore(tmp_path / "study")
+    config = tiny_config(conditions=[{"method": "none"}, {"method": "uniform", "ratio": 0.5,
+                                                          "name": "uniform-0.5-a-long-condition-name"}])
+    store.init_study(config)
+    lines = study_status(store, config).render().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.lstrip().startswith("condition"))
+    table = lines[header:header + 3]
+    assert len({len(line) for line in table}) == 1, "\n".join(table)
+    assert all(line.split()[1].isdigit() for line in table[1:]), "\n".join(table)
