@@ -24,13 +24,10 @@ def stored_arch(store: StudyStore, config, condition):
         return stored_masks(store, config, condition)
     if condition.finetune and not store.start_weights_path(condition.name).exists():
         return None
-    try:
-        spec = store.read_arch(condition.name)
-    except Exception:  # a damaged or foreign file is made again, not trusted
-        return None
+    spec = _read_or_none(store.read_arch, condition.name)
     if spec is None:
         return None
-    want_source = "checkpoint:" if config.pruning.source == "trained" else "random-init"
+    want_source = _source_prefix(config)
     ok = (spec.model == config.model and spec.method == condition.method
           and abs(spec.target_ratio - condition.ratio) < 1e-9 and spec.source.startswith(want_source))
     if ok and condition.method == "global":  # a spec without the settings predates them: made again
@@ -39,16 +36,26 @@ def stored_arch(store: StudyStore, config, condition):
     return spec if ok else None
 
 
+def _read_or_none(read, name: str):
+    """A stored spec, or None when it is absent, damaged or foreign (it is made again, not trusted)."""
+    try:
+        return read(name)
+    except Exception:
+        return None
+
+
+def _source_prefix(config) -> str:
+    """How the ``source`` of a spec made for this config's pruning source begins."""
+    return "checkpoint:" if config.pruning.source == "trained" else "random-init"
+
+
 def stored_masks(store: StudyStore, config, condition):
     """The stored MaskSpec of an unstructured condition when it was made for this config (model,
     method, density, ranking source, the seed of random positions, the floor or ζ), else None."""
-    try:
-        spec = store.read_mask_spec(condition.name)
-    except Exception:  # a damaged or foreign file is made again, not trusted
-        return None
+    spec = _read_or_none(store.read_mask_spec, condition.name)
     if spec is None:
         return None
-    want_source = "checkpoint:" if config.pruning.source == "trained" else "random-init"
+    want_source = _source_prefix(config)
     p = config.pruning
     return spec if (spec.model == config.model and spec.method == condition.method
                     and abs(spec.target_density - condition.ratio) < 1e-9 and spec.source.startswith(want_source)
