@@ -207,6 +207,9 @@ class LauncherConfig:
     timeout_min: int = 60
     array_parallelism: int = 64
     slurm_additional_parameters: dict = field(default_factory=dict)
+    #: A run saves its training state after an epoch once this many seconds have passed since its
+    #: last save (and always after the last epoch); 0: after every epoch. Decides nothing computed.
+    checkpoint_every_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -715,6 +718,7 @@ def _launcher(s: _Section) -> LauncherConfig:
         timeout_min=s.int_("timeout_min", d.timeout_min),
         array_parallelism=s.int_("array_parallelism", d.array_parallelism),
         slurm_additional_parameters=dict(extra),
+        checkpoint_every_s=s.float_("checkpoint_every_s", d.checkpoint_every_s, positive=False, minimum=0.0),
     )
 
 

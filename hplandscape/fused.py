@@ -32,7 +32,8 @@ from hplandscape.config import ENGINES
 from hplandscape.data import load_data
 from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
-from hplandscape.lifecycle import (NetworkFacts, RunProgress, build_network, check_interval, choose_placement,
+from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, RunProgress, build_network, check_interval,
+                                   choose_placement,
                                    data_seed, eval_batch_size, evaluate, finish_run, init_seed, resume, make_optimizer,
                                    resolve_device, save_checkpoint, spec_fingerprint)
 from hplandscape.recipes import RANDOMNESS
@@ -238,6 +239,7 @@ def _train_cohort(runs, data, recipe, placement):
     dead_at: dict[int, dict] = {}  # run index → its state_dict at the step it diverged
     frozen: set[int] = set()  # runs that diverged in an earlier epoch: their records are complete
     epoch = runs[0].progress.next_epoch
+    clock = CheckpointClock(min(r.spec.checkpoint_every_s for r in runs))
     while epoch < recipe.epochs and bool(alive.any()):
         epoch_started = time.perf_counter()
         lrs = [recipe.lr_at_epoch(r.spec.lr, epoch) for r in runs]
@@ -276,6 +278,7 @@ def _train_cohort(runs, data, recipe, placement):
         loss_sum, correct = loss_sum.cpu(), correct.cpu()
         states = unfuse_state(fused)
         epoch_s = (time.perf_counter() - epoch_started) / b
+        save = clock.due(last_epoch=epoch + 1 >= recipe.epochs)
         for i, r in enumerate(runs):
             if i in frozen:
                 continue
@@ -298,7 +301,10 @@ def _train_cohort(runs, data, recipe, placement):
             else:
                 log.info("%s: epoch %d lr %.4g loss %.4f train %.2f%% val %.2f%% (fused)", r.spec.run_id, epoch,
                          lrs[i], train_loss, train_acc, top_i[0])
-            _save_run_checkpoint(r, recipe)
+            if save or i in died:  # a diverged run's state is final
+                _save_run_checkpoint(r, recipe)
+        if save:
+            clock.saved()
         frozen.update(died)
         epoch += 1
 

@@ -5,6 +5,11 @@ and the study directory. For each run it takes the claim, trains with
 :func:`hplandscape.train.train_run`, writes the record atomically and drops the epoch checkpoint.
 A run that raises is recorded as failed (``error.json`` names the traceback) and the block goes on.
 
+A block is either the job's own (its runs claimed together before the first trains: what SLURM
+arrays and fused blocks use) or a work list shared with other jobs (``pull_since``): the job claims
+each run just before training it and skips those another job holds, so jobs that share a list
+finish together whatever each run costs (the local runner's workers).
+
 On SLURM timeout or preemption submitit signals the job (USR2); :meth:`RunJob.checkpoint` hands
 back a resubmission of the same block, which skips the recorded runs, takes back its own claim
 (a requeued job keeps its id) and lets ``train_run`` resume from the last epoch checkpoint.
@@ -48,6 +53,10 @@ class RunJob(submitit.helpers.Checkpointable):
     raise_on_failure : bool
         Raise :class:`RunFailure` at the end of the block when a run failed, so that a SLURM
         dependency (``afterok``) on this job is not satisfied.
+    pull_since : float, optional
+        The block is a work list shared with other jobs: claim each run only when its turn comes
+        (sequential engine), and skip runs that failed at or after this time (the sweep's start:
+        another worker of the same sweep tried them already). None: claim the whole block first.
 
     Returns
     -------
@@ -57,7 +66,7 @@ class RunJob(submitit.helpers.Checkpointable):
     """
 
     def __init__(self, specs, study_dir, *, threads=None, stale_after=STALE_AFTER_S,
-                 heartbeat_s=HEARTBEAT_S, train_fn=None, raise_on_failure=False):
+                 heartbeat_s=HEARTBEAT_S, train_fn=None, raise_on_failure=False, pull_since=None):
         self.specs = tuple(specs)
         self.study_dir = str(study_dir)
         self.threads = threads
@@ -65,6 +74,7 @@ class RunJob(submitit.helpers.Checkpointable):
         self.heartbeat_s = heartbeat_s
         self.train_fn = train_fn
         self.raise_on_failure = raise_on_failure
+        self.pull_since = pull_since
 
     def __repr__(self) -> str:
         return f"RunJob({len(self.specs)} runs of {self.study_dir})"
@@ -73,18 +83,26 @@ class RunJob(submitit.helpers.Checkpointable):
         store = StudyStore(self.study_dir, stale_after=self.stale_after)
         job_id = current_job_id()
         _set_threads(self.threads, self.specs)
-        claimed, outcomes = [], {}
-        for spec in self.specs:
+        outcomes = {}
+
+        def take(spec) -> bool:
             if claims.take(store.files(spec.run_id), job_id, stale_after=self.stale_after,
-                           finished=lambda r=spec.run_id: store.read_record(r)[0].finished):
-                claimed.append(spec)
-            else:
-                outcomes[spec.run_id] = "skipped"
-        if self.train_fn is None and _engine(claimed) == "fused":
-            outcomes.update(_train_fused_block(store, claimed, job_id, self.heartbeat_s))
+                           finished=lambda: store.settled(spec.run_id, self.pull_since)):
+                return True
+            outcomes[spec.run_id] = "skipped"
+            return False
+
+        if self.pull_since is not None and (self.train_fn is not None or engine_of(self.specs) == "sequential"):
+            for spec in self.specs:  # one at a time: the other workers of the list take the rest
+                if take(spec):
+                    outcomes[spec.run_id] = _train_one(store, spec, job_id, self.train_fn, self.heartbeat_s)
         else:
-            for spec in claimed:
-                outcomes[spec.run_id] = _train_one(store, spec, job_id, self.train_fn, self.heartbeat_s)
+            claimed = [spec for spec in self.specs if take(spec)]
+            if self.train_fn is None and engine_of(claimed) == "fused":
+                outcomes.update(_train_fused_block(store, claimed, job_id, self.heartbeat_s))
+            else:
+                for spec in claimed:
+                    outcomes[spec.run_id] = _train_one(store, spec, job_id, self.train_fn, self.heartbeat_s)
         result = [{"run_id": s.run_id, "state": outcomes[s.run_id]} for s in self.specs]
         failed = [r["run_id"] for r in result if r["state"] == "failed"]
         if failed and self.raise_on_failure:
@@ -112,9 +130,10 @@ def _set_threads(threads, specs) -> None:
         torch.set_num_threads(int(threads))
 
 
-def _engine(specs) -> str:
-    """``fused`` when every claimed run asks for it (``auto``: on CUDA), there are several and the
-    fused engine can train them all (not masked runs nor gradient flow: those train one by one)."""
+def engine_of(specs, say: bool = True) -> str:
+    """``fused`` when every run asks for it (``auto``: on CUDA), there are several and the
+    fused engine can train them all (not masked runs nor gradient flow: those train one by one);
+    else ``sequential``. ``say``: print why runs that asked for fusion train one by one."""
     if len(specs) < 2 or all(s.engine == "sequential" for s in specs):
         return "sequential"
     from hplandscape.fused import choose_engine, fused_unsupported
@@ -124,7 +143,8 @@ def _engine(specs) -> str:
         return "sequential"
     why = next((w for w in map(fused_unsupported, specs) if w is not None), None)
     if why is not None:
-        print(f"{len(specs)} runs train one by one (sequential engine): {why}", flush=True)
+        if say:
+            print(f"{len(specs)} runs train one by one (sequential engine): {why}", flush=True)
         return "sequential"
     return "fused"
 

@@ -1,9 +1,13 @@
 """Run a study plan on this machine: local processes (bounded parallelism) or in process (debug).
 
 The runner executes :class:`~hplandscape.plan.StudyPlan` steps and nothing else decides the
-order: a step's jobs are released once every step it ``needs`` is done, so basemodel runs fill
+order: a step's runs are released once every step it ``needs`` is done, so basemodel runs fill
 the free cores while the pruning source trains, and pruned runs start as soon as their
 architectures exist. The prune step runs in this process (it takes seconds).
+
+Runs trained one by one go to workers, one per free slot, that share a work list and claim each
+run when they get to it: the slots end together and each worker pays one process start for
+many runs (``docs/performance.md``). Fused runs go in blocks of ``launcher.runs_per_job``.
 
 Runs claimed by another sweep (a concurrent ``sweep`` call, or jobs that outlived a killed one)
 are not launched: the runner waits until they are recorded or their claims go stale, then plans
@@ -132,16 +136,49 @@ def local_job_size(runs_per_job: int, runs: int, max_parallel: int, kind: str = 
     return max(1, min(size, -(-runs // (2 * max(1, max_parallel)))))
 
 
+def _pulls(kind: str, runs) -> bool:
+    """Whether a step's runs go to workers that share one work list (local, sequential engine)
+    rather than to blocks of their own (fused blocks, the debug executor)."""
+    from hplandscape.launch import engine_of
+
+    return kind == "local" and bool(runs) and engine_of(runs, say=False) == "sequential"
+
+
+def _open(store: StudyStore, run_id: str, since: float, lost: set) -> bool:
+    """A run a new worker would train: nobody holds it, it has no record and it did not fail, nor
+    kill its worker, in this round."""
+    if run_id in lost:
+        return False
+    state = store.run_state(run_id)
+    return state in (RunState.MISSING, RunState.CORRUPT) or (
+        state is RunState.FAILED and not store.settled(run_id, since))
+
+
 def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick):
     """Run one round of steps; returns (job failures, prune error or None, runs this call trained:
-    a run another job claimed first is not counted)."""
-    size = local_job_size(config.launcher.runs_per_job, sum(len(s.runs) for s in steps), max_parallel, kind)
-    pending = [(s.name, s.needs, make_job(block)) for s in steps for block in s.blocks(size)]
+    a run another job claimed first is not counted).
+
+    Runs trained one by one on this machine go to *workers*: whenever a slot is free and some
+    ready step has runs nobody holds, a job starts with all of them as a shared work list and
+    claims each run when it gets to it (:class:`~hplandscape.launch.RunJob`'s ``pull_since``).
+    The slots then finish within one run of each other whatever the runs cost, and a sweep pays
+    one process start per worker, not per block. Fused runs and the debug executor keep blocks.
+    """
+    started = time.time()
+    pull = {s.name for s in steps if _pulls(kind, s.runs)}
+    block_runs = sum(len(s.runs) for s in steps if s.name not in pull)
+    size = local_job_size(config.launcher.runs_per_job, block_runs, max_parallel, kind)
+    pending = [(s.name, s.needs, make_job(block)) for s in steps if s.name not in pull for block in s.blocks(size)]
     waiting = {s.name: s for s in steps}  # steps not finished yet
-    done, failed = set(), set()
+    done, failed, lost = set(), set(), set()  # lost: runs whose worker died while it held them
     ex = make_executor(kind, store.logs_dir, config.launcher, name=config.name)
-    running, failures, prune_error, outcomes = [], [], None, []
+    running, failures, prune_error, outcomes = [], [], None, []  # running: (step, needs, job, pulled run ids)
     source_id = source_run(config).run_id
+
+    def submit(job):
+        with _children_write_to(store.local_controllers_log if kind == "local" else None):
+            return ex.submit(job)
+
     while True:
         for name, step in list(waiting.items()):
             if set(step.needs) & failed:  # what it needs will not come in this call
@@ -159,7 +196,11 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
                     prune_error = e
                     failed.add(name)
                 del waiting[name]
-            elif not any(n == name for n, _, _ in pending + running):
+            elif name in pull:
+                if all(r.run_id in lost or store.settled(r.run_id, started) for r in step.runs):
+                    done.add(name)
+                    del waiting[name]
+            elif not any(n == name for n, _, _ in pending) and not any(r[0] == name for r in running):
                 done.add(name)
                 del waiting[name]
         pending = [p for p in pending if not set(p[1]) & failed]
@@ -167,24 +208,41 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
             if kind != "debug" and len(running) >= max_parallel:
                 break
             pending.remove(item)
-            with _children_write_to(store.local_controllers_log if kind == "local" else None):
-                job = ex.submit(item[2])
+            job = submit(item[2])
             if kind == "debug":  # runs in this process, now
                 outcomes += _settle(job, failures)
             else:
-                running.append((item[0], item[1], job))
+                running.append((item[0], item[1], job, ()))
+        while len(running) < max_parallel:
+            work = [r for s in steps if s.name in pull and s.name in waiting and set(s.needs) <= done
+                    for r in s.runs if _open(store, r.run_id, started, lost)]
+            ids = {r.run_id for r in work}
+            if len(work) <= sum(1 for item in running if ids & set(item[3])):
+                break  # the workers already on these runs are as many as the runs
+            running.append(("worker", (), submit(make_job(work, pull_since=started)), tuple(r.run_id for r in work)))
         still = []
         for item in running:
-            if item[2].done():
-                outcomes += _settle(item[2], failures)
-            else:
+            if not item[2].done():
                 still.append(item)
+                continue
+            before = len(failures)
+            outcomes += _settle(item[2], failures)
+            if len(failures) > before and item[3]:  # a worker died: not again, in this round, what it held
+                lost.update(r for r in item[3] if _held_by_the_dead(store, r))
         running = still
         tick()
         if not (pending or running or waiting):
             return failures, prune_error, sum(o.get("state") != "skipped" for o in outcomes)
         if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
             time.sleep(poll_s)
+
+
+def _held_by_the_dead(store: StudyStore, run_id: str) -> bool:
+    """The run has no record and a claim whose holder is gone (the worker that just died)."""
+    from hplandscape import claims
+
+    claim = claims.read_claim(store.files(run_id))
+    return claim is not None and claims.is_stale(claim, store.stale_after) and not store.settled(run_id)
 
 
 @contextlib.contextmanager

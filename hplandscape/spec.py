@@ -50,6 +50,10 @@ class RunSpec:
     start_weights : str or None
         The weights file a fine-tuned condition starts from: the trained basemodel's (masked by
         the run) or its structured pruning's surviving filters. None: fresh He init.
+    checkpoint_every_s : float
+        Save the training state after an epoch once this many seconds passed since the last save,
+        and after the last epoch; 0: after every epoch (``launcher.checkpoint_every_s``). Not part
+        of the run's fingerprint: it changes nothing computed.
     """
 
     study: str
@@ -67,6 +71,7 @@ class RunSpec:
     sparsity: dict | None = None
     masks_file: str | None = None
     start_weights: str | None = None
+    checkpoint_every_s: float = 30.0
 
     @property
     def run_id(self) -> str:

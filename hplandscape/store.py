@@ -538,6 +538,17 @@ class StudyStore:
             return None
         return data if isinstance(data, dict) else None
 
+    def settled(self, run_id: str, since: float | None = None) -> bool:
+        """Finished (a valid record), or failed at or after ``since`` (a time): a sweep that
+        started at ``since`` does not train that run again."""
+        if self.read_record(run_id)[0].finished:
+            return True
+        if since is None:
+            return False
+        error = self.read_error(run_id)
+        t = error.get("time") if error else None
+        return isinstance(t, (int, float)) and t >= since
+
     def run_state(self, run_id: str) -> RunState:
         """The state of one run, from its files only."""
         state, _ = self.read_record(run_id)

@@ -184,8 +184,9 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     job_kwargs = dict(threads=threads_per_run(config.launcher, config.recipe), stale_after=stale_after,
                       heartbeat_s=heartbeat_s or min(HEARTBEAT_S, stale_after / 6), train_fn=train_fn)
 
-    def make_job(specs, raise_on_failure=False):
-        return RunJob(specs, str(store.root), raise_on_failure=raise_on_failure, **job_kwargs)
+    def make_job(specs, raise_on_failure=False, pull_since=None):
+        return RunJob(specs, str(store.root), raise_on_failure=raise_on_failure, pull_since=pull_since,
+                      **job_kwargs)
 
     plan = plan_study(config, store, engine=engine)
     job_ids, job_failures, submitted = (), (), len(plan.runs)

@@ -3,7 +3,8 @@
 :func:`train_run` is the only thing a launcher ships to a worker (submitit pickles it). It builds
 the (pruned) architecture with a fresh, seeded He init, trains it with the recipe at the spec's
 learning rate and weight decay (SGD, coupled L2: ``torch.optim.SGD(weight_decay=wd)``),
-evaluates after every epoch, and checkpoints atomically after every epoch. A run that finds a
+evaluates after every epoch, and checkpoints atomically at epoch ends (every
+``launcher.checkpoint_every_s`` seconds, and after the last). A run that finds a
 checkpoint continues from it; on the CPU the resumed run ends with exactly the record an
 uninterrupted run produces (timings aside). Setting up, resuming, checkpointing and finishing a
 run are :mod:`hplandscape.lifecycle`'s, shared with the fused engine; the epoch loop is this
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from hplandscape.data import load_data
-from hplandscape.lifecycle import (NetworkFacts, build_network, check_interval, choose_placement,
+from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, build_network, check_interval, choose_placement,
                                    data_seed, eval_batch_size, evaluate, finish_run, init_seed, grad_scaler, resume,
                                    make_optimizer, resolve_device, run_extras, save_checkpoint, spec_fingerprint)
 from hplandscape.store import RunFiles
@@ -59,8 +60,10 @@ def train_run(spec) -> dict:
 
     Notes
     -----
-    - Checkpoints go to ``RunFiles(run_dir).checkpoint`` after every epoch (temp file +
-      ``os.replace``) and stay until the caller has stored the record; the final weights go to
+    - Checkpoints go to ``RunFiles(run_dir).checkpoint`` after an epoch once
+      ``spec.checkpoint_every_s`` seconds passed since the last one, and after the last epoch
+      (temp file + ``os.replace``; :class:`~hplandscape.lifecycle.CheckpointClock`), and stay
+      until the caller has stored the record; the final weights go to
       ``RunFiles(run_dir).weights`` when ``spec.keep_weights``. The record itself is written by
       the caller (the store).
     - Divergence: the epoch whose training loss turns NaN/inf is cut short, recorded with
@@ -106,6 +109,7 @@ def train_run(spec) -> dict:
 
     session_start = time.perf_counter()
     before = progress.elapsed_s  # earlier sessions of a resumed run
+    clock = CheckpointClock(spec.checkpoint_every_s)
     while not progress.finished(recipe.epochs):
         lr = recipe.lr_at_epoch(spec.lr, progress.next_epoch)
         for group in optimizer.param_groups:
@@ -122,7 +126,9 @@ def train_run(spec) -> dict:
         if extras is not None:
             extras.end_epoch(progress, recipe.epochs)
         progress.elapsed_s = before + time.perf_counter() - session_start
-        save_checkpoint(files.checkpoint, fingerprint, model, optimizer, generator, scaler, progress, extras)
+        if clock.due(last_epoch=progress.finished(recipe.epochs)):
+            save_checkpoint(files.checkpoint, fingerprint, model, optimizer, generator, scaler, progress, extras)
+            clock.saved()
 
     # Time before this process started (earlier sessions of a resumed run) plus this session,
     # including data loading and model building.

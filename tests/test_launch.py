@@ -16,7 +16,7 @@ from hplandscape.errors import RunFailure, UserError
 from hplandscape.executors import default_max_parallel, make_executor, max_array_size, submit_slurm_arrays
 from hplandscape.launch import RunJob
 from hplandscape.plan import plan_study
-from hplandscape.store import RunState, StudyStore
+from hplandscape.store import RunState, StudyStore, study_runs
 
 
 @pytest.fixture
@@ -140,28 +140,32 @@ def test_max_array_size_is_read_from_scontrol(tmp_path, monkeypatch):
 
 
 class _FakeJob:
-    def __init__(self, log, n):
-        self.log, self.n, self.ticks = log, n, 0
+    """Done after three polls; it runs its function then, in this process (records included)."""
+
+    def __init__(self, log, fn):
+        self.log, self.fn, self.ticks, self.out = log, fn, 0, None
 
     def result(self):
-        return [{"run_id": s.run_id, "state": "done"} for s in self.n]
+        return self.out
 
     def done(self):
         self.ticks += 1
         if self.ticks >= 3:
             if self in self.log["running"]:
                 self.log["running"].remove(self)
+                self.out = self.fn()
             return True
         return False
 
 
 class _FakeExecutor:
     def __init__(self):
-        self.log = {"running": [], "peak": 0, "arrays": []}
+        self.log = {"running": [], "peak": 0, "arrays": [], "jobs": []}
 
     def submit(self, fn):
         job = _FakeJob(self.log, fn)
         self.log["running"].append(job)
+        self.log["jobs"].append(fn)
         self.log["peak"] = max(self.log["peak"], len(self.log["running"]))
         return job
 
@@ -170,21 +174,79 @@ class _FakeExecutor:
         return [object() for _ in fns]
 
 
-def test_local_runner_keeps_at_most_max_parallel_in_flight(tmp_path, monkeypatch):
+def _fake_local_runner(tmp_path, monkeypatch, **launcher):
     from hplandscape import run_local
 
     config = tiny_config(pruning={"source": "random"},
-                         launcher={"executor": "local", "runs_per_job": 1, "cpus_per_task": 1})
+                         launcher={"executor": "local", "runs_per_job": 1, "cpus_per_task": 1, **launcher})
     store = StudyStore(tmp_path / "study")
     store.init_study(config)
     ex = _FakeExecutor()
     monkeypatch.setattr(run_local, "make_executor", lambda *a, **k: ex)
-    submitted = []
+    make_job = lambda specs, **kw: RunJob(specs, str(store.root), train_fn=fake_train_run, **kw)  # noqa: E731
     outcome = run_local.run_local(lambda: plan_study(config, store), config, store, kind="local",
-                                  max_parallel=2, make_job=lambda specs, **kw: submitted.append(specs) or specs,
-                                  prune_fn=fake_prune, progress=False, poll_s=0)
-    assert ex.log["peak"] == 2 and outcome.submitted == 8 and len(submitted) == 8
+                                  max_parallel=2, make_job=make_job, prune_fn=fake_prune, progress=False, poll_s=0)
+    return config, store, ex, outcome
+
+
+def test_local_runner_keeps_at_most_max_parallel_in_flight(tmp_path, monkeypatch, fake_env):
+    config, store, ex, outcome = _fake_local_runner(tmp_path, monkeypatch)
+    assert ex.log["peak"] == 2 and outcome.submitted == 8
+    assert [store.run_state(r.run_id) for r in study_runs(config)] == [RunState.DONE] * 8
     assert store.read_arch("uniform-0.5") is not None, "the prune step ran once its needs were met"
+
+
+def test_local_workers_share_work_lists_and_start_once_per_slot_and_wave(tmp_path, monkeypatch, fake_env):
+    """Sequential runs go to workers that pull from one list: 2 slots, 8 runs in two waves (the
+    basemodel with the pruning source; the pruned runs) start 4 processes, not one per block of
+    ``runs_per_job`` (here 1: 8 jobs), and every run is trained exactly once."""
+    config, store, ex, outcome = _fake_local_runner(tmp_path, monkeypatch)
+    jobs = ex.log["jobs"]
+    assert len(jobs) == 4 and all(j.pull_since is not None for j in jobs)
+    assert [len(j.specs) for j in jobs] == [4, 4, 4, 4]  # each worker gets all open runs of its wave
+    trained = [len((store.run_dir(s.run_id) / "trained.log").read_text().splitlines())
+               for s in study_runs(config)]
+    assert trained == [1] * 8 and outcome.submitted == 8
+
+
+def test_fused_runs_keep_blocks_of_their_own(tmp_path, monkeypatch, fake_env):
+    config, store, ex, outcome = _fake_local_runner(tmp_path, monkeypatch, engine="fused", runs_per_job=2)
+    blocks = [j for j in ex.log["jobs"] if j.pull_since is None]
+    assert [len(j.specs) for j in blocks] == [2, 1, 2, 2] and outcome.submitted == 8  # 3 base, 4 pruned
+    # the pruning source alone is one run: nothing to fuse it with
+    assert [[s.run_id for s in j.specs] for j in ex.log["jobs"] if j.pull_since is not None] == [
+        [study_runs(config)[0].run_id]]
+
+
+def test_a_pulled_run_that_failed_in_this_sweep_is_not_tried_again(setup, fake_env):
+    """Two workers share a list: the second does not retrain what the first saw fail."""
+    import time as _time
+
+    config, store, specs = setup
+    a, b = _base(specs)[1:3]
+    fake_env.setenv("HPL_FAKE_FAIL", a.run_id)
+    since = _time.time()
+    first = RunJob([a, b], str(store.root), train_fn=fake_train_run, pull_since=since)()
+    second = RunJob([a, b], str(store.root), train_fn=fake_train_run, pull_since=since)()
+    assert [r["state"] for r in first] == ["failed", "done"]
+    assert [r["state"] for r in second] == ["skipped", "skipped"]
+    # A later sweep (started after the failure) tries it again.
+    later = RunJob([a, b], str(store.root), train_fn=fake_train_run, pull_since=_time.time())()
+    assert [r["state"] for r in later] == ["failed", "skipped"]
+
+
+def test_a_pulling_worker_claims_each_run_only_when_it_gets_to_it(setup, fake_env):
+    """While a worker trains its first run, the rest of its list is free for the other workers."""
+    config, store, specs = setup
+    a, b, c = _base(specs)[1:4]
+    seen = []
+
+    def train(spec):
+        seen.append({s.run_id: store.run_state(s.run_id) for s in (a, b, c)})
+        return fake_train_run(spec)
+
+    RunJob([a, b, c], str(store.root), train_fn=train, pull_since=0.0)()
+    assert seen[0] == {a.run_id: RunState.RUNNING, b.run_id: RunState.MISSING, c.run_id: RunState.MISSING}
 
 
 def test_arrays_are_split_below_max_array_size():

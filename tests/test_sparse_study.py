@@ -104,10 +104,10 @@ def test_auto_engine_trains_masked_and_gradient_flow_runs_one_by_one(pruned_stud
     dense = [r for r in on_gpu if r.condition.name == "base"]
     masked = [r for r in on_gpu if r.condition.name == "magnitude-0.2"]
     assert choose_engine("auto", "cuda") == "fused"
-    assert launch._engine(dense) == "fused"  # dense runs still fuse on CUDA
-    assert launch._engine(masked) == "sequential"
+    assert launch.engine_of(dense) == "fused"  # dense runs still fuse on CUDA
+    assert launch.engine_of(masked) == "sequential"
     flow = [dataclasses.replace(r, recipe=dataclasses.replace(r.recipe, gradient_flow=True)) for r in dense]
-    assert launch._engine(flow) == "sequential"
+    assert launch.engine_of(flow) == "sequential"
     assert fused_unsupported(masked[0]) == "its weights are masked (unstructured magnitude)"
     with pytest.raises(UserError, match="cannot be trained by the fused engine: its weights are masked"):
         train_fused(masked)

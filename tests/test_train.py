@@ -31,12 +31,14 @@ RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr",
 
 
 def make_spec(run_dir, *, log10_lr=-1.0, log10_wd=-4.0, seed=0, epochs=3, data=None, arch=None,
-              condition=None, **recipe_kw):
+              condition=None, checkpoint_every_s=0.0, **recipe_kw):
+    """A digits run; it checkpoints after every epoch (``checkpoint_every_s`` 0), as the
+    interruption tests need."""
     recipe = dataclasses.replace(recipe_preset("digits"), epochs=epochs, threads=1, **recipe_kw)
     return RunSpec(study="t", condition=condition or Condition("base", "none", 1.0),
                    point=GridPoint(log10_lr, log10_wd), seed=seed, model="resnet20",
                    data=data or DataConfig(name="digits", train_subset=512), recipe=recipe, arch=arch,
-                   run_dir=str(run_dir), device="cpu")
+                   run_dir=str(run_dir), device="cpu", checkpoint_every_s=checkpoint_every_s)
 
 
 def without_timings(record):
@@ -130,6 +132,39 @@ def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path, amp):
     assert resumed["precision"] == ("bfloat16" if amp else "float32")
     assert without_timings(resumed) == without_timings(uninterrupted)
     assert resumed["wall_time_s"] > 0
+
+
+@pytest.mark.parametrize("every_s, saved_after", [(0.0, [1, 2, 3]), (3600.0, [3])])
+def test_checkpoints_are_taken_by_the_clock_and_after_the_last_epoch(tmp_path, monkeypatch, every_s, saved_after):
+    """``launcher.checkpoint_every_s``: a 3-epoch run that takes seconds saves only after its last
+    epoch at the default; with 0, after every epoch. The record is the same either way."""
+    import hplandscape.train as train_module
+
+    real, saved = train_module.save_checkpoint, []
+
+    def counting(path, fingerprint, model, optimizer, generator, scaler, progress, extras=None):
+        saved.append(progress.next_epoch)
+        real(path, fingerprint, model, optimizer, generator, scaler, progress, extras)
+
+    monkeypatch.setattr(train_module, "save_checkpoint", counting)
+    rec = train_run(make_spec(tmp_path / "r", checkpoint_every_s=every_s))
+    assert saved == saved_after and RunFiles(tmp_path / "r").checkpoint.exists()
+    monkeypatch.setattr(train_module, "save_checkpoint", real)
+    assert without_timings(rec) == without_timings(train_run(make_spec(tmp_path / "s")))
+
+
+def test_the_checkpoint_interval_is_a_launcher_setting_outside_the_fingerprint(tmp_path):
+    from conftest import tiny_config
+    from hplandscape.errors import ConfigError
+    from hplandscape.lifecycle import spec_fingerprint
+
+    assert tiny_config().launcher.checkpoint_every_s == 30.0
+    config = tiny_config(launcher={"executor": "local", "checkpoint_every_s": 5})
+    assert config.launcher.checkpoint_every_s == 5.0
+    with pytest.raises(ConfigError, match="checkpoint_every_s"):
+        tiny_config(launcher={"executor": "local", "checkpoint_every_s": -1})
+    a, b = make_spec(tmp_path / "r"), make_spec(tmp_path / "r", checkpoint_every_s=60.0)
+    assert spec_fingerprint(a) == spec_fingerprint(b)
 
 
 def test_checkpoint_of_another_run_is_refused(tmp_path):

@@ -39,7 +39,8 @@ def sparse_spec(tmp_path, method="set", density=0.2, *, epochs=3, pipeline="retr
                    run_dir=str(tmp_path / name), device="cpu",
                    sparsity={**mask_spec.to_dict(), "content_hash": mask_spec.content_hash},
                    masks_file=str(tmp_path / "masks.pt"),
-                   start_weights=str(source) if pipeline == "finetune" else None), masks
+                   start_weights=str(source) if pipeline == "finetune" else None,
+                   checkpoint_every_s=0.0), masks  # every epoch: the resume tests interrupt after one
 
 
 def without_timings(record):

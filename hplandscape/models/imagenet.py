@@ -12,20 +12,19 @@ channel on the fused layout.
 
 from __future__ import annotations
 
-import torchvision
 from torch import nn
-from torchvision.models.resnet import Bottleneck
 
 from hplandscape.models.registry import register_model
 from hplandscape.models.widths import PrunableGroup, register_group_rule
 
 
-def _bottleneck_groups(block: Bottleneck, prefix: str) -> list[PrunableGroup]:
+def _bottleneck_groups(block: nn.Module, prefix: str) -> list[PrunableGroup]:
     return [PrunableGroup(f"{prefix}conv1", bns=(f"{prefix}bn1",), consumers=(f"{prefix}conv2",)),
             PrunableGroup(f"{prefix}conv2", bns=(f"{prefix}bn2",), consumers=(f"{prefix}conv3",))]
 
 
-register_group_rule(Bottleneck, _bottleneck_groups)
+# torchvision is imported by the builders only: the CIFAR models train without it.
+register_group_rule("torchvision.models.resnet.Bottleneck", _bottleneck_groups)
 
 
 def _with_stem_channels(model: nn.Module, stem: str, in_channels: int) -> nn.Module:
@@ -43,11 +42,15 @@ def _with_stem_channels(model: nn.Module, stem: str, in_channels: int) -> nn.Mod
 @register_model("resnet50", input_shape=(3, 224, 224), num_classes=1000)
 def resnet50(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """torchvision ResNet-50 (25.6 M parameters, 8.2e9 FLOPs with 1000 classes)."""
+    import torchvision
+
     return _with_stem_channels(torchvision.models.resnet50(weights=None, num_classes=num_classes), "conv1", in_channels)
 
 
 @register_model("mobilenet_v2_imagenet", input_shape=(3, 224, 224), num_classes=1000)
 def mobilenet_v2_imagenet(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     """torchvision MobileNetV2 for 224×224 inputs (3.5 M parameters, 6.0e8 FLOPs with 1000 classes)."""
+    import torchvision
+
     return _with_stem_channels(torchvision.models.mobilenet_v2(weights=None, num_classes=num_classes),
                                "features.0.0", in_channels)

@@ -18,8 +18,6 @@ per channel, and the head pools, flattens and applies a Linear, which the fusion
 from __future__ import annotations
 
 from torch import nn
-from torchvision.models.mobilenetv2 import InvertedResidual
-from torchvision.ops.misc import Conv2dNormActivation
 
 from hplandscape.models.registry import register_model
 from hplandscape.models.widths import PrunableGroup, register_group_rule
@@ -38,14 +36,15 @@ STEM_STRIDE = 1  # 2 in the ImageNet network
 STEM_CHANNELS, LAST_CHANNELS = 32, 1280
 
 
-def _inverted_residual_groups(block: InvertedResidual, prefix: str) -> list[PrunableGroup]:
+def _inverted_residual_groups(block: nn.Module, prefix: str) -> list[PrunableGroup]:
     if len(block.conv) < 4:  # expansion 1: the hidden width is the block input, tied upstream
         return []
     p = f"{prefix}conv."
     return [PrunableGroup(f"{p}0.0", bns=(f"{p}0.1", f"{p}1.1"), depthwise=(f"{p}1.0",), consumers=(f"{p}2",))]
 
 
-register_group_rule(InvertedResidual, _inverted_residual_groups)
+# by name: torchvision is imported when a network is built, not when this module is
+register_group_rule("torchvision.models.mobilenetv2.InvertedResidual", _inverted_residual_groups)
 
 
 class MobileNetV2Cifar(nn.Module):
@@ -57,6 +56,9 @@ class MobileNetV2Cifar(nn.Module):
 
     def __init__(self, num_classes: int = 10, in_channels: int = 3, dropout: float = 0.0):
         super().__init__()
+        from torchvision.models.mobilenetv2 import InvertedResidual
+        from torchvision.ops.misc import Conv2dNormActivation
+
         layers: list[nn.Module] = [Conv2dNormActivation(in_channels, STEM_CHANNELS, stride=STEM_STRIDE,
                                                         activation_layer=nn.ReLU6)]
         in_planes = STEM_CHANNELS
