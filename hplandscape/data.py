@@ -56,8 +56,10 @@ CIFAR_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
 # recomputing them over 1.28 M JPEGs for every run would cost more than an epoch.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-DIGITS_TEST_FRACTION = 0.25
-DIGITS_SPLIT_SEED = 0
+# scikit-learn's train_test_split(test_size=0.25, stratify=labels, random_state=0), stored as
+# indices: importing scikit-learn to recompute it cost every worker 1 s (docs/performance.md).
+DIGITS_SPLIT_FILE = Path(__file__).with_name("digits_split.json")
+DIGITS_IMAGES = 1797
 SUBSET_SEED = 0  # subsets are a property of the data, not of the run: the same for every seed
 
 
@@ -284,16 +286,45 @@ def random_crop(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, pad: int) -
 # digits
 
 
-def _load_digits(cfg) -> InMemoryData:
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits as ``(images (1797, 8, 8) float64 counts 0..16, labels)``,
+    read from its ``digits.csv.gz`` as ``load_digits`` reads it, without importing scikit-learn
+    (it finds the installed package's folder; ``load_digits`` itself is the fallback)."""
+    import gzip
+    import importlib.util
 
-    bunch = load_digits()
+    spec = importlib.util.find_spec("sklearn")  # a top-level package: found, not imported
+    if spec is None:
+        raise UserError("the digits dataset is scikit-learn's: pip install scikit-learn")
+    path = Path(next(iter(spec.submodule_search_locations or [""]))) / "datasets" / "data" / "digits.csv.gz"
+    if path.is_file():
+        with gzip.open(path, "rt") as f:
+            table = np.loadtxt(f, delimiter=",")
+        images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    else:  # pragma: no cover - a scikit-learn that keeps its data elsewhere
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images, labels = bunch.images, bunch.target.astype(np.int64)
+    if len(labels) != DIGITS_IMAGES:
+        raise UserError(f"{path}: expected scikit-learn's {DIGITS_IMAGES} digits, found {len(labels)}")
+    return images, labels
+
+
+def digits_split() -> tuple[np.ndarray, np.ndarray]:
+    """``(train indices, test indices)`` into :func:`digits_arrays`, in the split's order."""
+    import json
+
+    doc = json.loads(DIGITS_SPLIT_FILE.read_text())
+    return np.asarray(doc["train"], dtype=np.int64), np.asarray(doc["test"], dtype=np.int64)
+
+
+def _load_digits(cfg) -> InMemoryData:
+    raw, labels = digits_arrays()
     # Pixel values are counts 0..16 (4×4 blocks of a 32×32 bitmap); map them onto uint8 0..255.
-    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
-    labels = bunch.target.astype(np.int64)
-    tr_x, te_x, tr_y, te_y = train_test_split(images, labels, test_size=DIGITS_TEST_FRACTION,
-                                              stratify=labels, random_state=DIGITS_SPLIT_SEED)
+    images = np.rint(raw * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    train, test = digits_split()
+    tr_x, te_x, tr_y, te_y = images[train], images[test], labels[train], labels[test]
     size = cfg.image_size or 8
     tr_x, te_x = torch.from_numpy(tr_x), torch.from_numpy(te_x)
     if size != 8:

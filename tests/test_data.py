@@ -126,6 +126,29 @@ def test_digits_fixed_stratified_split():
         assert abs(n_test - 0.25 * (n_test + n_train)) <= 1
 
 
+def test_digits_are_scikit_learns_images_and_split_read_without_importing_it():
+    """The stored split is scikit-learn's stratified split (test_size 0.25, random_state 0) of
+    ``load_digits()``, image for image and in its order; a worker reads both without importing
+    scikit-learn (a second's start-up)."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)[:, None]
+    tr_x, te_x, tr_y, te_y = train_test_split(images, bunch.target, test_size=0.25, stratify=bunch.target,
+                                              random_state=0)
+    data = load_data(DataConfig(name="digits"))
+    assert np.array_equal(data.train_x.numpy(), tr_x) and np.array_equal(data.test_x.numpy(), te_x)
+    assert np.array_equal(data.train_y.numpy(), tr_y) and np.array_equal(data.test_y.numpy(), te_y)
+    code = ("import sys; from hplandscape.config import DataConfig; from hplandscape.data import load_data; "
+            "load_data(DataConfig(name='digits')); print('sklearn' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_digits_can_be_upsampled():
     data = load_data(DataConfig(name="digits", image_size=16))
     assert data.train_x.shape[1:] == (1, 16, 16) and data.info.image_size == 16
