@@ -128,8 +128,8 @@ class StudyPlan:
         >>> store = StudyStore(root)
         >>> text = plan_study(load_quickstart(["grid.size=[1, 1]", "seeds=[0]"]), store).describe(store, "debug")
         >>> print(text.replace(root, "STUDY"))
-        Dry run of STUDY: 3 runs, 0 already recorded, 3 would run and 2 pruned architecture(s) would be made.
-        Each job: debug. Files below are relative to STUDY.
+        Dry run of STUDY: 3 runs, 0 already recorded, 3 would run and 2 pruned architecture(s) or mask set(s) would be made.
+        Runs: debug. Files below are relative to STUDY.
           phase 1  base/lr-1.0000_wd-4.0000/seed0         -> runs/base/lr-1.0000_wd-4.0000/seed0/
           phase 2  prune uniform-0.5                      -> specs/uniform-0.5.json
           phase 2  prune global-0.5                       -> specs/global-0.5.json
@@ -145,7 +145,7 @@ class StudyPlan:
         if not lines:
             return head
         width = max(len(p.run_id) for p in lines) + 2
-        return "\n".join([head, f"Each job: {where}. Files below are relative to {self.study_dir}."]
+        return "\n".join([head, f"Runs: {where}. Files below are relative to {self.study_dir}."]
                          + [f"  phase {p.phase}  {p.run_id:<{width}}-> {_relative(p, store)}" for p in lines])
 
 

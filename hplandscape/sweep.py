@@ -171,7 +171,7 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         if not force:
             store.check_config(config)
         plan = plan_study(config, store, engine=engine)
-        text = plan.describe(store, _where(kind, config, max_parallel))
+        text = plan.describe(store, _where(kind, config, max_parallel, plan))
         return SweepSummary(str(study_dir), kind, plan.total, plan.recorded, 0, dry_run=True,
                             plan=tuple(plan.lines(store)), text=text)
     if train_fn is None:
@@ -207,15 +207,19 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     return _summary(store, config, kind, plan, submitted, job_ids, job_failures)
 
 
-def _where(kind: str, config, max_parallel: int) -> str:
+def _where(kind: str, config, max_parallel: int, plan) -> str:
     """Where the jobs of a sweep run, for the dry run."""
     lc = config.launcher
     if kind == "slurm":
         return (f"slurm {lc.partition or 'default partition'}, {lc.cpus_per_task} cpu, "
                 f"{lc.gpus_per_task} gpu, {lc.mem_gb:g} GB, {lc.timeout_min} min")
     if kind == "local":
-        return f"local, {max_parallel} job(s) at once, {lc.runs_per_job} run(s) per job"
-    return "debug (in this process)"
+        from hplandscape.launch import engine_of
+
+        if engine_of(plan.runs, say=False) == "fused":
+            return f"local, {max_parallel} job(s) at once, fused blocks of up to {lc.runs_per_job} runs"
+        return f"local, {max_parallel} worker(s) at once, each taking the next free run"
+    return "debug, one after the other in this process"
 
 
 def _summary(store: StudyStore, config, kind: str, plan, submitted: int, job_ids, job_failures) -> SweepSummary:

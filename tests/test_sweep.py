@@ -98,9 +98,9 @@ def test_dry_run_lists_phases_and_places_without_running(tmp_path):
     phases = [p.phase for p in summary.plan]
     assert phases[:2] == [1, 2] and phases.count(3) == 7
     text = summary.describe()
-    assert "local, 2 job(s) at once, 2 run(s) per job" in text and "prune uniform-0.5" in text
+    assert "local, 2 worker(s) at once, each taking the next free run" in text and "prune uniform-0.5" in text
     # the executor and the study folder once, in the header; each line the file it makes, under it
-    assert text.count("2 job(s) at once") == 1 and text.count(str(tmp_path / "s")) == 2
+    assert text.count("2 worker(s) at once") == 1 and text.count(str(tmp_path / "s")) == 2
     assert f"relative to {tmp_path / 's'}" in text and "-> runs/base/lr-1.5000_wd-4.5000/seed0/" in text
 
 
