@@ -55,8 +55,9 @@ class RunJob(submitit.helpers.Checkpointable):
         dependency (``afterok``) on this job is not satisfied.
     pull_since : float, optional
         The block is a work list shared with other jobs: claim each run only when its turn comes
-        (sequential engine), and skip runs that failed at or after this time (the sweep's start:
-        another worker of the same sweep tried them already). None: claim the whole block first.
+        (sequential engine), and skip runs tried since this time (the sweep's start) without
+        success: they failed, or killed the worker that held them (:meth:`StudyStore.settled`).
+        None: claim the whole block first.
 
     Returns
     -------

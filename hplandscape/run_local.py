@@ -144,11 +144,9 @@ def _pulls(kind: str, runs) -> bool:
     return kind == "local" and bool(runs) and engine_of(runs, say=False) == "sequential"
 
 
-def _open(store: StudyStore, run_id: str, since: float, lost: set) -> bool:
+def _open(store: StudyStore, run_id: str, since: float) -> bool:
     """A run a new worker would train: nobody holds it, it has no record and it did not fail, nor
-    kill its worker, in this round."""
-    if run_id in lost:
-        return False
+    die with its worker, in this round (:meth:`StudyStore.settled`)."""
     state = store.run_state(run_id)
     return state in (RunState.MISSING, RunState.CORRUPT) or (
         state is RunState.FAILED and not store.settled(run_id, since))
@@ -170,7 +168,7 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
     size = local_job_size(config.launcher.runs_per_job, block_runs, max_parallel, kind)
     pending = [(s.name, s.needs, make_job(block)) for s in steps if s.name not in pull for block in s.blocks(size)]
     waiting = {s.name: s for s in steps}  # steps not finished yet
-    done, failed, lost = set(), set(), set()  # lost: runs whose worker died while it held them
+    done, failed = set(), set()
     ex = make_executor(kind, store.logs_dir, config.launcher, name=config.name)
     running, failures, prune_error, outcomes = [], [], None, []  # running: (step, needs, job, pulled run ids)
     source_id = source_run(config).run_id
@@ -197,7 +195,7 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
                     failed.add(name)
                 del waiting[name]
             elif name in pull:
-                if all(r.run_id in lost or store.settled(r.run_id, started) for r in step.runs):
+                if all(store.settled(r.run_id, started) for r in step.runs):
                     done.add(name)
                     del waiting[name]
             elif not any(n == name for n, _, _ in pending) and not any(r[0] == name for r in running):
@@ -215,7 +213,7 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
                 running.append((item[0], item[1], job, ()))
         while len(running) < max_parallel:
             work = [r for s in steps if s.name in pull and s.name in waiting and set(s.needs) <= done
-                    for r in s.runs if _open(store, r.run_id, started, lost)]
+                    for r in s.runs if _open(store, r.run_id, started)]
             ids = {r.run_id for r in work}
             if len(work) <= sum(1 for item in running if ids & set(item[3])):
                 break  # the workers already on these runs are as many as the runs
@@ -225,24 +223,13 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
             if not item[2].done():
                 still.append(item)
                 continue
-            before = len(failures)
             outcomes += _settle(item[2], failures)
-            if len(failures) > before and item[3]:  # a worker died: not again, in this round, what it held
-                lost.update(r for r in item[3] if _held_by_the_dead(store, r))
         running = still
         tick()
         if not (pending or running or waiting):
             return failures, prune_error, sum(o.get("state") != "skipped" for o in outcomes)
         if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
             time.sleep(poll_s)
-
-
-def _held_by_the_dead(store: StudyStore, run_id: str) -> bool:
-    """The run has no record and a claim whose holder is gone (the worker that just died)."""
-    from hplandscape import claims
-
-    claim = claims.read_claim(store.files(run_id))
-    return claim is not None and claims.is_stale(claim, store.stale_after) and not store.settled(run_id)
 
 
 @contextlib.contextmanager

@@ -539,15 +539,20 @@ class StudyStore:
         return data if isinstance(data, dict) else None
 
     def settled(self, run_id: str, since: float | None = None) -> bool:
-        """Finished (a valid record), or failed at or after ``since`` (a time): a sweep that
-        started at ``since`` does not train that run again."""
+        """Finished (a valid record), or tried since ``since`` (a time) without success: it failed
+        (``error.json``), or the job that claimed it then has died (its claim went stale). A sweep
+        that started at ``since`` does not train such a run again; the next sweep does."""
         if self.read_record(run_id)[0].finished:
             return True
         if since is None:
             return False
         error = self.read_error(run_id)
         t = error.get("time") if error else None
-        return isinstance(t, (int, float)) and t >= since
+        if isinstance(t, (int, float)) and t >= since:
+            return True
+        claim = claims.read_claim(self.files(run_id))
+        t = claim.get("claimed_at") if claim else None
+        return isinstance(t, (int, float)) and t >= since and claims.is_stale(claim, self.stale_after)
 
     def run_state(self, run_id: str) -> RunState:
         """The state of one run, from its files only."""

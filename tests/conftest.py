@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -73,7 +74,8 @@ def fake_train_run(spec) -> dict:
 
     Every start is appended to ``starts.log`` and every completed training to ``trained.log`` in
     the run directory, so tests can count how often a run was trained. A run whose id contains
-    ``HPL_FAKE_FAIL`` raises; one containing ``HPL_FAKE_DIVERGE`` diverges.
+    ``HPL_FAKE_FAIL`` raises; one containing ``HPL_FAKE_DIVERGE`` diverges; one containing
+    ``HPL_FAKE_KILL`` kills its own process (a worker dying: out of memory, a segfault).
     """
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +85,9 @@ def fake_train_run(spec) -> dict:
         state = json.loads(ckpt.read_text())
     with open(run_dir / "starts.log", "a") as f:
         f.write(f"{os.getpid()} {state['next_epoch']}\n")
+    kill = os.environ.get("HPL_FAKE_KILL")
+    if kill and kill in spec.run_id:
+        os.kill(os.getpid(), signal.SIGKILL)
     fail = os.environ.get("HPL_FAKE_FAIL")
     if fail and fail in spec.run_id:
         raise RuntimeError(f"fake failure of {spec.run_id}")

@@ -166,6 +166,24 @@ def test_local_executor_sweep_completes(tmp_path, fake_env):
     assert list((tmp_path / "logs").glob("*_log.out")), "submitit logs live in STUDY/logs"
 
 
+def test_a_worker_that_dies_loses_only_its_run_and_the_next_sweep_retrains_it(tmp_path, fake_env):
+    """Workers share one list: when one is killed mid-run the others train the rest; its run is
+    not retried in the same sweep (it might kill every worker), the sweep names the dead job, and
+    the next sweep trains it."""
+    config = tiny_config()
+    store = StudyStore(tmp_path)
+    victim = "base/lr-1.5000_wd-4.5000/seed0"
+    fake_env.setenv("HPL_FAKE_KILL", victim)
+    summary = run_sweep(config, tmp_path, executor="local", max_parallel=2, **FAKES)
+    assert summary.done == 7 and not summary.finished and len(summary.job_failures) == 1
+    assert store.run_state(victim) is RunState.MISSING
+    assert len((store.run_dir(victim) / "starts.log").read_text().splitlines()) == 1, "tried once"
+    fake_env.delenv("HPL_FAKE_KILL")
+    again = run_sweep(config, tmp_path, executor="local", max_parallel=2, **FAKES)
+    assert again.finished and again.submitted == 1
+    assert store.run_state(victim) is RunState.DONE
+
+
 _DRIVER = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {tests!r})
