@@ -144,12 +144,12 @@ def _pulls(kind: str, runs) -> bool:
     return kind == "local" and bool(runs) and engine_of(runs, say=False) == "sequential"
 
 
-def _open(store: StudyStore, run_id: str, since: float) -> bool:
-    """A run a new worker would train: nobody holds it, it has no record and it did not fail, nor
-    die with its worker, in this round (:meth:`StudyStore.settled`)."""
-    state = store.run_state(run_id)
-    return state in (RunState.MISSING, RunState.CORRUPT) or (
-        state is RunState.FAILED and not store.settled(run_id, since))
+def _open(store: StudyStore, run_id: str, since: float, abandoned: set) -> bool:
+    """A run a new worker would train: no living job holds it, and in this round it has not been
+    settled (:meth:`StudyStore.settled`: recorded, failed, or died with its worker) nor been on
+    the list of a worker that died."""
+    return (run_id not in abandoned and store.run_state(run_id) is not RunState.RUNNING
+            and not store.settled(run_id, since))
 
 
 def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick):
@@ -169,6 +169,7 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
     pending = [(s.name, s.needs, make_job(block)) for s in steps if s.name not in pull for block in s.blocks(size)]
     waiting = {s.name: s for s in steps}  # steps not finished yet
     done, failed = set(), set()
+    abandoned = set()  # runs on the list of a worker that died: no new worker gets them this round
     ex = make_executor(kind, store.logs_dir, config.launcher, name=config.name)
     running, failures, prune_error, outcomes = [], [], None, []  # running: (step, needs, job, pulled run ids)
     source_id = source_run(config).run_id
@@ -195,7 +196,9 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
                     failed.add(name)
                 del waiting[name]
             elif name in pull:
-                if all(store.settled(r.run_id, started) for r in step.runs):
+                held = {r for item in running for r in item[3]}
+                if all(store.settled(r.run_id, started) or (r.run_id in abandoned and r.run_id not in held)
+                       for r in step.runs):
                     done.add(name)
                     del waiting[name]
             elif not any(n == name for n, _, _ in pending) and not any(r[0] == name for r in running):
@@ -213,7 +216,7 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
                 running.append((item[0], item[1], job, ()))
         while len(running) < max_parallel:
             work = [r for s in steps if s.name in pull and s.name in waiting and set(s.needs) <= done
-                    for r in s.runs if _open(store, r.run_id, started)]
+                    for r in s.runs if _open(store, r.run_id, started, abandoned)]
             ids = {r.run_id for r in work}
             if len(work) <= sum(1 for item in running if ids & set(item[3])):
                 break  # the workers already on these runs are as many as the runs
@@ -223,7 +226,10 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
             if not item[2].done():
                 still.append(item)
                 continue
+            before = len(failures)
             outcomes += _settle(item[2], failures)
+            if len(failures) > before:  # the worker died (killed, or broken before it began)
+                abandoned.update(item[3])
         running = still
         tick()
         if not (pending or running or waiting):

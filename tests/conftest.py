@@ -126,6 +126,17 @@ def fake_train_run(spec) -> dict:
     }
 
 
+class DyingJob:
+    """A job whose process dies as soon as it starts, before it claims any run (a broken
+    environment, a worker killed at once): picklable, so the local executor can start it."""
+
+    def __init__(self, specs=(), **kwargs):
+        self.specs, self.pull_since = tuple(specs), kwargs.get("pull_since")
+
+    def __call__(self):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_shape, source=None, seed=0,
                normalizer=DEFAULT_NORMALIZER, max_layer_prune=DEFAULT_MAX_LAYER_PRUNE):
     """Stand-in for ``pruning.prune``: a real ArchSpec (every prunable layer halved), no torch-pruning.

@@ -184,6 +184,32 @@ def test_a_worker_that_dies_loses_only_its_run_and_the_next_sweep_retrains_it(tm
     assert store.run_state(victim) is RunState.DONE
 
 
+def test_workers_that_die_before_claiming_anything_are_not_started_again_and_again(tmp_path, fake_env):
+    """Every worker dies at once: the sweep gives up on their runs for this round and returns,
+    naming the dead jobs, instead of starting new workers for the same runs forever."""
+    from conftest import DyingJob
+    from hplandscape import run_local
+
+    config = tiny_config(pruning={"source": "random"})  # no pruning source to wait for
+    store = StudyStore(tmp_path)
+    store.init_study(config)
+
+    def too_long(*_):
+        raise TimeoutError("the local runner kept starting workers that die")
+
+    old = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(90)
+    try:
+        outcome = run_local.run_local(lambda: plan_study(config, store), config, store, kind="local",
+                                      max_parallel=2, make_job=DyingJob, prune_fn=fake_prune,
+                                      progress=False, poll_s=0.1)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    assert 1 <= len(outcome.job_failures) <= 2 * run_local.MAX_ROUNDS and outcome.submitted == 0
+    assert not any(store.run_state(r).finished for r in store.run_ids(config))
+
+
 _DRIVER = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {tests!r})
