@@ -16,6 +16,12 @@ prints the median time and the median ratio to the first variant, with the per-r
 - ``checkpoint``: one ``lifecycle.save_checkpoint`` against one training step.
 - ``bookkeeping``: a training step alone against one followed by the engine's per-step work:
   running loss and accuracy sums and the NaN/inf check (``.item()``, a host sync on a GPU).
+- ``threads``: how runs trained side by side should share the cores: as many processes as
+  ``--threads`` (one thread each) against one process with ``--threads`` threads, each layout
+  training the same number of steps in all; decides the quickstart's ``threads: 1``.
+- ``ceiling``: how far float32 can go: the convolutions' share of a channels_last training step
+  (PyTorch's profiler) and their GFLOP/s against a large float32 matrix product (sgemm) on the
+  same threads, the most this CPU does.
 
 Usage::
 
@@ -27,12 +33,16 @@ Usage::
     python benchmarks/cpu_choices.py optimizer --models resnet20
     python benchmarks/cpu_choices.py checkpoint --models resnet20 resnet56
     python benchmarks/cpu_choices.py bookkeeping --models resnet20 --image-size 8 --in-channels 1 --threads 1
+    python benchmarks/cpu_choices.py threads --models resnet20 --image-size 8 --in-channels 1 --threads 2
+    python benchmarks/cpu_choices.py ceiling --models resnet20 resnet56
+    python benchmarks/cpu_choices.py ceiling --models resnet20 --image-size 8 --in-channels 1 --threads 1
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -166,9 +176,107 @@ def measure(kind, name, args) -> None:
               f"(rounds {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
 
 
+def _conv_work(model, args) -> int:
+    """FLOPs of the convolutions in one training step of a batch: forward, the weights' gradient,
+    and the input's gradient for every convolution but the first (its input needs none)."""
+    from hplandscape.models.counting import layer_costs
+
+    costs = [(m, n) for m, n in layer_costs(model, (args.in_channels, args.image_size, args.image_size)).values()
+             if isinstance(m, torch.nn.Conv2d)]
+    flops = [2 * n * m.weight.shape[0] * m.weight.shape[1:].numel() for m, n in costs]
+    return args.batch_size * (3 * sum(flops) - flops[0])
+
+
+def _sgemm_gflops(rounds: int, sizes=(512, 1024, 2048)) -> float:
+    """The best GFLOP/s of float32 square matrix products over ``sizes``."""
+    best = 0.0
+    for size in sizes:
+        a, b = torch.randn(size, size), torch.randn(size, size)
+        a @ b
+        for _ in range(max(rounds, 3)):
+            start = time.perf_counter()
+            for _ in range(3):
+                a @ b
+            best = max(best, 3 * 2 * size ** 3 / (time.perf_counter() - start) / 1e9)
+    return best
+
+
+def ceiling(name, args) -> None:
+    """Print the convolutions' share of a training step and their speed against sgemm."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = _train_step(_model(name, args), *_batch(args))
+    for _ in range(3):
+        step()
+    steps, conv_ms, step_ms = 5 * args.repeat, [], []
+    for _ in range(args.rounds):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        step_ms.append((time.perf_counter() - start) / steps * 1e3)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                step()
+        conv_us = sum(e.self_cpu_time_total for e in prof.key_averages()
+                      if e.key in ("aten::mkldnn_convolution", "aten::convolution_backward",
+                                   "aten::_slow_conv2d_forward", "aten::_slow_conv2d_backward"))
+        conv_ms.append(conv_us / steps / 1e3)
+    step_t, conv_t = statistics.median(step_ms), statistics.median(conv_ms)
+    conv_gflops = _conv_work(step.model, args) / (conv_t / 1e3) / 1e9
+    peak = _sgemm_gflops(args.rounds)
+    print(f"{name}:\n  step {step_t:.1f} ms, of which convolutions {conv_t:.1f} ms ({conv_t / step_t:.0%}; "
+          f"{_conv_work(step.model, args) / 1e9:.2f} GFLOP at {conv_gflops:.0f} GFLOP/s)\n"
+          f"  sgemm (best of 512², 1024², 2048²) on {args.threads} thread(s): {peak:.0f} GFLOP/s; the convolutions run at "
+          f"{conv_gflops / peak:.0%} of it\n"
+          f"  if every other operation took no time the step would be {step_t / conv_t:.2f}× faster", flush=True)
+
+
+def _steps_child(name, args) -> None:
+    """One process of ``threads``: warm up, say ready, wait for go, time its steps."""
+    step = _train_step(_model(name, args), *_batch(args))
+    step()
+    step()
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.time()
+    for _ in range(args.steps):
+        step()
+    print(f"{start} {time.time()}", flush=True)
+
+
+def threads(name, args) -> None:
+    """Same total steps as ``--threads`` one-thread processes and as one ``--threads``-thread process."""
+    total = args.repeat * 10 * args.threads
+    layouts = {f"{args.threads}_procs_x_1_thread": (args.threads, 1), f"1_proc_x_{args.threads}_threads": (1, args.threads)}
+    times = {k: [] for k in layouts}
+    for r in range(args.rounds):
+        for label in (list(layouts) if r % 2 == 0 else list(layouts)[::-1]):
+            procs, nthreads = layouts[label]
+            cmd = [sys.executable, __file__, "_steps", "--models", name, "--threads", str(nthreads),
+                   "--steps", str(total // procs), "--image-size", str(args.image_size),
+                   "--in-channels", str(args.in_channels), "--batch-size", str(args.batch_size)]
+            children = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                        for _ in range(procs)]
+            for c in children:
+                assert c.stdout.readline().strip() == "ready"
+            for c in children:
+                c.stdin.write("go\n")
+                c.stdin.flush()
+            spans = [tuple(map(float, c.communicate()[0].split())) for c in children]
+            times[label].append(max(e for _, e in spans) - min(s for s, _ in spans))
+    first = next(iter(layouts))
+    print(f"{name}: {total} steps in all")
+    for k, ts in times.items():
+        ratios = [a / b for a, b in zip(times[first], ts)]
+        print(f"  {k:>22}: {statistics.median(ts):6.2f} s, {total / statistics.median(ts):6.1f} steps/s   "
+              f"{first} / this {statistics.median(ratios):.2f} (rounds {', '.join(f'{x:.2f}' for x in ratios)})",
+              flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("kind", choices=("layout", "inplace", "eval-batch", "optimizer", "checkpoint", "bookkeeping"))
+    p.add_argument("kind", choices=("layout", "inplace", "eval-batch", "optimizer", "checkpoint", "bookkeeping",
+                                    "threads", "ceiling", "_steps"))
     p.add_argument("--models", nargs="+", default=["resnet20", "resnet56"])
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--in-channels", type=int, default=3)
@@ -179,12 +287,16 @@ def main(argv=None) -> int:
     p.add_argument("--prune", type=float, default=None, help="keep this FLOPs ratio (uniform L1 pruning)")
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 500, 1000], help="eval-batch: batch sizes")
     p.add_argument("--eval-images", type=int, default=2000, help="eval-batch: images evaluated per timing")
+    p.add_argument("--steps", type=int, default=0, help=argparse.SUPPRESS)  # the steps of one ``_steps`` child
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.kind == "_steps":
+        _steps_child(args.models[0], args)
+        return 0
     print(f"{args.kind}: {args.in_channels}×{args.image_size}×{args.image_size}, batch {args.batch_size}, "
           f"{args.threads} threads" + (f", uniformly pruned to {args.prune} of the FLOPs" if args.prune else ""))
     for name in args.models:
-        measure(args.kind, name, args)
+        {"threads": threads, "ceiling": ceiling}.get(args.kind, lambda n, a: measure(a.kind, n, a))(name, args)
     return 0
 
 
