@@ -1,6 +1,8 @@
 """The measurements behind the engine's CPU defaults, one subcommand per choice.
 
-Every subcommand times its variants interleaved in one process (the order alternating between
+Every subcommand runs in a process set up as the engine's worker (``lifecycle.keep_freed_memory``;
+``--glibc-default`` leaves malloc as it is) and, but ``threads`` and ``allocator``, times its
+variants interleaved in one process (the order alternating between
 rounds, after a warm-up), so load from other processes hits all variants alike; per variant it
 prints the median time and the median ratio to the first variant, with the per-round ratios.
 ``docs/performance.md`` records what each gave and which default it decided.
@@ -19,6 +21,9 @@ prints the median time and the median ratio to the first variant, with the per-r
 - ``threads``: how runs trained side by side should share the cores: as many processes as
   ``--threads`` (one thread each) against one process with ``--threads`` threads, each layout
   training the same number of steps in all; decides the quickstart's ``threads: 1``.
+- ``allocator``: training steps in a process whose malloc keeps the memory it frees (the engine's,
+  ``lifecycle.keep_freed_memory``) against one with glibc's defaults, a process per measurement,
+  alternating; prints the page faults per step too.
 - ``ceiling``: how far float32 can go: the convolutions' share of a channels_last training step
   (PyTorch's profiler) and their GFLOP/s against a large float32 matrix product (sgemm) on the
   same threads, the most this CPU does.
@@ -34,6 +39,8 @@ Usage::
     python benchmarks/cpu_choices.py checkpoint --models resnet20 resnet56
     python benchmarks/cpu_choices.py bookkeeping --models resnet20 --image-size 8 --in-channels 1 --threads 1
     python benchmarks/cpu_choices.py threads --models resnet20 --image-size 8 --in-channels 1 --threads 2
+    python benchmarks/cpu_choices.py allocator --models resnet20 resnet56 mobilenet_v2
+    python benchmarks/cpu_choices.py allocator --models resnet20 --image-size 8 --in-channels 1 --threads 1
     python benchmarks/cpu_choices.py ceiling --models resnet20 resnet56
     python benchmarks/cpu_choices.py ceiling --models resnet20 --image-size 8 --in-channels 1 --threads 1
 """
@@ -41,6 +48,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import subprocess
 import sys
@@ -234,14 +242,16 @@ def ceiling(name, args) -> None:
 def _steps_child(name, args) -> None:
     """One process of ``threads``: warm up, say ready, wait for go, time its steps."""
     step = _train_step(_model(name, args), *_batch(args))
-    step()
-    step()
+    for _ in range(5):  # oneDNN's kernels, the heap
+        step()
     print("ready", flush=True)
     sys.stdin.readline()
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     start = time.time()
     for _ in range(args.steps):
         step()
-    print(f"{start} {time.time()}", flush=True)
+    end = time.time()
+    print(f"{start} {end} {resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults}", flush=True)
 
 
 def threads(name, args) -> None:
@@ -262,7 +272,7 @@ def threads(name, args) -> None:
             for c in children:
                 c.stdin.write("go\n")
                 c.stdin.flush()
-            spans = [tuple(map(float, c.communicate()[0].split())) for c in children]
+            spans = [tuple(map(float, c.communicate()[0].split()))[:2] for c in children]
             times[label].append(max(e for _, e in spans) - min(s for s, _ in spans))
     first = next(iter(layouts))
     print(f"{name}: {total} steps in all")
@@ -273,10 +283,40 @@ def threads(name, args) -> None:
               flush=True)
 
 
+def _child_steps(name, args, threads: int, steps: int, *extra: str) -> tuple[float, float]:
+    """Seconds and page faults of ``steps`` training steps in a new warmed-up process."""
+    cmd = [sys.executable, __file__, "_steps", "--models", name, "--threads", str(threads), "--steps", str(steps),
+           "--image-size", str(args.image_size), "--in-channels", str(args.in_channels),
+           "--batch-size", str(args.batch_size), *extra]
+    child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "ready"
+    start, end, faults = map(float, child.communicate("go\n")[0].split())
+    return end - start, faults
+
+
+def allocator(name, args) -> None:
+    """Steps with the engine's malloc thresholds against glibc's defaults, a process each."""
+    steps = args.repeat * 5
+    variants = {"glibc_default": ("--glibc-default",), "keep_freed_memory": ()}
+    times, faults = {k: [] for k in variants}, {k: [] for k in variants}
+    for r in range(args.rounds):
+        for label in (list(variants) if r % 2 == 0 else list(variants)[::-1]):
+            seconds, n = _child_steps(name, args, args.threads, steps, *variants[label])
+            times[label].append(seconds / steps)
+            faults[label].append(n / steps)
+    first = next(iter(variants))
+    print(f"{name}: {steps} steps a process")
+    for k, ts in times.items():
+        ratios = [a / b for a, b in zip(times[first], ts)]
+        print(f"  {k:>18}: {statistics.median(ts) * 1e3:8.1f} ms a step, {statistics.median(faults[k]):9.0f} page "
+              f"faults a step   {first} / this {statistics.median(ratios):.2f} "
+              f"(rounds {', '.join(f'{x:.2f}' for x in ratios)})", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("kind", choices=("layout", "inplace", "eval-batch", "optimizer", "checkpoint", "bookkeeping",
-                                    "threads", "ceiling", "_steps"))
+                                    "threads", "allocator", "ceiling", "_steps"))
     p.add_argument("--models", nargs="+", default=["resnet20", "resnet56"])
     p.add_argument("--image-size", type=int, default=32)
     p.add_argument("--in-channels", type=int, default=3)
@@ -288,15 +328,20 @@ def main(argv=None) -> int:
     p.add_argument("--sizes", type=int, nargs="+", default=[128, 256, 500, 1000], help="eval-batch: batch sizes")
     p.add_argument("--eval-images", type=int, default=2000, help="eval-batch: images evaluated per timing")
     p.add_argument("--steps", type=int, default=0, help=argparse.SUPPRESS)  # the steps of one ``_steps`` child
+    p.add_argument("--glibc-default", action="store_true", help="leave malloc as glibc sets it up")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if not args.glibc_default:
+        from hplandscape.lifecycle import keep_freed_memory
+
+        keep_freed_memory()
     if args.kind == "_steps":
         _steps_child(args.models[0], args)
         return 0
     print(f"{args.kind}: {args.in_channels}×{args.image_size}×{args.image_size}, batch {args.batch_size}, "
           f"{args.threads} threads" + (f", uniformly pruned to {args.prune} of the FLOPs" if args.prune else ""))
     for name in args.models:
-        {"threads": threads, "ceiling": ceiling}.get(args.kind, lambda n, a: measure(a.kind, n, a))(name, args)
+        {"threads": threads, "allocator": allocator, "ceiling": ceiling}.get(args.kind, lambda n, a: measure(a.kind, n, a))(name, args)
     return 0
 
 

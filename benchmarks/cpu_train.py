@@ -16,10 +16,13 @@ and evaluate on the same test images after every epoch:
   a ``DataLoader``, the model in the default NCHW layout, ``torch.optim.SGD``; timed from reading the
   data to the last evaluation.
 
-The machine may be shared, so the two are timed interleaved in one process: after one untimed
-warm-up round (first-call costs: imports, oneDNN kernel set-up, the file cache), every round runs
-both, the order alternating between rounds, and the ratio plain / engine of that round is one
-sample. Reported per model: the median ratio, its range, and the median seconds of each side.
+The machine may be shared, so the sides are timed interleaved: each side lives in its own process
+(the engine sets up its process's memory allocator, ``lifecycle.keep_freed_memory``, which a
+hand-written loop does not have, so the two cannot share one), and the processes take turns, one
+at a time: after one untimed warm-up run each (first-call costs: imports, oneDNN kernel set-up,
+the file cache), every round runs every side once, the order alternating between rounds, and the
+ratio plain / engine of that round is one sample. Reported per model: the median ratio, its range,
+and the median seconds of each side.
 
 Usage::
 
@@ -35,6 +38,7 @@ import argparse
 import dataclasses
 import json
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -103,17 +107,41 @@ def plain_run(model: str, root: str, args, seed: int) -> float:
     return time.perf_counter() - start
 
 
-def compare(model: str, root: str, args) -> dict:
-    sides = {"engine": engine_run, "plain": plain_run}
-    if not args.no_bf16:
-        sides["engine-bf16"] = lambda *a, **k: engine_run(*a, **k, amp=True)
-    for name, fn in sides.items():  # warm-up round, untimed
-        fn(model, root, args, seed=99)
-    times = {name: [] for name in sides}
-    for r in range(args.rounds):
-        order = list(sides) if r % 2 == 0 else list(sides)[::-1]
-        for name in order:
-            times[name].append(sides[name](model, root, args, seed=r))
+SIDES = {"engine": engine_run, "plain": plain_run,
+         "engine-bf16": lambda *a, **k: engine_run(*a, **k, amp=True)}
+
+
+def serve(side: str, model: str, root: str, args) -> None:
+    """A side's process: for every seed read from stdin, run once and print the seconds."""
+    for line in sys.stdin:
+        print(SIDES[side](model, root, args, seed=int(line)), flush=True)
+
+
+def compare(model: str, root: str, args, argv: list[str]) -> dict:
+    names = ["engine", "plain"] + ([] if args.no_bf16 else ["engine-bf16"])
+    procs = {name: subprocess.Popen([sys.executable, __file__, *argv, "--serve", name, "--serve-model", model,
+                                     "--serve-root", root], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             for name in names}
+
+    def run(name, seed):
+        procs[name].stdin.write(f"{seed}\n")
+        procs[name].stdin.flush()
+        line = procs[name].stdout.readline()
+        if not line:
+            raise SystemExit(f"the {name} side's process ended (exit {procs[name].wait()})")
+        return float(line)
+
+    try:
+        for name in names:  # warm-up round, untimed
+            run(name, 99)
+        times = {name: [] for name in names}
+        for r in range(args.rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                times[name].append(run(name, r))
+    finally:
+        for proc in procs.values():
+            proc.stdin.close()
+            proc.wait()
     ratios = [p / e for p, e in zip(times["plain"], times["engine"])]
     bf16 = [p / e for p, e in zip(times["plain"], times.get("engine-bf16", []))]
     return {"model": model, "images": args.images, "test_images": args.test_images, "epochs": args.epochs,
@@ -136,7 +164,14 @@ def main(argv=None) -> int:
     p.add_argument("--no-bf16", action="store_true", help="skip the engine's bf16 (amp) side")
     p.add_argument("--quick", action="store_true", help="ResNet-20, 128 images, 1 round: a smoke run")
     p.add_argument("--json", type=Path, help="also write the results here")
+    p.add_argument("--serve", choices=list(SIDES), help=argparse.SUPPRESS)  # a side's own process
+    p.add_argument("--serve-model", help=argparse.SUPPRESS)
+    p.add_argument("--serve-root", help=argparse.SUPPRESS)
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.serve_model, args.serve_root, args)
+        return 0
     if args.quick:
         args.models, args.images, args.test_images, args.rounds = ["resnet20"], 128, 32, 1
 
@@ -147,9 +182,9 @@ def main(argv=None) -> int:
         write_fake_cifar10(root, n_train=args.images, n_test=args.test_images, seed=0)
         print(f"{args.images} training / {args.test_images} test images (32×32), {args.epochs} epoch(s), "
               f"batch {args.batch_size}, {args.threads} threads, plain DataLoader workers {args.workers}; "
-              f"{args.rounds} interleaved rounds after a warm-up")
+              f"{args.rounds} interleaved rounds after a warm-up, a process per side")
         for model in args.models:
-            row = compare(model, root, args)
+            row = compare(model, root, args, argv)
             rows.append(row)
             print(f"{model:>10}: engine {statistics.median(row['engine_s']):6.2f} s, plain "
                   f"{statistics.median(row['plain_s']):6.2f} s  →  speed-up {row['median_ratio']:.2f}× "

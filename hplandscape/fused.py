@@ -33,9 +33,9 @@ from hplandscape.data import load_data
 from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
 from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, RunProgress, build_network, check_interval,
-                                   choose_placement,
-                                   data_seed, eval_batch_size, evaluate, finish_run, init_seed, resume, make_optimizer,
-                                   resolve_device, save_checkpoint, spec_fingerprint)
+                                   choose_placement, data_seed, eval_batch_size, evaluate, finish_run, init_seed,
+                                   keep_freed_memory, make_optimizer, resolve_device, resume, save_checkpoint,
+                                   spec_fingerprint)
 from hplandscape.recipes import RANDOMNESS
 from hplandscape.store import RunFiles
 
@@ -184,6 +184,8 @@ def _train_group(specs):
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     device = resolve_device(specs[0].device)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults for every step's activations
     data = load_data(specs[0].data)
     info = data.info
     runs = []

@@ -49,3 +49,11 @@ def test_threads_times_both_ways_of_sharing_two_cores_on_the_same_steps():
     rows = re.findall(r"(2_procs_x_1_thread|1_proc_x_2_threads):\s+([\d.]+) s,\s+([\d.]+) steps/s", out)
     assert [r[0] for r in rows] == ["2_procs_x_1_thread", "1_proc_x_2_threads"]
     assert all(float(s) > 0 and float(r) > 0 for _, s, r in rows)
+
+
+@pytest.mark.slow
+def test_allocator_times_the_engines_malloc_set_up_against_glibcs_in_separate_processes():
+    out = _run("allocator", "--threads", "1")
+    rows = dict((k, (float(ms), float(f))) for k, ms, f in
+                re.findall(r"(glibc_default|keep_freed_memory):\s+([\d.]+) ms a step,\s+(\d+) page faults", out))
+    assert set(rows) == {"glibc_default", "keep_freed_memory"} and all(ms > 0 for ms, _ in rows.values())

@@ -16,7 +16,7 @@ from hplandscape.config import Condition, DataConfig
 from hplandscape.data import write_fake_cifar10
 from hplandscape.errors import UserError
 from hplandscape.grid import GridPoint
-from hplandscape.models import model_info
+from hplandscape.models import load_weights, model_info
 from hplandscape.recipes import recipe_preset
 from hplandscape.spec import RunSpec
 from hplandscape.lifecycle import RunProgress, make_optimizer, save_checkpoint
@@ -132,6 +132,39 @@ def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path, amp):
     assert resumed["precision"] == ("bfloat16" if amp else "float32")
     assert without_timings(resumed) == without_timings(uninterrupted)
     assert resumed["wall_time_s"] > 0
+
+
+_ALLOCATOR_CHILD = """
+import json, pickle, sys
+import hplandscape.train
+if sys.argv[2] == "glibc-default":
+    hplandscape.train.keep_freed_memory = lambda: False
+with open(sys.argv[1], "rb") as f:
+    spec = pickle.load(f)
+record = hplandscape.train.train_run(spec)
+print(json.dumps([bool(hplandscape.lifecycle._kept_freed_memory), record]))
+"""
+
+
+@pytest.mark.slow
+def test_keeping_freed_memory_changes_nothing_a_run_computes(tmp_path):
+    """The engine raises glibc's malloc thresholds on the CPU (``lifecycle.keep_freed_memory``);
+    a run in a process that does not computes the same record and weights, bit for bit."""
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    out = {}
+    for mode in ("kept", "glibc-default"):
+        spec = dataclasses.replace(make_spec(tmp_path / mode, epochs=2), keep_weights=True)
+        (tmp_path / f"{mode}.pkl").write_bytes(pickle.dumps(spec))
+        proc = subprocess.run([sys.executable, "-c", _ALLOCATOR_CHILD, str(tmp_path / f"{mode}.pkl"), mode],
+                              capture_output=True, text=True, timeout=300, env=env)
+        assert proc.returncode == 0, proc.stderr
+        kept, record = json.loads(proc.stdout.splitlines()[-1])
+        out[mode] = kept, without_timings(record), load_weights(RunFiles(spec.run_dir).weights).state_dict
+    if sys.platform.startswith("linux"):
+        assert out["kept"][0] and not out["glibc-default"][0]
+    assert out["kept"][1] == out["glibc-default"][1]
+    a, b = out["kept"][2], out["glibc-default"][2]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("every_s, saved_after", [(0.0, [1, 2, 3]), (3600.0, [3])])
