@@ -254,6 +254,23 @@ def _steps_child(name, args) -> None:
     print(f"{start} {end} {resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults}", flush=True)
 
 
+def _child_steps(name, args, threads: int, steps: int, *extra: str, procs: int = 1) -> tuple[float, float]:
+    """Seconds from the first start to the last end of ``procs`` new warmed-up processes doing
+    ``steps`` training steps each at once, and their page faults per process."""
+    cmd = [sys.executable, __file__, "_steps", "--models", name, "--threads", str(threads), "--steps", str(steps),
+           "--image-size", str(args.image_size), "--in-channels", str(args.in_channels),
+           "--batch-size", str(args.batch_size), *extra]
+    children = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(procs)]
+    for child in children:
+        assert child.stdout.readline().strip() == "ready"
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    spans = [tuple(map(float, child.communicate()[0].split())) for child in children]
+    return max(end for _, end, _ in spans) - min(start for start, _, _ in spans), \
+        statistics.mean(faults for _, _, faults in spans)
+
+
 def threads(name, args) -> None:
     """Same total steps as ``--threads`` one-thread processes and as one ``--threads``-thread process."""
     total = args.repeat * 10 * args.threads
@@ -262,18 +279,7 @@ def threads(name, args) -> None:
     for r in range(args.rounds):
         for label in (list(layouts) if r % 2 == 0 else list(layouts)[::-1]):
             procs, nthreads = layouts[label]
-            cmd = [sys.executable, __file__, "_steps", "--models", name, "--threads", str(nthreads),
-                   "--steps", str(total // procs), "--image-size", str(args.image_size),
-                   "--in-channels", str(args.in_channels), "--batch-size", str(args.batch_size)]
-            children = [subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-                        for _ in range(procs)]
-            for c in children:
-                assert c.stdout.readline().strip() == "ready"
-            for c in children:
-                c.stdin.write("go\n")
-                c.stdin.flush()
-            spans = [tuple(map(float, c.communicate()[0].split()))[:2] for c in children]
-            times[label].append(max(e for _, e in spans) - min(s for s, _ in spans))
+            times[label].append(_child_steps(name, args, nthreads, total // procs, procs=procs)[0])
     first = next(iter(layouts))
     print(f"{name}: {total} steps in all")
     for k, ts in times.items():
@@ -281,17 +287,6 @@ def threads(name, args) -> None:
         print(f"  {k:>22}: {statistics.median(ts):6.2f} s, {total / statistics.median(ts):6.1f} steps/s   "
               f"{first} / this {statistics.median(ratios):.2f} (rounds {', '.join(f'{x:.2f}' for x in ratios)})",
               flush=True)
-
-
-def _child_steps(name, args, threads: int, steps: int, *extra: str) -> tuple[float, float]:
-    """Seconds and page faults of ``steps`` training steps in a new warmed-up process."""
-    cmd = [sys.executable, __file__, "_steps", "--models", name, "--threads", str(threads), "--steps", str(steps),
-           "--image-size", str(args.image_size), "--in-channels", str(args.in_channels),
-           "--batch-size", str(args.batch_size), *extra]
-    child = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert child.stdout.readline().strip() == "ready"
-    start, end, faults = map(float, child.communicate("go\n")[0].split())
-    return end - start, faults
 
 
 def allocator(name, args) -> None:
