@@ -34,8 +34,7 @@ from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
 from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, RunProgress, build_network, check_interval,
                                    choose_placement, data_seed, eval_batch_size, evaluate, finish_run, init_seed,
-                                   keep_freed_memory, make_optimizer, resolve_device, resume, save_checkpoint,
-                                   spec_fingerprint)
+                                   make_optimizer, prepare_process, resume, save_checkpoint, spec_fingerprint)
 from hplandscape.recipes import RANDOMNESS
 from hplandscape.store import RunFiles
 
@@ -181,11 +180,7 @@ class _Run:
 def _train_group(specs):
     started = time.perf_counter()
     recipe = specs[0].recipe
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
-    device = resolve_device(specs[0].device)
-    if device.type == "cpu":
-        keep_freed_memory()  # no page faults for every step's activations
+    device = prepare_process(recipe, specs[0].device)
     data = load_data(specs[0].data)
     info = data.info
     runs = []

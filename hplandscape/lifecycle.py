@@ -4,7 +4,7 @@ Both engines (:func:`hplandscape.train.train_run`, one run at a time, and
 :func:`hplandscape.fused.train_fused`, many runs as one network) take a run through the same
 stages, built from this module; only the training loop is their own:
 
-1. **Set up.** The device (:func:`resolve_device`) and how tensors live on it (:class:`Placement`),
+1. **Set up.** The process (:func:`prepare_process`), the device (:func:`resolve_device`) and how tensors live on it (:class:`Placement`),
    the network with its seeded He init (:func:`build_network`) and what the record says of it
    (:class:`NetworkFacts`), SGD (:func:`make_optimizer`) and the data stream's seed
    (:func:`data_seed`).
@@ -254,6 +254,18 @@ def keep_freed_memory() -> bool:
         elif chosen:
             log.debug("malloc left as configured (%s)", ", ".join(chosen))
     return _kept_freed_memory
+
+
+def prepare_process(recipe, requested_device: str) -> torch.device:
+    """Set up this process for training with ``recipe``, as both engines start a run: the
+    recipe's CPU threads, the device (:func:`resolve_device`) and, on the CPU, an allocator that
+    keeps freed memory (:func:`keep_freed_memory`). Returns the device."""
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    device = resolve_device(requested_device)
+    if device.type == "cpu":
+        keep_freed_memory()  # no page faults for every step's activations
+    return device
 
 
 def resolve_device(requested: str) -> torch.device:

@@ -30,8 +30,8 @@ import torch.nn.functional as F
 from hplandscape.data import load_data
 from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, build_network, check_interval, choose_placement,
                                    data_seed, eval_batch_size, evaluate, finish_run, init_seed, grad_scaler,
-                                   keep_freed_memory, make_optimizer, resolve_device, resume, run_extras,
-                                   save_checkpoint, spec_fingerprint)
+                                   make_optimizer, prepare_process, resume, run_extras, save_checkpoint,
+                                   spec_fingerprint)
 from hplandscape.store import RunFiles
 
 log = logging.getLogger(__name__)
@@ -80,14 +80,10 @@ def train_run(spec) -> dict:
     """
     started = time.perf_counter()
     recipe = spec.recipe
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
-    device = resolve_device(spec.device)
+    device = prepare_process(recipe, spec.device)
     if device.type == "cuda":
         # Fixed input shapes: let cuDNN pick the fastest kernels (GPU runs are not bitwise reproducible).
         torch.backends.cudnn.benchmark = True
-    else:
-        keep_freed_memory()  # no page faults for every step's activations
     files = RunFiles(spec.run_dir)
     files.dir.mkdir(parents=True, exist_ok=True)
 

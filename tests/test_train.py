@@ -136,9 +136,9 @@ def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path, amp):
 
 _ALLOCATOR_CHILD = """
 import json, pickle, sys
-import hplandscape.train
+import hplandscape.lifecycle, hplandscape.train
 if sys.argv[2] == "glibc-default":
-    hplandscape.train.keep_freed_memory = lambda: False
+    hplandscape.lifecycle.keep_freed_memory = lambda: False
 with open(sys.argv[1], "rb") as f:
     spec = pickle.load(f)
 record = hplandscape.train.train_run(spec)
