@@ -213,6 +213,21 @@ class LauncherConfig:
 
 
 @dataclass(frozen=True)
+class AnalysisConfig:
+    """How a study is read: ``roi`` are the x-ROI thresholds in accuracy points (method §8: 0.5
+    and 1.0), smallest first. The smallest is the risk's Θ_R (method's 0.5), the largest the one
+    whose contact with the grid's edge asks for an extension (method's 1.0). Choose them above the
+    study's seed noise (``analyze`` says when one is not). Changing them re-reads the records;
+    no run is invalidated."""
+
+    roi: tuple = (0.5, 1.0)
+
+
+#: Most ROI thresholds a study may name (each one is a column block of Table 4.1 and a figure row).
+MAX_ROIS = 6
+
+
+@dataclass(frozen=True)
 class StudyConfig:
     """One architecture on one dataset, its conditions, the grid, the seeds and the recipe."""
 
@@ -225,6 +240,7 @@ class StudyConfig:
     recipe: Recipe
     pruning: PruningConfig = PruningConfig()
     launcher: LauncherConfig = LauncherConfig()
+    analysis: AnalysisConfig = AnalysisConfig()
     source: str = "<dict>"
     #: The ``KEY=VALUE`` overrides applied to the file's settings (:mod:`hplandscape.overrides`);
     #: like ``source``, where the config came from, not part of it.
@@ -268,6 +284,7 @@ class StudyConfig:
             "train": self.recipe.to_dict(),
             "pruning": self.pruning.to_dict(),
             "launcher": dataclasses.asdict(self.launcher),
+            "analysis": {"roi": list(self.analysis.roi)},
         }
 
     def with_grid(self, grid: GridConfig) -> "StudyConfig":
@@ -393,7 +410,7 @@ def _finite(v) -> bool:
         return False
 
 
-_TOP_KEYS = {"name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher"}
+_TOP_KEYS = {"name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher", "analysis"}
 _DATA_KEYS = {f.name for f in dataclasses.fields(DataConfig)}
 _GRID_KEYS = {"prior_lr", "prior_wd", "size", "step", "log10_lr", "log10_wd", "lr_values", "max_extend_rounds",
               "wd_values", "extra_log10_lr", "extra_log10_wd"}
@@ -432,7 +449,19 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
     _check_sparse_study(top, conditions, recipe, pruning, launcher)
     return StudyConfig(name=name, model=model, data=data_cfg, conditions=conditions, grid=grid,
                        seeds=tuple(seeds), recipe=recipe, pruning=pruning, launcher=launcher,
-                       source=source)
+                       analysis=_analysis(top.section("analysis")), source=source)
+
+
+def _analysis(s: _Section) -> AnalysisConfig:
+    s.check_keys({"roi"})
+    roi = s.number_list("roi", positive=True)
+    if roi is None:
+        return AnalysisConfig()
+    if len(roi) > MAX_ROIS:
+        raise s.error("roi", f"names {len(roi)} thresholds; at most {MAX_ROIS}")
+    if any(x > 100 for x in roi):
+        raise s.error("roi", f"thresholds are accuracy points, at most 100; got {list(roi)}")
+    return AnalysisConfig(roi=tuple(sorted(float(x) for x in roi)))
 
 
 def _pruning(s: _Section) -> PruningConfig:

@@ -674,6 +674,8 @@ def finish_run(spec, progress: RunProgress, model, data, placement: Placement, f
         save_weights(RunFiles(spec.run_dir).weights, spec.model, model, info.num_classes, info.in_channels,
                      widths=widths)
     record = _record(spec, progress, last_eval, info, facts, placement, wall_s, engine)
+    # the evaluation split's size: one image is 100/eval_size points (the binomial floor of top-1)
+    record["eval_size"] = int(data.num_test)
     return {**record, **_sparsity_fields(spec, model, info, facts, extras)}
 
 

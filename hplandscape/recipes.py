@@ -20,6 +20,10 @@ PARAMETRISATION = (
 AUGMENTATIONS = ("cifar", "imagenet", "digits", "none")
 MILESTONE_UNITS = ("fraction", "epoch")
 RANDOMNESS = ("independent", "common")
+#: The design of runs whose records or results table predate ``train.randomness``: they seeded
+#: the He initialisation by the seed alone (one per seed, shared by every grid point) and, by
+#: default, the data order too: common random numbers. Every reader of old records uses this.
+LEGACY_RANDOMNESS = "common"
 
 
 @dataclass(frozen=True)

@@ -21,12 +21,13 @@ import pandas as pd
 
 from hplandscape.errors import UserError
 from hplandscape.grid import GridPoint
+from hplandscape.recipes import LEGACY_RANDOMNESS
 from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.store import StudyStore, check_file_target
 
 COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
            "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "randomness", "precision",
-           "run_id", "pipeline", "density", "dense_flops", "egf1_mean", "egf2_mean")
+           "run_id", "pipeline", "density", "dense_flops", "egf1_mean", "egf2_mean", "eval_size")
 FORMATS = ("csv", "parquet")
 
 
@@ -108,7 +109,7 @@ def records_table(records, grid=None) -> pd.DataFrame:
     for r in records:
         row = {c: r.get(c) for c in COLUMNS}
         row["method"] = row["method"] or "none"
-        row["randomness"] = row["randomness"] or (r.get("recipe") or {}).get("randomness") or "common"
+        row["randomness"] = row["randomness"] or (r.get("recipe") or {}).get("randomness") or LEGACY_RANDOMNESS
         row["precision"] = row["precision"] or "float32"  # records before the field trained in float32
         row["pipeline"] = row["pipeline"] or "retrain"  # records from before pipelines: retrained
         for p in (1, 2):

@@ -570,7 +570,7 @@ class StudyStore:
 
 def _strip_volatile(d: dict) -> dict:
     """The parts of a resolved config that decide whether existing records stay valid."""
-    d = {k: v for k, v in d.items() if k != "launcher"}
+    d = {k: v for k, v in d.items() if k not in ("launcher", "analysis")}  # neither decides a run
     grid = dict(d.get("grid", {}))
     grid.pop("extra_log10_lr", None)
     grid.pop("extra_log10_wd", None)

@@ -10,9 +10,10 @@ import pandas as pd
 
 from hplandscape.analysis.beyond import format_beyond
 from hplandscape.analysis.core import confidence_level
-from hplandscape.analysis.info import StudyAnalysis, roi_key
+from hplandscape.analysis.info import FAMILY_CORRECTION, StudyAnalysis, roi_key
 from hplandscape.analysis.notation import hp_log10_text, hp_text, metric_label
-from hplandscape.analysis.verdict import describe_excess, describe_shift, seeds_line, truncated_lines
+from hplandscape.analysis.verdict import (describe_excess, describe_noise, describe_region, describe_shift, seeds_line,
+                                          truncated_lines)
 from hplandscape.atomic import write_text as write_text_atomic
 
 
@@ -32,13 +33,20 @@ def to_json(result: StudyAnalysis) -> dict:
                                "importance": {"lr", "wd", "interaction"},
                                "importance_roi": {"x", "log10_lr", "log10_wd",
                                                   "lr", "wd", "interaction"},
+                               "noise": {"seed_noise_sd", "seed_noise_sd_ci", "noise_df",
+                                         "noise_points", "noise_within", "n_seeds",
+                                         "noise_resolution", "roi_resolved", "seeds_needed",
+                                         "eval_size", "binomial_se"},
                                "shift": {"log10_lr": {"estimate", "ci"}, "log10_wd": {...},
-                                         "p_value", "n_seeds", "x", "verdict"}}},
+                                         "p_value", "p_value_single", "correction", "n_seeds",
+                                         "x", "verdict", "statistic", "censored",
+                                         "base_optimum", "optimum", "region_centre"}}},
          "prior": {"lr", "wd", "source"},
          "frontier": {"hypervolume_best", "hypervolume_prior",
                       "points": [{"condition", "flops", "best_top1", "prior_top1"}]},
          "ratio_curves": {METHOD: {"best": CURVE, "prior": CURVE}},
          "bootstrap": {"n_boot", "seed", "level", "shift_x", "randomness": {NAME: design}},
+         "xs": [x, ...],
          "metric": "top1" | "top5"}
 
     ``metric`` names the accuracy analysed: every ``top1`` field holds it.
@@ -63,10 +71,24 @@ def to_json(result: StudyAnalysis) -> dict:
     (null where no resample had an ellipse) and ``"fitted"``, the fraction of resamples whose ROI
     held enough points for one. ``touches_edge`` lists the grid sides the ROI touches ("lr_low",
     "lr_high", "wd_low", "wd_high"): its ellipse is truncated by the grid. ``excess_over_base``
-    is ``{"estimate", "ci"}``, the condition's d_mean minus the basemodel's. ``shift`` (absent
-    for the basemodel) is the move of the margin-weighted x-ROI centre away from the basemodel's,
-    with simultaneous 95 % intervals; ``verdict`` is "moved" when an interval excludes 0,
-    "no_evidence" otherwise, "single_seed" (null intervals and p-value) with one seed.
+    is ``{"estimate", "ci"}``, the condition's d_mean minus the basemodel's. ``top1_ci`` is the
+    interval of the cross-fitted best (``top1_crossfit``), clipped to [0, 100]; ``d_mean_ci`` and
+    ``d_std_ci`` are the resampling spread of the risk over a Θ_R chosen from the same data
+    (docs/method.md §12: not a confidence interval of a fixed quantity), clipped at 0.
+
+    ``noise`` is the seed noise (null fields with one seed): ``seed_noise_sd`` the pooled
+    within-point standard deviation of top-1 over the points within ``noise_within`` of the best,
+    ``noise_resolution`` = 2·sd/√seeds the smallest ROI threshold it resolves, ``roi_resolved``
+    per ROI whether it is at least that, ``seeds_needed`` the seeds that would resolve it.
+
+    ``shift`` (absent for the basemodel) is the move of the condition's optimum (the peak of a
+    local surface fit, ``statistic: "optimum"``) away from the basemodel's, with 95 % intervals
+    simultaneous over both axes and all pruned conditions; ``p_value`` is family-wise adjusted
+    (``correction``), ``p_value_single`` this condition alone; ``verdict`` is "moved" when
+    ``p_value`` ≤ 0.05, "no_evidence" otherwise, "single_seed" (null intervals and p-values) with
+    one seed. ``base_optimum``/``optimum`` locate each optimum with its interval; ``censored``
+    says one lies at the grid's edge. ``region_centre`` is the second question: the shift of the
+    margin-weighted x-ROI centre, tested for this condition alone.
     """
     out = {}
     for c in result.conditions:
@@ -74,6 +96,7 @@ def to_json(result: StudyAnalysis) -> dict:
         out[c.name] = {
             "best": {"lr": c.best.lr, "wd": c.best.wd, "top1": c.best.top1,
                      "top1_ci": _ci(rep and rep.best_top1),
+                     "top1_crossfit": _num(rep and rep.best_top1_crossfit),
                      "p_best": None if rep is None or not rep.replicated else
                      [{"lr": p.lr, "wd": p.wd, "p": p.p} for p in rep.p_best]},
             "roi": {r.key: {"n": r.n, "ellipse": None if r.ellipse is None
@@ -88,6 +111,7 @@ def to_json(result: StudyAnalysis) -> dict:
                                            "ci": None})},
             "importance": None if c.importance is None else c.importance.to_json(),
             "importance_roi": _importance_roi_json(c.importance_roi),
+            "noise": None if c.noise is None else c.noise.to_json(),
         }
         if c.shift is not None:
             out[c.name]["shift"] = c.shift.to_json()
@@ -114,6 +138,7 @@ def to_json(result: StudyAnalysis) -> dict:
         doc["bootstrap"] = {"n_boot": b.n_boot, "seed": b.seed, "level": b.level, "shift_x": b.shift_x,
                             "randomness": dict(b.randomness)}
     doc["metric"] = result.metric
+    doc["xs"] = list(result.xs)
     return doc
 
 
@@ -141,7 +166,9 @@ def _importance_roi_json(info) -> dict | None:
 def tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Table 4.1 (ellipses per ROI) and Table 4.2 (risk), one row per condition.
 
-    Table 4.1 columns: ``best_top1`` (with ``best_top1_lo``/``_hi``) and, for each x:
+    Table 4.1 columns: ``best_top1`` (with ``best_top1_lo``/``_hi``, the interval of the
+    cross-fitted ``best_top1_crossfit``), the seed noise ``seed_noise_sd`` (``_lo``/``_hi``) and
+    ``noise_resolution`` (2·sd/√seeds), and, for each x: ``roi{x}_resolved`` (x ≥ resolution),
     ``roi{x}_n, roi{x}_length, roi{x}_width, roi{x}_centre_log10_wd, roi{x}_centre_log10_lr,
     roi{x}_angle_deg`` (NaN without an ellipse), ``roi{x}_touches_edge`` (the grid sides the ROI
     touches joined by "+", e.g. ``lr_high``; empty when enclosed: otherwise the ellipse is
@@ -157,12 +184,20 @@ def tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
         rep = c.replicates
         row = {"condition": c.name, "method": c.method, "ratio": c.ratio, "best_top1": c.best.top1}
         row.update(_bounds("best_top1", rep and rep.best_top1))
+        row["best_top1_crossfit"] = _nan(rep and rep.best_top1_crossfit)
+        n = c.noise
+        row["seed_noise_sd"] = _nan(n and n.sd)
+        row["seed_noise_sd_lo"], row["seed_noise_sd_hi"] = (n.sd_ci if n is not None and n.sd_ci
+                                                            else (float("nan"), float("nan")))
+        row["noise_resolution"] = _nan(n and n.resolution)
         for r in c.rois:
             e = r.ellipse
             row[f"roi{r.key}_n"] = r.n
             for name in ("length", "width", "centre_log10_wd", "centre_log10_lr", "angle_deg"):
                 row[f"roi{r.key}_{name}"] = float("nan") if e is None else getattr(e, name)
             row[f"roi{r.key}_touches_edge"] = "+".join(r.touches_edge)
+            resolved = None if n is None else n.resolves(r.x)
+            row[f"roi{r.key}_resolved"] = "" if resolved is None else bool(resolved)
             ci = rep.ellipse(r.x) if rep is not None else None
             for name in ("length", "width", "centre_log10_wd", "centre_log10_lr"):
                 row.update(_bounds(f"roi{r.key}_{name}", ci and getattr(ci, name)))
@@ -183,8 +218,9 @@ def tables(result: StudyAnalysis) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def shift_table(result: StudyAnalysis) -> pd.DataFrame:
-    """One row per pruned condition: the shift of its optimum, its simultaneous 95 % bounds,
-    the p-value and the verdict ("moved", "no_evidence", "single_seed")."""
+    """One row per pruned condition: the shift of its optimum with its simultaneous 95 % bounds,
+    the family-wise and single p-values and the verdict ("moved", "no_evidence", "single_seed"),
+    where each optimum lies, and the region-centre shift (the second line)."""
     rows = []
     for c in result.conditions:
         s = c.shift
@@ -197,10 +233,29 @@ def shift_table(result: StudyAnalysis) -> pd.DataFrame:
             row.update(_bounds(f"shift_{axis}", i))
         row["p_value"] = _nan(s.p_value)
         row["verdict"] = s.verdict
+        row["p_value_single"] = _nan(s.p_value_single)
+        row["family_size"] = s.family_size
+        row["censored"] = s.censored
+        for who, o in (("base_optimum", s.base_optimum), ("optimum", s.optimum)):
+            for axis in ("log10_lr", "log10_wd"):
+                row[f"{who}_{axis}"] = _nan(None if o is None else getattr(o, axis).estimate)
+        r = s.region
+        for axis in ("log10_lr", "log10_wd"):
+            i = None if r is None else getattr(r, axis)
+            row[f"region_{axis}"] = _nan(None if i is None else i.estimate)
+            row.update(_bounds(f"region_{axis}", i))
+        row["region_p_value"] = _nan(None if r is None else r.p_value)
+        row["region_verdict"] = "" if r is None else r.verdict
         rows.append(row)
-    return pd.DataFrame(rows, columns=["condition", "method", "ratio", "x", "n_seeds", "shift_log10_lr",
-                                       "shift_log10_lr_lo", "shift_log10_lr_hi", "shift_log10_wd",
-                                       "shift_log10_wd_lo", "shift_log10_wd_hi", "p_value", "verdict"])
+    return pd.DataFrame(rows, columns=SHIFT_COLUMNS)
+
+
+SHIFT_COLUMNS = ["condition", "method", "ratio", "x", "n_seeds", "shift_log10_lr", "shift_log10_lr_lo",
+                 "shift_log10_lr_hi", "shift_log10_wd", "shift_log10_wd_lo", "shift_log10_wd_hi", "p_value",
+                 "verdict", "p_value_single", "family_size", "censored", "base_optimum_log10_lr",
+                 "base_optimum_log10_wd", "optimum_log10_lr", "optimum_log10_wd", "region_log10_lr",
+                 "region_log10_lr_lo", "region_log10_lr_hi", "region_log10_wd", "region_log10_wd_lo",
+                 "region_log10_wd_hi", "region_p_value", "region_verdict"]
 
 
 def _nan(v) -> float:
@@ -283,10 +338,12 @@ def format_tables(result: StudyAnalysis) -> str:
                 centre = f"({e.centre_log10_wd:.2f}, {e.centre_log10_lr:.2f})"
                 cells.append(f"| {'':<8}{r.n:>4}{e.length:>8.2f}{e.width:>7.2f}{centre:>16}{e.angle_deg:>7.1f}°{mark} ")
         lines.append(_label(c).ljust(width) + "".join(cells))
+    lines += _noise_lines(result)
     lines += _interval_lines(result)
     lines += ["", f"Table 4.2  performance risk over the basemodel's {result.risk_x:g}-ROI "
-                  f"(accuracy points; relative dR in % of the best; excess = d_mean − basemodel's)"]
-    head = "".ljust(width) + (f"{'best':>8}{'n':>4}{'d_mean':>9}{'95 % CI':>16}{'d_std':>8}{'dR_mean%':>9}"
+                  f"(accuracy points; relative dR in % of the best; excess = d_mean − basemodel's; d_mean's "
+                  f"range is its spread when the seeds are redrawn, Θ_R with them, not a confidence interval)"]
+    head = "".ljust(width) + (f"{'best':>8}{'n':>4}{'d_mean':>9}{'resampled 95 %':>16}{'d_std':>8}{'dR_mean%':>9}"
                               f"{'dR_std%':>8}{'worst':>8}{'excess':>9}{'95 % CI':>16}")
     lines += [head, "-" * len(head)]
     for c in result.conditions:
@@ -300,11 +357,16 @@ def format_tables(result: StudyAnalysis) -> str:
     pruned = [c for c in result.conditions if c.shift is not None]
     if pruned:
         x = pruned[0].shift.x
-        lines += ["", f"Did the optimum move?  shift of the margin-weighted {x:g}-ROI centre from the basemodel's "
-                      f"(log10 decades; simultaneous 95 % intervals); risk against the basemodel's own"]
+        fam = pruned[0].shift.family_size
+        lines += ["", f"Did the optimum move?  shift of the optimum (the peak of a local surface fit) from the "
+                      f"basemodel's, log10 decades; 95 % intervals simultaneous over both axes"
+                      + (f" and the {fam} pruned conditions (family-wise: {FAMILY_CORRECTION})" if fam > 1 else "")
+                      + f"; then the centre of the {x:g}-ROI and the risk against the basemodel's own"]
         base = result.base_condition
         for c in pruned:
             lines.append(f"  {c.name}: {describe_shift(c.shift)}.")
+            if c.shift.region is not None:
+                lines.append(f"  {' ' * len(c.name)}  {describe_region(c.shift)}")
             if c.risk.n:
                 lines.append(f"  {' ' * len(c.name)}  {describe_excess(c, base)}")
     lines += ["", format_beyond(result)] + warning_lines(result)
@@ -317,6 +379,15 @@ def _range(interval, fmt: str = "{:.3f}") -> str:
     return f"[{fmt.format(interval.lo)}, {fmt.format(interval.hi)}]"
 
 
+def _noise_lines(result: StudyAnalysis) -> list[str]:
+    """Per condition: its seed noise and which ROI thresholds that resolves."""
+    noisy = [c for c in result.conditions if c.noise is not None]
+    if not noisy:
+        return []
+    return ["", "Seed noise (pooled within-point standard deviation of top-1 near the optimum)"] + [
+        f"  {c.name}: {describe_noise(c, result.xs)}" for c in noisy]
+
+
 def _interval_lines(result: StudyAnalysis) -> list[str]:
     """Per condition: best top-1 and how sure its point is the best; each ellipse's intervals."""
     reps = [(c, c.replicates) for c in result.conditions if c.replicates is not None and c.replicates.replicated]
@@ -327,7 +398,8 @@ def _interval_lines(result: StudyAnalysis) -> list[str]:
     for c, rep in reps:
         top = rep.p_best[0] if rep.p_best else None
         where = "" if top is None else f"; P(best) {top.p:.2f} at lr {hp_text(top.lr)}, wd {hp_text(top.wd)}"
-        lines.append(f"  {c.name}: best top-1 {c.best.top1:.2f} {_range(rep.best_top1, '{:.2f}')}{where}")
+        lines.append(f"  {c.name}: best top-1 {c.best.top1:.2f}, cross-fitted {_f(rep.best_top1_crossfit, '{:.2f}')} "
+                     f"{_range(rep.best_top1, '{:.2f}')}{where}")
         for e in rep.ellipses:
             if e.length.estimate is None:
                 lines.append(f"    {roi_key(e.x)}-ROI: too few points for an ellipse (enough in "

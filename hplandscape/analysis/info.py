@@ -232,6 +232,8 @@ class ConditionAnalysis:
     # its optimum moved away from the basemodel's (None for the basemodel)
     replicates: Optional["ReplicateInfo"] = None
     shift: Optional["ShiftInfo"] = None
+    # the seed noise and which ROI thresholds it resolves (None for a table analysed without seeds)
+    noise: Optional["NoiseInfo"] = None
 
     def roi(self, x: float) -> RoiInfo:
         for r in self.rois:
@@ -507,7 +509,9 @@ class ReplicateInfo:
     ``n_seeds`` counts the condition's seeds with a result; with fewer than two every interval
     is None and ``p_best`` is empty. ``randomness`` is the design the resampling followed
     (``"independent"``: seeds resampled per grid point; ``"common"``: whole seeds).
-    ``best_top1`` is the best point's seed-averaged top-1; ``p_best`` the points that were the
+    ``best_top1`` is the best point's seed-averaged top-1 with the interval of its cross-fitted
+    estimate ``best_top1_crossfit`` (the max over noisy means is biased upwards; see
+    :func:`hplandscape.analysis.optimum.crossfit_best`); ``p_best`` the points that were the
     best in at least one resample, most often first; ``ellipses`` one entry per requested x;
     ``d_mean``/``d_std`` the performance risk; ``excess_over_base`` this condition's d_mean
     minus the basemodel's (0 for the basemodel itself).
@@ -521,6 +525,7 @@ class ReplicateInfo:
     d_mean: Interval
     d_std: Interval
     excess_over_base: Interval
+    best_top1_crossfit: Optional[float] = None
 
     @property
     def replicated(self) -> bool:
@@ -537,16 +542,52 @@ SHIFT_VERDICTS = ("moved", "no_evidence", "single_seed")
 
 
 @dataclass(frozen=True)
-class ShiftInfo:
-    """Did a pruned condition's optimum move away from the basemodel's?
+class OptimumInfo:
+    """Where one condition's optimum lies: the peak of its local surface fit (log10 units), with
+    95 % percentile intervals over the seed resamples (None with one seed). ``censored``: the fitted
+    surface still rises at the grid's edge, so the optimum may lie beyond it;
+    ``censored_share`` the fraction of resamples where it did."""
 
-    The shift is the difference of the margin-weighted x-ROI centres (condition − basemodel) in
-    log10 lr and log10 wd (docs/method.md, "Seeds as replicates"). The two intervals are
-    *simultaneous*: together they cover both true shifts with probability ``level``, so the
-    verdict ``"moved"`` (one of them excludes 0) is wrong at most 5 % of the time when nothing
-    moved; ``p_value`` is the matching test of "no shift on either axis" (``moved`` ⇔
-    ``p_value`` ≤ 1 − level). With one seed the intervals and the p-value are None and the
-    verdict is ``"single_seed"``.
+    log10_lr: Interval
+    log10_wd: Interval
+    censored: bool = False
+    censored_share: Optional[float] = None
+
+    def to_json(self) -> dict:
+        return {"log10_lr": self.log10_lr.to_json(), "log10_wd": self.log10_wd.to_json(),
+                "censored": bool(self.censored), "censored_share": _finite(self.censored_share)}
+
+
+@dataclass(frozen=True)
+class RegionShift:
+    """The shift of the margin-weighted x-ROI centre (condition − basemodel): where the
+    near-optimal *region* lies, not the best setting. Simultaneous intervals over both axes and
+    their studentized bootstrap test, for this condition alone."""
+
+    x: float
+    log10_lr: Interval
+    log10_wd: Interval
+    p_value: Optional[float]
+    verdict: str  # one of SHIFT_VERDICTS
+
+    def to_json(self) -> dict:
+        return {"x": float(self.x), "log10_lr": self.log10_lr.to_json(), "log10_wd": self.log10_wd.to_json(),
+                "p_value": _finite(self.p_value), "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class ShiftInfo:
+    """Did a pruned condition's optimum (its best setting) move away from the basemodel's?
+
+    ``log10_lr``/``log10_wd``: the shift of the optimum (condition − basemodel; each optimum the
+    peak of a local surface fit, :mod:`hplandscape.analysis.optimum`) with intervals that are
+    simultaneous over both axes *and* over the ``family_size`` pruned conditions of the study;
+    ``p_value`` is family-wise adjusted (single-step max-T) and ``verdict`` is ``"moved"``
+    exactly when it is at most 1 − level, so "moved" is wrong for any condition of the study at
+    most 5 % of the time when nothing moved; ``p_value_single`` tests this condition alone. With
+    one seed the intervals and p-values are None and the verdict is ``"single_seed"``.
+    ``base_optimum``/``optimum`` say where each optimum lies; ``region`` is the second question,
+    whether the centre of the near-optimal x-ROI moved.
     """
 
     x: float
@@ -555,12 +596,77 @@ class ShiftInfo:
     log10_wd: Interval
     p_value: Optional[float]
     verdict: str  # one of SHIFT_VERDICTS
+    p_value_single: Optional[float] = None
+    family_size: int = 1
+    base_optimum: Optional[OptimumInfo] = None
+    optimum: Optional[OptimumInfo] = None
+    region: Optional[RegionShift] = None
+
+    @property
+    def censored(self) -> bool:
+        """Either optimum lies at the grid's edge, where the surface still rises."""
+        return any(o is not None and o.censored for o in (self.base_optimum, self.optimum))
 
     def to_json(self) -> dict:
         """The ``conditions.NAME.shift`` document of ``analyze --json``."""
         return {"log10_lr": self.log10_lr.to_json(), "log10_wd": self.log10_wd.to_json(),
-                "p_value": _finite(self.p_value), "n_seeds": int(self.n_seeds), "x": float(self.x),
-                "verdict": self.verdict}
+                "p_value": _finite(self.p_value), "p_value_single": _finite(self.p_value_single),
+                "correction": {"method": FAMILY_CORRECTION, "family_size": int(self.family_size)},
+                "n_seeds": int(self.n_seeds), "x": float(self.x), "verdict": self.verdict,
+                "statistic": "optimum", "censored": self.censored,
+                "base_optimum": None if self.base_optimum is None else self.base_optimum.to_json(),
+                "optimum": None if self.optimum is None else self.optimum.to_json(),
+                "region_centre": None if self.region is None else self.region.to_json()}
+
+
+#: How the shift test corrects for testing every pruned condition of a study.
+FAMILY_CORRECTION = "single-step max-T (Westfall-Young) over the pruned conditions"
+
+
+@dataclass(frozen=True)
+class NoiseInfo:
+    """One condition's seed noise: how far apart two seeds of the same grid point land.
+
+    ``sd`` is the pooled within-point standard deviation of top-1 (points with two or more seeds
+    whose mean lies within ``within`` points of the best), with its 95 % chi-square interval
+    ``sd_ci`` on ``df`` degrees of freedom; None with one seed. ``resolution`` = 2·sd/√seeds, the
+    smallest ROI threshold the study resolves (a point's mean then errs by at most half the
+    threshold, one standard error); ``resolvable`` maps each ROI threshold to whether it is at least
+    that. ``eval_size`` is the evaluation split's size where the records carry it and
+    ``binomial_se`` the binomial standard error of top-1 at the best accuracy on that split.
+    """
+
+    n_seeds: int
+    sd: Optional[float]
+    sd_ci: Optional[tuple]
+    df: int
+    n_points: int
+    within: float
+    resolution: Optional[float]
+    resolvable: tuple  # ((x, bool), ...) in the order of the study's xs
+    eval_size: Optional[int] = None
+    binomial_se: Optional[float] = None
+
+    def seeds_needed(self, x: float) -> Optional[int]:
+        """Seeds per point that resolve an x-ROI at this noise: (2·sd/x)², rounded up."""
+        if self.sd is None:
+            return None
+        return max(2, math.ceil((2.0 * self.sd / x) ** 2 - 1e-9))
+
+    def resolves(self, x: float) -> Optional[bool]:
+        for key, ok in self.resolvable:
+            if math.isclose(key, x):
+                return ok
+        return None
+
+    def to_json(self) -> dict:
+        return {"seed_noise_sd": _finite(self.sd),
+                "seed_noise_sd_ci": None if self.sd_ci is None else [_finite(v) for v in self.sd_ci],
+                "noise_df": int(self.df), "noise_points": int(self.n_points), "noise_within": float(self.within),
+                "n_seeds": int(self.n_seeds), "noise_resolution": _finite(self.resolution),
+                "roi_resolved": {roi_key(x): ok for x, ok in self.resolvable},
+                "seeds_needed": {roi_key(x): self.seeds_needed(x) for x, _ in self.resolvable},
+                "eval_size": self.eval_size, "binomial_se": _finite(self.binomial_se)}
 
 
 @dataclass(frozen=True)

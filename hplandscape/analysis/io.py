@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hplandscape.analysis.bootstrap import RANDOMNESS
+from hplandscape.analysis.bootstrap import LEGACY_RANDOMNESS, RANDOMNESS
 from hplandscape.analysis.notation import hp_text
 from hplandscape.errors import UserError
 from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
@@ -18,6 +18,8 @@ SOURCE_ATTR = "hplandscape_source"
 # study directory whose study.yaml says so; the analysis falls back to the grid's centre.
 PRIOR_ATTR = "hplandscape_prior"
 STUDY_ATTR = "hplandscape_study"
+# the study's ROI thresholds (``analysis.roi`` of its study.yaml), the analysis's default xs
+ROI_ATTR = "hplandscape_roi"
 
 
 def load_results(path_or_df) -> pd.DataFrame:
@@ -37,8 +39,8 @@ def load_results(path_or_df) -> pd.DataFrame:
         A copy with ``log10_lr`` / ``log10_wd`` recomputed from ``lr`` / ``wd`` and rounded to 4
         decimals (the grid's identity rule), ``seed`` as int, ``top1`` as float (NaN = failed run)
         and ``diverged`` as bool, ``randomness`` as "independent" or "common" (how each run's
-        initialisation and data order were seeded; "independent" where the column is absent or
-        empty). ``df.attrs["hplandscape_source"]`` names where it came from.
+        initialisation and data order were seeded; where the column is absent or a cell empty,
+        the runs predate the setting and shared one initialisation per seed: "common"). ``df.attrs["hplandscape_source"]`` names where it came from.
 
     Raises
     ------
@@ -55,7 +57,7 @@ def load_results(path_or_df) -> pd.DataFrame:
     """
     if isinstance(path_or_df, pd.DataFrame):
         source = path_or_df.attrs.get(SOURCE_ATTR, "<DataFrame>")
-        keep = {k: path_or_df.attrs[k] for k in (PRIOR_ATTR, STUDY_ATTR) if k in path_or_df.attrs}
+        keep = {k: path_or_df.attrs[k] for k in (PRIOR_ATTR, STUDY_ATTR, ROI_ATTR) if k in path_or_df.attrs}
         df = _normalise(path_or_df.copy(), source)
         df.attrs.update(keep)
         return df
@@ -95,6 +97,7 @@ def _with_study(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
         return df  # an unreadable config costs only the prior; the table itself was fine
     df.attrs[PRIOR_ATTR] = (float(np.log10(config.grid.prior_lr)), float(np.log10(config.grid.prior_wd)))
     df.attrs[STUDY_ATTR] = config.name
+    df.attrs[ROI_ATTR] = tuple(config.analysis.roi)
     return df
 
 
@@ -124,7 +127,7 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df["diverged"] = _bools(df["diverged"], source) if "diverged" in df.columns else False
     # Runs outside the study's grid (``collect`` marks them; tables without the column have none)
     df["on_grid"] = _bools(df["on_grid"], source, "on_grid", empty=True) if "on_grid" in df.columns else True
-    df["randomness"] = _randomness(df["randomness"], source) if "randomness" in df.columns else RANDOMNESS[0]
+    df["randomness"] = _randomness(df["randomness"], source) if "randomness" in df.columns else LEGACY_RANDOMNESS
     df["log10_lr"] = np.round(np.log10(df["lr"].to_numpy(float)), GRID_DECIMALS) + 0.0
     df["log10_wd"] = np.round(np.log10(df["wd"].to_numpy(float)), GRID_DECIMALS) + 0.0
     _check_conditions(df, source)
@@ -164,9 +167,8 @@ def _bools(col: pd.Series, source: str, name: str = "diverged", empty: bool = Fa
 
 
 def _randomness(col: pd.Series, source: str) -> pd.Series:
-    # records written before train.randomness existed leave the cell empty: they ran independently
     text = col.astype(str).str.strip().str.lower()
-    text = text.where(~(col.isna() | text.isin(["", "nan", "none"])), RANDOMNESS[0])
+    text = text.where(~(col.isna() | text.isin(["", "nan", "none"])), LEGACY_RANDOMNESS)
     bad = ~text.isin(RANDOMNESS)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])

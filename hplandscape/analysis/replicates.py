@@ -3,12 +3,13 @@
 :func:`analyze` hands over each condition's :class:`~hplandscape.analysis.bootstrap.SeedMatrix`;
 this module resamples each condition once (:data:`~hplandscape.analysis.bootstrap.N_BOOT`
 times, seeded, in the condition's own design) and reads every interval off the same resamples:
-the best point's top-1 and how often each point is the best, each x-ROI ellipse's centre, length
-and width, the performance risk d_mean and d_std with its excess over the basemodel's, and the
-shift of the margin-weighted x-ROI centre (:mod:`~hplandscape.analysis.shift`).
+the best point's top-1 (cross-fitted, :func:`~hplandscape.analysis.optimum.crossfit_best`) and how
+often each point is the best, each x-ROI ellipse's centre, length and width, the performance risk
+d_mean and d_std with its excess over the basemodel's, and the shift of every pruned condition's
+optimum, tested as one family (:mod:`~hplandscape.analysis.shift`).
 
-Percentile intervals, except the shift's, whose simultaneous studentized intervals carry the
-verdict. The basemodel's 0.5-ROI Θ_R is re-drawn in every resample, so the risk's intervals
+Percentile intervals, except the shift's, whose simultaneous intervals carry the verdict. Every
+interval stays inside its quantity's range: accuracies in [0, 100], risks ≥ 0. The basemodel's 0.5-ROI Θ_R is re-drawn in every resample, so the risk's intervals
 include the uncertainty of which settings the unpruned model rates near-optimal; each condition's
 resample b is paired with the basemodel's resample b.
 """
@@ -21,19 +22,26 @@ from hplandscape.analysis.bootstrap import (LEVEL, SeedMatrix, best_index, condi
                                             percentile_interval, replicate_means, roi_masks)
 from hplandscape.analysis.core import MIN_ELLIPSE_POINTS
 from hplandscape.analysis.info import EllipseIntervals, Interval, PointProbability, ReplicateInfo
-from hplandscape.analysis.shift import cap_centre, shift_from_draws
+from hplandscape.analysis.optimum import crossfit_best
+from hplandscape.analysis.shift import locate_peaks, shift_tests
 
 
-def _interval(estimate, samples, level: float) -> Interval:
+def _interval(estimate, samples, level: float, bounds=(-np.inf, np.inf)) -> Interval:
     est = None if estimate is None or not np.isfinite(estimate) else float(estimate)
     if samples is None:
         return Interval(est, level=level)
     lo, hi = percentile_interval(samples, level)
+    if lo is not None:
+        lo, hi = float(np.clip(lo, *bounds)), float(np.clip(hi, *bounds))
     return Interval(est, lo, hi, level)
 
 
+ACCURACY = (0.0, 100.0)
+NON_NEGATIVE = (0.0, np.inf)
+
+
 def study_replicates(matrices: dict, conditions: dict, base: str, k: float, risk_x: float,
-                     shift_x: float, n_boot: int, seed: int, level: float = LEVEL, span=None) -> tuple:
+                     xs, n_boot: int, seed: int, level: float = LEVEL, span=None, region_x=None) -> tuple:
     """Intervals of every condition and the shift of every pruned one.
 
     Parameters
@@ -44,11 +52,15 @@ def study_replicates(matrices: dict, conditions: dict, base: str, k: float, risk
         ``{condition: ConditionAnalysis}`` with the point estimates (best, rois, risk).
     base : str
         The basemodel's name.
-    k, risk_x, shift_x : as in :func:`~hplandscape.analysis.analyze` (the ellipses' xs are the
+    k, risk_x : as in :func:`~hplandscape.analysis.analyze` (the ellipses' xs are the
         conditions' ROIs).
+    xs : sequence of float
+        The study's ROI thresholds (the optimum's fit and the region-centre line use them).
     n_boot, seed, level : resamples per condition, generator seed, confidence level.
     span : (float, float), optional
         Largest possible |shift| in (log10 wd, log10 lr): the grid's extent.
+    region_x : float, optional
+        The ROI whose margin-weighted centre gives the shift's second line (default ``risk_x``).
 
     Returns
     -------
@@ -58,30 +70,26 @@ def study_replicates(matrices: dict, conditions: dict, base: str, k: float, risk
     draws = {name: (m.resample(n_boot, condition_rng(seed, name)) if m.n_seeds >= 2 else None)
              for name, m in matrices.items()}
     means = {name: None if d is None else replicate_means(d) for name, d in draws.items()}
-    # each condition's margin-weighted centre, on the data and on its resamples: once per condition
-    caps = {name: (cap_centre(m.values, m.coords, shift_x, m.randomness),
-                   None if draws[name] is None else cap_centre(draws[name], m.coords, shift_x, m.randomness))
-            for name, m in matrices.items()}
     theta_r = _theta_r(matrices[base], means[base], conditions[base], risk_x)
     risks = {name: _risk_samples(matrices[base], m, means[name], theta_r) for name, m in matrices.items()}
-    replicates, shifts = {}, {}
+    replicates = {}
     for name, m in matrices.items():
         c = conditions[name]
         reps = means[name]
         mean_d, std_d = risks[name]
         base_d = risks[base][0]
         excess = None if mean_d is None or base_d is None else mean_d - base_d
+        crossfit = float(crossfit_best(m.values)) if m.n_seeds >= 2 else None
+        best = _interval(c.best.top1, None if reps is None else crossfit_best(draws[name]), level, ACCURACY)
         replicates[name] = ReplicateInfo(
-            n_seeds=m.n_seeds, randomness=m.randomness,
-            best_top1=_interval(c.best.top1, None if reps is None else np.nanmax(reps, axis=1), level),
-            p_best=_p_best(m, reps),
+            n_seeds=m.n_seeds, randomness=m.randomness, best_top1=best, p_best=_p_best(m, reps),
             ellipses=tuple(_ellipse_intervals(m, reps, r, k, level) for r in c.rois),
-            d_mean=_interval(c.risk.d_mean, mean_d, level), d_std=_interval(c.risk.d_std, std_d, level),
-            excess_over_base=_interval(c.risk.d_mean - conditions[base].risk.d_mean, excess, level))
-        if name != base:
-            shifts[name] = shift_from_draws(matrices[base], m, draws[base], draws[name], x=shift_x, level=level,
-                                            span=span, centres=(caps[base][0], caps[name][0], caps[base][1],
-                                                                caps[name][1]))
+            d_mean=_interval(c.risk.d_mean, mean_d, level, NON_NEGATIVE),
+            d_std=_interval(c.risk.d_std, std_d, level, NON_NEGATIVE),
+            excess_over_base=_interval(c.risk.d_mean - conditions[base].risk.d_mean, excess, level),
+            best_top1_crossfit=crossfit)
+    shifts = shift_tests(matrices, base, draws, xs, level, span=span, region_x=region_x or risk_x,
+                         peaks=locate_peaks(matrices, draws, xs))
     return replicates, shifts
 
 

@@ -15,7 +15,8 @@ from hplandscape.analysis.frontier import frontier_info
 from hplandscape.analysis.importance import importance_info
 from hplandscape.analysis.info import (BestPoint, BootstrapInfo, ConditionAnalysis, PointStat, PriorInfo,
                                        RunIssue, StudyAnalysis)
-from hplandscape.analysis.io import PRIOR_ATTR, SOURCE_ATTR, load_results
+from hplandscape.analysis.io import PRIOR_ATTR, ROI_ATTR, SOURCE_ATTR, load_results
+from hplandscape.analysis.noise import seed_noise
 from hplandscape.analysis.notation import METRICS
 from hplandscape.analysis.ratio_curve import ratio_curves
 from hplandscape.analysis.replicates import study_replicates
@@ -23,8 +24,8 @@ from hplandscape.errors import UserError
 from hplandscape.grid import GridPoint
 
 
-def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 0.5,
-            edge_x: float = 1.0, prior=None, importance_x: float = 1.0, shift_x=None,
+def analyze(table, xs=None, k: float = 2.0, base=None, *, risk_x=None,
+            edge_x=None, prior=None, importance_x=None, shift_x=None,
             n_boot: int = N_BOOT, boot_seed: int = BOOT_SEED, metric: str = "top1") -> StudyAnalysis:
     """Analyse a study: best point, x-ROIs with ellipses, performance risk, grid edges, and beyond.
 
@@ -45,23 +46,26 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     ----------
     table : pandas.DataFrame or path
         A results table (see :func:`load_results`, which is applied here too).
-    xs : sequence of float
-        ROI thresholds in accuracy points (thesis: 0.5 and 1.0).
+    xs : sequence of float, optional
+        ROI thresholds in accuracy points. By default the study's ``analysis.roi`` when the
+        table came from a study directory, else the method's 0.5 and 1.0.
     k : float
         Standard-deviation multiplier of the ellipses (2 → 86.47 % confidence).
     base : str, optional
         Name of the basemodel condition; by default the one condition whose method is ``none``.
-    risk_x : float
-        Θ_R is the basemodel's ``risk_x``-ROI (method §8: 0.5).
-    edge_x : float
-        The ROI whose contact with the grid boundary triggers an extension proposal (1.0).
+    risk_x : float, optional
+        Θ_R is the basemodel's ``risk_x``-ROI (method §8: 0.5); default the smallest of ``xs``.
+    edge_x : float, optional
+        The ROI whose contact with the grid boundary triggers an extension proposal (method: 1.0);
+        default the largest of ``xs``.
     prior : (float, float), optional
         The basemodel's prior ``(lr, wd)`` in real units. By default the one in the study's
         ``study.yaml`` when the table came from a study directory, else the grid's centre.
-    importance_x : float
-        The ROI whose neighbourhood gets its own importance (1.0).
+    importance_x : float, optional
+        The ROI whose neighbourhood gets its own importance; default the largest of ``xs``.
     shift_x : float, optional
-        The ROI whose (margin-weighted) centre the shift test compares; default ``risk_x``.
+        The ROI whose (margin-weighted) centre the region-centre line compares; default
+        ``risk_x``. (The shift of the optimum itself needs no threshold.)
     n_boot : int
         Bootstrap resamples per condition (≥ 99; default 1999).
     boot_seed : int
@@ -98,7 +102,10 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     off_grid = tuple(RunIssue(str(r.condition), float(r.log10_lr), float(r.log10_wd), int(r.seed), "off_grid",
                               float(r.top1)) for r in df[~df["on_grid"]].itertuples())
     df = df[df["on_grid"]].reset_index(drop=True)
-    xs = _check_xs(xs)
+    xs = _check_xs(xs if xs is not None else df.attrs.get(ROI_ATTR, DEFAULT_XS))
+    risk_x = min(xs) if risk_x is None else risk_x
+    edge_x = max(xs) if edge_x is None else edge_x
+    importance_x = max(xs) if importance_x is None else importance_x
     shift_x = risk_x if shift_x is None else shift_x
     for name, value in (("k", k), ("risk_x", risk_x), ("edge_x", edge_x), ("importance_x", importance_x),
                         ("shift_x", shift_x)):
@@ -142,8 +149,10 @@ def analyze(table, xs=(0.5, 1.0), k: float = 2.0, base=None, *, risk_x: float = 
     matrices = {name: _seed_matrix(df[df["condition"] == name], stats[name]) for name in order}
     span = (grid.log10_wd[-1] - grid.log10_wd[0], grid.log10_lr[-1] - grid.log10_lr[0])
     replicates, shifts = study_replicates(matrices, {c.name: c for c in conditions}, base, k, risk_x,
-                                          shift_x, n_boot, boot_seed, LEVEL, span=span)
-    conditions = [dataclasses.replace(c, replicates=replicates[c.name], shift=shifts.get(c.name))
+                                          xs, n_boot, boot_seed, LEVEL, span=span, region_x=shift_x)
+    conditions = [dataclasses.replace(c, replicates=replicates[c.name], shift=shifts.get(c.name),
+                                      noise=seed_noise(matrices[c.name], xs,
+                                                       _eval_size(df[df["condition"] == c.name])))
                   for c in conditions]
     boot = BootstrapInfo(n_boot=n_boot, seed=int(boot_seed), level=LEVEL, shift_x=float(shift_x),
                          randomness=tuple((name, m.randomness) for name, m in matrices.items()))
@@ -216,6 +225,20 @@ def _prior(prior, df: pd.DataFrame, grid) -> PriorInfo:
     # A grid made by centring on the prior has it in the middle (the lower middle of an even axis)
     return PriorInfo(grid.log10_lr[(len(grid.log10_lr) - 1) // 2], grid.log10_wd[(len(grid.log10_wd) - 1) // 2],
                      "grid centre")
+
+
+#: The method's ROI thresholds (thesis: 0.5 and 1.0 accuracy points), when neither the caller nor
+#: the study's ``analysis.roi`` names others.
+DEFAULT_XS = (0.5, 1.0)
+
+
+def _eval_size(rows: pd.DataFrame):
+    """Images in the evaluation split of the condition's runs (None where the records predate it)."""
+    if "eval_size" not in rows.columns:
+        return None
+    v = pd.to_numeric(rows["eval_size"], errors="coerce").to_numpy(float)
+    v = v[np.isfinite(v) & (v > 0)]
+    return int(np.median(v)) if len(v) else None
 
 
 def _size(rows: pd.DataFrame, column: str):

@@ -1,0 +1,79 @@
+"""Seed noise: how far apart two seeds of the same grid point land, and which ROIs that resolves.
+
+An x-ROI (Eq. 3.3) compares seed-averaged accuracies with the best one minus x. With seed noise
+σ (the standard deviation of one run's top-1 around its grid point's mean) and S seeds, a point's
+mean errs by σ/√S; an ROI means something only when x is at least twice that, so that a point
+clearly inside stays inside when the seeds are drawn again (method §10). This module measures σ
+per condition and says which thresholds it resolves.
+
+σ is pooled over the points near the optimum (within ``within`` accuracy points of the best:
+where every ROI lies), because far-off and diverged points have other noise levels (a diverged
+run sits at chance, with no spread). The pooled variance is Σ(n_i − 1)s_i² / Σ(n_i − 1); its 95 %
+interval is the chi-square interval on df = Σ(n_i − 1) degrees of freedom.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import stats
+
+from hplandscape.analysis.bootstrap import POOL_WITHIN, SeedMatrix
+from hplandscape.analysis.info import NoiseInfo
+
+
+def noise_within(xs) -> float:
+    """The points pooled lie within this many accuracy points of the best: the widest ROI's
+    neighbourhood, at least :data:`~hplandscape.analysis.bootstrap.POOL_WITHIN`."""
+    return max(POOL_WITHIN, 2.0 * max(xs))
+
+
+def seed_noise(m: SeedMatrix, xs, eval_size=None, level: float = 0.95) -> NoiseInfo:
+    """The seed noise of one condition and the ROI thresholds it resolves.
+
+    Parameters
+    ----------
+    m : SeedMatrix
+        The condition's top-1 values, points × seeds.
+    xs : sequence of float
+        The study's ROI thresholds.
+    eval_size : int, optional
+        Images in the evaluation split (the records' ``eval_size``), for the binomial floor.
+    level : float
+        Confidence level of the interval of σ.
+
+    Examples
+    --------
+    >>> v = np.array([[90.0, 91.0], [92.0, 92.0], [93.0, 94.0], [50.0, 10.0]])
+    >>> n = seed_noise(SeedMatrix(v, [0, 0, 0, 0], [0, 1, 2, 3]), (0.5, 1.0))
+    >>> round(n.sd, 4), n.df, n.n_points            # the diverged point is not pooled
+    (0.5774, 3, 3)
+    >>> round(n.resolution, 3), n.resolvable
+    (0.816, ((0.5, False), (1.0, True)))
+    """
+    v = m.values
+    n = m.counts
+    means = m.means
+    within = noise_within(xs)
+    near = (means >= np.nanmax(means) - within) & (n >= 2)
+    seeds = m.n_seeds
+    binomial = None
+    if eval_size:
+        p = min(max(float(np.nanmax(means)) / 100.0, 0.0), 1.0)
+        binomial = 100.0 * math.sqrt(p * (1.0 - p) / eval_size)
+    if seeds < 2 or not near.any():
+        return NoiseInfo(n_seeds=seeds, sd=None, sd_ci=None, df=0, n_points=int(near.sum()), within=within,
+                         resolution=None, resolvable=tuple((float(x), None) for x in xs),
+                         eval_size=eval_size, binomial_se=binomial)
+    dev = np.where(np.isfinite(v), v - means[:, None], 0.0)[near]
+    ss = float((dev ** 2).sum())
+    df = int((n[near] - 1).sum())
+    sd = math.sqrt(ss / df)
+    a = (1.0 - level) / 2.0
+    ci = (math.sqrt(ss / stats.chi2.ppf(1.0 - a, df)), math.sqrt(ss / stats.chi2.ppf(a, df)))
+    resolution = 2.0 * sd / math.sqrt(seeds)
+    return NoiseInfo(n_seeds=seeds, sd=sd, sd_ci=ci, df=df, n_points=int(near.sum()), within=within,
+                     resolution=resolution,
+                     resolvable=tuple((float(x), bool(x >= resolution - 1e-12)) for x in xs),
+                     eval_size=eval_size, binomial_se=binomial)

@@ -1,0 +1,262 @@
+"""Where a condition's optimum is: the peak of a local cubic surface fitted around its best point.
+
+The best grid point θ* (method §8) can only sit on the grid, and with noisy means it jumps from
+point to point between seeds. The location of the optimum is estimated instead as the peak of a
+surface fitted to the neighbourhood of θ*:
+
+1. the neighbourhood is the grid points within ``WINDOW`` steps of θ* on both axes (a 5 × 5
+   block) whose mean lies within ``fit_within`` accuracy points of the best (a diverged or far-off
+   point would bend the surface; it is left out);
+2. a full cubic in (log10 wd, log10 lr) is fitted to them by least squares (10 terms; a cubic,
+   not a quadratic, because a peak that is steeper on one side than on the other leaves a
+   quadratic's vertex on the flatter side, while a cubic keeps it at the peak); with too few
+   points for a cubic, a quadratic; with too few for that, θ* itself;
+3. the estimate is the highest point of the fitted surface inside the bounding box of the fitted
+   points (searched on a lattice of a tenth of a grid step, then refined by Newton's method). It
+   never leaves the data: a peak that the surface puts beyond the box is reported at the box's
+   side and flagged ``censored`` (the grid should be extended there).
+
+Everything is vectorised over bootstrap resamples: :meth:`PeakFinder.locate` takes ``(B, P)``
+means and returns ``B`` locations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Grid steps on each side of the best point that the fitted neighbourhood spans (5 × 5 points).
+WINDOW = 2
+#: Resolution of the search for the fitted surface's peak, in grid steps (refined by Newton steps).
+FINE = 0.1
+CUBIC = ((0, 0), (1, 0), (0, 1), (2, 0), (1, 1), (0, 2), (3, 0), (2, 1), (1, 2), (0, 3))
+QUADRATIC = CUBIC[:6]
+_COND_LIMIT = 1e8  # largest condition number of a fit's normal equations that counts as determined
+#: Gaussian kernel width of the fit's weights, in grid steps, around the current estimate.
+BANDWIDTH = 1.5
+#: Along the band of near-optimal settings (the direction in which the fitted surface curves
+#: least), the kernel is this much wider and reaches this many steps: a diagonal lr × wd band
+#: determines its crest's position from many points along it, while across it the fit stays local
+#: (a peak flatter on one side would pull a wide fit towards that side).
+ALONG_BANDWIDTH = 3.0
+ALONG_WINDOW = 4
+#: Fits in a row: each re-centres the kernel on the previous peak (at most a step away), so the
+#: estimate does not depend on which grid point happened to be the best.
+ITERATIONS = 3
+
+
+@dataclass(frozen=True)
+class Peaks:
+    """Located optima of ``B`` surfaces.
+
+    ``location``: ``(B, 2)`` (log10 wd, log10 lr); ``value``: ``(B,)`` the fitted surface's value
+    there; ``censored``: ``(B,)`` the peak lies on the side of the fitted box (the surface still
+    rises beyond it); ``degree``: ``(B,)`` 3, 2, or 0 (too few points: the best grid point).
+    """
+
+    location: np.ndarray
+    value: np.ndarray
+    censored: np.ndarray
+    degree: np.ndarray
+
+
+class PeakFinder:
+    """Finds the optimum of one condition's landscape (and of its resamples).
+
+    Parameters
+    ----------
+    coords : numpy.ndarray
+        ``(P, 2)`` (log10 wd, log10 lr) of the condition's grid points.
+    fit_within : float
+        Points whose mean lies more than this many accuracy points below the best are not fitted.
+    window : int
+        Grid steps on each side of the current estimate that the fit reaches.
+
+    Examples
+    --------
+    >>> wd, lr = (a.ravel() for a in np.meshgrid(np.arange(-4, 5) * 0.2 - 4, np.arange(-4, 5) * 0.2 - 1))
+    >>> f = 93 - 8 * (lr + 1.07) ** 2 - 4 * (wd + 3.95) ** 2   # peak at lr 10^-1.07, wd 10^-3.95
+    >>> p = PeakFinder(np.column_stack([wd, lr]), fit_within=3.0).locate(f[None, :])
+    >>> np.round(p.location[0], 4).tolist(), bool(p.censored[0])
+    ([-3.95, -1.07], False)
+    """
+
+    def __init__(self, coords, fit_within: float, window: int = WINDOW):
+        self.coords = np.asarray(coords, dtype=float)
+        self.fit_within = float(fit_within)
+        self.window = int(window)
+        self.step = np.array([_axis_step(self.coords[:, 0]), _axis_step(self.coords[:, 1])])
+        ticks = np.arange(-1.0, 1.0 + FINE / 2, FINE)
+        fu, fv = np.meshgrid(ticks, ticks, indexing="ij")
+        self.fine = np.column_stack([fu.ravel(), fv.ravel()])  # (F, 2) in steps from the estimate
+        self.fine_basis = {terms: _basis(self.fine, terms) for terms in (CUBIC, QUADRATIC)}
+
+    def locate(self, means) -> Peaks:
+        """The optimum of each row of ``means`` (``(B, P)`` seed-averaged top-1, NaN: no value)."""
+        m = np.atleast_2d(np.asarray(means, dtype=float))
+        B = m.shape[0]
+        filled = np.where(np.isfinite(m), m, -np.inf)
+        best = np.argmax(filled, axis=1)
+        top = filled[np.arange(B), best]
+        used = np.isfinite(m) & (m >= top[:, None] - self.fit_within)  # (B, P)
+        y = np.where(used, m, 0.0)
+        centre = self.coords[best].copy()  # (B, 2) the current estimate, in decades
+        value = top.copy()
+        degree = np.zeros(B, dtype=np.int64)
+        lo_grid, hi_grid = self.coords.min(axis=0), self.coords.max(axis=0)
+        axes = np.broadcast_to(np.eye(2), (B, 2, 2)).copy()  # columns: across, along (steps)
+        reach = np.array([self.window, self.window], dtype=float)
+        width = np.array([BANDWIDTH, BANDWIDTH])
+        for it in range(ITERATIONS):
+            rel = (self.coords[None] - centre[:, None]) / self.step  # (B, P, 2) in steps
+            rot = np.einsum("bpi,bij->bpj", rel, axes)  # (B, P, 2): across, along the band
+            w = used * np.exp(-0.5 * ((rot / width) ** 2).sum(axis=2))
+            w = np.where((np.abs(rot) <= reach + 1e-9).all(axis=2), w, 0.0)
+            todo = np.ones(B, dtype=bool)
+            for terms in (CUBIC, QUADRATIC):
+                if not todo.any():
+                    break
+                X = _basis_batch(rel[todo], terms)  # (b, P, T)
+                A = np.einsum("bp,bpt,bpu->btu", w[todo], X, X)
+                rhs = np.einsum("bp,bpt,bp->bt", w[todo], X, y[todo])
+                ok = _well_posed(A, (w[todo] > 0.05).sum(axis=1), len(terms))
+                if not ok.any():
+                    continue
+                sel = np.flatnonzero(todo)[ok]
+                coef = np.linalg.solve(A[ok], rhs[ok][..., None])[..., 0]
+                # search a step around the current estimate, inside the fitted points and the grid
+                inside = (w[sel] > 0.05)[..., None]
+                lo = np.maximum(np.where(inside, rel[sel], np.inf).min(axis=1), -1.0)
+                hi = np.minimum(np.where(inside, rel[sel], -np.inf).max(axis=1), 1.0)
+                lo = np.maximum(lo, (lo_grid - centre[sel]) / self.step)
+                hi = np.minimum(hi, (hi_grid - centre[sel]) / self.step)
+                z, val = _peak(coef, terms, self.fine, self.fine_basis[terms], lo, hi)
+                centre[sel] = centre[sel] + z * self.step
+                value[sel] = val
+                degree[sel] = 3 if terms is CUBIC else 2
+                axes[sel] = _band_axes(coef, terms, z)
+                todo[sel] = False
+            # after the first fit, the kernel follows the band: long along it, short across it
+            reach = np.array([self.window, ALONG_WINDOW], dtype=float)
+            width = np.array([BANDWIDTH, ALONG_BANDWIDTH])
+        # the surface still rises at the grid's edge: the optimum may lie beyond it
+        tol = 1e-6 * self.step
+        at_edge = (np.abs(centre - lo_grid) < tol) | (np.abs(centre - hi_grid) < tol)
+        censored = at_edge.any(axis=1) & (degree > 0)
+        return Peaks(centre, value, censored, degree)
+
+
+def _axis_step(values: np.ndarray) -> float:
+    v = np.unique(np.round(values, 6))
+    return float(np.min(np.diff(v))) if len(v) > 1 else 1.0
+
+
+def _basis(uv: np.ndarray, terms) -> np.ndarray:
+    """``(n, T)`` monomials u^a·v^b of the points ``uv`` (``(n, 2)``)."""
+    return np.stack([uv[:, 0] ** a * uv[:, 1] ** b for a, b in terms], axis=1)
+
+
+def _basis_batch(rel: np.ndarray, terms) -> np.ndarray:
+    """``(b, P, T)`` monomials of ``(b, P, 2)`` points."""
+    return np.stack([rel[..., 0] ** a * rel[..., 1] ** b for a, b in terms], axis=-1)
+
+
+def _well_posed(A: np.ndarray, n_used: np.ndarray, n_terms: int) -> np.ndarray:
+    """Fits with more points than terms and normal equations far from singular."""
+    ev = np.linalg.eigvalsh(A)  # ascending
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cond = ev[:, -1] / ev[:, 0]
+    return (n_used > n_terms) & (ev[:, 0] > 0) & (cond < _COND_LIMIT)
+
+
+def _peak(coef, terms, fine, fine_basis, lo, hi) -> tuple:
+    """Highest point of each fitted polynomial in its box ``[lo, hi]`` (steps): a lattice search,
+    then Newton steps while the surface is concave there."""
+    vals = coef @ fine_basis.T  # (b, F)
+    inside = ((fine[None] >= lo[:, None] - 1e-9) & (fine[None] <= hi[:, None] + 1e-9)).all(axis=2)
+    k = np.argmax(np.where(inside, vals, -np.inf), axis=1)
+    z = np.clip(fine[k], lo, hi)
+    for _ in range(3):
+        g, H = _derivatives(coef, terms, z)
+        det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+        concave = (H[:, 0, 0] < 0) & (det > 0)
+        safe = np.where(concave, det, 1.0)
+        dz = np.stack([-(H[:, 1, 1] * g[:, 0] - H[:, 0, 1] * g[:, 1]) / safe,
+                       -(H[:, 0, 0] * g[:, 1] - H[:, 0, 1] * g[:, 0]) / safe], axis=1)
+        small = concave & (np.abs(dz) <= FINE).all(axis=1)
+        z = np.where(small[:, None], np.clip(z + dz, lo, hi), z)
+    return z, (coef * _basis(z, terms)).sum(axis=1)
+
+
+def _band_axes(coef, terms, z) -> np.ndarray:
+    """``(b, 2, 2)`` unit vectors (columns) across and along the band at ``z``: the Hessian's
+    eigenvectors, the most curved first; the identity where the surface is not concave."""
+    _, H = _derivatives(coef, terms, z)
+    ev, vec = np.linalg.eigh(H)  # ascending: the most negative (most curved) first
+    concave = ev[:, 1] < 0
+    return np.where(concave[:, None, None], vec, np.eye(2)[None])
+
+
+def _derivatives(coef, terms, z) -> tuple:
+    """Gradient ``(b, 2)`` and Hessian ``(b, 2, 2)`` of the polynomials at ``z``."""
+    u, v = z[:, 0], z[:, 1]
+    g = np.zeros((len(z), 2))
+    H = np.zeros((len(z), 2, 2))
+
+    def pw(x, e):
+        return x ** e if e >= 0 else np.zeros_like(x)
+
+    for t, (a, b) in enumerate(terms):
+        c = coef[:, t]
+        g[:, 0] += c * a * pw(u, a - 1) * pw(v, b)
+        g[:, 1] += c * b * pw(u, a) * pw(v, b - 1)
+        H[:, 0, 0] += c * a * (a - 1) * pw(u, a - 2) * pw(v, b)
+        H[:, 1, 1] += c * b * (b - 1) * pw(u, a) * pw(v, b - 2)
+        H[:, 0, 1] += c * a * b * pw(u, a - 1) * pw(v, b - 1)
+    H[:, 1, 0] = H[:, 0, 1]
+    return g, H
+
+
+def crossfit_best(values) -> np.ndarray:
+    """Cross-fitted best top-1: each seed judges the point the other seeds chose.
+
+    The best mean over the grid is biased upwards: among points of nearly equal accuracy, the one
+    whose seeds happened to land high wins. Choosing the point with all seeds but s and reading
+    its value from seed s alone removes that bias (seed s played no part in the choice); the
+    estimate averages this over the seeds. It errs low only by what choosing with one seed fewer
+    costs, which is small where the candidates are nearly tied, and no estimate can be both
+    unbiased for the best and free of the choice.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        ``(..., P, S)`` top-1 per point and seed (NaN: no result), S ≥ 2.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(...)`` the estimates (NaN where no seed has a value at the chosen point).
+
+    Examples
+    --------
+    >>> v = np.array([[93.0, 92.0], [92.6, 92.6]])  # point 0 wins on seed 0 alone
+    >>> float(crossfit_best(v))   # seed 1 chooses point 1, seed 0 reads 92.6; seed 0 chooses point 0, seed 1 reads 92.0
+    92.3
+    """
+    v = np.asarray(values, dtype=float)
+    finite = np.isfinite(v)
+    total = np.where(finite, v, 0.0).sum(axis=-1)
+    count = finite.sum(axis=-1)
+    out, used = 0.0, 0
+    for s in range(v.shape[-1]):
+        own = v[..., s]
+        others = count - finite[..., s]
+        mean = np.where(others > 0, (total - np.where(finite[..., s], own, 0.0)) / np.maximum(others, 1), -np.inf)
+        k = np.argmax(mean, axis=-1)
+        pick = np.take_along_axis(own, k[..., None], axis=-1)[..., 0]
+        ok = np.isfinite(pick)
+        out = out + np.where(ok, pick, 0.0)
+        used = used + ok
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(used > 0, out / np.maximum(used, 1), np.nan)
