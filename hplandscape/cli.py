@@ -133,7 +133,7 @@ def cmd_analyze(args) -> int:
     from hplandscape import analysis
 
     table = analysis.load_results(args.source)
-    result = analysis.analyze(table, xs=tuple(args.x), k=args.k, base=args.base, n_boot=args.n_boot,
+    result = analysis.analyze(table, xs=args.x and tuple(args.x), k=args.k, base=args.base, n_boot=args.n_boot,
                               metric=args.metric)
     from hplandscape.store import check_dir_target, output_dir
 
@@ -148,7 +148,7 @@ def cmd_analyze(args) -> int:
 
 
 def cmd_report(args) -> int:
-    options = dict(xs=tuple(args.x), k=args.k, n_boot=args.n_boot, base=args.base, metric=args.metric,
+    options = dict(xs=args.x and tuple(args.x), k=args.k, n_boot=args.n_boot, base=args.base, metric=args.metric,
                    scale=args.color_scale, formats=args.format, dpi=args.dpi)
     if len(args.source) > 1:
         from hplandscape.report_multi import make_multi_report
@@ -357,8 +357,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "report over all (pooled risk, combined tables)")
         else:
             s.add_argument("source", help="a study directory or a results CSV")
-        s.add_argument("--x", type=_positive_float, nargs="+", default=[0.5, 1.0],
-                       help="ROI widths in accuracy points (default: 0.5 1.0)")
+        s.add_argument("--x", type=_positive_float, nargs="+", default=None,
+                       help="ROI widths in accuracy points (default: the study's analysis.roi, else 0.5 1.0)")
         s.add_argument("--k", type=_positive_float, default=2.0, help="ellipse SDE multiplier (default 2)")
         s.add_argument("--out", help="output directory")
         s.add_argument("--n-boot", type=_positive_int, default=1999, metavar="B",

@@ -24,9 +24,10 @@ import pandas as pd
 
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import N_BOOT
-from hplandscape.analysis.info import StudyAnalysis, roi_key
+from hplandscape.analysis.info import FAMILY_CORRECTION, StudyAnalysis, roi_key
 from hplandscape.analysis.notation import hp_text, metric_label, percent_text
-from hplandscape.analysis.verdict import EXTEND, describe_excess, describe_shift, format_p, seeds_line
+from hplandscape.analysis.verdict import (EXTEND, describe_excess, describe_noise, describe_region, describe_shift,
+                                          format_p, seeds_line)
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.provenance import git_state
 from hplandscape.report_parts import (DEFAULT_DPI, FigureOptions, Section, fig_div, figure_options, html_table,
@@ -49,7 +50,7 @@ class Report(NamedTuple):
     figures: tuple
 
 
-def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, n_boot: int = N_BOOT, *,
+def write_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot: int = N_BOOT, *,
                  base=None, metric: str = "top1", scale: str = "condition", formats="png",
                  dpi: int = DEFAULT_DPI) -> Path:
     """Analyse a study and write its report; returns the ``index.html`` written.
@@ -60,7 +61,7 @@ def write_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, 
                        formats=formats, dpi=dpi).index
 
 
-def make_report(study_dir_or_csv, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, n_boot: int = N_BOOT, *,
+def make_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot: int = N_BOOT, *,
                 base=None, metric: str = "top1", scale: str = "condition", formats="png",
                 dpi: int = DEFAULT_DPI) -> Report:
     """Analyse a study and write its report.
@@ -212,12 +213,15 @@ def answers(result: StudyAnalysis) -> list[tuple[str, str]]:
         best = (f"{c.best.top1:.2f} % at lr {hp_text(c.best.lr)}, wd {hp_text(c.best.wd)}"
                 + (f", tied with {ties - 1} other point{'s' if ties > 2 else ''}" if ties > 1 else ""))
         shift = f" Its optimum: {describe_shift(c.shift)}." if c.shift is not None else ""
+        if c.shift is not None and c.shift.region is not None:
+            shift += " " + describe_region(c.shift)
         if r.n == 0:
             out.append((c.name, f"No run of {c.name} lies in the unpruned model's near-optimal region, so its "
                                 f"risk cannot be measured; its own best is {best}.{shift}{_truncated(c)}"))
             continue
         ci = c.replicates.d_mean if c.replicates is not None else None
-        ci_text = (f"; 95 % CI of the mean {ci.lo:.2f} to {ci.hi:.2f}" if ci is not None and ci.defined else "")
+        ci_text = (f"; resampled 95 % range of the mean {ci.lo:.2f} to {ci.hi:.2f}" if ci is not None and ci.defined
+                   else "")
         cost = (f"costs {r.d_mean:.2f} points of {metric} on average (std {r.d_std:.2f}, worst {r.d_max:.2f}; "
                 f"relative {percent_text(r.dR_mean)}{ci_text}) against its own best ({best})")
         if c.name == result.base:
@@ -243,11 +247,46 @@ def _truncated(c) -> str:
 
 def _shift_words(result: StudyAnalysis) -> str:
     x = result.bootstrap.shift_x if result.bootstrap is not None else result.risk_x
-    return (f"Each pruned condition's optimum is located by the centre of its {x:g}-ROI, each point weighted by "
-            f"how far it clears the ROI's threshold; the shift is that centre minus the unpruned model's, in "
-            f"decades of lr and wd. With two or more seeds the two 95 % intervals are simultaneous (together "
-            f"they cover both true shifts with 95 % probability) and p tests \"no shift on either axis\"; "
-            f"\"moved\" means an interval excludes 0.")
+    fam = max((c.shift.family_size for c in result.conditions if c.shift is not None), default=1)
+    family = (f" The {fam} pruned conditions are tested as one family ({FAMILY_CORRECTION}): the intervals "
+              f"cover every condition's two shifts together with 95 % probability, p is adjusted for the family, "
+              f"and \"moved\" is wrong for any of them at most 5 % of the time when nothing moved; \"p alone\" "
+              f"tests the condition by itself." if fam > 1 else "")
+    return (f"Each condition's optimum, its best setting, is the peak of a cubic surface fitted to the grid points "
+            f"around its best one (weighted towards the peak and along its near-optimal band), so it can lie "
+            f"between grid points; the shift is the pruned condition's optimum minus the unpruned model's, in "
+            f"decades of lr and wd. With two or more seeds the test asks \"did the best setting move?\" over both "
+            f"axes at once, with the precision the seeds give across and along the band: \"moved\" means p ≤ 0.05. "
+            f"A shift across a diagonal band can be resolved together while neither axis alone excludes 0."
+            f"{family} Last columns: the centre of the {x:g}-ROI, a different question (where the near-optimal "
+            f"settings lie, which can change while the best one stays), tested per condition.")
+
+
+def _noise_words(result: StudyAnalysis) -> str:
+    return ("Seed noise: the standard deviation of top-1 between seeds of the same grid point, pooled over the "
+            "points near each condition's optimum (95 % chi-square interval). An x-ROI compares seed-averaged "
+            "accuracies with the best one minus x, so it means something only when x is at least twice the "
+            "noise of a mean of the study's seeds, 2·sd/√seeds (\"resolves down to\"); a threshold below "
+            "that is marked, and the text says what would resolve it.")
+
+
+def noise_display(result: StudyAnalysis) -> pd.DataFrame:
+    """Per condition: seed noise with its interval, the smallest ROI it resolves, each ROI's status."""
+    rows = []
+    for c in result.conditions:
+        n = c.noise
+        if n is None:
+            continue
+        row = {"condition": c.name, "seeds": n.n_seeds,
+               "seed noise (sd, points)": "unknown (one seed)" if n.sd is None else
+               f"{n.sd:.2f} [{n.sd_ci[0]:.2f}, {n.sd_ci[1]:.2f}]",
+               "resolves down to": "—" if n.resolution is None else f"{n.resolution:.2f}"}
+        for x, ok in n.resolvable:
+            row[f"{roi_key(x)}-ROI"] = "—" if ok is None else "resolved" if ok else f"below noise: {n.seeds_needed(x)} seeds"
+        if n.eval_size:
+            row["evaluation split"] = f"{n.eval_size} images (1 = {100.0 / n.eval_size:.2f} points)"
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _warnings(result: StudyAnalysis) -> list[str]:
@@ -308,10 +347,18 @@ def shift_display(result: StudyAnalysis) -> pd.DataFrame:
         s = c.shift
         if s is None:
             continue
-        rows.append({"condition": c.name, "shift in log10 lr": _with_ci(s.log10_lr.estimate, s.log10_lr, "{:+.2f}"),
-                     "shift in log10 wd": _with_ci(s.log10_wd.estimate, s.log10_wd, "{:+.2f}"),
-                     "p": "—" if s.p_value is None else format_p(s.p_value).removeprefix("p = "),
-                     "verdict": s.verdict.replace("_", " ")})
+        row = {"condition": c.name, "shift in log10 lr": _with_ci(s.log10_lr.estimate, s.log10_lr, "{:+.2f}"),
+               "shift in log10 wd": _with_ci(s.log10_wd.estimate, s.log10_wd, "{:+.2f}"),
+               "p": "—" if s.p_value is None else format_p(s.p_value).removeprefix("p = ")}
+        if s.family_size > 1:
+            row["p alone"] = "—" if s.p_value_single is None else format_p(s.p_value_single).removeprefix("p = ")
+        row["verdict"] = s.verdict.replace("_", " ") + (" (optimum at the grid's edge)" if s.censored else "")
+        r = s.region
+        if r is not None:
+            row[f"{r.x:g}-ROI centre, lr"] = _with_ci(r.log10_lr.estimate, r.log10_lr, "{:+.2f}")
+            row[f"{r.x:g}-ROI centre, wd"] = _with_ci(r.log10_wd.estimate, r.log10_wd, "{:+.2f}")
+            row["centre p"] = "—" if r.p_value is None else format_p(r.p_value).removeprefix("p = ")
+        rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -343,8 +390,11 @@ def _landscape_words(result: StudyAnalysis, scale: str) -> str:
                "colours within a column, and numbers (colour bars, tables) across columns." if scale == "condition"
                else "One colour range for all conditions (the top 15 % of all observations, widened down to every "
                     "condition's own near-optimal band, so no panel is one flat colour).")
+    xs = sorted(result.xs)
+    which = (f"White: {xs[-1]:g}-ROI ellipse; black: {xs[0]:g}-ROI ellipse" if len(xs) > 1
+             else f"Black: {xs[0]:g}-ROI ellipse") + ("; grey: the ROIs between" if len(xs) > 2 else "")
     return ("Top row: interpolated contour; bottom row: measured points (mean over seeds; crosses: diverged). "
-            "White: 1.0-ROI ellipse; black: 0.5-ROI ellipse; dashed: the ROI touches the grid's edge, so the grid "
+            f"{which}; dashed: the ROI touches the grid's edge, so the grid "
             "truncates the ellipse; an ROI of fewer than 5 points has no ellipse, which its panel says; error "
             "bars on an ellipse's centre: its 95 % interval over seeds; stars: the best point (every one, when "
             f"several tie). {colours} lr and wd are written as 3.2e-5 throughout.")
@@ -357,7 +407,8 @@ _TABLE_WORDS = ("Brackets: 95 % bootstrap intervals over seeds (with two or more
 _RISK_WORDS = ("d: the accuracy points lost against the condition's own best by keeping one of the basemodel's "
                "near-optimal settings; dᴿ: the same in percent of that best. Boxes: quartiles, solid line: "
                "median, dashed line: mean (the d_mean of the text and Table 4.2); diamonds with error bars: d_mean "
-               "and its 95 % interval over seeds (with two or more seeds).")
+               "and its resampled 95 % range (with two or more seeds: its spread when the seeds, and the "
+               "basemodel's near-optimal region with them, are drawn again; not a confidence interval).")
 
 
 # ---------------------------------------------------------------------------------- markdown
@@ -374,6 +425,11 @@ def summary_markdown(result: StudyAnalysis, env: dict, figures=(), out: Path = N
              f"({analysis.confidence_level(result.k):.2%}); accuracy: {metric}.", "", seeds_line(result), "",
              "## Can I keep the unpruned model's learning rate and weight decay?", ""]
     parts += [f"- **{md_text(name)}**: {md_text(text)}" for name, text in answers(result)]
+    noise = noise_display(result)
+    if len(noise):
+        parts += ["", "## Seed noise", "", md_text(_noise_words(result)), "", md_table(noise), ""]
+        parts += [f"- **{md_text(c.name)}**: {md_text(describe_noise(c, result.xs))}" for c in result.conditions
+                  if c.noise is not None]
     shifts = shift_display(result)
     if len(shifts):
         parts += ["", "## Did the optimum move?", "", md_text(_shift_words(result)), "", md_table(shifts)]
@@ -414,6 +470,11 @@ def _html(result: StudyAnalysis, env: dict, sections=(), prior: pd.DataFrame = N
             f"<p>{esc(seeds_line(result))}</p>",
             "<h2>Can I keep the unpruned model's learning rate and weight decay?</h2>"]
     body += [f'<div class="answer"><b>{esc(n)}</b>: {esc(t)}</div>' for n, t in answers(result)]
+    noise = noise_display(result)
+    if len(noise):
+        body += ["<h2>Seed noise</h2>", f"<p>{esc(_noise_words(result))}</p>", html_table(noise, "{:.3f}"),
+                 "<ul>" + "".join(f"<li><b>{esc(c.name)}</b>: {esc(describe_noise(c, result.xs))}</li>"
+                                  for c in result.conditions if c.noise is not None) + "</ul>"]
     shifts = shift_display(result)
     if len(shifts):
         body += ["<h2>Did the optimum move?</h2>", f"<p>{esc(_shift_words(result))}</p>",

@@ -84,7 +84,7 @@ def _label(table: pd.DataFrame, source, taken: set) -> str:
     return label
 
 
-def load_studies(sources, *, xs=(0.5, 1.0), k: float = 2.0, n_boot: int = N_BOOT, base=None,
+def load_studies(sources, *, xs=None, k: float = 2.0, n_boot: int = N_BOOT, base=None,
                  metric: str = "top1") -> list[StudyEntry]:
     """Read and analyse every study; labels are the studies' names (made unique)."""
     if len(sources) < 2:
@@ -141,7 +141,7 @@ def default_out(entries) -> Path:
     return Path("studies") / ("report_" + "_".join(slug(e.label) for e in entries))[:120]
 
 
-def make_multi_report(sources, out_dir=None, xs=(0.5, 1.0), k: float = 2.0, n_boot: int = N_BOOT, *,
+def make_multi_report(sources, out_dir=None, xs=None, k: float = 2.0, n_boot: int = N_BOOT, *,
                       base=None, metric: str = "top1", scale: str = "condition", formats="png",
                       dpi: int = DEFAULT_DPI) -> MultiReport:
     """Analyse several studies and write one report over all of them.

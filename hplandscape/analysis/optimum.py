@@ -118,8 +118,9 @@ class PeakFinder:
                 if not todo.any():
                     break
                 X = _basis_batch(rel[todo], terms)  # (b, P, T)
-                A = np.einsum("bp,bpt,bpu->btu", w[todo], X, X)
-                rhs = np.einsum("bp,bpt,bp->bt", w[todo], X, y[todo])
+                Xw = np.swapaxes(X * w[todo][..., None], 1, 2)  # (b, T, P)
+                A = Xw @ X
+                rhs = (Xw @ y[todo][..., None])[..., 0]
                 ok = _well_posed(A, (w[todo] > 0.05).sum(axis=1), len(terms))
                 if not ok.any():
                     continue
@@ -140,10 +141,11 @@ class PeakFinder:
             # after the first fit, the kernel follows the band: long along it, short across it
             reach = np.array([self.window, ALONG_WINDOW], dtype=float)
             width = np.array([BANDWIDTH, ALONG_BANDWIDTH])
-        # the surface still rises at the grid's edge: the optimum may lie beyond it
+        # at the grid's edge (the surface still rising there, or the best point itself on the edge
+        # with too few points for a fit): the optimum may lie beyond it
         tol = 1e-6 * self.step
         at_edge = (np.abs(centre - lo_grid) < tol) | (np.abs(centre - hi_grid) < tol)
-        censored = at_edge.any(axis=1) & (degree > 0)
+        censored = at_edge.any(axis=1)
         return Peaks(centre, value, censored, degree)
 
 

@@ -81,7 +81,8 @@ def cap_centre(values: np.ndarray, coords: np.ndarray, x: float, randomness: str
     if randomness == "common":
         filled = np.where(finite, v, m[..., None])
         contrib = np.einsum("...pj,...ps->...sj", g, filled)  # (..., S, 2)
-        var = contrib.var(axis=-2, ddof=1) / v.shape[-1]
+        S = v.shape[-1]
+        var = contrib.var(axis=-2, ddof=1) / S if S > 1 else np.zeros_like(centre)  # one seed: no spread
     else:
         ss = (np.where(finite, v0 - m[..., None], 0.0) ** 2).sum(axis=-1)
         usable = inside[..., 0] & (n > 1)  # a point with one result shows no spread
@@ -333,7 +334,7 @@ def shift_tests(matrices: dict, base: str, draws: dict, xs=(0.5, 1.0), level: fl
         n_seeds = min(matrices[base].n_seeds, m.n_seeds)
         region = region_shift(matrices[base], m, draws[base], draws[n], x=region_x, level=level, span=span)
         common = dict(x=float(region_x), n_seeds=n_seeds, base_optimum=optimum_info(pb, bb, level),
-                      optimum=optimum_info(*peaks[n], level=level), region=region, family_size=len(tested))
+                      optimum=optimum_info(*peaks[n], level=level), region=region, family_size=len(pruned))
         if n not in fam:
             out[n] = ShiftInfo(log10_lr=Interval(float(est[n][1]), level=level),
                                log10_wd=Interval(float(est[n][0]), level=level), p_value=None,

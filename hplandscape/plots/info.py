@@ -29,9 +29,24 @@ BAND_LEVELS = 4
 MAX_LEVELS = 60
 # COLOUR_SCALES: each condition its own range (default), or one range for all that still reaches
 # every condition's near-optimal band
-# Thesis §3.3.1: 1.0-ROI ellipses white, 0.5-ROI black; other thresholds grey.
+# Thesis §3.3.1: 1.0-ROI ellipses white, 0.5-ROI black; a study with its own thresholds
+# (``analysis.roi``) gets white for its largest and black for its smallest, others grey.
 ELLIPSE_COLOURS = {0.5: "black", 1.0: "white"}
 OTHER_ELLIPSE_COLOUR = "grey"
+
+
+def ellipse_colour(x: float, xs) -> str:
+    """The colour of the x-ROI's ellipse among the study's thresholds ``xs``.
+
+    >>> ellipse_colour(0.5, (0.5, 1.0)), ellipse_colour(4.0, (2.0, 4.0)), ellipse_colour(3.0, (2.0, 3.0, 4.0))
+    ('black', 'white', 'grey')
+    """
+    xs = sorted(xs)
+    if len(xs) > 1 and np.isclose(x, xs[-1]):
+        return ELLIPSE_COLOURS[1.0]
+    if np.isclose(x, xs[0]):
+        return ELLIPSE_COLOURS[0.5]
+    return OTHER_ELLIPSE_COLOUR
 
 
 @dataclass(frozen=True)
@@ -267,7 +282,7 @@ def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = 
                          f"{MIN_ELLIPSE_POINTS} needed")
             continue
         ew, el = r.ellipse.outline()
-        colour = next((v for k, v in ELLIPSE_COLOURS.items() if np.isclose(k, r.x)), OTHER_ELLIPSE_COLOUR)
+        colour = ellipse_colour(r.x, [q.x for q in c.rois])
         ellipses.append(EllipseTrace(r.x, label, colour, ew, el, truncated=r.touches_edge,
                                      centre=(r.ellipse.centre_log10_wd, r.ellipse.centre_log10_lr),
                                      centre_ci=_centre_ci(c, r.x)))

@@ -12,6 +12,7 @@ from hplandscape.analysis.bootstrap import (SeedMatrix, best_index, condition_rn
                                             order_statistic, percentile_interval, replicate_means)
 from hplandscape.analysis.core import fit_ellipse, roi_mask
 from hplandscape.analysis.example import synthetic_replicate_results
+from hplandscape.analysis.optimum import crossfit_best
 from hplandscape.errors import UserError
 
 # Two points, two seeds, both with residuals ±√2 (rescaled: √(n/(n−1))·(y − ȳ) = √2·(±1)), so
@@ -31,16 +32,35 @@ def _two_points(randomness):
     return pd.DataFrame(rows)
 
 
+def _crossfit_quantiles(a_draws, b_draws, level=0.95):
+    """The exact percentile interval of the cross-fitted best over every equally likely resample.
+
+    ``a_draws``/``b_draws`` list the resamples of each point's two seed slots (tuples)."""
+    values = []
+    for a in a_draws:
+        for b in b_draws:
+            v = np.array([a, b])  # (point, seed)
+            values.append(float(crossfit_best(v)))
+    values = np.sort(values)
+    cdf = np.arange(1, len(values) + 1) / len(values)
+    q = (1 - level) / 2
+    return values[np.argmax(cdf >= q - 1e-12)], values[np.argmax(cdf >= 1 - q - 1e-12)]
+
+
 def test_common_randomness_resamples_whole_seeds_p_best_and_best_interval_by_hand():
-    # one draw for both points: seed 0 twice (1/4) → B best at 92.614; seed 1 twice (1/4) → A best at
-    # 92.414; one of each (1/2) → B best at 91.2. P(A best) = 1/4;
-    # best top-1 ∈ {91.2: 1/2, 92.414: 1/4, 92.614: 1/4} → 95 % interval [91.2, 92.614]
+    # one draw for both points: seed 0 twice (1/4) → B best; seed 1 twice (1/4) → A best; one of each
+    # (1/2) → B best. P(A best) = 1/4. The cross-fitted best (each seed reads the point the other
+    # chose): seed 0 twice → 92.614, seed 1 twice → 92.414, one of each → (89.586 + 89.786)/2, since
+    # each seed's choice is read from the other seed, which has that point low.
+    # → 95 % interval [89.686, 92.614]
     result = analysis.analyze(_two_points("common"), xs=(0.5,), n_boot=19999)
     rep = result.base_condition.replicates
     p = {(q.log10_lr, q.log10_wd): q.p for q in rep.p_best}
     assert p[(-1.0, -4.0)] == pytest.approx(0.25, abs=0.01)
     assert p[(-0.8, -4.0)] == pytest.approx(0.75, abs=0.01)
-    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx((91.2, B_HI))
+    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx(((A_LO + B_LO) / 2, B_HI))
+    assert rep.best_top1.estimate == pytest.approx(91.2)  # the best mean stays Table 4.2's number
+    assert rep.best_top1_crossfit == pytest.approx((A[0] + B[1]) / 2)  # seed 1 picks A, seed 0 picks B
     assert rep.randomness == "common" and rep.n_seeds == 2
 
 
@@ -51,7 +71,9 @@ def test_independent_randomness_resamples_each_point_on_its_own_by_hand():
     rep = result.base_condition.replicates
     p = {(q.log10_lr, q.log10_wd): q.p for q in rep.p_best}
     assert p[(-1.0, -4.0)] == pytest.approx(5 / 16, abs=0.01)
-    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx((B_LO, B_HI))
+    a_slots = [(x, y) for x in (A_LO, A_HI) for y in (A_LO, A_HI)]
+    b_slots = [(x, y) for x in (B_HI, B_LO) for y in (B_HI, B_LO)]
+    assert (rep.best_top1.lo, rep.best_top1.hi) == pytest.approx(_crossfit_quantiles(a_slots, b_slots))
     for pool_within in (-1, None):  # each point's own residuals, or the pool of both (the same here)
         draws = SeedMatrix(np.array([A, B]), [-4.0, -4.0], [-1.0, -0.8], "independent").resample(
             19999, np.random.default_rng(1), pool_within=pool_within)
@@ -137,10 +159,12 @@ def test_more_seeds_give_tighter_intervals():
 
 def test_randomness_column_is_validated():
     table = synthetic_replicate_results()
-    assert analysis.load_results(table.drop(columns=["randomness"]))["randomness"].unique().tolist() == ["independent"]
+    # a table or cell without the design predates train.randomness: those runs shared one init per
+    # seed (common random numbers), as collect() reads their records
+    assert analysis.load_results(table.drop(columns=["randomness"]))["randomness"].unique().tolist() == ["common"]
     blank = table.copy()
     blank["randomness"] = np.nan
-    assert analysis.load_results(blank)["randomness"].unique().tolist() == ["independent"]
+    assert analysis.load_results(blank)["randomness"].unique().tolist() == ["common"]
     bad = table.copy()
     bad.loc[5, "randomness"] = "shared"
     with pytest.raises(UserError, match=r"column randomness must be one of independent, common, got 'shared' in row 6"):
@@ -151,3 +175,22 @@ def test_randomness_column_is_validated():
         analysis.load_results(mixed)
     with pytest.raises(UserError, match="n_boot"):
         analysis.analyze(table, n_boot=10)
+
+
+def test_old_records_without_a_design_are_read_as_common_on_every_path(tmp_path):
+    # Records written before train.randomness existed seeded the He init by the seed alone: common
+    # random numbers. The records path (results.py) and the table path (analysis/io.py, a results
+    # CSV of that time had no randomness column) must resample them the same way.
+    from hplandscape.results import records_table
+
+    records = [{"condition": "base", "method": "none", "ratio": 1.0, "lr": 10 ** lr, "wd": 1e-4, "log10_lr": lr,
+                "log10_wd": -4.0, "seed": s, "top1": 90.0 + s + lr, "diverged": False}
+               for lr in (-1.0, -0.8) for s in (0, 1)]
+    via_records = analysis.load_results(records_table(records))
+    old_csv = tmp_path / "results.csv"
+    records_table(records).drop(columns=["randomness"]).to_csv(old_csv, index=False)
+    via_csv = analysis.load_results(old_csv)
+    assert via_records["randomness"].unique().tolist() == via_csv["randomness"].unique().tolist() == ["common"]
+    a = analysis.analyze(via_records, xs=(0.5,), n_boot=199).base_condition.replicates
+    b = analysis.analyze(via_csv, xs=(0.5,), n_boot=199).base_condition.replicates
+    assert a.randomness == b.randomness == "common" and a.best_top1 == b.best_top1

@@ -1,5 +1,6 @@
-"""The shift test: the margin-weighted x-ROI centre, its standard error, the simultaneous
-intervals and p-value, and the JSON contract of ``conditions.NAME.shift``."""
+"""The shift test: the optimum's peak fit and its family-wise test, the margin-weighted x-ROI
+centre (the second line), its standard error, the simultaneous intervals and p-values, and the
+JSON contract of ``conditions.NAME.shift``."""
 
 import json
 
@@ -9,7 +10,9 @@ import pytest
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import SeedMatrix
 from hplandscape.analysis.example import synthetic_replicate_results, synthetic_results
-from hplandscape.analysis.shift import cap_centre, simultaneous_test, shift_test
+from hplandscape.analysis.bootstrap import condition_rng
+from hplandscape.analysis.optimum import PeakFinder
+from hplandscape.analysis.shift import cap_centre, family_test, region_shift, shift_test, shift_tests, simultaneous_test
 
 LR, WD = (a.ravel() for a in np.meshgrid(np.arange(-4, 5) * 0.2, np.arange(-4, 5) * 0.2, indexing="ij"))
 XY = np.column_stack([WD, LR])
@@ -71,8 +74,12 @@ def test_intervals_are_clipped_to_the_grid_and_unbounded_ones_span_it():
     assert list(lo) == [-1.6, -1.6] and list(hi) == [1.6, 1.6] and not moved  # every T* = inf
     # two seeds under common randomness: half the resamples repeat one seed and show no spread
     base, cond = _study(0.2, seeds=2)
-    two = shift_test(SeedMatrix(base.values, WD, LR, "common"), SeedMatrix(cond.values, WD, LR, "common"), n_boot=199)
+    b, c = SeedMatrix(base.values, WD, LR, "common"), SeedMatrix(cond.values, WD, LR, "common")
+    two = region_shift(b, c, b.resample(199, condition_rng(0, "base")), c.resample(199, condition_rng(0, "pruned")))
     assert (two.log10_lr.lo, two.log10_lr.hi) == (-1.6, 1.6) and two.verdict == "no_evidence"
+    # the optimum's intervals stay inside the grid's extent too
+    opt = shift_test(b, c, n_boot=199)
+    assert -1.6 <= opt.log10_lr.lo <= opt.log10_lr.hi <= 1.6 and -1.6 <= opt.log10_wd.lo <= opt.log10_wd.hi <= 1.6
 
 
 def test_a_real_shift_is_found_and_no_shift_is_not():
@@ -109,18 +116,28 @@ def test_json_contract_of_shift_and_risk(seeds):
     assert "shift" not in doc["conditions"]["base"]
     for name in ("uniform-0.6", "global-0.4"):
         shift = doc["conditions"][name]["shift"]
-        assert list(shift) == ["log10_lr", "log10_wd", "p_value", "n_seeds", "x", "verdict"]
+        assert list(shift) == ["log10_lr", "log10_wd", "p_value", "p_value_single", "correction", "n_seeds", "x",
+                               "verdict", "statistic", "censored", "base_optimum", "optimum", "region_centre"]
+        assert shift["statistic"] == "optimum" and shift["correction"]["family_size"] == 2
+        assert "max-T" in shift["correction"]["method"]
+        for key in ("base_optimum", "optimum"):
+            assert set(shift[key]) == {"log10_lr", "log10_wd", "censored", "censored_share"}
+            _check_interval(shift[key]["log10_lr"], replicated)
+        region = shift["region_centre"]
+        assert set(region) == {"x", "log10_lr", "log10_wd", "p_value", "verdict"} and region["x"] == 0.5
         _check_interval(shift["log10_lr"], replicated)
         _check_interval(shift["log10_wd"], replicated)
         assert shift["n_seeds"] == len(seeds) and isinstance(shift["n_seeds"], int)
         assert shift["x"] == 0.5
         if replicated:
             assert isinstance(shift["p_value"], float) and 0 < shift["p_value"] <= 1
+            assert shift["p_value_single"] <= shift["p_value"]  # the family's adjustment only raises p
             excludes = any(not (d["ci"][0] <= 0 <= d["ci"][1]) for d in (shift["log10_lr"], shift["log10_wd"]))
-            assert shift["verdict"] == ("moved" if excludes else "no_evidence")
+            if excludes:  # an axis interval excluding 0 implies "moved" (not conversely: a diagonal move)
+                assert shift["verdict"] == "moved"
             assert (shift["verdict"] == "moved") == (shift["p_value"] <= 0.05)
         else:
-            assert shift["p_value"] is None and shift["verdict"] == "single_seed"
+            assert shift["p_value"] is None and shift["verdict"] == "single_seed" and shift["p_value_single"] is None
     for name, cond in doc["conditions"].items():
         risk = cond["risk"]
         _check_interval(risk["excess_over_base"], replicated)
@@ -160,10 +177,73 @@ def test_truncated_ellipses_are_flagged_in_table_json_and_text():
 
 def test_analyze_text_states_the_verdicts_and_the_one_seed_caveat():
     text = analysis.format_tables(analysis.analyze(synthetic_replicate_results()))
-    assert "global-0.4: the optimum moved by +0.19 decades in lr (95 % CI 0.11 to 0.28, p = 0.011)" in text
+    assert ("global-0.4: the optimum moved by +0.19 decades in lr (95 % CI 0.15 to 0.23, p < 0.001, family-wise "
+            "over 2 pruned conditions)") in text
     assert "uniform-0.6: no evidence that the optimum moved" in text
+    assert ("The centre of its 0.5-ROI (where the near-optimal settings lie, not the best one) shifted by +0.19 "
+            "decades in lr (95 % CI 0.11 to 0.28)") in text
+    assert "base: seed noise 0.13 points (95 % CI 0.11 to 0.16; pooled over 28 near-optimal points, 56 df)" in text
     assert "Its risk exceeds the unpruned model's own (0.26) by 0.57 points (95 % CI 0.19 to 0.84)" in text
     one = analysis.format_tables(analysis.analyze(synthetic_replicate_results(seeds=(0,))))
     assert "one seed gives no measure of seed noise, so it cannot tell a difference of this size from seed noise" in one
     assert "`seeds: [0, 1, 2]` in the study YAML, then `hplandscape sweep` again: only the new runs train" in one
     assert "Re-tune" not in one and "Re-tune" not in text
+
+
+def _grid(shape="bowl", shift=0.0, asym=1.0):
+    """The benchmark's landscapes on its 9×9 grid (log10 units around lr 1, wd 1)."""
+    dl, dw = LR - shift, WD
+    if shape == "bowl":
+        return 93 - 8 * dl ** 2 - 4 * dw ** 2
+    u, v = np.sqrt(0.5) * (dl + dw), np.sqrt(0.5) * (dl - dw)  # across and along the band lr·wd = const
+    return 93 - np.where(u > 0, 12.0 * asym, 12.0) * u ** 2 - v ** 2
+
+
+@pytest.mark.parametrize("shape", ["bowl", "ridge"])
+def test_the_optimum_is_found_between_grid_points_without_noise(shape):
+    for shift in (0.0, 0.07, 0.13):
+        f = _grid(shape, shift)
+        peak = PeakFinder(XY, fit_within=3.0).locate(f[None, :])
+        assert peak.location[0] == pytest.approx([0.0, shift], abs=0.01)
+        assert not peak.censored[0] and peak.degree[0] == 3
+
+
+def test_a_peak_flatter_on_one_side_keeps_its_location_where_the_centre_moves():
+    # The shape-only change of the issue: the band grows flatter on one side, its best setting stays.
+    # lr curvature 12 below the peak, 6 above it (a smooth step of width 0.1 decades); peak at 0
+    f = 93 - 12 * LR ** 2 * (1 - 0.5 / (1 + np.exp(-LR / 0.1))) - 4 * WD ** 2
+    peak = PeakFinder(XY, fit_within=3.0).locate(f[None, :])
+    assert peak.location[0] == pytest.approx([0.0, 0.0], abs=0.015)  # measured: lr +0.013
+    centre, _ = cap_centre(f[:, None], XY, 0.5, "independent")
+    assert centre[1] > 0.035  # the region's centre moves three times as far (measured: +0.041)
+
+
+def test_an_optimum_beyond_the_grid_is_flagged_censored():
+    f = 93 - 8 * (LR - 1.2) ** 2 - 4 * WD ** 2  # peak 0.4 decades beyond the lr edge
+    peak = PeakFinder(XY, fit_within=3.0).locate(f[None, :])
+    assert peak.censored[0] and peak.location[0][1] == pytest.approx(0.8)
+
+
+def test_the_family_test_controls_the_error_over_conditions_sharing_the_basemodel():
+    # Four null conditions: each condition's own p can fall below 0.05 while the family's stays above.
+    rng = np.random.default_rng(3)
+    base_boot = rng.normal(0, 0.05, (1999, 2))
+    est = {f"c{i}": np.array([0.0, 0.075 if i == 0 else 0.0]) for i in range(4)}
+    boots = {n: base_boot + rng.normal(0, 0.03, (1999, 2)) + e for n, e in est.items()}
+    out = family_test(est, {n: b - base_boot for n, b in boots.items()}, span=[1.6, 1.6])
+    assert out["c0"].p_single < 0.05 < out["c0"].p_family
+    assert all(o.p_family >= o.p_single for o in out.values())
+    assert all(not o.moved for o in out.values())
+    with_single = family_test({"c0": est["c0"]}, {"c0": boots["c0"] - base_boot}, span=[1.6, 1.6])["c0"]
+    assert with_single.p_family == with_single.p_single < 0.05 and with_single.moved
+
+
+def test_a_shift_across_a_diagonal_band_is_found_with_the_precision_across_it():
+    rng = np.random.default_rng(0)
+    mats = {"base": SeedMatrix(_grid("ridge")[:, None] + rng.normal(0, 0.15, (81, 3)), WD, LR),
+            "pruned": SeedMatrix(_grid("ridge", 0.1)[:, None] + rng.normal(0, 0.15, (81, 3)), WD, LR)}
+    draws = {n: m.resample(999, condition_rng(1, n)) for n, m in mats.items()}
+    s = shift_tests(mats, "base", draws)["pruned"]
+    assert s.verdict == "moved" and s.p_value < 0.01
+    assert s.log10_lr.lo < 0.1 < s.log10_lr.hi and s.log10_wd.lo < 0 < s.log10_wd.hi
+    assert s.optimum.log10_lr.ci is not None and not s.censored
