@@ -94,6 +94,11 @@ MALFORMED = [
     ("train.preset", "cifar100", "train.preset", "one of"),
     ("train.nesterov", "yes", "train.nesterov", "true or false"),
     ("train.randomness", "random", "train.randomness", "independent, common"),
+    ("analysis.roi", [0.5, -1.0], "analysis.roi", "positive numbers, got element -1.0"),
+    ("analysis.roi", [], "analysis.roi", "non-empty list"),
+    ("analysis.roi", [1.0, 1.0], "analysis.roi", "must not repeat"),
+    ("analysis.roi", [0.5, 150.0], "analysis.roi", "at most 100"),
+    ("analysis.rois", [1.0], "analysis.rois", "not a known key"),
     ("model", "resnet57", "model", "available"),
     ("model", _DELETE, "model", "is required"),
     ("modle", "resnet20", "modle", "not a known key"),
@@ -333,3 +338,13 @@ def test_check_runnable_refuses_cuda_on_a_machine_without_it():
             check_runnable(cfg)
     with pytest.raises(UserError, match="executor must be one of local, slurm, debug; got 'k8s'"):
         check_runnable(cfg, executor="k8s")
+
+
+def test_analysis_roi_is_a_study_setting_that_invalidates_no_run():
+    from hplandscape.store import config_changes
+
+    cfg = study_from_dict({**_base(), "analysis": {"roi": [2.0, 1.0]}})
+    assert cfg.analysis.roi == (1.0, 2.0)  # smallest first: the risk's Θ_R
+    assert study_from_dict(_base()).analysis.roi == (0.5, 1.0)  # the method's thresholds by default
+    assert study_from_dict(cfg.to_dict()) == cfg
+    assert config_changes(study_from_dict(_base()).to_dict(), cfg.to_dict()) == []

@@ -101,7 +101,10 @@ def test_report_verdicts_come_from_the_statistics_with_seeds(tmp_path):
     out = write_report(csv, n_boot=999)
     md = (out.parent / "summary.md").read_text(encoding="utf-8")
     assert re.search(r"\*\*global-0\.4\*\*: .*Its optimum: the optimum moved by \+0\.\d\d decades in lr "
-                     r"\(95 % CI 0\.\d\d to 0\.\d\d, p = 0\.0\d+\)", md)
+                     r"\(95 % CI 0\.\d\d to 0\.\d\d, p [<=] 0\.0\d+, family-wise over 2 pruned conditions\)", md)
+    assert re.search(r"The centre of its 0\.5-ROI \(where the near-optimal settings lie, not the best one\)", md)
+    assert "## Seed noise" in md and re.search(r"\*\*base\*\*: seed noise 0\.\d\d points \(95 % CI", md)
+    assert "max-T (Westfall-Young)" in md
     assert re.search(r"\*\*uniform-0\.6\*\*: .*no evidence that the optimum moved", md)
     assert re.search(r"Its risk exceeds the unpruned model's own \(0\.\d\d\) by 0\.\d\d points \(95 % CI", md)
     assert "Its risk is not distinguishable from the unpruned model's own" in md

@@ -149,15 +149,18 @@ def test_study_directory_reads_results_csv_or_collects(tmp_path, monkeypatch):
 def test_json_follows_the_analyze_schema_exactly():
     result = analysis.analyze(synthetic_results())
     doc = json.loads(json.dumps(analysis.to_json(result), allow_nan=False))
-    # prior, frontier, ratio_curves: issue 16; bootstrap: issue 11
-    assert list(doc) == ["conditions", "prior", "frontier", "ratio_curves", "bootstrap", "metric"]
+    # prior, frontier, ratio_curves: issue 16; bootstrap: issue 11; xs (the study's ROI thresholds)
+    assert list(doc) == ["conditions", "prior", "frontier", "ratio_curves", "bootstrap", "metric", "xs"]
+    assert doc["xs"] == [0.5, 1.0]
     assert list(doc["conditions"]) == ["base", "uniform-0.6", "global-0.6", "global-0.4"]
     assert doc["prior"] == {"lr": pytest.approx(0.1), "wd": pytest.approx(1e-4), "source": "grid centre"}
     for name, cond in doc["conditions"].items():
-        assert set(cond) == {"best", "roi", "risk", "importance", "importance_roi"} | ({"shift"} if name != "base" else set())
+        assert set(cond) == ({"best", "roi", "risk", "importance", "importance_roi", "noise"}
+                             | ({"shift"} if name != "base" else set()))
+        assert any("noise" in key for key in cond["noise"])
         assert set(cond["importance"]) == {"lr", "wd", "interaction"}
         assert set(cond["importance_roi"]) == {"x", "log10_lr", "log10_wd", "lr", "wd", "interaction"}
-        assert set(cond["best"]) == {"lr", "wd", "top1", "top1_ci", "p_best"}
+        assert set(cond["best"]) == {"lr", "wd", "top1", "top1_ci", "top1_crossfit", "p_best"}
         assert list(cond["roi"]) == ["0.5", "1.0"]
         for roi in cond["roi"].values():
             assert set(roi) == {"n", "ellipse", "ellipse_ci", "touches_edge"}
