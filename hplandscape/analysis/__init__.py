@@ -12,7 +12,7 @@ Examples
 >>> from hplandscape.analysis.example import synthetic_results
 >>> result = analysis.analyze(analysis.load_results(synthetic_results()), xs=(0.5, 1.0), k=2.0)
 >>> sorted(analysis.to_json(result)["conditions"]["base"])
-['best', 'importance', 'importance_roi', 'risk', 'roi']
+['best', 'importance', 'importance_roi', 'noise', 'risk', 'roi']
 """
 
 from hplandscape.analysis.beyond import (describe_curve, format_beyond, frontier_table, importance_table,
@@ -26,14 +26,17 @@ from hplandscape.analysis.importance import anova2, importance_info
 from hplandscape.analysis.info import (BestPoint, BootstrapInfo, ConditionAnalysis, EdgeInfo, EllipseInfo,
                                        EllipseIntervals, FrontierInfo, FrontierPoint, GridAxes, ImportanceInfo,
                                        Interval, PointProbability, PointStat, PriorInfo, RatioCurveInfo,
-                                       ReplicateInfo, RiskInfo, RoiInfo, RunIssue, ShiftInfo, StudyAnalysis)
+                                       NoiseInfo, OptimumInfo, RegionShift, ReplicateInfo, RiskInfo, RoiInfo, RunIssue,
+                                       ShiftInfo, StudyAnalysis)
 from hplandscape.analysis.io import load_results
 from hplandscape.analysis.notation import METRICS, hp_text, metric_label
 from hplandscape.analysis.prior_table import prior_table
 from hplandscape.analysis.ratio_curve import fit_ratio_curve, r_at_drop, ratio_curve
-from hplandscape.analysis.shift import cap_centre, shift_test
+from hplandscape.analysis.noise import seed_noise
+from hplandscape.analysis.optimum import PeakFinder, crossfit_best
+from hplandscape.analysis.shift import cap_centre, shift_test, shift_tests
 from hplandscape.analysis.study import analyze, has_metric
-from hplandscape.analysis.verdict import describe_excess, describe_shift
+from hplandscape.analysis.verdict import describe_excess, describe_noise, describe_region, describe_shift
 
 __all__ = ["load_results", "analyze", "to_json", "tables", "write_tables", "write_json", "format_tables",
            "edge_proposals", "warning_lines", "fit_ellipse", "roi_mask", "confidence_level",
@@ -44,4 +47,6 @@ __all__ = ["load_results", "analyze", "to_json", "tables", "write_tables", "writ
            "format_beyond", "describe_curve", "ImportanceInfo", "FrontierInfo", "FrontierPoint", "RatioCurveInfo", "PriorInfo",
            "shift_table", "shift_test", "cap_centre", "SeedMatrix", "N_BOOT", "BOOT_SEED", "describe_shift",
            "describe_excess", "Interval", "EllipseIntervals", "PointProbability", "ReplicateInfo", "ShiftInfo",
-           "BootstrapInfo", "prior_table", "has_metric", "METRICS", "metric_label", "hp_text"]
+           "BootstrapInfo", "prior_table", "has_metric", "METRICS", "metric_label", "hp_text", "NoiseInfo",
+           "OptimumInfo", "RegionShift", "seed_noise", "PeakFinder", "crossfit_best", "shift_tests", "describe_noise",
+           "describe_region"]

@@ -47,10 +47,10 @@ def seed_noise(m: SeedMatrix, xs, eval_size=None, level: float = 0.95) -> NoiseI
     --------
     >>> v = np.array([[90.0, 91.0], [92.0, 92.0], [93.0, 94.0], [50.0, 10.0]])
     >>> n = seed_noise(SeedMatrix(v, [0, 0, 0, 0], [0, 1, 2, 3]), (0.5, 1.0))
-    >>> round(n.sd, 4), n.df, n.n_points            # the diverged point is not pooled
-    (0.5774, 3, 3)
+    >>> round(n.sd, 4), n.df, n.n_points   # the diverged point and the one 3 points below are not pooled
+    (0.5, 2, 2)
     >>> round(n.resolution, 3), n.resolvable
-    (0.816, ((0.5, False), (1.0, True)))
+    (0.707, ((0.5, False), (1.0, True)))
     """
     v = m.values
     n = m.counts
