@@ -391,8 +391,8 @@ def _landscape_words(result: StudyAnalysis, scale: str) -> str:
                else "One colour range for all conditions (the top 15 % of all observations, widened down to every "
                     "condition's own near-optimal band, so no panel is one flat colour).")
     xs = sorted(result.xs)
-    which = (f"White: {xs[-1]:g}-ROI ellipse; black: {xs[0]:g}-ROI ellipse" if len(xs) > 1
-             else f"Black: {xs[0]:g}-ROI ellipse") + ("; grey: the ROIs between" if len(xs) > 2 else "")
+    which = (f"White: {roi_key(xs[-1])}-ROI ellipse; black: {roi_key(xs[0])}-ROI ellipse" if len(xs) > 1
+             else f"Black: {roi_key(xs[0])}-ROI ellipse") + ("; grey: the ROIs between" if len(xs) > 2 else "")
     return ("Top row: interpolated contour; bottom row: measured points (mean over seeds; crosses: diverged). "
             f"{which}; dashed: the ROI touches the grid's edge, so the grid "
             "truncates the ellipse; an ROI of fewer than 5 points has no ellipse, which its panel says; error "
@@ -482,7 +482,8 @@ def _html(result: StudyAnalysis, env: dict, sections=(), prior: pd.DataFrame = N
     warns = _warnings(result)
     body.append("<h2>Warnings</h2>")
     body.append('<div class="warn"><ul>' + "".join(f"<li>{esc(w.strip())}</li>" for w in warns) + "</ul></div>"
-                if warns else "<p>No missing or diverged runs; every 1.0-ROI lies inside the grid.</p>")
+                if warns else f"<p>No missing or diverged runs; every {roi_key(result.edge_x)}-ROI lies inside the "
+                              f"grid.</p>")
     body += ["<h2>Landscapes</h2>", f"<p>{esc(_landscape_words(result, scale))}</p>",
              fig_div(pb.landscape_figure(result, scale=scale), "landscapes"),
              "<h2>Performance risk</h2>", f"<p>{esc(_RISK_WORDS)}</p>",
