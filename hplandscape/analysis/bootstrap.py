@@ -38,6 +38,8 @@ LEVEL = 0.95
 # condition's best draw from one pool of residuals: the region every ROI, the best point and the
 # shift statistic live in, while diverged or far-off runs (other noise levels) keep their own.
 POOL_WITHIN = 2.0
+#: Where a run's top-1 (or top-5) can lie, in percent: resampled runs are kept inside it.
+ACCURACY_RANGE = (0.0, 100.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -104,6 +106,7 @@ class SeedMatrix:
         indices are drawn once per resample for all points, a missing run counting as its
         point's mean. Either way a resampled value is ȳ + r*, so the mean of a point's draws has
         the unbiased variance; a point with a single result (and nothing pooled) stays at its value.
+        A resampled value is clipped to :data:`ACCURACY_RANGE`, where a run's accuracy lies.
         """
         v = self.values
         P, S = v.shape
@@ -129,7 +132,9 @@ class SeedMatrix:
             filled = np.where(np.isfinite(resid), resid, 0.0)
             idx = rng.integers(0, S, size=(n_boot, S))
             draws = np.moveaxis(filled.T[idx], 1, 2)  # (B, S, P) -> (B, P, S)
-        return mean[None, :, None] + draws
+        # A run's accuracy lies in [0, 100] %: a rescaled residual of a point whose seeds split
+        # (one trained, one collapsed) would otherwise make runs of 125 % or −20 %.
+        return np.clip(mean[None, :, None] + draws, ACCURACY_RANGE[0], ACCURACY_RANGE[1])
 
 
 def condition_rng(seed: int, condition: str) -> np.random.Generator:

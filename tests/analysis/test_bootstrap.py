@@ -194,3 +194,13 @@ def test_old_records_without_a_design_are_read_as_common_on_every_path(tmp_path)
     a = analysis.analyze(via_records, xs=(0.5,), n_boot=199).base_condition.replicates
     b = analysis.analyze(via_csv, xs=(0.5,), n_boot=199).base_condition.replicates
     assert a.randomness == b.randomness == "common" and a.best_top1 == b.best_top1
+
+
+@pytest.mark.parametrize("randomness", ["independent", "common"])
+def test_resampled_runs_stay_inside_the_accuracy_range(randomness):
+    # one seed trained (99.5 %), the other collapsed (20 %): rescaled residuals of ±56 points would
+    # put resampled runs at 116 % and −16 % without the clip
+    values = np.array([[99.5, 20.0], [99.0, 98.6], [98.8, 99.4]])
+    draws = SeedMatrix(values, [0.0, 0.2, 0.4], [0.0, 0.0, 0.0], randomness).resample(999, np.random.default_rng(0))
+    assert np.nanmin(draws) >= 0.0 and np.nanmax(draws) <= 100.0
+    assert np.nanmax(draws) == 100.0  # the clip did act
