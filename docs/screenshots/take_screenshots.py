@@ -19,11 +19,19 @@ WIDTH = 1400
 # file name → the element shown (a CSS selector; its section heading is included above it)
 PARTS = {"01_answers.png": "h1", "02_landscapes.png": "#landscapes", "03_risk.png": "#risk",
          "04_panel_global.png": "global", "05_grid_map.png": "#grid-map", "06_training_curves.png": "#curves",
-         "07_widths.png": "#widths"}
+         "07_widths.png": "#widths", "10_noise_and_shift.png": "Seed noise|Warnings"}
 # a bare word: the per-condition panel under the first heading that starts with it
 _PANEL = ("word => { for (const h of document.querySelectorAll('h3')) { if (h.textContent.startsWith(word)) {"
           " let e = h.nextElementSibling; const d = e && e.querySelector('.plotly-graph-div');"
           " if (d) return '#' + d.id; } } return null; }")
+
+
+# the page between the h2 that starts with one text and the h2 that starts with another
+_BETWEEN = ("([a, b]) => { const hs = [...document.querySelectorAll('h2')];"
+            " const s = hs.find(h => h.textContent.startsWith(a)), e = hs.find(h => h.textContent.startsWith(b));"
+            " if (!s || !e) return null; const top = s.getBoundingClientRect().top + window.scrollY;"
+            " return {x: 0, y: top - 8, width: document.documentElement.clientWidth,"
+            "         height: e.getBoundingClientRect().top + window.scrollY - top}; }")
 
 
 def _small(png: bytes) -> bytes:
@@ -45,6 +53,15 @@ def main(index: str, folder: str) -> None:
         page.wait_for_function(f"document.querySelectorAll('.js-plotly-plot .main-svg').length >= {n}")
         page.wait_for_timeout(500)
         for name, selector in PARTS.items():
+            if "|" in selector:  # from one h2 to the next named one: sections without a figure
+                first, last = selector.split("|")
+                box = page.evaluate(_BETWEEN, [first, last])
+                if box is None:
+                    print(f"{name}: no '{first}' section in this report, skipped")
+                    continue
+                (out / name).write_bytes(_small(page.screenshot(clip=box, full_page=True)))
+                print(f"{out / name}: {(out / name).stat().st_size // 1024} KiB")
+                continue
             if not selector.startswith(("#", "h1")):
                 selector = page.evaluate(_PANEL, selector) or "#none"
             if page.locator(selector).count() == 0:
