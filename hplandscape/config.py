@@ -400,6 +400,8 @@ def _number_text_hint(v) -> str:
     mantissa, e, exponent = v.lower().partition("e")
     if e and "." not in mantissa:
         return f" (YAML reads {v} as text: a float needs a dot before its exponent, e.g. {mantissa}.0e{exponent})"
+    if e and exponent[:1] not in "+-":
+        return f" (YAML reads {v} as text: a float needs a sign in its exponent, e.g. {mantissa}e+{exponent})"
     return " (text, not a number: write it without quotes)"
 
 

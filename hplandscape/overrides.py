@@ -194,7 +194,10 @@ def split_config(first: str | None, rest: Iterable[str] = ()) -> tuple:
     (str or None, tuple of str)
         The config path (None: none given) and the override texts.
     """
-    if first is not None and is_override(first) and not Path(first).exists():
+    if first is not None and not Path(first).exists() and (
+            is_override(first) or ("=" in first and not first.lower().endswith((".yaml", ".yml")))):
+        # KEY=VALUE, or a malformed one ("conditions[-1].ratio=0.4"): an override, which the
+        # override parser then names, never "no such file"
         return None, (first, *rest)
     return first, tuple(rest)
 

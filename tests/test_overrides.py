@@ -196,3 +196,23 @@ def test_a_string_is_not_a_list_of_overrides():
 def test_presets_load_unchanged_without_overrides():
     for path in Path(QUICKSTART).parent.glob("*.yaml"):
         assert load_study(path).overrides == ()
+
+
+def test_an_exponent_without_a_sign_gets_the_hint_that_fixes_it():
+    # YAML 1.1 reads 1.0e20 as text: its float needs a sign in the exponent (1.0e+20); nothing
+    # was quoted, so "write it without quotes" would mislead.
+    with pytest.raises(ConfigError) as e:
+        load_quickstart(["grid.prior_lr=1.0e20"])
+    assert "needs a sign in its exponent, e.g. 1.0e+20" in str(e.value), str(e.value)
+    assert "without quotes" not in str(e.value)
+    with pytest.raises(ConfigError, match="without quotes"):
+        load_quickstart(["grid.prior_lr='0.1'"])
+
+
+@pytest.mark.parametrize("first", ["conditions[-1].ratio=0.4", "train..epochs=3"])
+def test_a_malformed_override_in_first_position_is_reported_as_an_override(capsys, first):
+    from tests.conftest import run_cli
+
+    code, _, err = run_cli(capsys, "sweep", first, "--dry-run")
+    assert code == 2
+    assert "no such file" not in err and first in err, err
