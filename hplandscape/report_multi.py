@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -89,6 +90,13 @@ def load_studies(sources, *, xs=None, k: float = 2.0, n_boot: int = N_BOOT, base
     """Read and analyse every study; labels are the studies' names (made unique)."""
     if len(sources) < 2:
         raise UserError(f"a report over several studies needs at least two sources, got {len(sources)}")
+    seen = {}
+    for source in sources:
+        where = Path(source).resolve() if isinstance(source, (str, os.PathLike)) else id(source)
+        if where in seen:
+            raise UserError(f"{source}: given twice (as {seen[where]!s} too); a report over several studies would "
+                            f"pool the same runs twice. Name each study once.")
+        seen[where] = source
     entries, taken = [], set()
     for source in sources:
         table = analysis.load_results(source)

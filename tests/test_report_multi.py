@@ -78,3 +78,11 @@ def test_cli_report_over_several_sources(sources, tmp_path, capsys):
 def test_fewer_than_two_sources_is_a_user_error(sources):
     with pytest.raises(UserError, match="at least two sources"):
         make_multi_report(sources[:1])
+
+
+def test_the_same_study_twice_is_refused_not_pooled_twice(sources, tmp_path, capsys):
+    # the same folder, once as the CSV and once by another spelling of its path
+    other = sources[0].parent / ".." / sources[0].parent.name / "results.csv"
+    code, _, err = run_cli(capsys, "report", sources[0], other, "--out", tmp_path / "twice", "--n-boot", 99)
+    assert code == 2 and "given twice" in err and "pool the same runs twice" in err, err
+    assert not (tmp_path / "twice").exists()
