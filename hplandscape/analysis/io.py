@@ -9,10 +9,14 @@ import pandas as pd
 
 from hplandscape.analysis.bootstrap import LEGACY_RANDOMNESS, RANDOMNESS
 from hplandscape.analysis.notation import hp_text
+from hplandscape.archspec import METHODS as PRUNING_METHODS
+from hplandscape.maskspec import SPARSE_METHODS
 from hplandscape.errors import UserError
 from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
 
 REQUIRED = ("condition", "method", "ratio", "lr", "wd", "seed", "top1")
+#: A condition's method, as a study config names it (config.METHODS, without importing the config).
+METHODS = ("none", *PRUNING_METHODS, *SPARSE_METHODS)
 SOURCE_ATTR = "hplandscape_source"
 # (log10 lr, log10 wd) of the basemodel's prior and the study's name, when the table came from a
 # study directory whose study.yaml says so; the analysis falls back to the grid's centre.
@@ -113,6 +117,25 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df["method"] = df["method"].astype(str)
     for col in ("ratio", "lr", "wd", "top1") + (("top5",) if "top5" in df.columns else ()):
         df[col] = _numeric(df, col, source)
+    # the rules a run record is held to (store.record_problem): a table is read by the same analysis
+    bad_method = ~df["method"].isin(METHODS)
+    if bad_method.any():
+        i = int(np.flatnonzero(bad_method)[0])
+        raise UserError(f"{source}: column method must be one of {', '.join(METHODS)}, got "
+                        f"{_show(df['method'].iloc[i])} in row {i + 1}")
+    for col in ("top1",) + (("top5",) if "top5" in df.columns else ()):
+        v = df[col].to_numpy(float)
+        bad = ~np.isnan(v) & ~((v >= 0.0) & (v <= 100.0))  # NaN: a failed run; inf is no percentage
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise UserError(f"{source}: column {col} must be a percentage in [0, 100] (or empty for a failed run), "
+                            f"got {_show(df[col].iloc[i])} in row {i + 1} (condition {df['condition'].iloc[i]})")
+    ratio = df["ratio"].to_numpy(float)
+    bad = ~((ratio > 0.0) & (ratio <= 1.0))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{source}: column ratio must be a fraction in (0, 1], got {_show(df['ratio'].iloc[i])} in "
+                        f"row {i + 1} (condition {df['condition'].iloc[i]}): the FLOPs (or weights) kept")
     for col in ("lr", "wd"):
         bad = ~(np.isfinite(df[col]) & (df[col] > 0))
         if bad.any():

@@ -204,3 +204,27 @@ def test_resampled_runs_stay_inside_the_accuracy_range(randomness):
     draws = SeedMatrix(values, [0.0, 0.2, 0.4], [0.0, 0.0, 0.0], randomness).resample(999, np.random.default_rng(0))
     assert np.nanmin(draws) >= 0.0 and np.nanmax(draws) <= 100.0
     assert np.nanmax(draws) == 100.0  # the clip did act
+
+
+@pytest.mark.parametrize("column, value, words", [
+    ("top1", 250.0, "column top1 must be a percentage in [0, 100] (or empty for a failed run), got 250.0 in row 3"),
+    ("top1", -5.0, "column top1 must be a percentage in [0, 100] (or empty for a failed run), got -5.0 in row 3"),
+    ("top1", float("inf"), "column top1 must be a percentage in [0, 100] (or empty for a failed run), got inf in row 3"),
+    ("ratio", 5.0, "column ratio must be a fraction in (0, 1], got 5.0 in row 3"),
+    ("method", "bogus", "column method must be one of none, uniform, global, magnitude"),
+])
+def test_the_results_loader_applies_the_record_checker_s_rules(column, value, words):
+    # a results CSV is held to the rules a run record is checked by (store.record_problem)
+    table = synthetic_replicate_results()
+    table[column] = table[column].astype(object)
+    table.loc[2, column] = value
+    with pytest.raises(UserError) as e:
+        analysis.load_results(table)
+    assert words in str(e.value), str(e.value)
+
+
+def test_the_loader_knows_the_config_s_methods():
+    from hplandscape.analysis.io import METHODS
+    from hplandscape.config import METHODS as CONFIG_METHODS
+
+    assert METHODS == CONFIG_METHODS
