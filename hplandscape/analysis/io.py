@@ -118,6 +118,11 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
     for col in ("ratio", "lr", "wd", "top1") + (("top5",) if "top5" in df.columns else ()):
         df[col] = _numeric(df, col, source)
     # the rules a run record is held to (store.record_problem): a table is read by the same analysis
+    bad_name = ~df["condition"].map(_plain_name)
+    if bad_name.any():
+        i = int(np.flatnonzero(bad_name)[0])
+        raise UserError(f"{source}: column condition must hold names of letters, digits, '-', '_' and '.' (as a "
+                        f"study config names conditions), got {_show(df['condition'].iloc[i])} in row {i + 1}")
     bad_method = ~df["method"].isin(METHODS)
     if bad_method.any():
         i = int(np.flatnonzero(bad_method)[0])
@@ -166,6 +171,13 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
 def _show(value) -> str:
     """A cell as the user wrote it (numpy scalars print as plain numbers)."""
     return repr(value.item() if hasattr(value, "item") else value)
+
+
+def _plain_name(name: str) -> bool:
+    """A condition name as a study config allows it (it names a directory): letters, digits, '-',
+    '_' and '.'. A name from elsewhere with a newline, markup or a spreadsheet formula would
+    otherwise reach the Markdown summary, the report's figures and its CSV files as they are."""
+    return bool(name) and all(ch.isalnum() or ch in "-_." for ch in name) and name not in (".", "..")
 
 
 def _numeric(df: pd.DataFrame, col: str, source: str) -> pd.Series:

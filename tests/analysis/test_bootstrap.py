@@ -228,3 +228,14 @@ def test_the_loader_knows_the_config_s_methods():
     from hplandscape.config import METHODS as CONFIG_METHODS
 
     assert METHODS == CONFIG_METHODS
+
+
+@pytest.mark.parametrize("name", ["base\n## injected heading", '=HYPERLINK("http://x","click")',
+                                  '<a href="http://x">x</a>', "two words"])
+def test_condition_names_from_a_table_follow_the_config_s_rule(name):
+    # issue 29: a newline injected Markdown into summary.md, a formula reached the report's CSVs
+    # and markup became a link in the figures; names are held to the config's rule instead
+    table = synthetic_replicate_results()
+    table.loc[table["condition"] == "uniform-0.6", "condition"] = name
+    with pytest.raises(UserError, match="column condition must hold names of letters, digits"):
+        analysis.load_results(table)
