@@ -52,15 +52,13 @@ class Peaks:
 
     ``location``: ``(B, 2)`` (log10 wd, log10 lr); ``value``: ``(B,)`` the fitted surface's value
     there; ``censored``: ``(B,)`` the peak lies on the side of the fitted box (the surface still
-    rises beyond it); ``degree``: ``(B,)`` 3, 2, or 0 (too few points: the best grid point);
-    ``fitted``: ``(B, P)`` the last fit's surface at the grid points it weighed (NaN elsewhere).
+    rises beyond it); ``degree``: ``(B,)`` 3, 2, or 0 (too few points: the best grid point).
     """
 
     location: np.ndarray
     value: np.ndarray
     censored: np.ndarray
     degree: np.ndarray
-    fitted: np.ndarray = None
 
 
 class PeakFinder:
@@ -106,7 +104,6 @@ class PeakFinder:
         centre = self.coords[best].copy()  # (B, 2) the current estimate, in decades
         value = top.copy()
         degree = np.zeros(B, dtype=np.int64)
-        fitted = np.full(m.shape, np.nan)
         lo_grid, hi_grid = self.coords.min(axis=0), self.coords.max(axis=0)
         axes = np.broadcast_to(np.eye(2), (B, 2, 2)).copy()  # columns: across, along (steps)
         reach = np.array([self.window, self.window], dtype=float)
@@ -138,7 +135,6 @@ class PeakFinder:
                 z, val = _peak(coef, terms, self.fine, self.fine_basis[terms], lo, hi)
                 centre[sel] = centre[sel] + z * self.step
                 value[sel] = val
-                fitted[sel] = np.where(w[sel] > 0.05, (X[ok] @ coef[..., None])[..., 0], np.nan)
                 degree[sel] = 3 if terms is CUBIC else 2
                 axes[sel] = _band_axes(coef, terms, z)
                 todo[sel] = False
@@ -150,7 +146,7 @@ class PeakFinder:
         tol = 1e-6 * self.step
         at_edge = (np.abs(centre - lo_grid) < tol) | (np.abs(centre - hi_grid) < tol)
         censored = at_edge.any(axis=1)
-        return Peaks(centre, value, censored, degree, fitted)
+        return Peaks(centre, value, censored, degree)
 
 
 def _axis_step(values: np.ndarray) -> float:

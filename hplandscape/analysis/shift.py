@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hplandscape.analysis.bootstrap import (ACCURACY_RANGE, BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, condition_rng,
-                                            order_statistic, percentile_interval, replicate_means)
+from hplandscape.analysis.bootstrap import (BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, condition_rng, order_statistic,
+                                            percentile_interval, replicate_means)
 from hplandscape.analysis.info import Interval, OptimumInfo, RegionShift, ShiftInfo
 from hplandscape.analysis.optimum import PeakFinder, Peaks
 
@@ -349,27 +349,12 @@ def shift_tests(matrices: dict, base: str, draws: dict, xs=(0.5, 1.0), level: fl
 
 
 def locate_peaks(matrices: dict, draws: dict, xs=(0.5, 1.0)) -> dict:
-    """``{condition: (Peaks of its means, Peaks of its resamples' means or None)}``.
-
-    The resamples are centred on the fitted surface where the data's fit reached (a smoothed,
-    model-based bootstrap: Davison & Hinkley 1997, §6.2.3), on the point means elsewhere: each
-    resample's runs are the same residual draws as the other intervals', moved from the point's
-    mean to the surface. Centred on the noisy means, the bootstrap world's crest would be sharper
-    than the true one (noise adds bumps along a flat band), so the optimum would move less between
-    resamples than between studies; measured on the straight ridge of ``benchmarks/shift_power.py``:
-    false positives 7.5 % (Wilson 4.6–12 %) for a nominal 5 %.
-    """
+    """``{condition: (Peaks of its means, Peaks of its resamples' means or None)}``."""
     out = {}
     for name, m in matrices.items():
         finder = PeakFinder(m.coords, fit_within(xs))
-        peak = finder.locate(m.means[None, :])
         d = draws.get(name)
-        if d is None:
-            out[name] = (peak, None)
-            continue
-        world = np.where(np.isfinite(peak.fitted[0]), peak.fitted[0], m.means)
-        smooth = np.clip(d - m.means[None, :, None] + world[None, :, None], *ACCURACY_RANGE)
-        out[name] = (peak, finder.locate(replicate_means(smooth)))
+        out[name] = (finder.locate(m.means[None, :]), None if d is None else finder.locate(replicate_means(d)))
     return out
 
 
