@@ -158,6 +158,9 @@ def to_parquet(results, path) -> Path:
     The file holds the same columns as ``results.csv`` plus the recomputed ``log10_lr`` /
     ``log10_wd``; :func:`hplandscape.analysis.load_results` reads it back. Written atomically.
     """
+    from hplandscape.store import check_file_target
+
+    path = check_file_target(path, "the Parquet file")
     table = load_results(results)
     table.attrs = {}  # where it came from is this machine's business, not the file's
     buf = io.BytesIO()
@@ -165,4 +168,4 @@ def to_parquet(results, path) -> Path:
         table.to_parquet(buf, index=False)
     except ImportError:
         raise UserError("Parquet output needs pyarrow, which is not installed: pip install pyarrow") from None
-    return write_bytes_atomic(Path(path), buf.getvalue())
+    return write_bytes_atomic(path, buf.getvalue())

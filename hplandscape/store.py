@@ -191,10 +191,31 @@ def study_runs(config) -> list[StudyRun]:
     return [first] + [r for r in rest if r.run_id != first.run_id]
 
 
+#: What a study directory holds that no output may replace: its config and its runs' files.
+STUDY_OWN = ("study.yaml", "specs", "runs", "logs")
+
+
+def check_not_study_file(path, what: str) -> Path:
+    """``UserError`` when ``path`` is, or lies under, a study's own files (its ``study.yaml``,
+    ``specs/``, ``runs/``, ``logs/``): an output written there would destroy what the study
+    computed. The study's results table, ``analysis/`` and ``report/`` are outputs, allowed."""
+    path = Path(path)
+    resolved = path.resolve()
+    for folder in resolved.parents:
+        if (folder / "study.yaml").is_file():
+            first = resolved.relative_to(folder).parts[0]
+            if first in STUDY_OWN:
+                raise UserError(f"{what} {path} would overwrite the study's own files in {folder} "
+                                f"({', '.join(STUDY_OWN)}); choose a path outside them")
+            break
+    return path
+
+
 def check_dir_target(path, what: str) -> Path:
     """``path`` as a directory we may create or write into; ``UserError`` naming it when it, or one
-    of its parents, is a file."""
+    of its parents, is a file, or when it lies among a study's own files."""
     path = Path(path)
+    check_not_study_file(path, what)
     for p in [path, *path.parents]:
         if p.exists() and not p.is_dir():
             where = "it" if p == path else f"its parent {p}"
@@ -203,9 +224,10 @@ def check_dir_target(path, what: str) -> Path:
 
 
 def check_file_target(path, what: str) -> Path:
-    """``path`` as a file we may write; ``UserError`` naming it when it is a directory or a parent
-    is a file."""
+    """``path`` as a file we may write; ``UserError`` naming it when it is a directory, a parent
+    is a file, or it is one of a study's own files."""
     path = Path(path)
+    check_not_study_file(path, what)
     if path.is_dir():
         raise UserError(f"{what} {path} is a directory; give a file name (e.g. {path / 'results.csv'})")
     check_dir_target(path.parent, f"the folder of {what}")

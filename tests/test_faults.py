@@ -116,3 +116,23 @@ def test_one_epoch_with_an_epoch_milestone_says_what_to_do(tmp_path):
     d = tiny_study_dict(train={"preset": "digits", "epochs": 1, "milestones": [1], "milestones_unit": "epoch"})
     with pytest.raises(ConfigError, match="1-epoch recipe has no epoch to decay at"):
         study_from_dict(d, "t.yaml")
+
+
+def test_outputs_refuse_paths_among_the_study_s_own_files(study, capsys, tmp_path):
+    # issue 29 (1): `collect S --out S/study.yaml` exited 0 and every later command failed
+    store, _ = study
+    study_yaml = store.study_yaml.read_text()
+    record = next(store.runs_dir.rglob("record.json"))
+    record_text = record.read_text()
+    for argv in (["collect", store.root, "--out", store.study_yaml],
+                 ["collect", store.root, "--out", record],
+                 ["export", store.root, "--parquet", record.with_name("model.pt")],
+                 ["analyze", store.root, "--out", store.runs_dir / "tables"],
+                 ["report", store.root, "--out", store.root / "logs"]):
+        code, _, err = run_cli(capsys, *argv)
+        assert code == 2 and "would overwrite the study's own files" in err, (argv, err)
+    assert store.study_yaml.read_text() == study_yaml and record.read_text() == record_text
+    assert not record.with_name("model.pt").exists() and not (store.runs_dir / "tables").exists()
+    assert run_cli(capsys, "status", store.root)[0] in (0, 1)  # the study still reads
+    code, _, err = run_cli(capsys, "collect", store.root, "--out", store.root / "results.csv")
+    assert code == 0, err  # the study's own results table is an output
