@@ -31,7 +31,7 @@ COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "
 FORMATS = ("csv", "parquet")
 
 
-def collect(study_dir, out=None, format: str = "csv") -> pd.DataFrame:
+def collect(study_dir, out=None, format: str = "csv", *, keep_going: bool = False) -> pd.DataFrame:
     """Gather every valid run record of a study into one table and write it.
 
     Parameters
@@ -42,6 +42,9 @@ def collect(study_dir, out=None, format: str = "csv") -> pd.DataFrame:
         Output file; default ``STUDY/results.csv`` (``STUDY/results.parquet`` for Parquet).
     format : {"csv", "parquet"}
         Parquet needs ``pyarrow`` (``pip install hplandscape[parquet]``).
+    keep_going : bool
+        When the default file cannot be written (a read-only study), return the table anyway:
+        ``analyze`` and ``report`` read a study this way and write their outputs elsewhere.
 
     Returns
     -------
@@ -66,11 +69,16 @@ def collect(study_dir, out=None, format: str = "csv") -> pd.DataFrame:
     config = store.config()
     table = records_table(store.iter_records(config), grid=(config.grid.log10_lr_values(),
                                                           config.grid.log10_wd_values()))
+    default = out is None
     out = check_file_target(store.results_path(format) if out is None else out, "the results file")
     if format == "csv":
         buf = io.StringIO()
         table.to_csv(buf, index=False)
-        atomic_write_text(out, buf.getvalue())
+        try:
+            atomic_write_text(out, buf.getvalue())
+        except OSError:
+            if not (keep_going and default):
+                raise
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         tmp = out.with_name(f".{out.name}.tmp")

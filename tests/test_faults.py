@@ -136,3 +136,25 @@ def test_outputs_refuse_paths_among_the_study_s_own_files(study, capsys, tmp_pat
     assert run_cli(capsys, "status", store.root)[0] in (0, 1)  # the study still reads
     code, _, err = run_cli(capsys, "collect", store.root, "--out", store.root / "results.csv")
     assert code == 0, err  # the study's own results table is an output
+
+
+def test_a_read_only_study_is_analysed_and_reported_elsewhere(study, capsys, tmp_path, monkeypatch):
+    # issue 29 (10): analyze/report failed on a read-only study even with --out elsewhere, since
+    # reading a study wrote its results.csv. (Root ignores file modes, so the write fails by hand.)
+    import hplandscape.results as results
+
+    store, _ = study
+
+    def read_only(path, text, *a, **k):
+        if str(path).startswith(str(store.root)):
+            raise PermissionError(13, "Read-only file system", str(path))
+        return original(path, text, *a, **k)
+
+    original = results.atomic_write_text
+    monkeypatch.setattr(results, "atomic_write_text", read_only)
+    code, out, err = run_cli(capsys, "analyze", store.root, "--out", tmp_path / "a", "--n-boot", 99)
+    assert code == 0, err
+    code, _, err = run_cli(capsys, "report", store.root, "--out", tmp_path / "r", "--n-boot", 99)
+    assert code == 0 and (tmp_path / "r" / "index.html").exists(), err
+    code, _, err = run_cli(capsys, "collect", store.root)  # asked for the file itself: it says why not
+    assert code != 0 and "Read-only" in err

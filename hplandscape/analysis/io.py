@@ -75,7 +75,8 @@ def load_results(path_or_df) -> pd.DataFrame:
             # (while runs were still going, or before an extension) can never be read stale.
             from hplandscape.results import collect
 
-            return _with_study(_normalise(pd.DataFrame(collect(path)).copy(), str(path)), path)
+            table = collect(path, keep_going=True)  # a read-only study is read all the same
+            return _with_study(_normalise(pd.DataFrame(table).copy(), str(path)), path)
         path = store.results_csv
     if not path.exists():
         raise UserError(f"{path}: no such results file or study directory")

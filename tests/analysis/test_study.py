@@ -141,7 +141,7 @@ def test_study_directory_reads_results_csv_or_collects(tmp_path, monkeypatch):
     other.mkdir()
     calls = []
     fake = types.ModuleType("hplandscape.results")
-    fake.collect = lambda d, out=None: calls.append(d) or _table()
+    fake.collect = lambda d, out=None, keep_going=False: calls.append(d) or _table()
     monkeypatch.setitem(sys.modules, "hplandscape.results", fake)
     assert len(analysis.load_results(other)) == len(_table()) and calls == [other]
 
