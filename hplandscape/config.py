@@ -59,6 +59,11 @@ BUILTIN_MODELS = ("mobilenet_v2", "mobilenet_v2_imagenet", "resnet110", "resnet2
 #: Largest ``data.image_size`` (pixels per side). CIFAR-10 at 1024² is ~190 GB of uint8 in memory;
 #: anything larger is a typo, not a study.
 MAX_IMAGE_SIZE = 1024
+#: Upper bounds of the recipe's counts: far beyond any study (the thesis trains 180 epochs at batch
+#: 256 at most), low enough that a typo (``epochs: 1000000000``) is refused, not run for ever.
+MAX_EPOCHS = 100_000
+MAX_BATCH = 1 << 20
+MAX_THREADS = 1024
 #: Most points on one grid axis, extension rows/columns included: 100 × 100 is already 10,000 runs
 #: per condition and seed (the thesis grids are 9 × 9, extended by a few rows).
 MAX_AXIS_POINTS = 100
@@ -343,13 +348,15 @@ class _Section:
             raise self.error(name, f"must be true or false, got {_show(v)}")
         return v
 
-    def int_(self, name, default=None, *, minimum=1, required=False):
+    def int_(self, name, default=None, *, minimum=1, maximum=None, required=False):
         v = self.get(name, default, required=required)
         if v is None:
             return None
         if isinstance(v, bool) or not isinstance(v, int) or v < minimum:
             what = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
             raise self.error(name, f"must be {what}, got {_show(v)}")
+        if maximum is not None and v > maximum:
+            raise self.error(name, f"must be at most {maximum:,}, got {_show(v)}")
         return v
 
     def float_(self, name, default=None, *, positive=True, minimum=None, maximum=None,
@@ -660,7 +667,7 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
     unit = s.str_("milestones_unit", base.milestones_unit, choices=MILESTONE_UNITS)
     milestones = s.number_list("milestones", nonempty=False)
     milestones = base.milestones if milestones is None else milestones
-    epochs = s.int_("epochs", base.epochs)
+    epochs = s.int_("epochs", base.epochs, maximum=MAX_EPOCHS)
     for m in milestones:
         if unit == "fraction" and not 0 < m < 1:
             raise s.error("milestones", f"are fractions of the epochs (milestones_unit: fraction) and must lie in (0, 1), got {m!r}")
@@ -682,8 +689,8 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
                                   f"torch.optim.SGD); got nesterov: true with momentum: {momentum!r}")
     return Recipe(
         preset=preset, epochs=epochs,
-        batch_size=s.int_("batch_size", base.batch_size),
-        eval_batch_size=s.int_("eval_batch_size", base.eval_batch_size),
+        batch_size=s.int_("batch_size", base.batch_size, maximum=MAX_BATCH),
+        eval_batch_size=s.int_("eval_batch_size", base.eval_batch_size, maximum=MAX_BATCH),
         momentum=momentum,
         nesterov=nesterov,
         milestones=tuple(milestones), milestones_unit=unit,
@@ -693,9 +700,9 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
         augment=s.str_("augment", _AUGMENT_OF[data.name], choices=AUGMENTATIONS),
         channels_last=s.bool_("channels_last", base.channels_last),
         amp=s.bool_("amp", base.amp),
-        threads=s.int_("threads", base.threads),
+        threads=s.int_("threads", base.threads, maximum=MAX_THREADS),
         randomness=s.str_("randomness", base.randomness, choices=RANDOMNESS),
-        finetune_epochs=s.int_("finetune_epochs", base.finetune_epochs),
+        finetune_epochs=s.int_("finetune_epochs", base.finetune_epochs, maximum=MAX_EPOCHS),
         gradient_flow=s.bool_("gradient_flow", base.gradient_flow),
     )
 

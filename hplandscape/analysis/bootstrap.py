@@ -32,6 +32,9 @@ from hplandscape.recipes import LEGACY_RANDOMNESS, RANDOMNESS  # noqa: F401  (de
 # whole order statistics ((B + 1)·0.025 = 50) and keeps their Monte Carlo error below a tenth of
 # the interval's width on the example study (docs/method.md, "Seeds as replicates").
 N_BOOT = 1999
+#: Most resamples per condition: beyond it the resamples of a 9×9 grid with a few seeds would no
+#: longer fit in memory (and the Monte Carlo error is long negligible: docs/method.md §12).
+MAX_N_BOOT = 100_000
 BOOT_SEED = 20231101  # the generator's seed: `analyze` is deterministic
 LEVEL = 0.95
 # Under independent randomness, the points whose mean lies within this many accuracy points of the
@@ -207,8 +210,8 @@ def best_index(means: np.ndarray) -> np.ndarray:
 
 def check_n_boot(n_boot) -> int:
     """``n_boot`` as an int ≥ 99, else a :class:`UserError` naming the value."""
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 99:
-        raise UserError(f"n_boot (bootstrap resamples) must be an integer ≥ 99, got {n_boot!r}; "
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or not 99 <= n_boot <= MAX_N_BOOT:
+        raise UserError(f"n_boot (bootstrap resamples) must be an integer from 99 to {MAX_N_BOOT:,}, got {n_boot!r}; "
                         f"the default is {N_BOOT}")
     return int(n_boot)
 

@@ -239,3 +239,9 @@ def test_condition_names_from_a_table_follow_the_config_s_rule(name):
     table.loc[table["condition"] == "uniform-0.6", "condition"] = name
     with pytest.raises(UserError, match="column condition must hold names of letters, digits"):
         analysis.load_results(table)
+
+
+def test_an_absurd_number_of_resamples_is_refused_before_any_memory_is_taken():
+    table = synthetic_replicate_results()
+    with pytest.raises(UserError, match=r"n_boot \(bootstrap resamples\) must be an integer from 99 to 100,000"):
+        analysis.analyze(table, n_boot=100_000_000)
