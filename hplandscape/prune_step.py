@@ -12,8 +12,10 @@ unstructured one.
 
 from __future__ import annotations
 
-from hplandscape.errors import RunFailure
-from hplandscape.store import RunState, StudyStore, source_run
+from pathlib import Path
+
+from hplandscape.errors import RunFailure, UserError
+from hplandscape.store import RunState, StudyStore, set_aside, source_run
 
 
 def stored_arch(store: StudyStore, config, condition):
@@ -140,4 +142,14 @@ def _source_weights(store: StudyStore, config) -> str:
         raise RunFailure(f"pruned conditions need the trained basemodel at the prior ({run_id}) "
                          f"but {weights} is missing; see {where}. If its record exists without "
                          f"weights, delete {store.record_path(run_id)} and sweep again.")
+    from hplandscape.models.weights import load_weights  # late: torch
+
+    try:
+        load_weights(weights, expected_model=config.model)
+    except UserError as e:
+        # a damaged source is kept for inspection and its run is trained again by the next sweep
+        kept = [set_aside(p) for p in (weights, store.record_path(run_id)) if Path(p).exists()]
+        raise RunFailure(f"the pruning source {weights} is damaged ({e}); it and its record were set aside as "
+                         f"{', '.join(str(k) for k in kept)}. Re-run the same sweep: it trains the basemodel at "
+                         f"the prior ({run_id}) again, then the pruned conditions.") from None
     return str(weights)

@@ -158,3 +158,26 @@ def test_a_read_only_study_is_analysed_and_reported_elsewhere(study, capsys, tmp
     assert code == 0 and (tmp_path / "r" / "index.html").exists(), err
     code, _, err = run_cli(capsys, "collect", store.root)  # asked for the file itself: it says why not
     assert code != 0 and "Read-only" in err
+
+
+def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_advice(study):
+    # issue 29 (11): a corrupt model.pt was neither set aside nor retrained, and the message relayed
+    # torch's advice to load it with weights_only=False (which runs any code the file holds)
+    from hplandscape.errors import RunFailure
+    from hplandscape.prune_step import _source_weights
+    from hplandscape.store import RunState, source_run
+
+    store, _ = study
+    config = store.config()
+    run_id = source_run(config).run_id
+    if store.read_record(run_id)[0] is not RunState.DONE:
+        store.write_record(run_id, minimal_record(run_id, top1=90.0))
+    weights = store.model_path(run_id)
+    weights.write_bytes(b"PK\x03\x04 not a checkpoint")
+    with pytest.raises(RunFailure) as e:
+        _source_weights(store, config)
+    text = str(e.value)
+    assert "weights_only=False" not in text and "set aside" in text and "Re-run the same sweep" in text
+    assert not weights.exists() and not store.record_path(run_id).exists()
+    assert list(weights.parent.glob("model.pt.corrupt-*")) and list(weights.parent.glob("record.json.corrupt-*"))
+    assert store.read_record(run_id)[0] is RunState.MISSING  # the next sweep trains it again

@@ -98,8 +98,10 @@ def load_weights(path, expected_model: str | None = None) -> Weights:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise UserError(f"{path}: not a readable weights file ({type(exc).__name__}: "
-                        f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+        # torch's own text may advise loading with weights_only=False, which would run any code
+        # the file holds: never relay it
+        raise UserError(f"{path}: not a readable weights file ({type(exc).__name__}: truncated, damaged or not "
+                        f"written by hplandscape; it is read as tensors only and was not loaded)") from None
     if not isinstance(data, dict) or any(k not in data for k in _KEYS):
         missing = [k for k in _KEYS if not isinstance(data, dict) or k not in data]
         raise UserError(f"{path}: not an hplandscape weights file (missing {', '.join(missing)}); "
