@@ -130,11 +130,11 @@ class StudyPlan:
         >>> print(text.replace(root, "STUDY"))
         Dry run of STUDY: 3 runs, 0 already recorded, 3 would run and 2 pruned architecture(s) or mask set(s) would be made.
         Runs: debug. Files below are relative to STUDY.
-          phase 1  base/lr-1.0000_wd-4.0000/seed0         -> runs/base/lr-1.0000_wd-4.0000/seed0/
+          phase 1  base/lr-1.7500_wd-1.7500/seed0         -> runs/base/lr-1.7500_wd-1.7500/seed0/
           phase 2  prune uniform-0.5                      -> specs/uniform-0.5.json
           phase 2  prune global-0.5                       -> specs/global-0.5.json
-          phase 3  uniform-0.5/lr-1.0000_wd-4.0000/seed0  -> runs/uniform-0.5/lr-1.0000_wd-4.0000/seed0/
-          phase 3  global-0.5/lr-1.0000_wd-4.0000/seed0   -> runs/global-0.5/lr-1.0000_wd-4.0000/seed0/
+          phase 3  uniform-0.5/lr-1.7500_wd-1.7500/seed0  -> runs/uniform-0.5/lr-1.7500_wd-1.7500/seed0/
+          phase 3  global-0.5/lr-1.7500_wd-1.7500/seed0   -> runs/global-0.5/lr-1.7500_wd-1.7500/seed0/
         """
         lines = self.lines(store)
         runs = sum(p.phase != 2 for p in lines)

@@ -98,7 +98,7 @@ def test_apply_leaves_the_input_alone():
     (["train.epochs=-3"], "quickstart.yaml: train.epochs must be a positive integer, got -3 "
                           "(set by the override train.epochs=-3)"),
     (["train.epoch=3"], "quickstart.yaml: train.epoch is not a known key; allowed here: amp, augment"),
-    (["trian.epochs=3"], "quickstart.yaml: trian is not a known key; allowed here: conditions, data"),
+    (["trian.epochs=3"], "quickstart.yaml: trian is not a known key; allowed here: analysis, conditions, data"),
     (["conditions[1].ratio=2"], "quickstart.yaml: conditions[1].ratio must be < 1.0, got 2 "
                                 "(set by the override 'conditions[1].ratio=2')"),
     (["grid={prior_lr: 0.1}"], "quickstart.yaml: grid.prior_wd is required (set by the override "
