@@ -112,20 +112,29 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None, mask_fn=None) -> lis
     common = dict(num_classes=info.num_classes, in_channels=info.in_channels, input_shape=shape, source=source,
                   seed=config.seeds[0])
     written = []
-    for c in missing:
-        if c.sparse:
-            spec, masks = mask_fn(config.model, c.method, c.ratio, layer_floor=config.pruning.sparse_layer_floor,
-                                  zeta=config.pruning.set_zeta, **common)
-            written.append(str(store.write_masks(c.name, spec, masks)))
-            continue
-        spec = prune_fn(config.model, c.method, c.ratio, normalizer=config.pruning.normalizer,
-                        max_layer_prune=config.pruning.max_layer_prune, **common)
-        if c.finetune:  # before the spec: a stored spec of a fine-tuned condition implies its weights
-            from hplandscape.pruning import pruned_source
-
-            store.write_start_weights(c.name, spec, pruned_source(spec, source))
-        written.append(str(store.write_arch(c.name, spec)))
+    try:
+        for c in missing:
+            written += _prune_one(store, config, c, prune_fn, mask_fn, common, source)
+    except UserError as e:
+        if source is not None and "not a readable weights file" in str(e) and source in str(e):
+            raise _damaged_source(store, config, source, e) from None
+        raise
     return written
+
+
+def _prune_one(store: StudyStore, config, c, prune_fn, mask_fn, common: dict, source) -> list:
+    """Prune one condition and store its architecture (or masks); the files written."""
+    if c.sparse:
+        spec, masks = mask_fn(config.model, c.method, c.ratio, layer_floor=config.pruning.sparse_layer_floor,
+                              zeta=config.pruning.set_zeta, **common)
+        return [str(store.write_masks(c.name, spec, masks))]
+    spec = prune_fn(config.model, c.method, c.ratio, normalizer=config.pruning.normalizer,
+                    max_layer_prune=config.pruning.max_layer_prune, **common)
+    if c.finetune:  # before the spec: a stored spec of a fine-tuned condition implies its weights
+        from hplandscape.pruning import pruned_source
+
+        store.write_start_weights(c.name, spec, pruned_source(spec, source))
+    return [str(store.write_arch(c.name, spec))]
 
 
 def _source_weights(store: StudyStore, config) -> str:
@@ -142,14 +151,14 @@ def _source_weights(store: StudyStore, config) -> str:
         raise RunFailure(f"pruned conditions need the trained basemodel at the prior ({run_id}) "
                          f"but {weights} is missing; see {where}. If its record exists without "
                          f"weights, delete {store.record_path(run_id)} and sweep again.")
-    from hplandscape.models.weights import load_weights  # late: torch
-
-    try:
-        load_weights(weights, expected_model=config.model)
-    except UserError as e:
-        # a damaged source is kept for inspection and its run is trained again by the next sweep
-        kept = [set_aside(p) for p in (weights, store.record_path(run_id)) if Path(p).exists()]
-        raise RunFailure(f"the pruning source {weights} is damaged ({e}); it and its record were set aside as "
-                         f"{', '.join(str(k) for k in kept)}. Re-run the same sweep: it trains the basemodel at "
-                         f"the prior ({run_id}) again, then the pruned conditions.") from None
     return str(weights)
+
+
+def _damaged_source(store: StudyStore, config, source: str, error: UserError) -> RunFailure:
+    """Set a damaged pruning source and its record aside (kept for inspection), so that the next
+    sweep trains the basemodel at the prior again; the failure says so."""
+    run_id = source_run(config).run_id
+    kept = [set_aside(p) for p in (Path(source), store.record_path(run_id)) if Path(p).exists()]
+    return RunFailure(f"the pruning source {source} is damaged ({error}); it and its record were set aside as "
+                      f"{', '.join(str(k) for k in kept)}. Re-run the same sweep: it trains the basemodel at the "
+                      f"prior ({run_id}) again, then the pruned conditions.")

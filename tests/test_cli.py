@@ -215,4 +215,4 @@ def test_analyze_takes_the_number_of_bootstrap_resamples(capsys, tmp_path):
     code, out, _ = run_cli(capsys, "analyze", str(csv), "--json", "--n-boot", "199")
     assert code == 0 and json.loads(out)["bootstrap"]["n_boot"] == 199
     code, _, err = run_cli(capsys, "analyze", str(csv), "--n-boot", "20")
-    assert code == 2 and "n_boot (bootstrap resamples) must be an integer ≥ 99, got 20" in err
+    assert code == 2 and "n_boot (bootstrap resamples) must be an integer from 99 to 100,000, got 20" in err

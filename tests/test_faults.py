@@ -164,7 +164,7 @@ def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_adv
     # issue 29 (11): a corrupt model.pt was neither set aside nor retrained, and the message relayed
     # torch's advice to load it with weights_only=False (which runs any code the file holds)
     from hplandscape.errors import RunFailure
-    from hplandscape.prune_step import _source_weights
+    from hplandscape.prune_step import make_pruning_specs
     from hplandscape.store import RunState, source_run
 
     store, _ = study
@@ -175,7 +175,7 @@ def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_adv
     weights = store.model_path(run_id)
     weights.write_bytes(b"PK\x03\x04 not a checkpoint")
     with pytest.raises(RunFailure) as e:
-        _source_weights(store, config)
+        make_pruning_specs(config, store.root)  # the real pruning reads the source
     text = str(e.value)
     assert "weights_only=False" not in text and "set aside" in text and "Re-run the same sweep" in text
     assert not weights.exists() and not store.record_path(run_id).exists()
