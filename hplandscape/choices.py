@@ -22,3 +22,14 @@ COLOUR_SCALES = ("condition", "shared")
 FIGURE_FORMATS = ("png", "svg", "pdf")
 DEFAULT_DPI = 150
 DPI_RANGE = (50, 1200)
+
+
+def plain_name(name: str) -> bool:
+    """Whether ``name`` may name a study or a condition: letters, digits, '-', '_' and '.', not
+    '.' or '..' (it names a directory under the study root, and reaches the report's Markdown, its
+    figures and its CSV files as it is).
+
+    >>> plain_name("global-0.5"), plain_name("a b"), plain_name("=HYPERLINK(1)"), plain_name("..")
+    (True, False, False, False)
+    """
+    return bool(name) and all(ch.isalnum() or ch in "-_." for ch in name) and name not in (".", "..")

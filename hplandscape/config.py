@@ -38,7 +38,8 @@ import yaml
 
 from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
 from hplandscape.archspec import METHODS as PRUNING_METHODS
-from hplandscape.choices import DATASETS, DEVICES, ENGINES, EXECUTORS, PIPELINES, PRUNING_SOURCES  # noqa: F401
+from hplandscape.choices import (DATASETS, DEVICES, ENGINES, EXECUTORS, PIPELINES, PRUNING_SOURCES,  # noqa: F401
+                                 plain_name)
 from hplandscape.maskspec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
@@ -503,7 +504,7 @@ def _pruning(s: _Section) -> PruningConfig:
 def _name(s: _Section, key: str, name: str) -> str:
     # Study and condition names become directory names under the study root: they must stay
     # one plain path component ("." and ".." would resolve to the root or its parent).
-    if not all(ch.isalnum() or ch in "-_." for ch in name) or name in (".", ".."):
+    if not plain_name(name):
         raise s.error(key, f"may hold only letters, digits, '-', '_' and '.' and must not be '.' or '..' "
                            f"(it names a directory), got {name!r}")
     return name

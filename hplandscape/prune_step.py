@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hplandscape.errors import RunFailure, UserError
+from hplandscape.errors import RunFailure
 from hplandscape.store import RunState, StudyStore, set_aside, source_run
 
 
@@ -111,12 +111,14 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None, mask_fn=None) -> lis
     shape = (info.in_channels, info.image_size, info.image_size)
     common = dict(num_classes=info.num_classes, in_channels=info.in_channels, input_shape=shape, source=source,
                   seed=config.seeds[0])
+    from hplandscape.models.weights import UnreadableWeights  # late: torch
+
     written = []
     try:
         for c in missing:
             written += _prune_one(store, config, c, prune_fn, mask_fn, common, source)
-    except UserError as e:
-        if source is not None and "not a readable weights file" in str(e) and source in str(e):
+    except UnreadableWeights as e:
+        if source is not None and e.path == source:
             raise _damaged_source(store, config, source, e) from None
         raise
     return written
@@ -154,7 +156,7 @@ def _source_weights(store: StudyStore, config) -> str:
     return str(weights)
 
 
-def _damaged_source(store: StudyStore, config, source: str, error: UserError) -> RunFailure:
+def _damaged_source(store: StudyStore, config, source: str, error) -> RunFailure:
     """Set a damaged pruning source and its record aside (kept for inspection), so that the next
     sweep trains the basemodel at the prior again; the failure says so."""
     run_id = source_run(config).run_id

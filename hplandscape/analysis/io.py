@@ -10,6 +10,7 @@ import pandas as pd
 from hplandscape.analysis.bootstrap import LEGACY_RANDOMNESS, RANDOMNESS
 from hplandscape.analysis.notation import hp_text
 from hplandscape.archspec import METHODS as PRUNING_METHODS
+from hplandscape.choices import plain_name
 from hplandscape.maskspec import SPARSE_METHODS
 from hplandscape.errors import UserError
 from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
@@ -119,7 +120,7 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
     for col in ("ratio", "lr", "wd", "top1") + (("top5",) if "top5" in df.columns else ()):
         df[col] = _numeric(df, col, source)
     # the rules a run record is held to (store.record_problem): a table is read by the same analysis
-    bad_name = ~df["condition"].map(_plain_name)
+    bad_name = ~df["condition"].map(plain_name)
     if bad_name.any():
         i = int(np.flatnonzero(bad_name)[0])
         raise UserError(f"{source}: column condition must hold names of letters, digits, '-', '_' and '.' (as a "
@@ -172,13 +173,6 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
 def _show(value) -> str:
     """A cell as the user wrote it (numpy scalars print as plain numbers)."""
     return repr(value.item() if hasattr(value, "item") else value)
-
-
-def _plain_name(name: str) -> bool:
-    """A condition name as a study config allows it (it names a directory): letters, digits, '-',
-    '_' and '.'. A name from elsewhere with a newline, markup or a spreadsheet formula would
-    otherwise reach the Markdown summary, the report's figures and its CSV files as they are."""
-    return bool(name) and all(ch.isalnum() or ch in "-_." for ch in name) and name not in (".", "..")
 
 
 def _numeric(df: pd.DataFrame, col: str, source: str) -> pd.Series:

@@ -2,19 +2,19 @@
 
 The best grid point θ* (method §8) can only sit on the grid, and with noisy means it jumps from
 point to point between seeds. The location of the optimum is estimated instead as the peak of a
-surface fitted to the neighbourhood of θ*:
+surface fitted to the points around it (docs/method.md §12, "The optimum and its shift"):
 
-1. the neighbourhood is the grid points within ``WINDOW`` steps of θ* on both axes (a 5 × 5
-   block) whose mean lies within ``fit_within`` accuracy points of the best (a diverged or far-off
-   point would bend the surface; it is left out);
-2. a full cubic in (log10 wd, log10 lr) is fitted to them by least squares (10 terms; a cubic,
+1. the points whose mean lies within ``fit_within`` accuracy points of the best are fitted (a
+   diverged or far-off point would bend the surface), weighted by a Gaussian kernel around the
+   current estimate (first θ*), within ``WINDOW`` steps of it;
+2. a full cubic in (log10 wd, log10 lr) is fitted by weighted least squares (10 terms; a cubic,
    not a quadratic, because a peak that is steeper on one side than on the other leaves a
-   quadratic's vertex on the flatter side, while a cubic keeps it at the peak); with too few
-   points for a cubic, a quadratic; with too few for that, θ* itself;
-3. the estimate is the highest point of the fitted surface inside the bounding box of the fitted
-   points (searched on a lattice of a tenth of a grid step, then refined by Newton's method). It
-   never leaves the data: a peak that the surface puts beyond the box is reported at the box's
-   side and flagged ``censored`` (the grid should be extended there).
+   quadratic's vertex on the flatter side); with too few points for a cubic, a quadratic; with too
+   few for that, θ* itself;
+3. the estimate moves to the surface's highest point within a grid step (a lattice of a tenth of a
+   step, then Newton steps), never beyond the grid; after the first fit the kernel follows the band
+   of near-optimal settings, long along it and short across it; ``ITERATIONS`` fits in a row.
+   An estimate on the grid's edge is flagged ``censored``: the optimum may lie beyond it.
 
 Everything is vectorised over bootstrap resamples: :meth:`PeakFinder.locate` takes ``(B, P)``
 means and returns ``B`` locations.
@@ -26,7 +26,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Grid steps on each side of the best point that the fitted neighbourhood spans (5 × 5 points).
+from hplandscape.analysis.core import axis_step
+
+#: Grid steps on each side of the estimate that the fit reaches (across the band after the first fit).
 WINDOW = 2
 #: Resolution of the search for the fitted surface's peak, in grid steps (refined by Newton steps).
 FINE = 0.1
@@ -51,8 +53,8 @@ class Peaks:
     """Located optima of ``B`` surfaces.
 
     ``location``: ``(B, 2)`` (log10 wd, log10 lr); ``value``: ``(B,)`` the fitted surface's value
-    there; ``censored``: ``(B,)`` the peak lies on the side of the fitted box (the surface still
-    rises beyond it); ``degree``: ``(B,)`` 3, 2, or 0 (too few points: the best grid point).
+    there; ``censored``: ``(B,)`` the estimate lies on the grid's edge (the optimum may lie beyond
+    it); ``degree``: ``(B,)`` 3, 2, or 0 (too few points: the best grid point).
     """
 
     location: np.ndarray
@@ -86,7 +88,7 @@ class PeakFinder:
         self.coords = np.asarray(coords, dtype=float)
         self.fit_within = float(fit_within)
         self.window = int(window)
-        self.step = np.array([_axis_step(self.coords[:, 0]), _axis_step(self.coords[:, 1])])
+        self.step = np.array([axis_step(self.coords[:, 0]) or 1.0, axis_step(self.coords[:, 1]) or 1.0])
         ticks = np.arange(-1.0, 1.0 + FINE / 2, FINE)
         fu, fv = np.meshgrid(ticks, ticks, indexing="ij")
         self.fine = np.column_stack([fu.ravel(), fv.ravel()])  # (F, 2) in steps from the estimate
@@ -117,7 +119,7 @@ class PeakFinder:
             for terms in (CUBIC, QUADRATIC):
                 if not todo.any():
                     break
-                X = _basis_batch(rel[todo], terms)  # (b, P, T)
+                X = _basis(rel[todo], terms)  # (b, P, T)
                 Xw = np.swapaxes(X * w[todo][..., None], 1, 2)  # (b, T, P)
                 A = Xw @ X
                 rhs = (Xw @ y[todo][..., None])[..., 0]
@@ -149,19 +151,9 @@ class PeakFinder:
         return Peaks(centre, value, censored, degree)
 
 
-def _axis_step(values: np.ndarray) -> float:
-    v = np.unique(np.round(values, 6))
-    return float(np.min(np.diff(v))) if len(v) > 1 else 1.0
-
-
 def _basis(uv: np.ndarray, terms) -> np.ndarray:
-    """``(n, T)`` monomials u^a·v^b of the points ``uv`` (``(n, 2)``)."""
-    return np.stack([uv[:, 0] ** a * uv[:, 1] ** b for a, b in terms], axis=1)
-
-
-def _basis_batch(rel: np.ndarray, terms) -> np.ndarray:
-    """``(b, P, T)`` monomials of ``(b, P, 2)`` points."""
-    return np.stack([rel[..., 0] ** a * rel[..., 1] ** b for a, b in terms], axis=-1)
+    """``(..., T)`` monomials u^a·v^b of the points ``uv`` (``(..., 2)``)."""
+    return np.stack([uv[..., 0] ** a * uv[..., 1] ** b for a, b in terms], axis=-1)
 
 
 def _well_posed(A: np.ndarray, n_used: np.ndarray, n_terms: int) -> np.ndarray:

@@ -23,7 +23,7 @@ from hplandscape.analysis.bootstrap import (LEVEL, SeedMatrix, best_index, condi
 from hplandscape.analysis.core import MIN_ELLIPSE_POINTS
 from hplandscape.analysis.info import EllipseIntervals, Interval, PointProbability, ReplicateInfo
 from hplandscape.analysis.optimum import crossfit_best
-from hplandscape.analysis.shift import locate_peaks, shift_tests
+from hplandscape.analysis.shift import shift_tests
 
 
 def _interval(estimate, samples, level: float, bounds=(-np.inf, np.inf)) -> Interval:
@@ -88,8 +88,7 @@ def study_replicates(matrices: dict, conditions: dict, base: str, k: float, risk
             d_std=_interval(c.risk.d_std, std_d, level, NON_NEGATIVE),
             excess_over_base=_interval(c.risk.d_mean - conditions[base].risk.d_mean, excess, level),
             best_top1_crossfit=crossfit)
-    shifts = shift_tests(matrices, base, draws, xs, level, span=span, region_x=region_x or risk_x,
-                         peaks=locate_peaks(matrices, draws, xs))
+    shifts = shift_tests(matrices, base, draws, xs, level, span=span, region_x=region_x or risk_x)
     return replicates, shifts
 
 

@@ -288,7 +288,7 @@ def optimum_info(peak: Peaks, boot, level: float = LEVEL) -> OptimumInfo:
 
 
 def shift_tests(matrices: dict, base: str, draws: dict, xs=(0.5, 1.0), level: float = LEVEL,
-                span=None, region_x=None, *, peaks=None) -> dict:
+                span=None, region_x=None) -> dict:
     """The shift test of every pruned condition against the basemodel, as one family.
 
     Parameters
@@ -308,8 +308,6 @@ def shift_tests(matrices: dict, base: str, draws: dict, xs=(0.5, 1.0), level: fl
         Largest possible |shift| in (log10 wd, log10 lr); by default the points' extent.
     region_x : float, optional
         The ROI whose margin-weighted centre gives the second line; default the smallest x.
-    peaks : dict, optional
-        ``{condition: (Peaks of the data, Peaks of the resamples or None)}`` already located.
 
     Returns
     -------
@@ -317,8 +315,11 @@ def shift_tests(matrices: dict, base: str, draws: dict, xs=(0.5, 1.0), level: fl
         ``{pruned condition: ShiftInfo}``.
     """
     region_x = min(xs) if region_x is None else region_x
-    if peaks is None:
-        peaks = locate_peaks(matrices, draws, xs)
+    peaks = locate_peaks(matrices, draws, xs)
+    # each condition's region centre on its data and resamples, once (the basemodel's serves all)
+    caps = {n: (cap_centre(m.values, m.coords, region_x, m.randomness),
+                None if draws[n] is None else cap_centre(draws[n], m.coords, region_x, m.randomness))
+            for n, m in matrices.items()}
     if span is None:
         span = _extent(*matrices.values())
     span = np.asarray(span, dtype=float)
@@ -332,7 +333,8 @@ def shift_tests(matrices: dict, base: str, draws: dict, xs=(0.5, 1.0), level: fl
     for n in pruned:
         m = matrices[n]
         n_seeds = min(matrices[base].n_seeds, m.n_seeds)
-        region = region_shift(matrices[base], m, draws[base], draws[n], x=region_x, level=level, span=span)
+        region = region_shift(matrices[base], m, draws[base], draws[n], x=region_x, level=level, span=span,
+                              centres=(caps[base][0], caps[n][0], caps[base][1], caps[n][1]))
         common = dict(x=float(region_x), n_seeds=n_seeds, base_optimum=optimum_info(pb, bb, level),
                       optimum=optimum_info(*peaks[n], level=level), region=region, family_size=len(pruned))
         if n not in fam:

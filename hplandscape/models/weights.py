@@ -74,6 +74,14 @@ def save_weights(path, model_name: str, model: nn.Module, num_classes: int, in_c
     return path
 
 
+class UnreadableWeights(UserError):
+    """A weights file that exists but cannot be read (truncated, damaged, foreign)."""
+
+    def __init__(self, message: str, path: str = ""):
+        super().__init__(message)
+        self.path = path
+
+
 def load_weights(path, expected_model: str | None = None) -> Weights:
     """Read a weights file written by :func:`save_weights`.
 
@@ -100,8 +108,9 @@ def load_weights(path, expected_model: str | None = None) -> Weights:
     except Exception as exc:  # torch raises several types for truncated or foreign files
         # torch's own text may advise loading with weights_only=False, which would run any code
         # the file holds: never relay it
-        raise UserError(f"{path}: not a readable weights file ({type(exc).__name__}: truncated, damaged or not "
-                        f"written by hplandscape; it is read as tensors only and was not loaded)") from None
+        raise UnreadableWeights(f"{path}: not a readable weights file ({type(exc).__name__}: truncated, damaged or "
+                                f"not written by hplandscape; it is read as tensors only and was not loaded)",
+                                path) from None
     if not isinstance(data, dict) or any(k not in data for k in _KEYS):
         missing = [k for k in _KEYS if not isinstance(data, dict) or k not in data]
         raise UserError(f"{path}: not an hplandscape weights file (missing {', '.join(missing)}); "
