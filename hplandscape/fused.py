@@ -34,7 +34,7 @@ from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
 from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, RunProgress, build_network, check_interval,
                                    choose_placement, data_seed, eval_batch_size, evaluate, finish_run, init_seed,
-                                   make_optimizer, prepare_process, resume, save_checkpoint, spec_fingerprint)
+                                   make_optimizer, prepare_process, resume, save_checkpoint, spec_fingerprint, upcast_logits)
 from hplandscape.recipes import RANDOMNESS
 from hplandscape.store import RunFiles
 
@@ -333,7 +333,7 @@ def _evaluate_fused(fused, data, recipe, placement, b) -> list[tuple]:
     batch = max(recipe.batch_size, eval_batch_size(recipe, device) // b)
     with placement.autocast():
         for x, y in data.eval_batches(batch, device=device, memory_format=placement.memory_format):
-            out = fused(x).float()
+            out = upcast_logits(fused(x))
             c1 += (out.argmax(2) == y[:, None]).sum(0)
             if k:
                 c5 += (out.topk(k, dim=2).indices == y[:, None, None]).any(2).sum(0)

@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hplandscape.errors import UserError
+from hplandscape.lifecycle import upcast_logits
 
 
 # Module types that hold no parameters and act on each channel (or each position) separately, so
@@ -445,10 +446,5 @@ def per_model_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Each model's mean cross-entropy, shape (B,), from logits (N, B, K) and labels (N,) or (B, N)."""
     n, b, _ = logits.shape
     target = y.view(n, 1).expand(n, b) if y.dim() == 1 else y.t()
-    return F.cross_entropy(_upcast(logits).permute(0, 2, 1), target, reduction="none").mean(0)
-
-
-def _upcast(t: torch.Tensor) -> torch.Tensor:
-    """Half-precision logits (autocast) to float32 for the loss; float32/float64 stay as they are."""
-    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+    return F.cross_entropy(upcast_logits(logits).permute(0, 2, 1), target, reduction="none").mean(0)
 

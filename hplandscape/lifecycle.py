@@ -186,6 +186,12 @@ def choose_placement(recipe, device: torch.device, model: str) -> Placement:
     return Placement(device, memory_format, amp_dtype)
 
 
+def upcast_logits(t: torch.Tensor) -> torch.Tensor:
+    """Half-precision logits (autocast) to float32 for the loss and the accuracy; float32 and
+    float64 stay as they are. Both engines take their losses through this one rule."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
+
+
 def grad_scaler(placement: Placement):
     """A ``GradScaler`` for fp16 autocast (its gradients underflow without one); None otherwise."""
     return torch.amp.GradScaler("cuda") if placement.amp_dtype == torch.float16 else None
@@ -504,7 +510,7 @@ def evaluate(model, data, batch_size: int, placement: Placement) -> tuple[float,
     k = 5 if data.info.num_classes > 5 else None
     with torch.no_grad(), placement.autocast():
         for x, y in data.eval_batches(batch_size, device=device, memory_format=placement.memory_format):
-            out = model(x).float()
+            out = upcast_logits(model(x))
             correct1 += (out.argmax(1) == y).sum()
             if k:
                 correct5 += (out.topk(k, dim=1).indices == y[:, None]).any(1).sum()

@@ -31,7 +31,7 @@ from hplandscape.data import load_data
 from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, build_network, check_interval, choose_placement,
                                    data_seed, eval_batch_size, evaluate, finish_run, init_seed, grad_scaler,
                                    make_optimizer, prepare_process, resume, run_extras, save_checkpoint,
-                                   spec_fingerprint)
+                                   spec_fingerprint, upcast_logits)
 from hplandscape.store import RunFiles
 
 log = logging.getLogger(__name__)
@@ -148,7 +148,7 @@ def _train_epoch(model, optimizer, data, recipe, generator, placement, scaler):
                                                      device=device, memory_format=placement.memory_format)):
         with placement.autocast():
             out = model(x)
-            loss = F.cross_entropy(out.float(), y)
+            loss = F.cross_entropy(upcast_logits(out), y)
         optimizer.zero_grad(set_to_none=True)
         if scaler is not None:
             scaler.scale(loss).backward()
