@@ -364,17 +364,17 @@ def _cifar_folder(cfg) -> Path:
     """The ``cifar-10-batches-py`` folder of ``cfg.root``, checked for every file the reader needs."""
     if not cfg.root:
         raise UserError("data.root is required for cifar10: the directory that holds "
-                        f"{CIFAR_FOLDER}/ (or where --download should put it)")
+                        f"{CIFAR_FOLDER}/ (or where data.download=true should put it)")
     root = Path(cfg.root)
     folder = root / CIFAR_FOLDER
     if not root.is_dir():
         raise UserError(f"CIFAR-10 data directory {root} does not exist; point data.root at the "
-                        f"directory holding {CIFAR_FOLDER}/, or pass --download on a machine with internet")
+                        f"directory holding {CIFAR_FOLDER}/, or set data.download=true on a machine with internet")
     missing = [n for n in CIFAR_TRAIN_FILES + (CIFAR_TEST_FILE, CIFAR_META_FILE) if not (folder / n).is_file()]
     if missing:
         raise UserError(f"{folder} is not a CIFAR-10 directory in torchvision's format: missing "
                         f"{', '.join(missing)} (expected {', '.join(CIFAR_TRAIN_FILES)}, {CIFAR_TEST_FILE}, "
-                        f"{CIFAR_META_FILE}); pass --download to fetch it")
+                        f"{CIFAR_META_FILE}); set data.download=true to fetch it")
     return folder
 
 

@@ -71,6 +71,16 @@ def test_missing_cifar_directory_names_the_path(tmp_path):
         dataset_info(_cifar(missing))
 
 
+def test_cifar_errors_name_the_setting_that_downloads_not_a_flag_that_does_not_exist(tmp_path):
+    # The download is the config's data.download (an override on the command line), not a flag.
+    folder = write_fake_cifar10(tmp_path / "partial", 20, 10)
+    (folder / "test_batch").unlink()
+    for cfg in (_cifar(tmp_path / "nowhere"), _cifar(tmp_path / "partial"), DataConfig(name="cifar10")):
+        with pytest.raises(UserError) as e:
+            load_data(cfg)
+        assert "data.download=true" in str(e.value) and "--download" not in str(e.value)
+
+
 def test_incomplete_cifar_directory_lists_missing_files(tmp_path):
     folder = write_fake_cifar10(tmp_path, 20, 10)
     (folder / "data_batch_3").unlink()
