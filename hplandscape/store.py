@@ -46,6 +46,7 @@ from typing import NamedTuple
 import yaml
 
 from hplandscape import claims
+from hplandscape.atomic import file_lock
 from hplandscape.atomic import write_json as atomic_write_json
 from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.claims import STALE_AFTER_S
@@ -299,6 +300,11 @@ class StudyStore:
         return self.root / "study.yaml"
 
     @property
+    def study_lock(self) -> Path:
+        """Held while a sweep checks ``study.yaml`` against its config and writes it."""
+        return self.root / ".study.lock"
+
+    @property
     def specs_dir(self) -> Path:
         return self.root / "specs"
 
@@ -393,15 +399,18 @@ class StudyStore:
         """
         new = config.to_dict()
         check_dir_target(self.root, "the study directory")
-        if self.study_yaml.exists():
-            if self.read_config_dict() == new:
-                return
-            if not force:
-                self.check_config(config)
         self.root.mkdir(parents=True, exist_ok=True)
-        for d in (self.specs_dir, self.runs_dir, self.logs_dir):
-            d.mkdir(exist_ok=True)
-        atomic_write_text(self.study_yaml, _config_header(config) + yaml.safe_dump(new, sort_keys=False))
+        # Check and write under one lock: two sweeps started together on a new directory would
+        # otherwise both find no study.yaml and both be accepted, whatever their configs.
+        with file_lock(self.study_lock):
+            if self.study_yaml.exists():
+                if self.read_config_dict() == new:
+                    return
+                if not force:
+                    self.check_config(config)
+            for d in (self.specs_dir, self.runs_dir, self.logs_dir):
+                d.mkdir(exist_ok=True)
+            atomic_write_text(self.study_yaml, _config_header(config) + yaml.safe_dump(new, sort_keys=False))
 
     def check_config(self, config) -> None:
         """Refuse ``config`` if the stored study was made from a config whose records differ.

@@ -181,3 +181,55 @@ def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_adv
     assert not weights.exists() and not store.record_path(run_id).exists()
     assert list(weights.parent.glob("model.pt.corrupt-*")) and list(weights.parent.glob("record.json.corrupt-*"))
     assert store.read_record(run_id)[0] is RunState.MISSING  # the next sweep trains it again
+
+
+def _race_init(monkeypatch, study_dir, configs):
+    """``init_study`` of each config in its own thread, all at once: every thread that gets as far
+    as writing study.yaml waits up to a second for the others to get there too (before the fix,
+    both saw no study.yaml and both wrote theirs). Returns one exception or None per config."""
+    import threading
+
+    import hplandscape.store as store_module
+
+    barrier = threading.Barrier(len(configs))
+    original = store_module.atomic_write_text
+
+    def write_when_all_are_here(path, text):
+        if path.name == "study.yaml":
+            try:
+                barrier.wait(timeout=1.0)
+            except threading.BrokenBarrierError:
+                pass  # the others wait for this one's lock (or were refused)
+        return original(path, text)
+
+    monkeypatch.setattr(store_module, "atomic_write_text", write_when_all_are_here)
+    outcomes = [None] * len(configs)
+
+    def init(i):
+        try:
+            StudyStore(study_dir).init_study(configs[i])
+        except Exception as e:  # noqa: BLE001 — handed to the test
+            outcomes[i] = e
+
+    threads = [threading.Thread(target=init, args=(i,)) for i in range(len(configs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return outcomes
+
+
+def test_two_sweeps_of_different_configs_on_a_new_study_cannot_both_be_accepted(tmp_path, monkeypatch):
+    # issue 29 (2): started together on a new directory, both passed the config check; the records
+    # mixed 2- and 3-epoch runs and study.yaml named only one of the configs
+    from hplandscape.errors import ConfigChanged
+
+    two, three = (tiny_config(train={"preset": "digits", "epochs": e, "batch_size": 64}) for e in (2, 3))
+    outcomes = _race_init(monkeypatch, tmp_path / "s", [two, three])
+    refused = [e for e in outcomes if e is not None]
+    assert len(refused) == 1 and isinstance(refused[0], ConfigChanged), outcomes
+    assert "train.epochs" in str(refused[0])
+    accepted = two if outcomes[1] is refused[0] else three
+    assert StudyStore(tmp_path / "s").config().recipe.epochs == accepted.recipe.epochs
+    # the same config started twice stays accepted
+    assert _race_init(monkeypatch, tmp_path / "same", [two, two]) == [None, None]
