@@ -233,3 +233,60 @@ def test_two_sweeps_of_different_configs_on_a_new_study_cannot_both_be_accepted(
     assert StudyStore(tmp_path / "s").config().recipe.epochs == accepted.recipe.epochs
     # the same config started twice stays accepted
     assert _race_init(monkeypatch, tmp_path / "same", [two, two]) == [None, None]
+
+
+def _seeded_study(tmp_path, capsys):
+    """A two-seed study (16 runs) of a config file, every run recorded, its results.csv collected."""
+    from conftest import fake_prune
+    from hplandscape.config import load_study
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict(seeds=[0, 1], pruning={"source": "random"})))
+    store = StudyStore(tmp_path / "s")
+    store.init_study(load_study(config))
+    store.write_arch("uniform-0.5", fake_prune("resnet20", "uniform", 0.5, num_classes=10, in_channels=1,
+                                               input_shape=(1, 8, 8)))
+    for run_id in store.run_ids():
+        store.write_record(run_id, minimal_record(run_id))
+    assert run_cli(capsys, "collect", store.root)[0] == 0
+    return store, config
+
+
+def test_a_study_yaml_cut_short_is_refused_never_completed_with_defaults(tmp_path, capsys):
+    # issue 29 (3): a study.yaml cut at a line boundary was read with defaults for what was cut:
+    # `status` said 8/8 finished for a 16-run study and `collect` rewrote results.csv with 8 rows
+    store, config = _seeded_study(tmp_path, capsys)
+    text = store.study_yaml.read_text()
+    results = store.results_csv.read_text()
+    lines = text.splitlines(keepends=True)
+    for cut in range(1, len(lines)):
+        store.study_yaml.write_text("".join(lines[:cut]))
+        for command in ("status", "collect"):
+            code, out, err = run_cli(capsys, command, store.root)
+            assert code == 2 and f"{store.study_yaml} is damaged" in err, (cut, command, out, err)
+            assert "Traceback" not in err and "--force" in err, err
+    assert store.results_csv.read_text() == results, "the results table is never rewritten from a cut config"
+    # how to recover: the sweep that made it, with --force, writes it again (every record kept)
+    assert f"`hplandscape sweep {config} --study-dir {store.root} --force`" in err
+    code, out, err = run_cli(capsys, "sweep", config, "--study-dir", store.root, "--force", "--no-report",
+                             "--executor", "debug")
+    assert code == 0 and "16 runs, 16 already recorded, 0 submitted" in out, (out, err)
+    assert store.study_yaml.read_text().endswith(text.splitlines(keepends=True)[-1])
+    code, out, err = run_cli(capsys, "status", store.root)
+    assert code == 0 and "16/16 runs finished" in out, (out, err)
+
+
+def test_a_study_yaml_of_an_older_version_still_loads_unless_a_section_was_cut(tmp_path, capsys):
+    # study.yaml written before the checksum line: accepted when it holds every section the writer
+    # has always written (launcher comes after all sections that decide the runs)
+    store, _ = _seeded_study(tmp_path, capsys)
+    old = ("# Resolved study config written by hplandscape; a sweep with a different\n"
+           "# config is refused for this directory.\n# Read from <tiny>.\n"
+           + yaml.safe_dump(tiny_config(seeds=[0, 1], pruning={"source": "random"}).to_dict(), sort_keys=False))
+    store.study_yaml.write_text(old)
+    code, out, err = run_cli(capsys, "status", store.root)
+    assert code == 0 and "16/16 runs finished" in out, (out, err)
+    store.init_study(tiny_config(seeds=[0, 1], pruning={"source": "random"}))  # the same config continues it
+    store.study_yaml.write_text(old[:old.index("launcher:")])
+    code, out, err = run_cli(capsys, "status", store.root)
+    assert code == 2 and "lacks launcher" in err and "--force" in err, err
