@@ -189,7 +189,10 @@ def cmd_export(args) -> int:
 
 def cmd_prune(args) -> int:
     from hplandscape.pruning import prune
+    from hplandscape.store import check_file_target
 
+    if args.out:  # before the pruning: its result must have somewhere to go
+        check_file_target(args.out, "the spec file", example="spec.json")
     shape = None if args.input_size is None else (args.in_channels or 3, args.input_size, args.input_size)
     spec = prune(args.model, args.method, args.ratio, num_classes=args.num_classes,
                  in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed,

@@ -53,6 +53,7 @@ from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.claims import STALE_AFTER_S
 from hplandscape.errors import ConfigChanged, UserError
 from hplandscape.grid import GridPoint, make_grid
+from hplandscape.paths import check_path
 def record_problem(record, run_id: str) -> str | None:
     """Why ``record`` is not a valid record of ``run_id`` (types and ranges), or None when it is.
 
@@ -200,8 +201,9 @@ STUDY_OWN = ("study.yaml", "specs", "runs", "logs")
 def check_not_study_file(path, what: str) -> Path:
     """``UserError`` when ``path`` is, or lies under, a study's own files (its ``study.yaml``,
     ``specs/``, ``runs/``, ``logs/``): an output written there would destroy what the study
-    computed. The study's results table, ``analysis/`` and ``report/`` are outputs, allowed."""
-    path = Path(path)
+    computed. The study's results table, ``analysis/`` and ``report/`` are outputs, allowed.
+    A path the file system cannot look up is refused first (:func:`check_path`)."""
+    path = check_path(path, what)
     resolved = path.resolve()
     for folder in resolved.parents:
         if (folder / "study.yaml").is_file():
@@ -225,13 +227,13 @@ def check_dir_target(path, what: str) -> Path:
     return path
 
 
-def check_file_target(path, what: str) -> Path:
-    """``path`` as a file we may write; ``UserError`` naming it when it is a directory, a parent
-    is a file, or it is one of a study's own files."""
+def check_file_target(path, what: str, example: str = "results.csv") -> Path:
+    """``path`` as a file we may write; ``UserError`` naming it when it is a directory (suggesting
+    ``example`` in it), a parent is a file, or it is one of a study's own files."""
     path = Path(path)
     check_not_study_file(path, what)
     if path.is_dir():
-        raise UserError(f"{what} {path} is a directory; give a file name (e.g. {path / 'results.csv'})")
+        raise UserError(f"{what} {path} is a directory; give a file name (e.g. {path / example})")
     check_dir_target(path.parent, f"the folder of {what}")
     return path
 
@@ -288,7 +290,7 @@ class StudyStore:
     @classmethod
     def open(cls, root, **kwargs) -> "StudyStore":
         """The store of an existing study; ``UserError`` when ``root`` holds no study."""
-        store = cls(root, **kwargs)
+        store = cls(check_path(root, "the study directory"), **kwargs)
         if not store.study_yaml.is_file():
             hint = "it does not exist" if not store.root.exists() else f"{store.study_yaml} is missing"
             raise UserError(f"{root} is not a study directory ({hint}); "

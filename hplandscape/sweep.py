@@ -22,7 +22,7 @@ from hplandscape.executors import check_executor, default_max_parallel, threads_
 from hplandscape.overrides import explain
 from hplandscape.plan import PlannedRun, plan_study
 from hplandscape.status import study_status
-from hplandscape.store import StudyStore
+from hplandscape.store import StudyStore, check_dir_target
 
 __all__ = ["SweepSummary", "PlannedRun", "run_sweep"]
 
@@ -157,7 +157,7 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         check_executor(kind)  # before the study directory is made
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
         raise UserError(f"max_parallel must be a positive integer, got {max_parallel!r}")
-    study_dir = Path(study_dir)
+    study_dir = check_dir_target(study_dir, "the study directory")  # before anything in it is read
     store = StudyStore(study_dir, stale_after=stale_after)
     if store.study_yaml.exists() and not force:
         config = _with_stored_extensions(config, store)

@@ -290,3 +290,62 @@ def test_a_study_yaml_of_an_older_version_still_loads_unless_a_section_was_cut(t
     store.study_yaml.write_text(old[:old.index("launcher:")])
     code, out, err = run_cli(capsys, "status", store.root)
     assert code == 2 and "lacks launcher" in err and "--force" in err, err
+
+
+def _links(tmp_path):
+    """A loop of symbolic links and a link to nothing."""
+    loop, other, dangling = tmp_path / "loop", tmp_path / "loop2", tmp_path / "dangling"
+    loop.symlink_to(other)
+    other.symlink_to(loop)
+    dangling.symlink_to(tmp_path / "nowhere")
+    return loop, dangling
+
+
+def test_links_to_nothing_and_loops_are_named_not_raw_os_errors(study, capsys, tmp_path):
+    # issue 29 (9): a study directory or config file that is a loop of links or a link to nothing
+    # ended in a raw OSError (exit 1) or claimed "no such file"
+    store, _ = study
+    loop, dangling = _links(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    words = {loop: "loop of symbolic links", dangling: f"symbolic link to {tmp_path / 'nowhere'}, which does not exist"}
+    for link, what in words.items():
+        for argv in (["sweep", config, "--executor", "debug", "--study-dir", link],
+                     ["sweep", config, "--executor", "debug", "--study-dir", link / "sub"],
+                     ["sweep", link, "--dry-run", "--study-dir", tmp_path / "s"],
+                     ["grid", link],
+                     ["status", link], ["collect", link], ["analyze", link], ["report", link],
+                     ["collect", store.root, "--out", link],
+                     ["export", store.root, "--parquet", link],
+                     ["analyze", store.root, "--out", link]):
+            code, _, err = run_cli(capsys, *argv)
+            assert code == 2 and what in err and str(link) in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "s").exists()
+
+
+def test_an_existing_folder_as_an_output_file_is_exit_2(study, capsys, tmp_path):
+    # issue 29 (9): `prune --out DIR` computed the spec, then failed with IsADirectoryError (exit 1)
+    store, _ = study
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    code, out, err = run_cli(capsys, "prune", "resnet20", "--method", "uniform", "--ratio", "0.5", "--out", folder)
+    assert code == 2 and f"the spec file {folder} is a directory" in err and "spec.json" in err, err
+    code, _, err = run_cli(capsys, "export", store.root, "--parquet", folder)
+    assert code == 2 and f"the Parquet file {folder} is a directory" in err and "results.parquet" in err, err
+    assert list(folder.iterdir()) == []
+
+
+def test_names_too_long_for_the_file_system_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    # issue 29 (9): a 300-character study name failed with ENAMETOOLONG (exit 1), a long condition
+    # name only after study.yaml had been written
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    long = "n" * 300
+    for argv, words in ((["name=" + long], "name must be at most 128 bytes"),
+                        (["conditions[1].name=" + "c" * 250], "conditions[1].name must be at most 128 bytes"),
+                        (["--study-dir", tmp_path / "sub" / long], "the file system allows at most 255 bytes")):
+        for dry in ((), ("--dry-run",)):
+            code, _, err = run_cli(capsys, "sweep", config, "--executor", "debug", *argv, *dry)
+            assert code == 2 and words in err and "Traceback" not in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"], "nothing written"
