@@ -325,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=ENGINES,
                    help="overrides launcher.engine of the config")
     s.add_argument("--max-parallel", type=_positive_int, help="jobs running at once (local executor)")
-    s.add_argument("--dry-run", action="store_true", help="print what would run and where, run nothing")
+    s.add_argument("--dry-run", action="store_true",
+                   help="make every check the sweep makes, then print what would run and where; run and write nothing")
     s.add_argument("--extend", action="store_true",
                    help="extend the grid where the near-optimal region touches its edge, run only new points")
     s.add_argument("--force", action="store_true",

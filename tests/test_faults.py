@@ -349,3 +349,71 @@ def test_names_too_long_for_the_file_system_are_refused_before_anything_is_writt
             code, _, err = run_cli(capsys, "sweep", config, "--executor", "debug", *argv, *dry)
             assert code == 2 and words in err and "Traceback" not in err, (argv, err)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"], "nothing written"
+
+
+def _tree(root):
+    return sorted((str(p.relative_to(root)), p.is_symlink() or p.is_file() and p.read_bytes())
+                  for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("case", ["cuda", "ratio", "data", "slurm", "file", "loop", "name"])
+def test_the_dry_run_refuses_what_the_sweep_refuses_writing_nothing(case, tmp_path, capsys, monkeypatch):
+    # issue 29 (7): the dry run printed a plan and exited 0 where the sweep itself refused
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    loop, _ = _links(tmp_path)
+    argv, words = {
+        "cuda": (["launcher.device=cuda"], "launcher.device is 'cuda' but this machine has no CUDA device"),
+        "ratio": (["conditions[1].ratio=0.01"], "conditions[1].ratio is 0.01, unreachable for resnet20"),
+        "data": (["data.name=cifar10", f"data.root={tmp_path / 'no-data'}"], f"{tmp_path / 'no-data'} does not exist"),
+        "slurm": (["--executor", "slurm"], "needs SLURM's sbatch and srun on PATH"),
+        "file": (["--study-dir", a_file], f"the study directory {a_file} cannot be a directory: it is a file"),
+        "loop": (["--study-dir", loop], f"the study directory {loop} is a loop of symbolic links"),
+        "name": (["name=" + "n" * 300], "name must be at most 128 bytes long"),
+    }[case]
+    if case == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    if case == "slurm":
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    before = _tree(tmp_path)
+    code, out, dry_err = run_cli(capsys, "sweep", config, *argv, "--dry-run")
+    assert code == 2 and words in dry_err and "Traceback" not in dry_err, (out, dry_err)
+    code, _, err = run_cli(capsys, "sweep", config, *argv)
+    assert code == 2 and err == dry_err, (dry_err, err)
+    assert _tree(tmp_path) == before, "nothing written"
+
+
+@pytest.mark.slow
+def test_a_damaged_pruning_source_is_announced_by_the_dry_run_and_trained_again_by_the_sweep(tmp_path, capsys):
+    # issue 29 (7): the dry run planned the pruning from a model.pt that the sweep could not read
+    # (the sweep then failed at the prune step); now both read it first, and the sweep sets it aside
+    # (kept) and trains the basemodel at the prior again, as its dry run says
+    from hplandscape.config import load_study
+    from hplandscape.store import source_run
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict(
+        grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.0], "log10_wd": [-4.0]},
+        train={"preset": "digits", "epochs": 1, "milestones": [], "batch_size": 64})))
+    store = StudyStore(tmp_path / "s")
+    store.init_study(load_study(config))
+    source = source_run(store.config()).run_id
+    store.write_record(source, minimal_record(source))
+    store.model_path(source).write_bytes(b"PK\x03\x04 not a checkpoint")
+    before = _tree(tmp_path)
+    code, out, err = run_cli(capsys, "sweep", config, "--study-dir", store.root, "--dry-run")
+    assert code == 0 and "The pruning source is damaged" in out and f"phase 1  {source}" in out, (out, err)
+    assert "2 runs, 0 already recorded, 2 would run and 1 pruned architecture" in out
+    assert _tree(tmp_path) == before, "the dry run writes nothing"
+    code, out, err = run_cli(capsys, "sweep", config, "--study-dir", store.root, "--executor", "debug",
+                             "--no-report", "--no-progress")
+    assert code == 0 and "The pruning source was damaged" in out and "now 2 done" in out, (out, err)
+    kept = sorted(p.name.split(".corrupt-")[0] for p in store.run_dir(source).glob("*.corrupt-*"))
+    assert kept == ["model.pt", "record.json"], "what was there is kept"
+    assert json.loads(store.spec_path("uniform-0.5").read_text())["source"].startswith("checkpoint:")
