@@ -18,7 +18,7 @@ from pathlib import Path
 from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S
 from hplandscape.config import EXECUTORS, MAX_AXIS_POINTS, check_runnable
 from hplandscape.errors import UserError
-from hplandscape.executors import check_executor, default_max_parallel, threads_per_run
+from hplandscape.executors import check_executor, check_slurm_request, default_max_parallel, threads_per_run
 from hplandscape.overrides import explain
 from hplandscape.plan import PlannedRun, plan_study
 from hplandscape.prune_step import damaged_source, set_source_aside
@@ -229,6 +229,8 @@ def _check_before_writing(config, kind: str, store: StudyStore, *, force: bool, 
         store.check_config(config)
     if train_fn is None:
         check_runnable(config, kind)
+    if kind == "slurm":
+        check_slurm_request(config.launcher, config.source)
     return damaged_source(store, config) if prune_fn is None else None
 
 

@@ -5,6 +5,7 @@ with nothing computed lost. (Kills mid-sweep and concurrent sweeps: tests/test_s
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -417,3 +418,63 @@ def test_a_damaged_pruning_source_is_announced_by_the_dry_run_and_trained_again_
     kept = sorted(p.name.split(".corrupt-")[0] for p in store.run_dir(source).glob("*.corrupt-*"))
     assert kept == ["model.pt", "record.json"], "what was there is kept"
     assert json.loads(store.spec_path("uniform-0.5").read_text())["source"].startswith("checkpoint:")
+
+
+def _fake_slurm(tmp_path, monkeypatch, nodes="debug*|8000|2|(null)|infinite"):
+    """sbatch, srun and sinfo on PATH: sinfo lists ``nodes`` (partition|MB|CPUs|gres|time limit per
+    line), sbatch refuses every job as SLURM does for a request no node can hold, and notes the call."""
+    import stat
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {
+        "sinfo": f"#!/bin/sh\ncat <<'EOF'\n{nodes}\nEOF\n",
+        "sbatch": f"#!/bin/sh\necho called >> {tmp_path / 'sbatch-calls'}\n"
+                  "echo 'sbatch: error: Batch job submission failed: Requested node configuration is not available' >&2\n"
+                  "exit 1\n",
+        "srun": "#!/bin/sh\nexit 0\n",
+    }
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod((bin_dir / name).stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return tmp_path / "sbatch-calls"
+
+
+@pytest.mark.parametrize("override, words", [
+    ("launcher.mem_gb=8", "launcher.mem_gb is 8: each job asks 8192 MB, but the largest node of partition debug "
+                          "offers 8000 MB; set launcher.mem_gb to 7.8 or less (set by the override launcher.mem_gb=8)"),
+    ("launcher.cpus_per_task=4", "launcher.cpus_per_task is 4, but the largest node of partition debug has 2 CPUs; "
+                                 "set launcher.cpus_per_task to 2 or less"),
+    ("launcher.gpus_per_task=1", "launcher.gpus_per_task is 1, but no node of partition debug has a GPU"),
+    ("launcher.partition=gpu", "launcher.partition is 'gpu', which is not a partition of this cluster "
+                               "(sinfo lists debug)"),
+])
+def test_a_slurm_request_no_node_can_hold_is_refused_before_anything_is_written(override, words, tmp_path,
+                                                                                capsys, monkeypatch):
+    # issue 29 (19): the default launcher.mem_gb (8 GB = 8192 MB) on the one-node cluster of
+    # slurm/local-cluster.sh (RealMemory=8000): sbatch's "Requested node configuration is not
+    # available" came back raw, exit 1, after study.yaml, logs/ and runs/ were written
+    calls = _fake_slurm(tmp_path, monkeypatch)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    study = tmp_path / "s"
+    for dry in (("--dry-run",), ()):
+        code, out, err = run_cli(capsys, "sweep", config, override, "--executor", "slurm", "--study-dir", study, *dry)
+        assert code == 2 and words in err and "Traceback" not in err, (dry, out, err)
+    assert not study.exists() and not calls.exists(), "nothing written, nothing submitted"
+    code, out, err = run_cli(capsys, "sweep", config, "launcher.mem_gb=7.8", "--executor", "slurm",
+                             "--study-dir", study, "--dry-run")
+    assert code == 0 and "slurm default partition, 1 cpu, 0 gpu, 7.8 GB" in out, err
+
+
+def test_sbatch_refusing_the_jobs_is_exit_2_naming_the_launcher_keys(tmp_path, capsys, monkeypatch):
+    # what sinfo cannot tell (an account, a QOS, a constraint) sbatch may still refuse: its own
+    # words then, with the keys to look at, never a raw error
+    calls = _fake_slurm(tmp_path, monkeypatch, nodes="debug*|64000|16|gpu:2|infinite")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    code, out, err = run_cli(capsys, "sweep", config, "--executor", "slurm", "--study-dir", tmp_path / "s",
+                             "--no-progress")
+    assert code == 2 and "Requested node configuration is not available" in err and "Traceback" not in err, err
+    assert "launcher.partition" in err and "slurm_additional_parameters" in err and calls.exists()
