@@ -215,16 +215,16 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
 
 
 def _check_before_writing(config, kind: str, store: StudyStore, *, force: bool, train_fn, prune_fn):
-    """Every check a sweep makes before it writes anything; its dry run makes the same ones, so a
-    dry run that passes is a sweep that starts. Returns the error of a damaged pruning source that
-    the sweep will set aside and train again (:func:`hplandscape.prune_step.damaged_source`), or None.
+    """Every check a sweep makes before it writes anything (the study directory itself was checked
+    before its ``study.yaml`` was read); its dry run makes the same ones, so a dry run that passes
+    is a sweep that starts. Returns the error of a damaged pruning source that the sweep will set
+    aside and train again (:func:`hplandscape.prune_step.damaged_source`), or None.
 
     Without the stand-ins of tests (``train_fn``, ``prune_fn``) this also checks what the machine
     decides: a missing data directory, an absent GPU or an unreachable ratio would otherwise be
     found by every run, or after the basemodel trained.
     """
     check_executor(kind)
-    check_dir_target(store.root, "the study directory")
     if not force:
         store.check_config(config)
     if train_fn is None:
