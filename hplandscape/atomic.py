@@ -1,12 +1,14 @@
 """Atomic file writes: a temporary file in the target's folder, flushed, then ``os.replace``.
 
 A reader (or a sweep restarted after SIGKILL) therefore sees either the previous complete file or
-the new complete one, never a torn write. Standard library only, so every layer may use it.
+the new complete one, never a torn write. :func:`file_lock` makes a read-check-write sequence
+atomic across processes the same way. Standard library only, so every layer may use it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -42,6 +44,29 @@ def atomic_open(path, mode: str = "w"):
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def file_lock(path):
+    """Hold an exclusive lock on ``path`` (created empty if absent) while the block runs.
+
+    Other processes, and other threads opening the file, wait at the same lock; the kernel
+    releases it when its holder dies, so a killed process never leaves it held.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> lock = pathlib.Path(tempfile.mkdtemp()) / ".x.lock"
+    >>> with file_lock(lock):
+    ...     lock.exists()
+    True
+    """
+    with open(path, "a") as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def write_text(path, text: str) -> Path:

@@ -12,7 +12,6 @@ The files are named by :class:`hplandscape.store.RunFiles`; this module only rea
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import socket
@@ -20,6 +19,7 @@ import threading
 import time
 from typing import Callable, Iterable
 
+from hplandscape.atomic import file_lock
 from hplandscape.atomic import write_json as atomic_write_json
 
 #: Seconds without a heartbeat after which a claim is considered abandoned.
@@ -86,15 +86,9 @@ def live_claim(files, stale_after: float = STALE_AFTER_S) -> dict | None:
     return claim
 
 
-@contextlib.contextmanager
 def _locked(files):
     files.dir.mkdir(parents=True, exist_ok=True)
-    with open(files.claim_lock, "a") as f:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+    return file_lock(files.claim_lock)
 
 
 def take(files, job_id: str, *, finished: Callable[[], bool], stale_after: float = STALE_AFTER_S) -> bool:

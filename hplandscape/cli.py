@@ -189,7 +189,10 @@ def cmd_export(args) -> int:
 
 def cmd_prune(args) -> int:
     from hplandscape.pruning import prune
+    from hplandscape.store import check_file_target
 
+    if args.out:  # before the pruning: its result must have somewhere to go
+        check_file_target(args.out, "the spec file", example="spec.json")
     shape = None if args.input_size is None else (args.in_channels or 3, args.input_size, args.input_size)
     spec = prune(args.model, args.method, args.ratio, num_classes=args.num_classes,
                  in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed,
@@ -322,7 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--engine", choices=ENGINES,
                    help="overrides launcher.engine of the config")
     s.add_argument("--max-parallel", type=_positive_int, help="jobs running at once (local executor)")
-    s.add_argument("--dry-run", action="store_true", help="print what would run and where, run nothing")
+    s.add_argument("--dry-run", action="store_true",
+                   help="make every check the sweep makes, then print what would run and where; run and write nothing")
     s.add_argument("--extend", action="store_true",
                    help="extend the grid where the near-optimal region touches its edge, run only new points")
     s.add_argument("--force", action="store_true",

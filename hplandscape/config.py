@@ -44,6 +44,7 @@ from hplandscape.maskspec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, S
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
 from hplandscape.overrides import apply_overrides, explain, parse_overrides
+from hplandscape.paths import check_path
 from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe, fraction_epoch
 
 #: A condition's method: the unpruned basemodel (``none``), a structured pruning method (``ratio``:
@@ -75,6 +76,10 @@ MAX_EXTEND_ROUNDS = 50
 LOG10_LIMIT = 20.0
 #: Largest seed: torch's generators take 64-bit seeds.
 MAX_SEED = 2**63 - 1
+#: Longest study or condition name, in bytes (UTF-8). File systems allow 255 bytes per file name,
+#: and the store adds up to about 45 to a condition's name (``specs/<name>.weights.pt``, its temp
+#: file while written, the ``.corrupt-<time>`` suffix of a damaged file set aside).
+MAX_NAME_BYTES = 128
 
 
 @dataclass(frozen=True)
@@ -503,10 +508,15 @@ def _pruning(s: _Section) -> PruningConfig:
 
 def _name(s: _Section, key: str, name: str) -> str:
     # Study and condition names become directory names under the study root: they must stay
-    # one plain path component ("." and ".." would resolve to the root or its parent).
+    # one plain path component ("." and ".." would resolve to the root or its parent), short
+    # enough for the file names made from them.
     if not plain_name(name):
         raise s.error(key, f"may hold only letters, digits, '-', '_' and '.' and must not be '.' or '..' "
                            f"(it names a directory), got {name!r}")
+    size = len(name.encode())
+    if size > MAX_NAME_BYTES:
+        raise s.error(key, f"must be at most {MAX_NAME_BYTES} bytes long (it names a directory, and files are named "
+                           f"after it), got {size}: {name[:24]}…")
     return name
 
 
@@ -832,10 +842,10 @@ def load_study(path, overrides=()) -> StudyConfig:
     source = str(path)
     parsed = parse_overrides(overrides, loader=_UniqueKeyLoader)
     try:
-        text = Path(path).read_text()
+        text = check_path(path, "the study config").read_text()
     except FileNotFoundError:
         raise ConfigError(source, "", "no such file; presets live in grids/ (e.g. grids/resnet56_cifar10.yaml)") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(source, "", f"cannot be read as a text file ({e.__class__.__name__})") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 — a SafeLoader subclass

@@ -7,16 +7,18 @@ and ask SLURM about its limits and job states; the worker side (what runs inside
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import submitit
 
 from hplandscape.config import EXECUTORS
-from hplandscape.errors import UserError
+from hplandscape.errors import ConfigError, UserError
 
 #: Local jobs have no scheduler limit; submitit's 2-minute default would interrupt real runs.
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60
@@ -95,7 +97,7 @@ def make_executor(kind: str, folder, launcher_cfg, *, name: str = "hplandscape",
         extra.setdefault("kill-on-invalid-dep", "yes")
     params = dict(job_name=name, time=int(launcher_cfg.timeout_min),
                   cpus_per_task=int(launcher_cfg.cpus_per_task),
-                  mem=f"{int(round(launcher_cfg.mem_gb * 1024))}MB",
+                  mem=f"{slurm_mem_mb(launcher_cfg)}MB",
                   array_parallelism=int(launcher_cfg.array_parallelism))
     if launcher_cfg.partition:
         params["partition"] = launcher_cfg.partition
@@ -105,6 +107,154 @@ def make_executor(kind: str, folder, launcher_cfg, *, name: str = "hplandscape",
         params["additional_parameters"] = extra
     ex.update_parameters(**params)
     return ex
+
+
+def slurm_mem_mb(launcher_cfg) -> int:
+    """The memory a SLURM job of the study asks for (``--mem``), in MB: ``launcher.mem_gb`` × 1024."""
+    return int(round(launcher_cfg.mem_gb * 1024))
+
+
+@dataclass(frozen=True)
+class SlurmNode:
+    """What one node offers in one partition, as ``sinfo`` reports it.
+
+    ``time_limit_min`` is the partition's time limit in minutes (None: no limit); ``gpus`` counts
+    the node's ``gpu`` generic resources.
+    """
+
+    partition: str
+    default: bool  # the partition jobs go to when they name none
+    mem_mb: int
+    cpus: int
+    gpus: int
+    time_limit_min: float | None
+
+
+_SINFO_FORMAT = "%P|%m|%c|%G|%l"
+
+
+def slurm_nodes() -> list[SlurmNode] | None:
+    """Every (node, partition) of the cluster from ``sinfo -N``, or None when ``sinfo`` is absent or
+    did not answer in time (then nothing can be checked).
+
+    Raises
+    ------
+    UserError
+        ``sinfo`` answered that it cannot reach the controller (nothing could be submitted either).
+    """
+    try:
+        proc = subprocess.run(["sinfo", "-h", "-N", "-o", _SINFO_FORMAT], capture_output=True, text=True,
+                              timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if proc.returncode != 0:
+        said = (proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}").splitlines()[0]
+        raise UserError(f"executor 'slurm': sinfo cannot reach the SLURM controller ({said}), so no job could be "
+                        "submitted; check that the cluster is up (slurm/local-cluster.sh status, for the "
+                        "one-node test cluster) or use --executor local")
+    nodes = []
+    for line in proc.stdout.splitlines():
+        fields = line.strip().split("|")
+        if len(fields) != 5:
+            continue
+        partition, mem, cpus, gres, limit = fields
+        nodes.append(SlurmNode(partition.rstrip("*"), partition.endswith("*"), _leading_int(mem), _leading_int(cpus),
+                               _gpu_count(gres), _minutes(limit)))
+    return nodes
+
+
+def _leading_int(text: str) -> int:
+    """``"64000+"`` (sinfo's "this or more") → 64000; 0 when there is no number."""
+    m = re.match(r"\d+", text.strip())
+    return int(m.group()) if m else 0
+
+
+def _gpu_count(gres: str) -> int:
+    """GPUs in a node's generic resources: ``gpu:a100:4(S:0-1),gpu:v100:2`` → 6, ``(null)`` → 0."""
+    return sum(int(n) for n in re.findall(r"\bgpu(?::[^:,()]+)?:(\d+)", gres))
+
+
+def _minutes(limit: str) -> float | None:
+    """A SLURM time limit (``infinite``, ``D-HH:MM:SS``, ``HH:MM:SS``, ``MM:SS``, ``MM``) in minutes;
+    None for no limit (or one that cannot be read: never refuse on a guess)."""
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", limit.strip())
+    if not m:
+        return None
+    days, a, b, c = (int(x) if x else None for x in m.groups())
+    if c is not None:  # [D-]HH:MM:SS
+        hours, minutes, seconds = a, b, c
+    elif days is not None:  # D-HH or D-HH:MM
+        hours, minutes, seconds = a, b or 0, 0
+    elif b is not None:  # MM:SS
+        hours, minutes, seconds = 0, a, b
+    else:  # MM
+        hours, minutes, seconds = 0, a, 0
+    return (days or 0) * 1440 + hours * 60 + minutes + seconds / 60
+
+
+#: sbatch options in ``launcher.slurm_additional_parameters`` that replace what a launcher key asks.
+_REPLACES = {"mem": ("mem", "mem-per-cpu", "mem-per-gpu"), "cpus": ("cpus-per-task",), "time": ("time",),
+             "gpus": ("gres", "gpus", "gpus-per-task", "gpus-per-node")}
+
+
+def check_slurm_request(launcher_cfg, source: str) -> None:
+    """Refuse a job request that no node of the partition can hold, before anything is submitted.
+
+    sbatch refuses such a job with "Requested node configuration is not available", after the
+    study directory is written; this names the ``launcher`` key to change and the value that fits
+    instead, from what ``sinfo`` says the nodes offer (memory, CPUs, GPUs, the partition's time
+    limit). A key that ``launcher.slurm_additional_parameters`` replaces is left to sbatch.
+
+    Raises
+    ------
+    ConfigError
+        The partition does not exist, or its largest node is smaller than one job asks for.
+    UserError
+        ``sinfo`` cannot reach the controller.
+    """
+    nodes = slurm_nodes()
+    if not nodes:
+        return
+    lc = launcher_cfg
+    extra = {str(k).replace("_", "-"): v for k, v in (lc.slurm_additional_parameters or {}).items()}
+    replaced = {what for what, options in _REPLACES.items() if any(o in extra for o in options)}
+    partition = extra.get("partition", lc.partition)
+    if partition is not None:
+        names = sorted({n.partition for n in nodes})
+        key = "launcher.slurm_additional_parameters.partition" if "partition" in extra else "launcher.partition"
+        if str(partition) not in names:
+            raise ConfigError(source, key, f"is {partition!r}, which is not a partition of this cluster (sinfo lists "
+                                           f"{', '.join(names)}); set it to one of them, or leave it out for the "
+                                           "default partition")
+        nodes, where = [n for n in nodes if n.partition == str(partition)], f"partition {partition}"
+    else:
+        default = [n for n in nodes if n.default]
+        nodes = default or nodes
+        where = f"partition {default[0].partition}" if default else "this cluster"
+    mem, mem_max = slurm_mem_mb(lc), max(n.mem_mb for n in nodes)
+    if "mem" not in replaced and mem > mem_max:
+        fit = math.floor(mem_max / 1024 * 10) / 10 or math.floor(mem_max / 1024 * 1000) / 1000
+        raise ConfigError(source, "launcher.mem_gb", f"is {lc.mem_gb:g}: each job asks {mem} MB, but the largest "
+                                                     f"node of {where} offers {mem_max} MB; set launcher.mem_gb to "
+                                                     f"{fit:g} or less")
+    cpus_max = max(n.cpus for n in nodes)
+    if "cpus" not in replaced and lc.cpus_per_task > cpus_max:
+        raise ConfigError(source, "launcher.cpus_per_task", f"is {lc.cpus_per_task}, but the largest node of {where} "
+                                                            f"has {cpus_max} CPUs; set launcher.cpus_per_task to "
+                                                            f"{cpus_max} or less")
+    gpus_max = max(n.gpus for n in nodes)
+    if "gpus" not in replaced and lc.gpus_per_task > gpus_max:
+        offer = "a GPU" if gpus_max == 0 else f"more than {gpus_max} GPUs"
+        raise ConfigError(source, "launcher.gpus_per_task", f"is {lc.gpus_per_task}, but no node of {where} has "
+                                                            f"{offer}; set launcher.gpus_per_task to {gpus_max}"
+                                                            + ("" if gpus_max == 0 else " or less")
+                                                            + ", or choose a partition with GPUs (launcher.partition)")
+    limits = [n.time_limit_min for n in nodes]
+    if "time" not in replaced and None not in limits and lc.timeout_min > max(limits):
+        raise ConfigError(source, "launcher.timeout_min", f"is {lc.timeout_min}, but {where} allows jobs of at most "
+                                                          f"{max(limits):g} min; set launcher.timeout_min to "
+                                                          f"{math.floor(max(limits))} or less (a job that reaches it "
+                                                          "requeues itself and resumes)")
 
 
 def max_array_size() -> int:

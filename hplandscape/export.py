@@ -160,7 +160,7 @@ def to_parquet(results, path) -> Path:
     """
     from hplandscape.store import check_file_target
 
-    path = check_file_target(path, "the Parquet file")
+    path = check_file_target(path, "the Parquet file", example="results.parquet")
     table = load_results(results)
     table.attrs = {}  # where it came from is this machine's business, not the file's
     buf = io.BytesIO()

@@ -160,7 +160,7 @@ def _relative(planned: PlannedRun, store: StudyStore) -> str:
 
 
 def plan_study(config, store: StudyStore, *, engine: str | None = None,
-               include_finished: bool = False) -> StudyPlan:
+               include_finished: bool = False, retrain=()) -> StudyPlan:
     """The steps a study still needs, from its config and the files of its directory.
 
     A run with a valid record (done or diverged) is left out; a corrupt record, a failure or a
@@ -175,6 +175,9 @@ def plan_study(config, store: StudyStore, *, engine: str | None = None,
         Overrides ``config.launcher.engine``.
     include_finished : bool
         Plan every run, recorded or not.
+    retrain : collection of str
+        Run ids planned even with a valid record: runs whose files the sweep sets aside before it
+        runs the plan (a damaged pruning source), for its dry run.
 
     Returns
     -------
@@ -187,7 +190,8 @@ def plan_study(config, store: StudyStore, *, engine: str | None = None,
         if spec is not None:
             stored[c.name] = {**spec.to_dict(), "content_hash": spec.content_hash}
     runs = store.runs(config)
-    todo = [r for r in runs if include_finished or not store.read_record(r.run_id)[0].finished]
+    todo = [r for r in runs
+            if include_finished or r.run_id in retrain or not store.read_record(r.run_id)[0].finished]
     specs = [RunSpec(study=config.name, condition=r.condition, point=r.point, seed=r.seed,
                      model=config.model, data=config.data, recipe=config.recipe_for(r.condition),
                      arch=stored.get(r.condition.name) if r.condition.structured else None,

@@ -160,7 +160,42 @@ def _damaged_source(store: StudyStore, config, source: str, error) -> RunFailure
     """Set a damaged pruning source and its record aside (kept for inspection), so that the next
     sweep trains the basemodel at the prior again; the failure says so."""
     run_id = source_run(config).run_id
-    kept = [set_aside(p) for p in (Path(source), store.record_path(run_id)) if Path(p).exists()]
+    kept = set_source_aside(store, config)
     return RunFailure(f"the pruning source {source} is damaged ({error}); it and its record were set aside as "
                       f"{', '.join(str(k) for k in kept)}. Re-run the same sweep: it trains the basemodel at the "
                       f"prior ({run_id}) again, then the pruned conditions.")
+
+
+def set_source_aside(store: StudyStore, config) -> list:
+    """Rename the pruning source's weights and record to ``*.corrupt-<time>`` (kept), so that the
+    basemodel at the prior is planned and trained again; the new names."""
+    run_id = source_run(config).run_id
+    return [set_aside(p) for p in (store.model_path(run_id), store.record_path(run_id)) if p.exists()]
+
+
+def damaged_source(store: StudyStore, config):
+    """The error of reading the trained pruning source, when the prune step will read it and it
+    cannot be read; else None.
+
+    A sweep asks before it writes anything, so that its dry run can say what it will do: set the
+    source and its record aside (:func:`set_source_aside`) and train the basemodel at the prior
+    again before pruning, instead of failing at the prune step. Imports torch.
+
+    Raises
+    ------
+    UserError
+        The file is readable but holds another architecture than the study's (as pruning would).
+    """
+    if config.pruning.source != "trained" or not conditions_to_prune(store, config):
+        return None
+    run_id = source_run(config).run_id
+    weights = store.model_path(run_id)
+    if not store.read_record(run_id)[0].finished or not weights.exists():
+        return None  # trained first by this sweep, or named by _source_weights at the prune step
+    from hplandscape.models.weights import UnreadableWeights, load_weights  # late: torch
+
+    try:
+        load_weights(weights, expected_model=config.model)
+    except UnreadableWeights as e:
+        return e
+    return None

@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-from hplandscape.errors import RunFailure
+from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+from hplandscape.errors import RunFailure, UserError
 from hplandscape.executors import (make_executor, max_array_size, slurm_base_id, slurm_jobs_active,
                                    submit_slurm_arrays)
 from hplandscape.plan import StudyPlan
@@ -23,10 +25,34 @@ from hplandscape.store import StudyStore
 
 
 def submit_plan(plan: StudyPlan, config, store: StudyStore, *, make_job: Callable, prune_fn=None) -> tuple:
-    """Submit every step of ``plan``; returns the SLURM job ids (one per array), in step order."""
+    """Submit every step of ``plan``; returns the SLURM job ids (one per array), in step order.
+
+    Raises
+    ------
+    UserError
+        sbatch refused a job (an account, a QOS, a constraint: what :func:`check_slurm_request`
+        cannot see); the message gives sbatch's words, the launcher keys behind the request and
+        the jobs submitted before.
+    """
+    ids_of: dict[str, list] = {}
+    try:
+        _submit_steps(plan, config, store, make_job, prune_fn, ids_of)
+    except (FailedJobError, FailedSubmissionError) as e:
+        said = " ".join(str(e).split()) or type(e).__name__
+        before = [j for ids in ids_of.values() for j in ids]
+        raise UserError(f"sbatch refused the jobs of {config.name} ({said}). They ask for what the launcher section "
+                        "sets: launcher.partition, mem_gb, cpus_per_task, gpus_per_task, timeout_min and "
+                        "launcher.slurm_additional_parameters (account, qos, constraint, ...); `sinfo -N -o "
+                        "'%P %m %c %G %l'` shows what the nodes offer. Fix them and run the same sweep again"
+                        + (f" (jobs {', '.join(before)} were submitted before: `scancel` them first if the fix "
+                           "changes them)." if before else "; nothing was submitted.")) from None
+    return tuple(j for step in plan.steps for j in ids_of[step.name])
+
+
+def _submit_steps(plan: StudyPlan, config, store: StudyStore, make_job: Callable, prune_fn, ids_of: dict) -> None:
+    """Submit the steps in order, filling ``ids_of`` (step name → job ids) as they go."""
     lc, logs, name = config.launcher, store.logs_dir, config.name
     size, limit = max(1, int(lc.runs_per_job)), max_array_size()
-    ids_of: dict[str, list] = {}
     for step in plan.steps:
         deps = [j for need in step.needs for j in ids_of.get(need, [])]
         dependency = f"afterok:{':'.join(deps)}" if deps else None
@@ -44,7 +70,6 @@ def submit_plan(plan: StudyPlan, config, store: StudyStore, *, make_job: Callabl
                                    limit)
         # Dependencies and squeue name an array by its job id: one id per array.
         ids_of[step.name] = sorted({slurm_base_id(j.job_id) for j in jobs}, key=lambda j: (len(j), j))
-    return tuple(j for step in plan.steps for j in ids_of[step.name])
 
 
 def follow_jobs(job_ids, store: StudyStore, run_ids, *, progress: bool = True, poll_s: float = 2.0,

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import enum
+import hashlib
 import json
 import math
 import shlex
@@ -46,11 +47,13 @@ from typing import NamedTuple
 import yaml
 
 from hplandscape import claims
+from hplandscape.atomic import file_lock
 from hplandscape.atomic import write_json as atomic_write_json
 from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.claims import STALE_AFTER_S
 from hplandscape.errors import ConfigChanged, UserError
 from hplandscape.grid import GridPoint, make_grid
+from hplandscape.paths import check_path
 def record_problem(record, run_id: str) -> str | None:
     """Why ``record`` is not a valid record of ``run_id`` (types and ranges), or None when it is.
 
@@ -198,8 +201,9 @@ STUDY_OWN = ("study.yaml", "specs", "runs", "logs")
 def check_not_study_file(path, what: str) -> Path:
     """``UserError`` when ``path`` is, or lies under, a study's own files (its ``study.yaml``,
     ``specs/``, ``runs/``, ``logs/``): an output written there would destroy what the study
-    computed. The study's results table, ``analysis/`` and ``report/`` are outputs, allowed."""
-    path = Path(path)
+    computed. The study's results table, ``analysis/`` and ``report/`` are outputs, allowed.
+    A path the file system cannot look up is refused first (:func:`check_path`)."""
+    path = check_path(path, what)
     resolved = path.resolve()
     for folder in resolved.parents:
         if (folder / "study.yaml").is_file():
@@ -223,13 +227,13 @@ def check_dir_target(path, what: str) -> Path:
     return path
 
 
-def check_file_target(path, what: str) -> Path:
-    """``path`` as a file we may write; ``UserError`` naming it when it is a directory, a parent
-    is a file, or it is one of a study's own files."""
+def check_file_target(path, what: str, example: str = "results.csv") -> Path:
+    """``path`` as a file we may write; ``UserError`` naming it when it is a directory (suggesting
+    ``example`` in it), a parent is a file, or it is one of a study's own files."""
     path = Path(path)
     check_not_study_file(path, what)
     if path.is_dir():
-        raise UserError(f"{what} {path} is a directory; give a file name (e.g. {path / 'results.csv'})")
+        raise UserError(f"{what} {path} is a directory; give a file name (e.g. {path / example})")
     check_dir_target(path.parent, f"the folder of {what}")
     return path
 
@@ -286,7 +290,7 @@ class StudyStore:
     @classmethod
     def open(cls, root, **kwargs) -> "StudyStore":
         """The store of an existing study; ``UserError`` when ``root`` holds no study."""
-        store = cls(root, **kwargs)
+        store = cls(check_path(root, "the study directory"), **kwargs)
         if not store.study_yaml.is_file():
             hint = "it does not exist" if not store.root.exists() else f"{store.study_yaml} is missing"
             raise UserError(f"{root} is not a study directory ({hint}); "
@@ -297,6 +301,11 @@ class StudyStore:
     @property
     def study_yaml(self) -> Path:
         return self.root / "study.yaml"
+
+    @property
+    def study_lock(self) -> Path:
+        """Held while a sweep checks ``study.yaml`` against its config and writes it."""
+        return self.root / ".study.lock"
 
     @property
     def specs_dir(self) -> Path:
@@ -382,7 +391,9 @@ class StudyStore:
         """Create the study directory for ``config``, or check that it was made from it.
 
         The resolved config is written to ``study.yaml``, after a comment naming the file it was
-        read from and the overrides applied to it. Launcher settings (how runs are started) and
+        read from and the overrides applied to it, and before a last line holding the sha256 of
+        the lines above it (:meth:`read_config_dict` refuses a file cut short). With ``force``, a
+        damaged ``study.yaml`` is written again from ``config``. Launcher settings (how runs are started) and
         grid extensions (new rows/columns) do not change which records are valid, so they may
         differ from the stored config; anything else may not.
 
@@ -393,15 +404,25 @@ class StudyStore:
         """
         new = config.to_dict()
         check_dir_target(self.root, "the study directory")
-        if self.study_yaml.exists():
-            if self.read_config_dict() == new:
-                return
-            if not force:
-                self.check_config(config)
         self.root.mkdir(parents=True, exist_ok=True)
-        for d in (self.specs_dir, self.runs_dir, self.logs_dir):
-            d.mkdir(exist_ok=True)
-        atomic_write_text(self.study_yaml, _config_header(config) + yaml.safe_dump(new, sort_keys=False))
+        # Check and write under one lock: two sweeps started together on a new directory would
+        # otherwise both find no study.yaml and both be accepted, whatever their configs.
+        with file_lock(self.study_lock):
+            if self.study_yaml.exists():
+                try:
+                    stored = self.read_config_dict()
+                except UserError:
+                    if not force:
+                        raise
+                    stored = None  # damaged: --force writes it again from this config
+                if stored == new:
+                    return
+                if stored is not None and not force:
+                    self.check_config(config)
+            for d in (self.specs_dir, self.runs_dir, self.logs_dir):
+                d.mkdir(exist_ok=True)
+            text = _config_header(config) + yaml.safe_dump(new, sort_keys=False)
+            atomic_write_text(self.study_yaml, text + _checksum_line(text))
 
     def check_config(self, config) -> None:
         """Refuse ``config`` if the stored study was made from a config whose records differ.
@@ -420,17 +441,48 @@ class StudyStore:
             raise ConfigChanged(self.study_yaml, changes)
 
     def read_config_dict(self) -> dict:
-        """The resolved config stored in ``study.yaml`` as plain data."""
+        """The resolved config stored in ``study.yaml`` as plain data.
+
+        A file written with a checksum line must match it; an older one (none) must hold every
+        section the writer has always written. A file cut short is thus refused instead of being
+        completed with defaults, which would change the study's runs (a cut ``seeds`` list).
+
+        Raises
+        ------
+        UserError
+            The file is missing, not YAML, cut short or altered; the message says how to write it
+            again (the sweep that made it, with ``--force``: the records are kept).
+        """
         try:
-            data = yaml.safe_load(self.study_yaml.read_text())
+            text = self.study_yaml.read_text()
         except FileNotFoundError:
             raise UserError(f"{self.root} is not a study directory ({self.study_yaml} is missing)") from None
+        except (OSError, UnicodeDecodeError) as e:
+            raise self._damaged(f"it cannot be read ({type(e).__name__})", "") from None
+        if _CHECKSUM_NOTE in text:
+            problem = _checksum_problem(text)
+            if problem:
+                raise self._damaged(problem, text)
+        try:
+            data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise UserError(f"{self.study_yaml} is not valid YAML ({str(e).splitlines()[0]}); "
-                            "restore it or start a new study directory") from None
+            raise self._damaged(f"it is not valid YAML ({str(e).splitlines()[0]})", text) from None
         if not isinstance(data, dict):
-            raise UserError(f"{self.study_yaml} does not hold a study config mapping")
+            raise self._damaged("it does not hold a study config mapping", text)
+        lacking = [k for k in _ALWAYS_WRITTEN if not data.get(k)]
+        if lacking:
+            raise self._damaged(f"it lacks {', '.join(lacking)}, which every study.yaml holds (cut short?)", text)
         return data
+
+    def _damaged(self, problem: str, text: str) -> UserError:
+        """The error for a ``study.yaml`` that cannot be trusted, saying how to write it again."""
+        origin = _origin_command(text)
+        again = (f"`hplandscape sweep {origin} --study-dir {shlex.quote(str(self.root))} --force`" if origin
+                 else f"`hplandscape sweep CONFIG --study-dir {shlex.quote(str(self.root))} --force` with the config "
+                      "(and overrides) that made it")
+        return UserError(f"{self.study_yaml} is damaged: {problem}. It decides which runs belong to the study, "
+                         f"so it is not read with defaults for what is lost. Write it again with {again} "
+                         "(every record is kept), or restore it from a backup.")
 
     def config(self):
         """The :class:`~hplandscape.config.StudyConfig` stored in ``study.yaml``."""
@@ -623,12 +675,49 @@ def config_changes(old: dict, new: dict) -> list[tuple]:
     return out
 
 
+#: ``study.yaml``'s header line saying that its last line is a checksum (files written before it
+#: have neither, and must hold the sections of :data:`_ALWAYS_WRITTEN`).
+_CHECKSUM_NOTE = "# Its last line is the sha256 of the lines above it: a file cut short is refused."
+_CHECKSUM_PREFIX = "# sha256 "
+#: The sections every version of the writer put in ``study.yaml``; ``launcher`` follows every
+#: section that decides the runs, so a file cut short of it has lost some of them.
+_ALWAYS_WRITTEN = ("name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher")
+_ORIGIN = "# Read from "
+_WITH_OVERRIDES = " with the overrides "
+
+
 def _config_header(config) -> str:
     """The comment on top of ``study.yaml``: what it is and where it came from."""
-    origin = f"# Read from {config.source}" + (
-        " with the overrides " + " ".join(shlex.quote(o) for o in config.overrides) if config.overrides else "") + "."
+    origin = _ORIGIN + config.source + (
+        _WITH_OVERRIDES + " ".join(shlex.quote(o) for o in config.overrides) if config.overrides else "") + "."
     return ("# Resolved study config written by hplandscape; a sweep with a different\n"
-            "# config is refused for this directory.\n" + origin.replace("\n", " ") + "\n")
+            "# config is refused for this directory.\n" + _CHECKSUM_NOTE + "\n" + origin.replace("\n", " ") + "\n")
+
+
+def _checksum_line(text: str) -> str:
+    return f"{_CHECKSUM_PREFIX}{hashlib.sha256(text.encode()).hexdigest()}\n"
+
+
+def _checksum_problem(text: str) -> str | None:
+    """Why ``text`` (a ``study.yaml`` with a checksum note) is not complete, or None."""
+    body, _, last = text.removesuffix("\n").rpartition("\n")
+    if not last.startswith(_CHECKSUM_PREFIX):
+        return "its last line, a checksum, is missing (the file was cut short)"
+    if _checksum_line(body + "\n") != last + "\n" or not text.endswith("\n"):
+        return "its text does not match the checksum on its last line (cut short, damaged or edited by hand)"
+    return None
+
+
+def _origin_command(text: str) -> str | None:
+    """``CONFIG OVERRIDES`` of the sweep that wrote ``study.yaml``, from its header, or None when
+    it came from no file (a config built in Python) or the header is gone."""
+    for line in text.splitlines():
+        if line.startswith(_ORIGIN) and line.endswith("."):
+            source, _, overrides = line[len(_ORIGIN):-1].partition(_WITH_OVERRIDES)
+            if source.startswith("<") and source.endswith(">"):
+                return None
+            return " ".join(x for x in (shlex.quote(source), overrides) if x)
+    return None
 
 
 def _normal(v):

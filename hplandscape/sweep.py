@@ -18,11 +18,12 @@ from pathlib import Path
 from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S
 from hplandscape.config import EXECUTORS, MAX_AXIS_POINTS, check_runnable
 from hplandscape.errors import UserError
-from hplandscape.executors import check_executor, default_max_parallel, threads_per_run
+from hplandscape.executors import check_executor, check_slurm_request, default_max_parallel, threads_per_run
 from hplandscape.overrides import explain
 from hplandscape.plan import PlannedRun, plan_study
+from hplandscape.prune_step import damaged_source, set_source_aside
 from hplandscape.status import study_status
-from hplandscape.store import StudyStore
+from hplandscape.store import StudyStore, check_dir_target, source_run
 
 __all__ = ["SweepSummary", "PlannedRun", "run_sweep"]
 
@@ -55,6 +56,7 @@ class SweepSummary:
     failed_logs: tuple = field(default=())
     job_failures: tuple = field(default=())
     extension: str = ""  # what ``--extend`` did and why it stopped
+    notes: tuple = ()  # what the sweep did besides running the plan (a damaged source set aside)
 
     def incomplete(self) -> str:
         """Why the study is not finished after this sweep, and where to look (for exit code 1)."""
@@ -78,7 +80,7 @@ class SweepSummary:
         lines = [f"Study {self.study_dir} ({self.executor}): {self.planned} runs, {self.skipped} "
                  f"already recorded, {self.submitted} submitted; now {self.done} done, "
                  f"{self.diverged} diverged, {self.failed} failed, {self.running} running, "
-                 f"{self.missing} missing."]
+                 f"{self.missing} missing."] + list(self.notes)
         if self.job_ids:
             lines.append(f"SLURM jobs: {', '.join(self.job_ids)} (follow with `hplandscape status "
                          f"{self.study_dir} --follow`)")
@@ -118,7 +120,9 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     max_parallel : int, optional
         Local jobs at once; default: cores // threads per run.
     dry_run : bool
-        Run and write nothing: the summary's ``plan`` lists what would run where.
+        Make every check the sweep makes before it writes (the executor, the study directory, the
+        stored config, CUDA, the data, the pruning ratios, a damaged pruning source), then run and
+        write nothing: the summary's ``plan`` lists what would run where.
     force : bool
         Adopt the new config in a directory made from a different one (records are kept).
     engine : {"auto", "sequential", "fused"}, optional
@@ -146,18 +150,17 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     ------
     UserError
         Bad executor or a study directory made from another config (a ``ConfigChanged`` naming the
-        keys that differ, the overrides behind them and the overrides that would continue it).
+        keys that differ, the overrides behind them and the overrides that would continue it), or
+        anything :func:`hplandscape.config.check_runnable` refuses; a dry run raises the same.
     RunFailure
         The pruning source could not be trained, so pruned conditions cannot run.
     """
     kind = executor or config.launcher.executor
     if kind not in EXECUTORS:
         raise UserError(f"unknown executor {kind!r}; available: {', '.join(EXECUTORS)}")
-    if not dry_run:
-        check_executor(kind)  # before the study directory is made
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
         raise UserError(f"max_parallel must be a positive integer, got {max_parallel!r}")
-    study_dir = Path(study_dir)
+    study_dir = check_dir_target(study_dir, "the study directory")  # before anything in it is read
     store = StudyStore(study_dir, stale_after=stale_after)
     if store.study_yaml.exists() and not force:
         config = _with_stored_extensions(config, store)
@@ -167,18 +170,22 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     if extend:
         return _extend_rounds(config, store, options)
     max_parallel = max_parallel or default_max_parallel(config.launcher, config.recipe)
+    damaged = _check_before_writing(config, kind, store, force=force, train_fn=train_fn, prune_fn=prune_fn)
     if dry_run:
-        if not force:
-            store.check_config(config)
-        plan = plan_study(config, store, engine=engine)
+        source = source_run(config).run_id
+        plan = plan_study(config, store, engine=engine, retrain=(source,) if damaged else ())
         text = plan.describe(store, _where(kind, config, max_parallel, plan))
+        if damaged:
+            text = (f"The pruning source is damaged ({damaged}): the sweep will set it and its record aside "
+                    f"(kept as *.corrupt-<time>) and train the basemodel at the prior ({source}) again.\n" + text)
         return SweepSummary(str(study_dir), kind, plan.total, plan.recorded, 0, dry_run=True,
                             plan=tuple(plan.lines(store)), text=text)
-    if train_fn is None:
-        # Fail before anything is written or launched: a missing data directory, an absent GPU or
-        # an unreachable ratio would otherwise be found by every run, or after the basemodel trained.
-        check_runnable(config, kind)
     store.init_study(config, force=force)
+    notes = ()
+    if damaged:
+        kept = set_source_aside(store, config)
+        notes = (f"The pruning source was damaged ({damaged}); it and its record were set aside as "
+                 f"{', '.join(str(k) for k in kept)}, and the basemodel at the prior was trained again.",)
     from hplandscape.launch import RunJob  # late: submitit is only needed once something runs
 
     job_kwargs = dict(threads=threads_per_run(config.launcher, config.recipe), stale_after=stale_after,
@@ -204,7 +211,27 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
                             max_parallel=max_parallel, make_job=make_job, prune_fn=prune_fn,
                             progress=progress, poll_s=poll_s)
         submitted, job_failures = outcome.submitted, outcome.job_failures
-    return _summary(store, config, kind, plan, submitted, job_ids, job_failures)
+    return dataclasses.replace(_summary(store, config, kind, plan, submitted, job_ids, job_failures), notes=notes)
+
+
+def _check_before_writing(config, kind: str, store: StudyStore, *, force: bool, train_fn, prune_fn):
+    """Every check a sweep makes before it writes anything (the study directory itself was checked
+    before its ``study.yaml`` was read); its dry run makes the same ones, so a dry run that passes
+    is a sweep that starts. Returns the error of a damaged pruning source that the sweep will set
+    aside and train again (:func:`hplandscape.prune_step.damaged_source`), or None.
+
+    Without the stand-ins of tests (``train_fn``, ``prune_fn``) this also checks what the machine
+    decides: a missing data directory, an absent GPU or an unreachable ratio would otherwise be
+    found by every run, or after the basemodel trained.
+    """
+    check_executor(kind)
+    if not force:
+        store.check_config(config)
+    if train_fn is None:
+        check_runnable(config, kind)
+    if kind == "slurm":
+        check_slurm_request(config.launcher, config.source)
+    return damaged_source(store, config) if prune_fn is None else None
 
 
 def _where(kind: str, config, max_parallel: int, plan) -> str:

@@ -43,9 +43,12 @@ install() {
 write_conf() {
     mkdir -p /etc/slurm
     local mem
-    # RealMemory must not exceed what slurmd detects, or the node is drained.
+    # RealMemory must not exceed what slurmd detects, or the node is drained: 90 % of the machine's.
+    # It bounds what one job may ask (memory is no consumable resource with CR_Core), and
+    # hplandscape's default launcher.mem_gb of 8 asks 8192 MB: a smaller node makes sbatch refuse
+    # every job of a default config, which `hplandscape sweep --executor slurm` reads back from
+    # sinfo beforehand, naming the launcher key to lower (on a machine under 9.1 GB).
     mem=$(awk '/MemTotal/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
-    [ "$mem" -gt 8000 ] && mem=8000
     cat > "$CONF.tmp" <<CONF
 # Written by hplandscape slurm/local-cluster.sh: a one-node test cluster on localhost.
 ClusterName=local

@@ -85,7 +85,6 @@ def _light_commands(study: Path, tmp: Path) -> list[list[str]]:
         ["--version"],
         ["grid", RESNET56, "--json"],
         ["grid", RESNET56, "grid.size=[3,3]", "train.epochs=3"],
-        ["sweep", "train.epochs=2", "--dry-run", "--study-dir", str(tmp / "dry")],
         ["grid", str(preset_path("quickstart.yaml"))],
         ["status", str(study)],
         ["status", str(study), "--json"],

@@ -5,6 +5,7 @@ with nothing computed lost. (Kills mid-sweep and concurrent sweeps: tests/test_s
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -181,3 +182,299 @@ def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_adv
     assert not weights.exists() and not store.record_path(run_id).exists()
     assert list(weights.parent.glob("model.pt.corrupt-*")) and list(weights.parent.glob("record.json.corrupt-*"))
     assert store.read_record(run_id)[0] is RunState.MISSING  # the next sweep trains it again
+
+
+def _race_init(monkeypatch, study_dir, configs):
+    """``init_study`` of each config in its own thread, all at once: every thread that gets as far
+    as writing study.yaml waits up to a second for the others to get there too (before the fix,
+    both saw no study.yaml and both wrote theirs). Returns one exception or None per config."""
+    import threading
+
+    import hplandscape.store as store_module
+
+    barrier = threading.Barrier(len(configs))
+    original = store_module.atomic_write_text
+
+    def write_when_all_are_here(path, text):
+        if path.name == "study.yaml":
+            try:
+                barrier.wait(timeout=1.0)
+            except threading.BrokenBarrierError:
+                pass  # the others wait for this one's lock (or were refused)
+        return original(path, text)
+
+    monkeypatch.setattr(store_module, "atomic_write_text", write_when_all_are_here)
+    outcomes = [None] * len(configs)
+
+    def init(i):
+        try:
+            StudyStore(study_dir).init_study(configs[i])
+        except Exception as e:  # noqa: BLE001 — handed to the test
+            outcomes[i] = e
+
+    threads = [threading.Thread(target=init, args=(i,)) for i in range(len(configs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return outcomes
+
+
+def test_two_sweeps_of_different_configs_on_a_new_study_cannot_both_be_accepted(tmp_path, monkeypatch):
+    # issue 29 (2): started together on a new directory, both passed the config check; the records
+    # mixed 2- and 3-epoch runs and study.yaml named only one of the configs
+    from hplandscape.errors import ConfigChanged
+
+    two, three = (tiny_config(train={"preset": "digits", "epochs": e, "batch_size": 64}) for e in (2, 3))
+    outcomes = _race_init(monkeypatch, tmp_path / "s", [two, three])
+    refused = [e for e in outcomes if e is not None]
+    assert len(refused) == 1 and isinstance(refused[0], ConfigChanged), outcomes
+    assert "train.epochs" in str(refused[0])
+    accepted = two if outcomes[1] is refused[0] else three
+    assert StudyStore(tmp_path / "s").config().recipe.epochs == accepted.recipe.epochs
+    # the same config started twice stays accepted
+    assert _race_init(monkeypatch, tmp_path / "same", [two, two]) == [None, None]
+
+
+def _seeded_study(tmp_path, capsys):
+    """A two-seed study (16 runs) of a config file, every run recorded, its results.csv collected."""
+    from conftest import fake_prune
+    from hplandscape.config import load_study
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict(seeds=[0, 1], pruning={"source": "random"})))
+    store = StudyStore(tmp_path / "s")
+    store.init_study(load_study(config))
+    store.write_arch("uniform-0.5", fake_prune("resnet20", "uniform", 0.5, num_classes=10, in_channels=1,
+                                               input_shape=(1, 8, 8)))
+    for run_id in store.run_ids():
+        store.write_record(run_id, minimal_record(run_id))
+    assert run_cli(capsys, "collect", store.root)[0] == 0
+    return store, config
+
+
+def test_a_study_yaml_cut_short_is_refused_never_completed_with_defaults(tmp_path, capsys):
+    # issue 29 (3): a study.yaml cut at a line boundary was read with defaults for what was cut:
+    # `status` said 8/8 finished for a 16-run study and `collect` rewrote results.csv with 8 rows
+    store, config = _seeded_study(tmp_path, capsys)
+    text = store.study_yaml.read_text()
+    results = store.results_csv.read_text()
+    lines = text.splitlines(keepends=True)
+    for cut in range(1, len(lines)):
+        store.study_yaml.write_text("".join(lines[:cut]))
+        for command in ("status", "collect"):
+            code, out, err = run_cli(capsys, command, store.root)
+            assert code == 2 and f"{store.study_yaml} is damaged" in err, (cut, command, out, err)
+            assert "Traceback" not in err and "--force" in err, err
+    assert store.results_csv.read_text() == results, "the results table is never rewritten from a cut config"
+    # how to recover: the sweep that made it, with --force, writes it again (every record kept)
+    assert f"`hplandscape sweep {config} --study-dir {store.root} --force`" in err
+    code, out, err = run_cli(capsys, "sweep", config, "--study-dir", store.root, "--force", "--no-report",
+                             "--executor", "debug")
+    assert code == 0 and "16 runs, 16 already recorded, 0 submitted" in out, (out, err)
+    assert store.study_yaml.read_text().endswith(text.splitlines(keepends=True)[-1])
+    code, out, err = run_cli(capsys, "status", store.root)
+    assert code == 0 and "16/16 runs finished" in out, (out, err)
+
+
+def test_a_study_yaml_of_an_older_version_still_loads_unless_a_section_was_cut(tmp_path, capsys):
+    # study.yaml written before the checksum line: accepted when it holds every section the writer
+    # has always written (launcher comes after all sections that decide the runs)
+    store, _ = _seeded_study(tmp_path, capsys)
+    old = ("# Resolved study config written by hplandscape; a sweep with a different\n"
+           "# config is refused for this directory.\n# Read from <tiny>.\n"
+           + yaml.safe_dump(tiny_config(seeds=[0, 1], pruning={"source": "random"}).to_dict(), sort_keys=False))
+    store.study_yaml.write_text(old)
+    code, out, err = run_cli(capsys, "status", store.root)
+    assert code == 0 and "16/16 runs finished" in out, (out, err)
+    store.init_study(tiny_config(seeds=[0, 1], pruning={"source": "random"}))  # the same config continues it
+    store.study_yaml.write_text(old[:old.index("launcher:")])
+    code, out, err = run_cli(capsys, "status", store.root)
+    assert code == 2 and "lacks launcher" in err and "--force" in err, err
+
+
+def _links(tmp_path):
+    """A loop of symbolic links and a link to nothing."""
+    loop, other, dangling = tmp_path / "loop", tmp_path / "loop2", tmp_path / "dangling"
+    loop.symlink_to(other)
+    other.symlink_to(loop)
+    dangling.symlink_to(tmp_path / "nowhere")
+    return loop, dangling
+
+
+def test_links_to_nothing_and_loops_are_named_not_raw_os_errors(study, capsys, tmp_path):
+    # issue 29 (9): a study directory or config file that is a loop of links or a link to nothing
+    # ended in a raw OSError (exit 1) or claimed "no such file"
+    store, _ = study
+    loop, dangling = _links(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    words = {loop: "loop of symbolic links", dangling: f"symbolic link to {tmp_path / 'nowhere'}, which does not exist"}
+    for link, what in words.items():
+        for argv in (["sweep", config, "--executor", "debug", "--study-dir", link],
+                     ["sweep", config, "--executor", "debug", "--study-dir", link / "sub"],
+                     ["sweep", link, "--dry-run", "--study-dir", tmp_path / "s"],
+                     ["grid", link],
+                     ["status", link], ["collect", link], ["analyze", link], ["report", link],
+                     ["collect", store.root, "--out", link],
+                     ["export", store.root, "--parquet", link],
+                     ["analyze", store.root, "--out", link]):
+            code, _, err = run_cli(capsys, *argv)
+            assert code == 2 and what in err and str(link) in err and "Traceback" not in err, (argv, err)
+    assert not (tmp_path / "nowhere").exists() and not (tmp_path / "s").exists()
+
+
+def test_an_existing_folder_as_an_output_file_is_exit_2(study, capsys, tmp_path):
+    # issue 29 (9): `prune --out DIR` computed the spec, then failed with IsADirectoryError (exit 1)
+    store, _ = study
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    code, out, err = run_cli(capsys, "prune", "resnet20", "--method", "uniform", "--ratio", "0.5", "--out", folder)
+    assert code == 2 and f"the spec file {folder} is a directory" in err and "spec.json" in err, err
+    code, _, err = run_cli(capsys, "export", store.root, "--parquet", folder)
+    assert code == 2 and f"the Parquet file {folder} is a directory" in err and "results.parquet" in err, err
+    assert list(folder.iterdir()) == []
+
+
+def test_names_too_long_for_the_file_system_are_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    # issue 29 (9): a 300-character study name failed with ENAMETOOLONG (exit 1), a long condition
+    # name only after study.yaml had been written
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    long = "n" * 300
+    for argv, words in ((["name=" + long], "name must be at most 128 bytes"),
+                        (["conditions[1].name=" + "c" * 250], "conditions[1].name must be at most 128 bytes"),
+                        (["--study-dir", tmp_path / "sub" / long], "the file system allows at most 255 bytes")):
+        for dry in ((), ("--dry-run",)):
+            code, _, err = run_cli(capsys, "sweep", config, "--executor", "debug", *argv, *dry)
+            assert code == 2 and words in err and "Traceback" not in err, (argv, err)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.yaml"], "nothing written"
+
+
+def _tree(root):
+    return sorted((str(p.relative_to(root)), p.is_symlink() or p.is_file() and p.read_bytes())
+                  for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("case", ["cuda", "ratio", "data", "slurm", "file", "loop", "name"])
+def test_the_dry_run_refuses_what_the_sweep_refuses_writing_nothing(case, tmp_path, capsys, monkeypatch):
+    # issue 29 (7): the dry run printed a plan and exited 0 where the sweep itself refused
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    loop, _ = _links(tmp_path)
+    argv, words = {
+        "cuda": (["launcher.device=cuda"], "launcher.device is 'cuda' but this machine has no CUDA device"),
+        "ratio": (["conditions[1].ratio=0.01"], "conditions[1].ratio is 0.01, unreachable for resnet20"),
+        "data": (["data.name=cifar10", f"data.root={tmp_path / 'no-data'}"], f"{tmp_path / 'no-data'} does not exist"),
+        "slurm": (["--executor", "slurm"], "needs SLURM's sbatch and srun on PATH"),
+        "file": (["--study-dir", a_file], f"the study directory {a_file} cannot be a directory: it is a file"),
+        "loop": (["--study-dir", loop], f"the study directory {loop} is a loop of symbolic links"),
+        "name": (["name=" + "n" * 300], "name must be at most 128 bytes long"),
+    }[case]
+    if case == "cuda":
+        import torch
+
+        if torch.cuda.is_available():
+            pytest.skip("this machine has CUDA")
+    if case == "slurm":
+        monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    before = _tree(tmp_path)
+    code, out, dry_err = run_cli(capsys, "sweep", config, *argv, "--dry-run")
+    assert code == 2 and words in dry_err and "Traceback" not in dry_err, (out, dry_err)
+    code, _, err = run_cli(capsys, "sweep", config, *argv)
+    assert code == 2 and err == dry_err, (dry_err, err)
+    assert _tree(tmp_path) == before, "nothing written"
+
+
+@pytest.mark.slow
+def test_a_damaged_pruning_source_is_announced_by_the_dry_run_and_trained_again_by_the_sweep(tmp_path, capsys):
+    # issue 29 (7): the dry run planned the pruning from a model.pt that the sweep could not read
+    # (the sweep then failed at the prune step); now both read it first, and the sweep sets it aside
+    # (kept) and trains the basemodel at the prior again, as its dry run says
+    from hplandscape.config import load_study
+    from hplandscape.store import source_run
+
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict(
+        grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.0], "log10_wd": [-4.0]},
+        train={"preset": "digits", "epochs": 1, "milestones": [], "batch_size": 64})))
+    store = StudyStore(tmp_path / "s")
+    store.init_study(load_study(config))
+    source = source_run(store.config()).run_id
+    store.write_record(source, minimal_record(source))
+    store.model_path(source).write_bytes(b"PK\x03\x04 not a checkpoint")
+    before = _tree(tmp_path)
+    code, out, err = run_cli(capsys, "sweep", config, "--study-dir", store.root, "--dry-run")
+    assert code == 0 and "The pruning source is damaged" in out and f"phase 1  {source}" in out, (out, err)
+    assert "2 runs, 0 already recorded, 2 would run and 1 pruned architecture" in out
+    assert _tree(tmp_path) == before, "the dry run writes nothing"
+    code, out, err = run_cli(capsys, "sweep", config, "--study-dir", store.root, "--executor", "debug",
+                             "--no-report", "--no-progress")
+    assert code == 0 and "The pruning source was damaged" in out and "now 2 done" in out, (out, err)
+    kept = sorted(p.name.split(".corrupt-")[0] for p in store.run_dir(source).glob("*.corrupt-*"))
+    assert kept == ["model.pt", "record.json"], "what was there is kept"
+    assert json.loads(store.spec_path("uniform-0.5").read_text())["source"].startswith("checkpoint:")
+
+
+def _fake_slurm(tmp_path, monkeypatch, nodes="debug*|8000|2|(null)|infinite"):
+    """sbatch, srun and sinfo on PATH: sinfo lists ``nodes`` (partition|MB|CPUs|gres|time limit per
+    line), sbatch refuses every job as SLURM does for a request no node can hold, and notes the call."""
+    import stat
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {
+        "sinfo": f"#!/bin/sh\ncat <<'EOF'\n{nodes}\nEOF\n",
+        "sbatch": f"#!/bin/sh\necho called >> {tmp_path / 'sbatch-calls'}\n"
+                  "echo 'sbatch: error: Batch job submission failed: Requested node configuration is not available' >&2\n"
+                  "exit 1\n",
+        "srun": "#!/bin/sh\nexit 0\n",
+    }
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod((bin_dir / name).stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    return tmp_path / "sbatch-calls"
+
+
+@pytest.mark.parametrize("override, words", [
+    ("launcher.mem_gb=8", "launcher.mem_gb is 8: each job asks 8192 MB, but the largest node of partition debug "
+                          "offers 8000 MB; set launcher.mem_gb to 7.8 or less (set by the override launcher.mem_gb=8)"),
+    ("launcher.cpus_per_task=4", "launcher.cpus_per_task is 4, but the largest node of partition debug has 2 CPUs; "
+                                 "set launcher.cpus_per_task to 2 or less"),
+    ("launcher.gpus_per_task=1", "launcher.gpus_per_task is 1, but no node of partition debug has a GPU"),
+    ("launcher.partition=gpu", "launcher.partition is 'gpu', which is not a partition of this cluster "
+                               "(sinfo lists debug)"),
+])
+def test_a_slurm_request_no_node_can_hold_is_refused_before_anything_is_written(override, words, tmp_path,
+                                                                                capsys, monkeypatch):
+    # issue 29 (19): the default launcher.mem_gb (8 GB = 8192 MB) on the one-node cluster of
+    # slurm/local-cluster.sh (RealMemory=8000): sbatch's "Requested node configuration is not
+    # available" came back raw, exit 1, after study.yaml, logs/ and runs/ were written
+    calls = _fake_slurm(tmp_path, monkeypatch)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    study = tmp_path / "s"
+    for dry in (("--dry-run",), ()):
+        code, out, err = run_cli(capsys, "sweep", config, override, "--executor", "slurm", "--study-dir", study, *dry)
+        assert code == 2 and words in err and "Traceback" not in err, (dry, out, err)
+    assert not study.exists() and not calls.exists(), "nothing written, nothing submitted"
+    code, out, err = run_cli(capsys, "sweep", config, "launcher.mem_gb=7.8", "--executor", "slurm",
+                             "--study-dir", study, "--dry-run")
+    assert code == 0 and "slurm default partition, 1 cpu, 0 gpu, 7.8 GB" in out, err
+
+
+def test_sbatch_refusing_the_jobs_is_exit_2_naming_the_launcher_keys(tmp_path, capsys, monkeypatch):
+    # what sinfo cannot tell (an account, a QOS, a constraint) sbatch may still refuse: its own
+    # words then, with the keys to look at, never a raw error
+    calls = _fake_slurm(tmp_path, monkeypatch, nodes="debug*|64000|16|gpu:2|infinite")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    code, out, err = run_cli(capsys, "sweep", config, "--executor", "slurm", "--study-dir", tmp_path / "s",
+                             "--no-progress")
+    assert code == 2 and "Requested node configuration is not available" in err and "Traceback" not in err, err
+    assert "launcher.partition" in err and "slurm_additional_parameters" in err and calls.exists()

@@ -309,3 +309,20 @@ def test_processes_started_by_the_local_runner_write_to_the_study_log(tmp_path, 
     out, err = capfd.readouterr()
     assert "child" not in out + err and "parent again" in out
     assert "child out" in log.read_text() and "child err" in log.read_text()
+
+
+def test_slurm_nodes_are_read_from_sinfo(tmp_path, monkeypatch):
+    from hplandscape.executors import SlurmNode, slurm_nodes
+
+    fake = tmp_path / "sinfo"
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    fake.write_text("#!/bin/sh\nprintf 'debug*|8000|2|(null)|infinite\\ngpu|64000+|32|gpu:a100:4(S:0-1),gpu:v100:2|"
+                    "1-12:00:00\\nshort|1000|1|gpu:1|30:00\\n'\n")
+    fake.chmod(fake.stat().st_mode | stat.S_IEXEC)
+    assert slurm_nodes() == [SlurmNode("debug", True, 8000, 2, 0, None), SlurmNode("gpu", False, 64000, 32, 6, 2160),
+                             SlurmNode("short", False, 1000, 1, 1, 30)]
+    fake.write_text("#!/bin/sh\necho 'slurm_load_partitions: Unable to contact slurm controller' >&2\nexit 1\n")
+    from hplandscape.errors import UserError
+
+    with pytest.raises(UserError, match="sinfo cannot reach the SLURM controller.*Unable to contact"):
+        slurm_nodes()

@@ -66,7 +66,9 @@ def load_results(path_or_df) -> pd.DataFrame:
         df = _normalise(path_or_df.copy(), source)
         df.attrs.update(keep)
         return df
-    path = Path(path_or_df)
+    from hplandscape.paths import check_path
+
+    path = check_path(path_or_df, "the results source")
     if path.is_dir():
         from hplandscape.store import StudyStore  # the store names a study's files
 

@@ -128,3 +128,22 @@ def _logs(study) -> str:
     for p in sorted((study / "logs").glob("*_log.*")) if (study / "logs").exists() else []:
         out.append(f"--- {p.name}\n{p.read_text()[-3000:]}")
     return "\n" + "\n".join(out)
+
+
+def test_a_request_no_node_can_hold_is_refused_before_anything_is_written(tmp_path):
+    # issue 29 (19): sbatch's "Requested node configuration is not available" came back raw, exit 1,
+    # after the study directory was written; the sweep now reads the nodes from sinfo first
+    from hplandscape.errors import ConfigError
+    from hplandscape.executors import slurm_nodes
+
+    nodes = slurm_nodes()
+    largest = max(n.mem_mb for n in nodes if n.default or not any(m.default for m in nodes))
+    launcher = {"executor": "slurm", "cpus_per_task": 1, "mem_gb": (largest + 1024) / 1024, "timeout_min": 10}
+    config = study_from_dict(tiny_study_dict(launcher=launcher), "<slurm-test>")
+    with pytest.raises(ConfigError, match=f"launcher.mem_gb is .*offers {largest} MB; set launcher.mem_gb to") as e:
+        run_sweep(config, tmp_path / "s", executor="slurm", progress=False)
+    assert not (tmp_path / "s").exists()
+    # the value the message advises passes
+    fit = float(str(e.value).rsplit("set launcher.mem_gb to ", 1)[1].split()[0])
+    fitting = study_from_dict(tiny_study_dict(launcher={**launcher, "mem_gb": fit}), "<slurm-test>")
+    assert run_sweep(fitting, tmp_path / "s", executor="slurm", dry_run=True, progress=False).dry_run
