@@ -12,18 +12,26 @@ many runs (``docs/performance.md``). Fused runs go in blocks of ``launcher.runs_
 Runs claimed by another sweep (a concurrent ``sweep`` call, or jobs that outlived a killed one)
 are not launched: the runner waits until they are recorded or their claims go stale, then plans
 again (a stale claim's run is launched in the next round).
+
+Stopping: Ctrl-C reaches every process of the terminal's process group, so the workers stop with
+the sweep. SIGTERM (``kill PID``, ``timeout``, a batch system ending the sweep) may reach the sweep
+alone, and submitit's workers ignore it; the runner then stops its workers as Ctrl-C does (SIGINT
+to each job's controlling process, which ends the job's process) and raises
+:class:`~hplandscape.errors.Terminated`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
 
-from hplandscape.errors import RunFailure
+from hplandscape.errors import RunFailure, Terminated
 from hplandscape.executors import make_executor
 from hplandscape.plan import StudyPlan
 from hplandscape.prune_step import make_pruning_specs
@@ -32,6 +40,8 @@ from hplandscape.store import RunState, StudyStore, source_run
 
 #: Rounds of "launch what is missing, wait for what others run" before a local sweep gives up.
 MAX_ROUNDS = 5
+#: Seconds a stopped job gets to end; submitit's controller kills its task 1 s after the SIGINT.
+STOP_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -81,23 +91,27 @@ def run_local(plan_fn: Callable[[], StudyPlan], config, store: StudyStore, *, ki
     attempted: set = set()
     submitted, failures, prune_error = 0, [], None
     try:
-        for round_ in range(MAX_ROUNDS):
-            if round_:
-                plan = plan_fn()
-            steps = _launchable(plan, store, attempted)
-            if any(s.runs or s.conditions for s in steps):
-                attempted.update(r.run_id for s in steps for r in s.runs)
-                result = _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick)
-                failures += result[0]
-                prune_error = prune_error or result[1]
-                submitted += result[2]
-                if prune_error is not None:
+        with _SigtermStops() as sigterm:
+            for round_ in range(MAX_ROUNDS):
+                if round_:
+                    plan = plan_fn()
+                steps = _launchable(plan, store, attempted)
+                if any(s.runs or s.conditions for s in steps):
+                    attempted.update(r.run_id for s in steps for r in s.runs)
+                    result = _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick,
+                                      sigterm)
+                    failures += result[0]
+                    prune_error = prune_error or result[1]
+                    submitted += result[2]
+                    if prune_error is not None:
+                        break
+                    continue
+                elsewhere = [r.run_id for r in plan.runs if store.run_state(r.run_id) is RunState.RUNNING]
+                if not elsewhere:
                     break
-                continue
-            elsewhere = [r.run_id for r in plan.runs if store.run_state(r.run_id) is RunState.RUNNING]
-            if not elsewhere:
-                break
-            _wait_elsewhere(store, elsewhere, poll_s, tick)
+                _wait_elsewhere(store, elsewhere, poll_s, tick)
+    except Terminated as e:
+        raise (e if e.args else _terminated(0)) from None
     finally:
         bar.close()
     if prune_error is not None:
@@ -152,7 +166,7 @@ def _open(store: StudyStore, run_id: str, since: float, abandoned: set) -> bool:
             and not store.settled(run_id, since))
 
 
-def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick):
+def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_s, tick, sigterm):
     """Run one round of steps; returns (job failures, prune error or None, runs this call trained:
     a run another job claimed first is not counted).
 
@@ -161,6 +175,8 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
     claims each run when it gets to it (:class:`~hplandscape.launch.RunJob`'s ``pull_since``).
     The slots then finish within one run of each other whatever the runs cost, and a sweep pays
     one process start per worker, not per block. Fused runs and the debug executor keep blocks.
+
+    On SIGTERM (``sigterm``) the jobs still running are stopped before :class:`Terminated` goes on.
     """
     started = time.time()
     pull = {s.name for s in steps if _pulls(kind, s.runs)}
@@ -178,64 +194,70 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
         with _children_write_to(store.local_controllers_log if kind == "local" else None):
             return ex.submit(job)
 
-    while True:
-        for name, step in list(waiting.items()):
-            if set(step.needs) & failed:  # what it needs will not come in this call
-                failed.add(name)
-                del waiting[name]
-            elif not set(step.needs) <= done:
-                continue
-            elif step.conditions:
-                if store.run_state(source_id) is RunState.RUNNING:
-                    continue  # the source trains in another sweep: wait for its weights
-                try:
-                    make_pruning_specs(config, store.root, prune_fn=prune_fn)
-                    done.add(name)
-                except RunFailure as e:
-                    prune_error = e
+    try:
+        while True:
+            for name, step in list(waiting.items()):
+                if set(step.needs) & failed:  # what it needs will not come in this call
                     failed.add(name)
-                del waiting[name]
-            elif name in pull:
-                held = {r for item in running for r in item[3]}
-                if all(store.settled(r.run_id, started) or (r.run_id in abandoned and r.run_id not in held)
-                       for r in step.runs):
+                    del waiting[name]
+                elif not set(step.needs) <= done:
+                    continue
+                elif step.conditions:
+                    if store.run_state(source_id) is RunState.RUNNING:
+                        continue  # the source trains in another sweep: wait for its weights
+                    try:
+                        make_pruning_specs(config, store.root, prune_fn=prune_fn)
+                        done.add(name)
+                    except RunFailure as e:
+                        prune_error = e
+                        failed.add(name)
+                    del waiting[name]
+                elif name in pull:
+                    held = {r for item in running for r in item[3]}
+                    if all(store.settled(r.run_id, started) or (r.run_id in abandoned and r.run_id not in held)
+                           for r in step.runs):
+                        done.add(name)
+                        del waiting[name]
+                elif not any(n == name for n, _, _ in pending) and not any(r[0] == name for r in running):
                     done.add(name)
                     del waiting[name]
-            elif not any(n == name for n, _, _ in pending) and not any(r[0] == name for r in running):
-                done.add(name)
-                del waiting[name]
-        pending = [p for p in pending if not set(p[1]) & failed]
-        for item in [p for p in pending if set(p[1]) <= done]:
-            if kind != "debug" and len(running) >= max_parallel:
-                break
-            pending.remove(item)
-            job = submit(item[2])
-            if kind == "debug":  # runs in this process, now
-                outcomes += _settle(job, failures)
-            else:
-                running.append((item[0], item[1], job, ()))
-        while len(running) < max_parallel:
-            work = [r for s in steps if s.name in pull and s.name in waiting and set(s.needs) <= done
-                    for r in s.runs if _open(store, r.run_id, started, abandoned)]
-            ids = {r.run_id for r in work}
-            if len(work) <= sum(1 for item in running if ids & set(item[3])):
-                break  # the workers already on these runs are as many as the runs
-            running.append(("worker", (), submit(make_job(work, pull_since=started)), tuple(r.run_id for r in work)))
-        still = []
-        for item in running:
-            if not item[2].done():
-                still.append(item)
-                continue
-            before = len(failures)
-            outcomes += _settle(item[2], failures)
-            if len(failures) > before:  # the worker died (killed, or broken before it began)
-                abandoned.update(item[3])
-        running = still
-        tick()
-        if not (pending or running or waiting):
-            return failures, prune_error, sum(o.get("state") != "skipped" for o in outcomes)
-        if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
-            time.sleep(poll_s)
+            pending = [p for p in pending if not set(p[1]) & failed]
+            for item in [p for p in pending if set(p[1]) <= done]:
+                if kind != "debug" and len(running) >= max_parallel:
+                    break
+                pending.remove(item)
+                with sigterm.held():  # a job is on the running list before SIGTERM can stop the runner
+                    job = submit(item[2])
+                    if kind != "debug":
+                        running.append((item[0], item[1], job, ()))
+                if kind == "debug":  # runs in this process, now
+                    outcomes += _settle(job, failures)
+            while len(running) < max_parallel:
+                work = [r for s in steps if s.name in pull and s.name in waiting and set(s.needs) <= done
+                        for r in s.runs if _open(store, r.run_id, started, abandoned)]
+                ids = {r.run_id for r in work}
+                if len(work) <= sum(1 for item in running if ids & set(item[3])):
+                    break  # the workers already on these runs are as many as the runs
+                with sigterm.held():
+                    running.append(("worker", (), submit(make_job(work, pull_since=started)),
+                                    tuple(r.run_id for r in work)))
+            still = []
+            for item in running:
+                if not item[2].done():
+                    still.append(item)
+                    continue
+                before = len(failures)
+                outcomes += _settle(item[2], failures)
+                if len(failures) > before:  # the worker died (killed, or broken before it began)
+                    abandoned.update(item[3])
+            running = still
+            tick()
+            if not (pending or running or waiting):
+                return failures, prune_error, sum(o.get("state") != "skipped" for o in outcomes)
+            if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
+                time.sleep(poll_s)
+    except Terminated:
+        raise _terminated(_stop_jobs([item[2] for item in running], sigterm), kind) from None
 
 
 @contextlib.contextmanager
@@ -280,6 +302,86 @@ def _settle(job, failures: list) -> list:
         text = str(e).strip().splitlines()
         failures.append(JobFailure(str(getattr(job, "job_id", "?")), text[-1] if text else type(e).__name__, log))
         return []
+
+
+class _SigtermStops:
+    """While the block runs, SIGTERM raises :class:`Terminated` in this (main) thread, as Ctrl-C
+    raises ``KeyboardInterrupt``; the previous handler comes back at the end.
+
+    Inside :meth:`held` (a job being started) the signal waits for the block's end, so no job
+    starts untracked; while the runner stops its jobs (:meth:`stopping`) another SIGTERM is ignored.
+    Outside the main thread signals cannot be handled: the block runs without.
+    """
+
+    def __init__(self):
+        self.held_depth, self.pending, self.ignore = 0, False, False
+        self.previous = None
+
+    def __enter__(self) -> "_SigtermStops":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+    def _handle(self, signum, frame) -> None:
+        if self.ignore:
+            return
+        if self.held_depth:
+            self.pending = True
+            return
+        raise Terminated()
+
+    @contextlib.contextmanager
+    def held(self):
+        self.held_depth += 1
+        try:
+            yield
+        finally:
+            self.held_depth -= 1
+        if self.pending and not self.held_depth:
+            self.pending = False
+            raise Terminated()
+
+    @contextlib.contextmanager
+    def stopping(self):
+        self.ignore = True
+        try:
+            yield
+        finally:
+            self.ignore = False
+
+
+def _stop_jobs(jobs, sigterm: _SigtermStops, timeout_s: float = STOP_TIMEOUT_S) -> int:
+    """Stop the jobs still running as Ctrl-C does and wait (at most ``timeout_s``) until they have
+    ended; returns how many were stopped.
+
+    Ctrl-C sends SIGINT to every process of the terminal's group; here each job's controlling
+    process gets it (``LocalJob.cancel``), which interrupts its task and kills it a second later.
+    A run interrupted so keeps its last checkpoint, and its claim goes stale with its process.
+    """
+    with sigterm.stopping():
+        alive = [job for job in jobs if not job.done()]
+        for job in alive:
+            job.cancel(check=False)
+        deadline = time.monotonic() + timeout_s
+        while any(not job.done() for job in alive) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    return len(alive)
+
+
+def _terminated(workers: int, kind: str = "local") -> Terminated:
+    """What a sweep stopped by SIGTERM says (one line, printed by the CLI)."""
+    if kind == "debug":
+        stopped = "stopped the run it was training in this process"
+    elif workers:
+        stopped = f"stopped {workers} worker(s) of this sweep and the runs they were training"
+    else:
+        stopped = "no worker of this sweep was running"
+    return Terminated(f"terminated by SIGTERM: {stopped}; recorded runs are kept and interrupted runs continue "
+                      "from their last checkpoint: re-run the same command to resume")
 
 
 def _wait_elsewhere(store: StudyStore, run_ids, poll_s: float, tick) -> None:

@@ -181,3 +181,78 @@ def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_adv
     assert not weights.exists() and not store.record_path(run_id).exists()
     assert list(weights.parent.glob("model.pt.corrupt-*")) and list(weights.parent.glob("record.json.corrupt-*"))
     assert store.read_record(run_id)[0] is RunState.MISSING  # the next sweep trains it again
+
+
+_CLI_DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import fake_prune, fake_train_run
+from hplandscape import cli, sweep
+real = sweep.run_sweep
+sweep.run_sweep = lambda *a, **k: real(*a, **{{**k, "train_fn": fake_train_run, "prune_fn": fake_prune}})
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("target", ["sweep", "group"])
+def test_sigterm_stops_the_sweep_and_its_workers_and_says_how_to_resume(tmp_path, fake_env, target):
+    # issue 29 (8): SIGTERM ended the sweep (exit 143, no message) while its workers trained on
+    # ("Bypassing signal SIGTERM"); the sweep alone (`kill PID`) or its whole process group
+    # (`timeout`, a batch system) may get the signal
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import TESTS_DIR
+
+    fake_env.setenv("HPL_FAKE_EPOCH_S", "1.0")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict(train={"preset": "digits", "epochs": 20, "batch_size": 64})))
+    driver = tmp_path / "driver.py"
+    driver.write_text(_CLI_DRIVER.format(tests=str(TESTS_DIR)))
+    study = tmp_path / "s"
+    argv = [sys.executable, str(driver), "sweep", str(config), "--study-dir", str(study), "--executor", "local",
+            "--max-parallel", "2", "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(list(study.glob("runs/*/*/*/checkpoint.pt"))) < 2:
+            time.sleep(0.1)  # both workers are training, past their first epoch
+        assert len(list(study.glob("runs/*/*/*/checkpoint.pt"))) == 2, proc.stderr.read() if proc.poll() else ""
+        if target == "sweep":
+            os.kill(proc.pid, signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        workers = {int(line.split()[0]) for log in study.glob("runs/*/*/*/starts.log")
+                   for line in log.read_text().splitlines()}
+        assert proc.returncode == 143, (out, err)
+        assert not [pid for pid in workers if _alive(pid)], "no worker trains on after the sweep stopped"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever the sweep left behind
+        proc.wait()
+    lines = [line for line in err.splitlines() if line.startswith("hplandscape:")]
+    assert len(lines) == 1 and "SIGTERM" in lines[0] and "stopped 2 worker" in lines[0], err
+    assert "re-run the same command to resume" in lines[0] and "Traceback" not in err
+    files = {p: p.stat().st_mtime for p in study.glob("runs/*/*/*/*") if p.is_file()}
+    time.sleep(2.5)  # longer than two fake epochs
+    assert {p: p.stat().st_mtime for p in study.glob("runs/*/*/*/*") if p.is_file()} == files, "nothing written after"
+    # the same command resumes: the interrupted runs continue from their checkpoints
+    fake_env.setenv("HPL_FAKE_EPOCH_S", "0")
+    again = subprocess.run(argv + ["--no-report"], capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    resumed = [log for log in study.glob("runs/*/*/*/starts.log") if len(log.read_text().splitlines()) == 2]
+    assert resumed and all(log.read_text().splitlines()[1].split()[1] != "0" for log in resumed)
