@@ -75,8 +75,9 @@ def train_run(spec) -> dict:
     Raises
     ------
     UserError
-        Data missing or malformed, an architecture that does not fit the data, CUDA requested
-        where there is none, or a checkpoint that belongs to a different run.
+        Data missing or malformed, an architecture that does not fit the data, or CUDA requested
+        where there is none. (A checkpoint the run cannot resume, damaged or saved under another
+        config, is set aside and the run starts afresh: :func:`hplandscape.lifecycle.resume`.)
     """
     started = time.perf_counter()
     recipe = spec.recipe

@@ -256,3 +256,40 @@ def test_sigterm_stops_the_sweep_and_its_workers_and_says_how_to_resume(tmp_path
     assert again.returncode == 0, again.stderr
     resumed = [log for log in study.glob("runs/*/*/*/starts.log") if len(log.read_text().splitlines()) == 2]
     assert resumed and all(log.read_text().splitlines()[1].split()[1] != "0" for log in resumed)
+
+
+@pytest.mark.parametrize("engine", ["sequential", "fused"])
+def test_a_checkpoint_of_another_recipe_is_set_aside_and_the_run_starts_afresh(tmp_path, caplog, engine):
+    # issue 29 (12): after `sweep --force` with a changed recipe the old checkpoint made its run fail
+    # on every sweep ("Re-run the same command to retry"), the way out written in error.log only
+    import dataclasses
+    import logging
+
+    import torch
+
+    from hplandscape.config import DataConfig
+    from hplandscape.fused import train_fused
+    from hplandscape.store import RunFiles
+    from hplandscape.train import train_run
+    from test_train import make_spec, without_timings
+
+    train = train_run if engine == "sequential" else (lambda spec: train_fused([spec])[0])
+    data = DataConfig(name="digits", train_subset=64, test_subset=32)
+    old = make_spec(tmp_path / "run", epochs=1, data=data)
+    train_run(old)  # its final checkpoint stays until a record is stored
+    files = RunFiles(tmp_path / "run")
+    old_bytes = files.checkpoint.read_bytes()
+    new = dataclasses.replace(old, recipe=dataclasses.replace(old.recipe, epochs=2))  # the recipe changed
+    threads = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.WARNING):
+            record = train(new)
+        fresh = train(dataclasses.replace(new, run_dir=str(tmp_path / "fresh")))
+    finally:
+        torch.set_num_threads(threads)  # the runs set their recipe's
+    assert without_timings(record) == without_timings(fresh), "the run trained from scratch"
+    kept = list(files.dir.glob("checkpoint.pt.stale-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == old_bytes, "the old checkpoint is kept, renamed"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(kept[0]) in warnings[0] and "another config" in warnings[0], warnings
+    assert "from scratch" in warnings[0]
