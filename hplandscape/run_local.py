@@ -23,6 +23,7 @@ to each job's controlling process, which ends the job's process) and raises
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -31,6 +32,10 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from submitit import LocalJob
+from submitit.core.utils import pickle_load
+
+from hplandscape import claims
 from hplandscape.errors import RunFailure, Terminated
 from hplandscape.executors import make_executor
 from hplandscape.plan import StudyPlan
@@ -44,16 +49,28 @@ MAX_ROUNDS = 5
 STOP_TIMEOUT_S = 15.0
 
 
+#: Workers that may die holding no run (a broken environment kills each one as it starts) in one
+#: round before the runs of a dying worker's list get no new worker until the next sweep.
+MAX_IDLE_DEATHS = 2
+
+
 @dataclass(frozen=True)
 class JobFailure:
-    """A job that died without recording its runs (killed, out of memory, an error outside a run)."""
+    """A job that died without recording its runs (killed, out of memory, an error outside a run).
+
+    ``error`` is what the job's own files say: the exception that ended it, or that its process
+    ended without a result; ``runs`` are the runs it was training when it died (none when it held
+    none); ``log`` is its stderr file.
+    """
 
     job_id: str
     error: str
     log: str | None
+    runs: tuple = ()
 
     def describe(self) -> str:
-        return f"job {self.job_id} died: {self.error}" + (f"; log: {self.log}" if self.log else "")
+        held = f" while training {', '.join(self.runs)}" if self.runs else ""
+        return f"job {self.job_id} died{held}: {self.error}" + (f"; log: {self.log}" if self.log else "")
 
 
 @dataclass(frozen=True)
@@ -121,8 +138,6 @@ def run_local(plan_fn: Callable[[], StudyPlan], config, store: StudyStore, *, ki
 
 def _launchable(plan: StudyPlan, store: StudyStore, attempted: set) -> list:
     """The plan's steps without runs tried already in this call or held by another job."""
-    import dataclasses
-
     out = []
     for s in plan.steps:
         runs = tuple(r for r in s.runs if r.run_id not in attempted
@@ -158,10 +173,22 @@ def _pulls(kind: str, runs) -> bool:
     return kind == "local" and bool(runs) and engine_of(runs, say=False) == "sequential"
 
 
+@dataclass(frozen=True)
+class _Running:
+    """A job started in this round: its step (``worker`` for a work list shared by workers), the
+    steps that step needs, the submitit job, and its runs (a worker's: the list it shares)."""
+
+    step: str
+    needs: tuple
+    job: object
+    runs: tuple
+    pulls: bool = False
+
+
 def _open(store: StudyStore, run_id: str, since: float, abandoned: set) -> bool:
     """A run a new worker would train: no living job holds it, and in this round it has not been
-    settled (:meth:`StudyStore.settled`: recorded, failed, or died with its worker) nor been on
-    the list of a worker that died."""
+    settled (:meth:`StudyStore.settled`: recorded, failed, or died with its worker) nor been
+    given up after workers kept dying without holding a run (``abandoned``)."""
     return (run_id not in abandoned and store.run_state(run_id) is not RunState.RUNNING
             and not store.settled(run_id, since))
 
@@ -176,6 +203,11 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
     The slots then finish within one run of each other whatever the runs cost, and a sweep pays
     one process start per worker, not per block. Fused runs and the debug executor keep blocks.
 
+    A worker that dies (killed, out of memory) loses only the run it was training: that run is
+    settled for this round (it might kill every worker; the next sweep tries it again) and a new
+    worker takes the rest of the list. Workers that die holding no run are replaced
+    ``MAX_IDLE_DEATHS`` times in a round; after that a dying worker's list waits for the next sweep.
+
     On SIGTERM (``sigterm``) the jobs still running are stopped before :class:`Terminated` goes on.
     """
     started = time.time()
@@ -185,9 +217,10 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
     pending = [(s.name, s.needs, make_job(block)) for s in steps if s.name not in pull for block in s.blocks(size)]
     waiting = {s.name: s for s in steps}  # steps not finished yet
     done, failed = set(), set()
-    abandoned = set()  # runs on the list of a worker that died: no new worker gets them this round
+    abandoned = set()  # runs no new worker gets this round: workers on their list kept dying idle
+    idle_deaths = 0  # workers that died holding no run
     ex = make_executor(kind, store.logs_dir, config.launcher, name=config.name)
-    running, failures, prune_error, outcomes = [], [], None, []  # running: (step, needs, job, pulled run ids)
+    running, failures, prune_error, outcomes = [], [], None, []  # running: _Running
     source_id = source_run(config).run_id
 
     def submit(job):
@@ -213,12 +246,12 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
                         failed.add(name)
                     del waiting[name]
                 elif name in pull:
-                    held = {r for item in running for r in item[3]}
+                    held = {r for item in running if item.pulls for r in item.runs}
                     if all(store.settled(r.run_id, started) or (r.run_id in abandoned and r.run_id not in held)
                            for r in step.runs):
                         done.add(name)
                         del waiting[name]
-                elif not any(n == name for n, _, _ in pending) and not any(r[0] == name for r in running):
+                elif not any(n == name for n, _, _ in pending) and not any(r.step == name for r in running):
                     done.add(name)
                     del waiting[name]
             pending = [p for p in pending if not set(p[1]) & failed]
@@ -226,30 +259,33 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
                 if kind != "debug" and len(running) >= max_parallel:
                     break
                 pending.remove(item)
+                block = _Running(item[0], item[1], None, tuple(s.run_id for s in item[2].specs))
                 with sigterm.held():  # a job is on the running list before SIGTERM can stop the runner
-                    job = submit(item[2])
+                    block = dataclasses.replace(block, job=submit(item[2]))
                     if kind != "debug":
-                        running.append((item[0], item[1], job, ()))
+                        running.append(block)
                 if kind == "debug":  # runs in this process, now
-                    outcomes += _settle(job, failures)
+                    outcomes += _collect(block, store, failures)
             while len(running) < max_parallel:
                 work = [r for s in steps if s.name in pull and s.name in waiting and set(s.needs) <= done
                         for r in s.runs if _open(store, r.run_id, started, abandoned)]
                 ids = {r.run_id for r in work}
-                if len(work) <= sum(1 for item in running if ids & set(item[3])):
+                if len(work) <= sum(1 for item in running if item.pulls and ids & set(item.runs)):
                     break  # the workers already on these runs are as many as the runs
                 with sigterm.held():
-                    running.append(("worker", (), submit(make_job(work, pull_since=started)),
-                                    tuple(r.run_id for r in work)))
+                    running.append(_Running("worker", (), submit(make_job(work, pull_since=started)),
+                                            tuple(r.run_id for r in work), pulls=True))
             still = []
             for item in running:
-                if not item[2].done():
+                if not item.job.done():
                     still.append(item)
                     continue
                 before = len(failures)
-                outcomes += _settle(item[2], failures)
-                if len(failures) > before:  # the worker died (killed, or broken before it began)
-                    abandoned.update(item[3])
+                outcomes += _collect(item, store, failures)
+                if len(failures) > before and item.pulls and not failures[-1].runs:
+                    idle_deaths += 1  # it died holding no run: nothing tells it will not happen again
+                    if idle_deaths >= MAX_IDLE_DEATHS:
+                        abandoned.update(item.runs)
             running = still
             tick()
             if not (pending or running or waiting):
@@ -257,7 +293,7 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
             if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
                 time.sleep(poll_s)
     except Terminated:
-        raise _terminated(_stop_jobs([item[2] for item in running], sigterm), kind) from None
+        raise _terminated(_stop_jobs([item.job for item in running], sigterm), kind) from None
 
 
 @contextlib.contextmanager
@@ -287,21 +323,77 @@ def _children_write_to(path):
         os.close(saved[1])
 
 
-def _settle(job, failures: list) -> list:
-    """Collect a finished job: a job that raised is reported with the log that explains it.
+def _collect(item: _Running, store: StudyStore, failures: list) -> list:
+    """The outcomes of a finished job; a job that died is added to ``failures`` as its own files
+    explain it, with the runs it was training (their claims name it).
 
-    :class:`~hplandscape.launch.RunJob` records each run's failure itself; an exception here means
-    the job died around the runs (killed, out of memory), leaving them unrecorded with a stale
-    claim, so the next round or sweep launches them again.
+    :class:`~hplandscape.launch.RunJob` records each run's failure itself; a death here is around
+    the runs (killed, out of memory, an error before the first), leaving the run it held
+    unrecorded with a stale claim, so the next sweep trains it again.
     """
+    job = item.job
     try:
+        if isinstance(job, LocalJob) and not job.paths.result_pickle.exists():
+            # The process ended without a result: killed. (job.result() would wait 15 s for one.)
+            failures.append(_job_failure(job, None, _held_by(store, job, item.runs)))
+            return []
         return [o for o in (job.result() or ()) if isinstance(o, dict)]
     except Exception as e:  # noqa: BLE001 - any job death is reported, none is fatal to the sweep
-        paths = getattr(job, "paths", None)
-        log = str(paths.stderr) if paths is not None and getattr(paths, "stderr", None) else None
-        text = str(e).strip().splitlines()
-        failures.append(JobFailure(str(getattr(job, "job_id", "?")), text[-1] if text else type(e).__name__, log))
+        failures.append(_job_failure(job, e, _held_by(store, job, item.runs)))
         return []
+
+
+def _held_by(store: StudyStore, job, run_ids) -> tuple:
+    """The runs among ``run_ids`` that the job (now ended) held unfinished: their claims name it."""
+    worker = str(getattr(job, "job_id", ""))
+    held = []
+    for run_id in run_ids:
+        claim = claims.read_claim(store.files(run_id))
+        if claim is not None and claim.get("worker") == worker and not store.read_record(run_id)[0].finished:
+            held.append(run_id)
+    return tuple(held)
+
+
+def _job_failure(job, error: Exception | None, runs: tuple) -> JobFailure:
+    """Why a job died, from what is its own: the exception its result holds (a local job) or that
+    it raised (the debug executor), else the end of a traceback in its stderr; failing those, that
+    it ended without a result. Nothing else from its logs is quoted: their last line is often
+    submitit's or a run's progress, unrelated to the death."""
+    paths = getattr(job, "paths", None)
+    log = str(paths.stderr) if paths is not None else None
+    if isinstance(job, LocalJob):
+        why = None
+        if paths.result_pickle.exists():
+            with contextlib.suppress(Exception):
+                outcome, trace = pickle_load(paths.result_pickle)
+                why = _exception_line(str(trace)) if outcome == "error" else None
+        if why is None and paths.stderr.exists():
+            why = _exception_line(paths.stderr.read_text(errors="replace"))
+        why = why or ("its process ended without a result (killed: out of memory, a signal, or a crash) "
+                      "and left no traceback")
+    else:
+        text = str(error).strip().splitlines() if error is not None else []
+        why = f"{type(error).__name__}: {text[0]}" if text else type(error).__name__
+    return JobFailure(str(getattr(job, "job_id", "?")), why, log, runs)
+
+
+def _exception_line(text: str) -> str | None:
+    r"""The line naming the exception of the last Python traceback in ``text`` (or a fatal error
+    of the interpreter), None when there is none.
+
+    >>> log = ["submitit INFO - starting", "Traceback (most recent call last):", '  File "a.py", line 1',
+    ...        "ValueError: bad", "submitit INFO - exiting"]
+    >>> _exception_line("\n".join(log)), _exception_line("submitit INFO - starting")
+    ('ValueError: bad', None)
+    """
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last):")]
+    if starts:
+        for line in lines[starts[-1] + 1:]:
+            if line.strip() and not line[0].isspace():
+                return line.strip()
+    fatal = [line.strip() for line in lines if line.startswith("Fatal Python error:")]
+    return fatal[-1] if fatal else None
 
 
 class _SigtermStops:

@@ -293,3 +293,73 @@ def test_a_checkpoint_of_another_recipe_is_set_aside_and_the_run_starts_afresh(t
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and str(kept[0]) in warnings[0] and "another config" in warnings[0], warnings
     assert "from scratch" in warnings[0]
+
+
+_VICTIM = "base/lr-1.5000_wd-4.5000/seed0"  # the first run of the base step's work list
+
+
+def _fake_sweep(study, **kwargs):
+    from conftest import fake_prune, fake_train_run
+    from hplandscape.sweep import run_sweep
+
+    return run_sweep(tiny_config(), study, train_fn=fake_train_run, prune_fn=fake_prune, progress=False, **kwargs)
+
+
+def test_a_dead_job_is_described_by_its_own_error_not_an_unrelated_log_line(tmp_path, fake_env):
+    # issue 29 (13a): "job … died" quoted whatever line ended its log ("…: starting", a submitit line)
+    from conftest import BrokenJob
+    from hplandscape import run_local
+    from hplandscape.plan import plan_study
+
+    fake_env.setenv("HPL_FAKE_KILL", _VICTIM)
+    summary = _fake_sweep(tmp_path / "killed", executor="local", max_parallel=2)
+    [failure] = summary.job_failures
+    text = failure.describe()
+    assert text.startswith(f"job {failure.job_id} died while training {_VICTIM}: ") and "ended without" in text, text
+    assert "starting" not in text and "submitit" not in text and text.endswith(f"_log.err"), text
+    # a job that raised outside any run: the last line of its own traceback, nothing else
+    config = tiny_config(pruning={"source": "random"})
+    store = StudyStore(tmp_path / "broken")
+    store.init_study(config)
+    outcome = run_local.run_local(lambda: plan_study(config, store), config, store, kind="local", max_parallel=2,
+                                  make_job=BrokenJob, progress=False, poll_s=0.1)
+    assert outcome.job_failures
+    for failure in outcome.job_failures:
+        assert failure.error == "RuntimeError: the worker's environment is broken", failure.describe()
+        assert failure.runs == () and f"job {failure.job_id} died: RuntimeError" in failure.describe()
+
+
+def test_a_claim_lock_that_cannot_be_opened_fails_its_run_naming_the_file(tmp_path, fake_env, monkeypatch):
+    # issue 29 (13b): a PermissionError on .claim.lock killed the job; the run was counted missing
+    import builtins
+
+    from hplandscape import claims
+    from hplandscape.store import RunState
+
+    store = StudyStore(tmp_path)
+    lock = store.files(_VICTIM).claim_lock
+
+    def open_(path, *args, **kwargs):
+        if str(path) == str(lock):
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(claims, "open", open_, raising=False)
+    summary = _fake_sweep(tmp_path, executor="debug")
+    assert (summary.done, summary.failed, summary.missing, summary.job_failures) == (7, 1, 0, ())
+    assert store.run_state(_VICTIM) is RunState.FAILED
+    assert f"PermissionError: [Errno 13] Permission denied: '{lock}'" in store.read_error(_VICTIM)["error"]
+    assert f"failed {_VICTIM}: PermissionError: [Errno 13] Permission denied: '{lock}'" in summary.describe()
+
+
+def test_the_runs_left_by_a_dead_worker_go_to_a_new_worker_in_the_same_sweep(tmp_path, fake_env):
+    # issue 29 (13c): one dead worker abandoned its whole share of runs for that call; the run
+    # that killed it is tried once per call (it might kill every worker), the others are trained
+    from hplandscape.store import RunState
+
+    fake_env.setenv("HPL_FAKE_KILL", _VICTIM)
+    summary = _fake_sweep(tmp_path, executor="local", max_parallel=1)
+    store = StudyStore(tmp_path)
+    assert (summary.done, summary.missing, len(summary.job_failures)) == (7, 1, 1), summary.describe()
+    assert store.run_state(_VICTIM) is RunState.MISSING
+    assert len((store.run_dir(_VICTIM) / "starts.log").read_text().splitlines()) == 1, "tried once"
