@@ -61,7 +61,7 @@ from hplandscape.maskspec import MaskSpec
 from hplandscape.models import build_model, count_flops, count_params, get_entry, load_weights, save_weights
 from hplandscape.pruning import build_from_spec, file_sha256
 from hplandscape.provenance import device_name, provenance
-from hplandscape.recipes import PARAMETRISATION
+from hplandscape.recipes import PARAMETRISATION, STEP_MILESTONES
 from hplandscape.sparsity import MaskedTraining, density_of, load_masks, measure, prunable_weights
 from hplandscape.store import RunFiles, set_aside
 
@@ -760,7 +760,7 @@ def _record(spec, progress: RunProgress, last_eval, info, facts: NetworkFacts, p
         "engine": engine,
         "precision": placement.precision,
         "memory_format": placement.layout,
-        "parametrisation": PARAMETRISATION + (
+        "parametrisation": PARAMETRISATION + (STEP_MILESTONES if spec.recipe.milestones_on_steps else "") + (
             " Weight decay applies to every parameter, BatchNorm and biases included."
             if spec.recipe.weight_decay_on_bn_bias else
             " BatchNorm parameters and biases get no weight decay."),

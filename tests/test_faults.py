@@ -363,3 +363,35 @@ def test_the_runs_left_by_a_dead_worker_go_to_a_new_worker_in_the_same_sweep(tmp
     assert (summary.done, summary.missing, len(summary.job_failures)) == (7, 1, 1), summary.describe()
     assert store.run_state(_VICTIM) is RunState.MISSING
     assert len((store.run_dir(_VICTIM) / "starts.log").read_text().splitlines()) == 1, "tried once"
+
+
+def test_a_one_epoch_sweep_runs_with_the_lr_dropping_at_50_and_75_percent_of_its_steps(tmp_path, capsys,
+                                                                                      monkeypatch):
+    # issue 29 (E): `hpl sweep train.epochs=1`, the first smoke test, was refused: 0.5 × 1 epoch
+    # rounds to epoch 0. The milestones now fall on SGD steps: 256 images in batches of 64 are 4
+    # steps, the lr drops from step 2 (50 %) and from step 3 (75 %).
+    import torch
+
+    lrs = []
+    step = torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    threads = torch.get_num_threads()
+    try:
+        code, out, err = run_cli(capsys, "sweep", config, "train.epochs=1", "grid.log10_lr=[-1.0]",
+                                 "grid.log10_wd=[-4.0]", "--executor", "debug", "--study-dir", tmp_path / "s",
+                                 "--no-progress", "--no-report")
+    finally:
+        torch.set_num_threads(threads)  # the runs set their recipe's
+    assert code == 0, err
+    assert "2 done" in out
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.001] * 2)  # the basemodel, then the pruned run
+    record = StudyStore(tmp_path / "s").read_record("base/lr-1.0000_wd-4.0000/seed0")[1]
+    assert record["epochs_completed"] == 1 and record["history"][0]["lr"] == 0.1
+    assert "fractions of all SGD steps" in record["parametrisation"]
