@@ -1,7 +1,8 @@
 """Claims: which job is training a run, so that no run is trained twice at once.
 
-A job writes ``claim.json`` (job id, host, pid) into the run directory under an exclusive file lock
-before training, and a background thread keeps touching its mtime (the heartbeat). A claim whose
+A job writes ``claim.json`` (job id, host, pid, and the submitit job id of the worker) into the run
+directory under an exclusive file lock before training, and a background thread keeps touching its
+mtime (the heartbeat). A claim whose
 heartbeat is older than ``stale_after`` seconds, or whose process is gone from this host, is stale
 and may be taken over. A requeued SLURM job keeps its job id, which is how it takes back its own
 claim after a preemption.
@@ -91,12 +92,20 @@ def _locked(files):
     return file_lock(files.claim_lock)
 
 
-def take(files, job_id: str, *, finished: Callable[[], bool], stale_after: float = STALE_AFTER_S) -> bool:
+def take(files, job_id: str, *, finished: Callable[[], bool], stale_after: float = STALE_AFTER_S,
+         worker: str | None = None) -> bool:
     """Claim the run for ``job_id``; False when ``finished()`` or another living job holds it.
 
     A stale claim is taken over, and so is a claim of the same ``job_id`` from another process
     (a requeued SLURM job resuming its own run). The check and the write happen under an
-    exclusive file lock, so two concurrent callers never both get True.
+    exclusive file lock, so two concurrent callers never both get True. ``worker`` (the submitit
+    job id of the calling job, as the runner that started it knows it) is stored with the claim:
+    when that job dies, the runner reads which run it was training.
+
+    Raises
+    ------
+    OSError
+        The lock file (``.claim.lock``) or the claim cannot be written (permissions, a full disk).
     """
     with _locked(files):
         if finished():
@@ -105,8 +114,11 @@ def take(files, job_id: str, *, finished: Callable[[], bool], stale_after: float
         if old is not None and not is_stale(old, stale_after) and old.get("job_id") != job_id:
             return False
         now = time.time()
-        atomic_write_json(files.claim, {"job_id": job_id, "host": socket.gethostname(),
-                                        "pid": os.getpid(), "claimed_at": now, "heartbeat": now})
+        claim = {"job_id": job_id, "host": socket.gethostname(), "pid": os.getpid(), "claimed_at": now,
+                 "heartbeat": now}
+        if worker is not None:
+            claim["worker"] = worker
+        atomic_write_json(files.claim, claim)
         return True
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from hplandscape.config import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, ENGINES, EXECUTORS, NORMALIZERS,
                                 PRUNING_METHODS)
 from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, FIGURE_FORMATS, METRICS
-from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, UserError
+from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, Terminated, UserError
 
 
 def _print_json(obj) -> None:
@@ -451,6 +451,9 @@ def main(argv=None) -> int:
         # The reader (e.g. `| head`) went away: not a failure of ours; silence the final flush.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except Terminated as e:
+        print(f"hplandscape: {e}", file=sys.stderr)
+        return e.exit_code
     except KeyboardInterrupt:
         print("hplandscape: interrupted; finished runs are kept, re-run the same command to resume",
               file=sys.stderr)

@@ -8,8 +8,8 @@ default, and so is a key given twice in one YAML mapping.
 Two kinds of checks:
 
 - :func:`study_from_dict` (and :func:`load_study`) check everything the config alone can tell,
-  including rules across fields (Nesterov needs momentum, a fraction milestone must not round to
-  epoch 0, explicit grid values must be distinct grid points). It imports no torch.
+  including rules across fields (Nesterov needs momentum, epoch milestones inside the epochs,
+  explicit grid values must be distinct grid points). It imports no torch.
 - :func:`check_runnable` checks what only the machine can tell (CUDA present, the data directory,
   pruning ratios the architecture can reach); a sweep calls it before it writes anything.
 
@@ -45,7 +45,7 @@ from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
 from hplandscape.overrides import apply_overrides, explain, parse_overrides
 from hplandscape.paths import check_path
-from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe, fraction_epoch
+from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe
 
 #: A condition's method: the unpruned basemodel (``none``), a structured pruning method (``ratio``:
 #: fraction of the FLOPs kept) or an unstructured one (``ratio``: fraction of the prunable weights kept).
@@ -682,13 +682,6 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
     for m in milestones:
         if unit == "fraction" and not 0 < m < 1:
             raise s.error("milestones", f"are fractions of the epochs (milestones_unit: fraction) and must lie in (0, 1), got {m!r}")
-        if unit == "fraction" and fraction_epoch(m, epochs) < 1:
-            # An epoch-unit milestone 0 is refused below; the same decay reached through rounding
-            # would silently train the whole first epoch (or all of a 1-epoch recipe) at lr·gamma.
-            raise s.error("milestones", f"are fractions of the epochs (milestones_unit: fraction): {m!r} × {epochs} "
-                                        f"epochs rounds to epoch 0, which would decay the lr from the start; "
-                                        f"each fraction × epochs must round to epoch 1 or later "
-                                        f"(fractions > {0.5 / epochs:g} here), or give milestones: []")
         if unit == "epoch" and (int(m) != m or not 0 < m < epochs):
             allowed = (f"integers in 1..{epochs - 1}" if epochs > 1 else
                        "absent: a 1-epoch recipe has no epoch to decay at (give milestones: [])")
@@ -732,13 +725,6 @@ def _check_sparse_study(top: _Section, conditions, recipe: Recipe, pruning: Prun
             raise top.error("pruning.source", f"must be trained when a condition fine-tunes ({first} uses pipeline "
                                               f"finetune, which starts from the trained basemodel's weights); "
                                               f"got {pruning.source!r}")
-        if recipe.milestones_unit == "fraction":
-            for m in recipe.milestones:
-                if fraction_epoch(m, recipe.finetune_epochs) < 1:
-                    raise top.error("train.finetune_epochs", f"is {recipe.finetune_epochs}: milestone {m!r} × "
-                                                             f"{recipe.finetune_epochs} rounds to epoch 0, which would "
-                                                             f"decay the fine-tuning lr from the start; use more "
-                                                             f"fine-tuning epochs or other milestones")
     if launcher.engine == "fused":
         masked = next((c for c in conditions if c.sparse), None)
         if masked is not None or recipe.gradient_flow:

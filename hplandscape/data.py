@@ -110,7 +110,8 @@ def load_data(cfg):
     InMemoryData or FolderData
         Both offer ``info``, ``num_train``, ``num_test``, ``to(device)``,
         ``train_batches(batch_size, generator, augment, device=...)`` (one epoch of augmented,
-        normalised training batches in a generator-determined order) and
+        normalised training batches in a generator-determined order; :func:`train_steps` of
+        them) and
         ``eval_batches(batch_size, device=...)`` (the held-out split, in order, normalised).
 
     Raises
@@ -127,6 +128,17 @@ def load_data(cfg):
     else:
         raise UserError(f"data.name: unknown dataset {cfg.name!r}; allowed: {', '.join(DATASETS)}")
     return data.subset(cfg.train_subset, cfg.test_subset)
+
+
+def train_steps(num_train: int, batch_size: int) -> int:
+    """SGD steps in one epoch of ``train_batches``: one per batch, but a lone last image is
+    dropped (BatchNorm cannot train on a batch of one) unless it is the whole split.
+
+    >>> train_steps(256, 64), train_steps(257, 64), train_steps(258, 64), train_steps(1, 64)
+    (4, 4, 5, 1)
+    """
+    full, rest = divmod(num_train, batch_size)
+    return full + (1 if rest > 1 or (rest == 1 and num_train == 1) else 0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -221,7 +233,8 @@ class InMemoryData:
         for start in range(0, n, batch_size):
             idx = order[start:start + batch_size]
             if len(idx) == 1 and n > 1:
-                # BatchNorm cannot train on a batch of one image; drop that lone remainder.
+                # BatchNorm cannot train on a batch of one image; drop that lone remainder
+                # (train_steps counts the batches the same way).
                 break
             b = len(idx)
             # Draw every random number on the CPU generator, whatever the device: the stream is
@@ -541,7 +554,7 @@ class FolderData:
                             drop_last=False, persistent_workers=False)
         for x, y in loader:
             if len(y) == 1 and self.num_train > 1:
-                break
+                break  # as in InMemoryData, and as train_steps counts
             yield _to(x, y, device, memory_format)
 
     def eval_batches(self, batch_size, device=None, memory_format=torch.contiguous_format):

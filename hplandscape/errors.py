@@ -3,6 +3,8 @@
 ``UserError`` means the input was wrong (a config key, a CLI value, a file that is not what it
 should be): the CLI prints the message alone and exits 2. ``RunFailure`` means something broke
 while working on valid input: the CLI prints the message, which names the log to read, and exits 1.
+``Terminated`` means the process was told to stop (SIGTERM): the CLI prints what was stopped and
+exits 143 (128 + 15), as a shell reports a process that SIGTERM ended.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_RUNTIME = 1
 EXIT_USAGE = 2
+EXIT_TERMINATED = 128 + 15  # SIGTERM
 
 
 class UserError(Exception):
@@ -77,3 +80,13 @@ class RunFailure(RuntimeError):
     """Work on valid input failed; the message names the log to read next."""
 
     exit_code = EXIT_RUNTIME
+
+
+class Terminated(BaseException):
+    """The process received SIGTERM; the message says what it stopped and how to resume.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: no ``except Exception`` around a run mistakes
+    it for that run's failure.
+    """
+
+    exit_code = EXIT_TERMINATED

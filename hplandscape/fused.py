@@ -29,7 +29,7 @@ import time
 import torch
 
 from hplandscape.config import ENGINES
-from hplandscape.data import load_data
+from hplandscape.data import load_data, train_steps
 from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
 from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, RunProgress, build_network, check_interval,
@@ -237,10 +237,13 @@ def _train_cohort(runs, data, recipe, placement):
     frozen: set[int] = set()  # runs that diverged in an earlier epoch: their records are complete
     epoch = runs[0].progress.next_epoch
     clock = CheckpointClock(min(r.spec.checkpoint_every_s for r in runs))
+    steps = train_steps(data.num_train, recipe.batch_size)
+    on_steps = recipe.milestones_on_steps
     while epoch < recipe.epochs and bool(alive.any()):
         epoch_started = time.perf_counter()
-        lrs = [recipe.lr_at_epoch(r.spec.lr, epoch) for r in runs]
+        lrs = [recipe.lr_at_step(r.spec.lr, epoch, 0, steps) for r in runs]  # the lr each epoch starts with
         opt.set_lr(lrs)
+        step_lrs = lrs
         loss_sum = torch.zeros(b, dtype=torch.float64, device=device)
         correct = torch.zeros(b, dtype=torch.int64, device=device)
         seen = torch.zeros(b, dtype=torch.int64, device=device)
@@ -248,6 +251,11 @@ def _train_cohort(runs, data, recipe, placement):
                                       memory_format=memory_format) for s in seeds]
         died = []
         for step, batches in enumerate(zip(*streams)):
+            if on_steps:  # milestones on steps: the lr may drop inside the epoch (set only when it does)
+                now = [recipe.lr_at_step(r.spec.lr, epoch, step, steps) for r in runs]
+                if now != step_lrs:
+                    opt.set_lr(now)
+                    step_lrs = now
             if len(seeds) == 1:
                 x, y = batches[0]
                 y_models = y.view(-1, 1)

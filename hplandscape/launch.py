@@ -83,12 +83,18 @@ class RunJob(submitit.helpers.Checkpointable):
     def __call__(self) -> list:
         store = StudyStore(self.study_dir, stale_after=self.stale_after)
         job_id = current_job_id()
+        worker = _in_job(lambda env: str(env.job_id))
         _set_threads(self.threads, self.specs)
         outcomes = {}
 
         def take(spec) -> bool:
-            if claims.take(store.files(spec.run_id), job_id, stale_after=self.stale_after,
-                           finished=lambda: store.settled(spec.run_id, self.pull_since)):
+            try:
+                taken = claims.take(store.files(spec.run_id), job_id, stale_after=self.stale_after, worker=worker,
+                                    finished=lambda: store.settled(spec.run_id, self.pull_since))
+            except OSError as e:  # the claim lock or the claim cannot be written: the run fails, naming it
+                outcomes[spec.run_id] = _store_failure(store, spec, job_id, e)
+                return False
+            if taken:
                 return True
             outcomes[spec.run_id] = "skipped"
             return False
@@ -182,12 +188,17 @@ def _store_record(store: StudyStore, spec, record: dict) -> str:
     return RunState.DIVERGED.value if record.get("diverged") else RunState.DONE.value
 
 
-def _store_failure(store: StudyStore, spec, job_id: str, error: Exception) -> str:
-    log = None
+def _in_job(read):
+    """``read(env)`` of submitit's environment of the job this process runs (its id, its log
+    paths), or None outside a submitit job (a direct call)."""
     try:
-        log = str(submitit.JobEnvironment().paths.stdout)
-    except Exception:  # not inside a submitit job (debug executor, direct call)
-        pass
+        return read(submitit.JobEnvironment())
+    except Exception:  # noqa: BLE001 - submitit raises several types outside a job
+        return None
+
+
+def _store_failure(store: StudyStore, spec, job_id: str, error: Exception) -> str:
+    log = _in_job(lambda env: str(env.paths.stdout))
     store.write_error(spec.run_id, job_id, error, traceback.format_exc(), log)
     return RunState.FAILED.value
 

@@ -10,7 +10,8 @@ stages, built from this module; only the training loop is their own:
    (:func:`data_seed`).
 2. **Resume.** A checkpoint (``RunFiles(run_dir).checkpoint``) whose :func:`spec_fingerprint`
    matches the spec restores weights, optimizer, random states and the :class:`RunProgress`
-   (:func:`load_checkpoint`); one of another run is refused.
+   (:func:`load_checkpoint`); one saved under another config is set aside and the run starts
+   afresh (:func:`resume`).
 3. **Epochs.** The engine trains an epoch, evaluates (:func:`evaluate`), closes it with
    :meth:`RunProgress.end_epoch` and checkpoints (:func:`save_checkpoint`). One checkpoint format
    serves both engines, so either resumes the other's.
@@ -60,7 +61,7 @@ from hplandscape.maskspec import MaskSpec
 from hplandscape.models import build_model, count_flops, count_params, get_entry, load_weights, save_weights
 from hplandscape.pruning import build_from_spec, file_sha256
 from hplandscape.provenance import device_name, provenance
-from hplandscape.recipes import PARAMETRISATION
+from hplandscape.recipes import PARAMETRISATION, STEP_MILESTONES
 from hplandscape.sparsity import MaskedTraining, density_of, load_masks, measure, prunable_weights
 from hplandscape.store import RunFiles, set_aside
 
@@ -577,15 +578,23 @@ class UnreadableCheckpoint(UserError):
     """A checkpoint file that cannot be read back (truncated, not a checkpoint, a damaged state)."""
 
 
+class StaleCheckpoint(UserError):
+    """A checkpoint saved under another spec fingerprint: another recipe, data, model or pruned
+    architecture of the run (or another run altogether); it cannot be resumed."""
+
+
 def resume(files: RunFiles, fingerprint: str, model, optimizer, generator, scaler=None,
            extras: RunExtras | None = None) -> RunProgress:
     """The run's progress from its checkpoint (restored into the given objects), or a fresh
     :class:`RunProgress` when there is none.
 
     A checkpoint that cannot be read (e.g. truncated by a crash or a full disk) is moved aside as
-    ``checkpoint.pt.corrupt-<time>``, kept for inspection, and the run restarts from scratch: it
-    would otherwise fail on every sweep until deleted by hand. The checkpoint of another run
-    (another fingerprint) is still refused: that is a study mix-up to look at, not damage.
+    ``checkpoint.pt.corrupt-<time>``, one saved under another config of the run (another
+    fingerprint: ``sweep --force`` adopted a changed recipe, or the condition was pruned anew) as
+    ``checkpoint.pt.stale-<time>``; both are kept for inspection, one warning names the new name,
+    and the run starts from scratch. Resuming either is impossible, and refusing it made the run
+    fail on every sweep until the file was deleted by hand. Nothing is restored into the given
+    objects before the fingerprint is checked, so they stay as a fresh run has them.
     """
     if not files.checkpoint.exists():
         return RunProgress()
@@ -594,6 +603,12 @@ def resume(files: RunFiles, fingerprint: str, model, optimizer, generator, scale
     except UnreadableCheckpoint as e:
         moved = set_aside(files.checkpoint)
         log.warning("%s; moved it to %s, the run restarts from scratch", e, moved)
+        return RunProgress()
+    except StaleCheckpoint:
+        moved = set_aside(files.checkpoint, "stale")
+        log.warning("%s was saved under another config of this run (recipe, data, model or pruned architecture: "
+                    "e.g. before `sweep --force` adopted a changed one); set aside as %s, the run starts from scratch",
+                    files.checkpoint, moved)
         return RunProgress()
 
 
@@ -606,8 +621,8 @@ def load_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, s
     ------
     UnreadableCheckpoint
         Naming ``path``: an unreadable file, not an hplandscape checkpoint, or a damaged run state.
-    UserError
-        The checkpoint of another run (its fingerprint differs from ``fingerprint``).
+    StaleCheckpoint
+        The checkpoint of another run or config (its fingerprint differs from ``fingerprint``).
     """
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
@@ -616,8 +631,8 @@ def load_checkpoint(path: Path, fingerprint: str, model, optimizer, generator, s
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise UnreadableCheckpoint(f"{path}: not an hplandscape checkpoint (format {CHECKPOINT_FORMAT})")
     if ckpt.get("fingerprint") != fingerprint:
-        raise UserError(f"{path}: this checkpoint belongs to a different run (other config, seed, "
-                        "architecture or data); delete it to restart the run from scratch")
+        raise StaleCheckpoint(f"{path}: this checkpoint belongs to a different run (other config, seed, "
+                              "architecture or data); delete it to restart the run from scratch")
     try:
         progress = RunProgress.from_dict(ckpt["state"], where=str(path))
         if extras is not None:
@@ -751,7 +766,7 @@ def _record(spec, progress: RunProgress, last_eval, info, facts: NetworkFacts, p
         "engine": engine,
         "precision": placement.precision,
         "memory_format": placement.layout,
-        "parametrisation": PARAMETRISATION + (
+        "parametrisation": PARAMETRISATION + (STEP_MILESTONES if spec.recipe.milestones_on_steps else "") + (
             " Weight decay applies to every parameter, BatchNorm and biases included."
             if spec.recipe.weight_decay_on_bn_bias else
             " BatchNorm parameters and biases get no weight decay."),

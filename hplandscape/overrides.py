@@ -257,7 +257,7 @@ def explain(overrides: Iterable[str]) -> Iterator[None]:
         if getattr(e, "explained", False) or not overrides:
             raise
         blamed = _blamed(e.key, overrides) if e.key else []
-        # A rule across keys (milestones that round to epoch 0 after train.epochs=1): the overrides
+        # A rule across keys (epoch milestones beyond the epochs after train.epochs=2): the overrides
         # of the same section, else all of them, were part of what failed.
         section = [t for t in overrides if e.key and _PART.match(t).group() == _PART.match(e.key).group()]
         near = section or list(overrides)

@@ -16,6 +16,9 @@ PARAMETRISATION = (
     "V <- momentum*V + grad(L) + wd*W; W <- W - lr*V. lr and wd are per-step coefficients, "
     "independent of batch size; the lr is multiplied by lr_gamma at each milestone epoch."
 )
+#: Added to :data:`PARAMETRISATION` in the records of a recipe whose milestones fall on steps.
+STEP_MILESTONES = (" This recipe has too few epochs for its fraction milestones to fall on distinct epochs: the lr "
+                   "is multiplied by lr_gamma after those fractions of all SGD steps instead.")
 
 AUGMENTATIONS = ("cifar", "imagenet", "digits", "none")
 MILESTONE_UNITS = ("fraction", "epoch")
@@ -44,7 +47,10 @@ class Recipe:
         Nesterov momentum (the thesis uses plain momentum).
     milestones : tuple of float
         Epochs (``milestones_unit="epoch"``) or fractions of ``epochs``
-        (``milestones_unit="fraction"``) after which the lr is multiplied by ``lr_gamma``.
+        (``milestones_unit="fraction"``) after which the lr is multiplied by ``lr_gamma``. A
+        fraction falls on the epoch ``round(f · epochs)``; when one would fall on epoch 0 (0.5 of
+        1 epoch), all of them fall on SGD steps instead: ``round(f · epochs · steps per epoch)``
+        (:attr:`milestones_on_steps`).
     milestones_unit : {"fraction", "epoch"}
     lr_gamma : float
         Multiplicative lr decay at each milestone (0.1 = "lr ÷ 10").
@@ -103,15 +109,59 @@ class Recipe:
     gradient_flow: bool = False
 
     def milestone_epochs(self) -> tuple:
-        """Epochs (0-based) from which each lr decay applies, sorted."""
+        """Epochs (0-based) from which each lr decay applies, sorted (a schedule on epochs)."""
         if self.milestones_unit == "fraction":
             return tuple(sorted(fraction_epoch(f, self.epochs) for f in self.milestones))
         return tuple(sorted(int(m) for m in self.milestones))
 
+    @property
+    def milestones_on_steps(self) -> bool:
+        """Whether the lr decays on SGD steps rather than at epoch starts: fraction milestones of
+        which one would fall on epoch 0 (``train.epochs=1``: 0.5 × 1 rounds to 0), which would
+        train from the first step at the decayed lr.
+
+        Every schedule whose milestones fall on epoch 1 or later stays on epochs, as it always
+        was, so records and checkpoints made with it stay valid. On steps, the fractions keep
+        their meaning: 50 % and 75 % of all the steps the run takes.
+        """
+        return self.milestones_unit == "fraction" and any(fraction_epoch(f, self.epochs) < 1
+                                                          for f in self.milestones)
+
+    def decay_steps(self, steps_per_epoch: int) -> tuple | None:
+        """The SGD steps (0-based, counted over the whole run) from which each lr decay applies,
+        sorted: ``round(f · epochs · steps_per_epoch)``, at least 1; None for a schedule on epochs."""
+        if not self.milestones_on_steps:
+            return None
+        total = self.epochs * steps_per_epoch
+        return tuple(sorted(max(1, int(round(f * total))) for f in self.milestones))
+
     def lr_at_epoch(self, base_lr: float, epoch: int) -> float:
-        """The learning rate used during 0-based ``epoch``: base_lr · gamma^(milestones ≤ epoch)."""
+        """The learning rate used during 0-based ``epoch``: base_lr · gamma^(milestones ≤ epoch).
+
+        Raises
+        ------
+        ValueError
+            The milestones fall on steps (:attr:`milestones_on_steps`): use :meth:`lr_at_step`.
+        """
+        if self.milestones_on_steps:
+            raise ValueError("this recipe's milestones fall on SGD steps, not epochs: use lr_at_step")
         decays = sum(1 for m in self.milestone_epochs() if m <= epoch)
         return base_lr * self.lr_gamma**decays
+
+    def lr_at_step(self, base_lr: float, epoch: int, step: int, steps_per_epoch: int) -> float:
+        """The learning rate of SGD step ``step`` (0-based) of 0-based ``epoch``, for either kind of
+        schedule: on epochs it is :meth:`lr_at_epoch`'s, the same for every step of the epoch.
+
+        >>> import dataclasses
+        >>> one_epoch = dataclasses.replace(recipe_preset("digits"), epochs=1)
+        >>> [round(one_epoch.lr_at_step(0.1, 0, s, 8), 12) for s in range(8)]
+        [0.1, 0.1, 0.1, 0.1, 0.01, 0.01, 0.001, 0.001]
+        """
+        steps = self.decay_steps(steps_per_epoch)
+        if steps is None:
+            return self.lr_at_epoch(base_lr, epoch)
+        done = epoch * steps_per_epoch + step
+        return base_lr * self.lr_gamma ** sum(1 for m in steps if m <= done)
 
     def to_dict(self) -> dict:
         """The recipe as plain data. ``finetune_epochs`` and ``gradient_flow`` appear only when set,
@@ -142,6 +192,9 @@ def fraction_epoch(fraction: float, epochs: int) -> int:
     --------
     >>> fraction_epoch(0.5, 180), fraction_epoch(0.75, 180), fraction_epoch(0.5, 1)
     (90, 135, 0)
+
+    Epoch 0 would decay the lr from the start: such a recipe's milestones fall on steps
+    (:attr:`Recipe.milestones_on_steps`).
     """
     return int(round(fraction * epochs))
 

@@ -68,7 +68,7 @@ class StudyStatus:
     study_dir: str
     conditions: tuple
     corrupt: tuple = field(default=())  # "record path: what is wrong with it"
-    failed: tuple = field(default=())  # (run_id, error log path)
+    failed: tuple = field(default=())  # (run_id, error log path, the error: "Type: message" or None)
 
     def to_json(self) -> dict:
         """``{"conditions": {NAME: {"total", "done", "running", "failed", "missing", "diverged",
@@ -110,7 +110,7 @@ class StudyStatus:
             lines += [f"  {p}" for p in self.corrupt]
         if self.failed:
             lines.append(f"{len(self.failed)} failed run(s); tracebacks:")
-            lines += [f"  {rid}: {log}" for rid, log in self.failed]
+            lines += [f"  {rid}: {failure_text(error, log)}" for rid, log, error in self.failed]
         return "\n".join(lines)
 
 
@@ -130,12 +130,25 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
             corrupt.append(f"{store.record_path(run.run_id)}: {store.record_problem(run.run_id)}")
         elif state is RunState.FAILED:
             err = store.read_error(run.run_id) or {}
-            failed.append((run.run_id, err.get("traceback", str(store.error_log_path(run.run_id)))))
+            failed.append((run.run_id, err.get("traceback", str(store.error_log_path(run.run_id))), err.get("error")))
     for c in config.conditions:
         lrs = tuple(sorted({lr for lr, _ in states[c.name]}))
         wds = tuple(sorted({wd for _, wd in states[c.name]}))
         conditions.append(ConditionStatus(c.name, lrs, wds, states[c.name]))
     return StudyStatus(str(store.root), tuple(conditions), tuple(corrupt), tuple(failed))
+
+
+def failure_text(error: str | None, log: str) -> str:
+    """How a failed run is shown: its error (the last line of what it raised) and the traceback's
+    file, or the file alone when the error is unknown.
+
+    >>> failure_text("OSError: [Errno 28] No space left on device", "s/error.log")
+    'OSError: [Errno 28] No space left on device (traceback: s/error.log)'
+    """
+    if not error:
+        return str(log)
+    line = str(error).strip().splitlines()[-1] if str(error).strip() else str(error)
+    return f"{line} (traceback: {log})"
 
 
 def follow(store: StudyStore, interval: float = 5.0, *, timeout: float | None = None,

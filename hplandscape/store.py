@@ -238,16 +238,19 @@ def check_file_target(path, what: str, example: str = "results.csv") -> Path:
     return path
 
 
-def set_aside(path) -> Path:
-    """Rename a damaged file to ``<name>.corrupt-<UTC time>`` next to it: kept for inspection, out
-    of the way of the run that replaces it. Returns the new path."""
+def set_aside(path, why: str = "corrupt") -> Path:
+    """Rename a file a run cannot use to ``<name>.<why>-<UTC time>`` next to it: kept for
+    inspection, out of the way of the run that replaces it. Returns the new path.
+
+    ``why`` is ``corrupt`` for a damaged file, ``stale`` for one made under another config (a
+    checkpoint from before ``sweep --force`` adopted a changed recipe)."""
     path = Path(path)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = path.with_name(f"{path.name}.corrupt-{stamp}")
+    target = path.with_name(f"{path.name}.{why}-{stamp}")
     n = 1
     while target.exists():
         n += 1
-        target = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+        target = path.with_name(f"{path.name}.{why}-{stamp}-{n}")
     path.replace(target)
     return target
 

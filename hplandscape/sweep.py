@@ -22,7 +22,7 @@ from hplandscape.executors import check_executor, check_slurm_request, default_m
 from hplandscape.overrides import explain
 from hplandscape.plan import PlannedRun, plan_study
 from hplandscape.prune_step import damaged_source, set_source_aside
-from hplandscape.status import study_status
+from hplandscape.status import failure_text, study_status
 from hplandscape.store import StudyStore, check_dir_target, source_run
 
 __all__ = ["SweepSummary", "PlannedRun", "run_sweep"]
@@ -62,7 +62,7 @@ class SweepSummary:
         """Why the study is not finished after this sweep, and where to look (for exit code 1)."""
         parts = []
         if self.failed:
-            logs = ", ".join(log for _, log in self.failed_logs[:3]) + (", …" if self.failed > 3 else "")
+            logs = ", ".join(log for _, log, _ in self.failed_logs[:3]) + (", …" if self.failed > 3 else "")
             parts.append(f"{self.failed} run(s) failed (tracebacks: {logs})")
         if self.missing:
             parts.append(f"{self.missing} run(s) are missing")
@@ -84,8 +84,8 @@ class SweepSummary:
         if self.job_ids:
             lines.append(f"SLURM jobs: {', '.join(self.job_ids)} (follow with `hplandscape status "
                          f"{self.study_dir} --follow`)")
-        for run_id, log in self.failed_logs[:10]:
-            lines.append(f"  failed {run_id}: {log}")
+        for run_id, log, error in self.failed_logs[:10]:
+            lines.append(f"  failed {run_id}: {failure_text(error, log)}")
         lines += [f"  {f.describe()}" for f in self.job_failures[:10]]
         if self.extension:
             lines.append(self.extension)

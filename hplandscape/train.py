@@ -27,7 +27,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from hplandscape.data import load_data
+from hplandscape.data import load_data, train_steps
 from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, build_network, check_interval, choose_placement,
                                    data_seed, eval_batch_size, evaluate, finish_run, init_seed, grad_scaler,
                                    make_optimizer, prepare_process, resume, run_extras, save_checkpoint,
@@ -75,8 +75,9 @@ def train_run(spec) -> dict:
     Raises
     ------
     UserError
-        Data missing or malformed, an architecture that does not fit the data, CUDA requested
-        where there is none, or a checkpoint that belongs to a different run.
+        Data missing or malformed, an architecture that does not fit the data, or CUDA requested
+        where there is none. (A checkpoint the run cannot resume, damaged or saved under another
+        config, is set aside and the run starts afresh: :func:`hplandscape.lifecycle.resume`.)
     """
     started = time.perf_counter()
     recipe = spec.recipe
@@ -109,18 +110,22 @@ def train_run(spec) -> dict:
     session_start = time.perf_counter()
     before = progress.elapsed_s  # earlier sessions of a resumed run
     clock = CheckpointClock(spec.checkpoint_every_s)
+    steps = train_steps(data.num_train, recipe.batch_size)
     while not progress.finished(recipe.epochs):
-        lr = recipe.lr_at_epoch(spec.lr, progress.next_epoch)
+        epoch = progress.next_epoch
+        lr = recipe.lr_at_step(spec.lr, epoch, 0, steps)  # the lr the epoch starts with (its history's)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        loss, train_acc, finite = _train_epoch(model, optimizer, data, recipe, generator, placement, scaler)
+        lr_at = None if not recipe.milestones_on_steps else (
+            lambda step, epoch=epoch: recipe.lr_at_step(spec.lr, epoch, step, steps))
+        loss, train_acc, finite = _train_epoch(model, optimizer, data, recipe, generator, placement, scaler, lr_at)
         top1, top5 = evaluate(model, data, eval_batch_size(recipe, device), placement)
         if finite:
             log.info("%s: epoch %d lr %.4g loss %.4f train %.2f%% val %.2f%%", spec.run_id, progress.next_epoch,
                      lr, loss, train_acc, top1)
         else:
             log.warning("%s: loss became NaN/inf in epoch %d at lr %.3g; stopping (diverged)", spec.run_id,
-                        progress.next_epoch, lr)
+                        progress.next_epoch, optimizer.param_groups[0]["lr"])
         progress.end_epoch(lr=lr, train_loss=loss if finite else None, train_acc=train_acc, top1=top1, top5=top5)
         if extras is not None:
             extras.end_epoch(progress, recipe.epochs)
@@ -135,8 +140,12 @@ def train_run(spec) -> dict:
     return finish_run(spec, progress, model, data, placement, facts, wall_s=wall, engine="sequential", extras=extras)
 
 
-def _train_epoch(model, optimizer, data, recipe, generator, placement, scaler):
-    """One epoch; returns (mean train loss, train accuracy in %, whether the loss stayed finite)."""
+def _train_epoch(model, optimizer, data, recipe, generator, placement, scaler, lr_at=None):
+    """One epoch; returns (mean train loss, train accuracy in %, whether the loss stayed finite).
+
+    ``lr_at(step)``: the lr of each step of the epoch when the milestones fall on steps; None keeps
+    the lr the epoch was started with.
+    """
     device = placement.device
     model.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -146,6 +155,11 @@ def _train_epoch(model, optimizer, data, recipe, generator, placement, scaler):
     finite = True
     for step, (x, y) in enumerate(data.train_batches(recipe.batch_size, generator, recipe.augment,
                                                      device=device, memory_format=placement.memory_format)):
+        if lr_at is not None:
+            lr = lr_at(step)
+            if lr != optimizer.param_groups[0]["lr"]:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
         with placement.autocast():
             out = model(x)
             loss = F.cross_entropy(upcast_logits(out), y)

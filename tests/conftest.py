@@ -137,6 +137,18 @@ class DyingJob:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
+class BrokenJob(DyingJob):
+    """A job that raises before it claims any run (an import that fails in the worker's
+    environment), after writing unrelated lines to its stdout and stderr."""
+
+    def __call__(self):
+        import sys
+
+        print("worker: starting", flush=True)
+        print("a warning that has nothing to do with it", file=sys.stderr, flush=True)
+        raise RuntimeError("the worker's environment is broken")
+
+
 def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_shape, source=None, seed=0,
                normalizer=DEFAULT_NORMALIZER, max_layer_prune=DEFAULT_MAX_LAYER_PRUNE):
     """Stand-in for ``pruning.prune``: a real ArchSpec (every prunable layer halved), no torch-pruning.

@@ -178,8 +178,6 @@ def test_config_error_survives_python_O():
 # (changes to the base config, key the message must name, words the message must contain)
 REJECTED = [
     ({"train.nesterov": True, "train.momentum": 0}, "train.nesterov", "needs momentum > 0"),
-    ({"train.epochs": 1}, "train.milestones", "0.5 × 1 epochs rounds to epoch 0"),
-    ({"train.epochs": 3, "train.milestones": [0.1, 0.5]}, "train.milestones", "0.1 × 3 epochs rounds to epoch 0"),
     ({"data.image_size": 100000}, "data.image_size", "at most 1024 pixels per side, got 100000"),
     ({"data.download": True}, "data.download", "only supported for cifar10"),
     ({"grid.size": [10000, 10000]}, "grid.size", "at most 100 points per axis, got [10000, 10000]"),
@@ -244,6 +242,12 @@ def test_accepted_edges_of_the_new_rules():
     assert cfg.recipe.milestone_epochs() == (1, 3) and cfg.recipe.nesterov
     assert len(make_grid(cfg.grid)) == 100
     assert study_from_dict({**_base(), "train": {"epochs": 1, "milestones": []}}, "x.yaml").recipe.milestones == ()
+    # fractions that would round to epoch 0 fall on SGD steps instead (issue 29: E); the others stay on epochs
+    for train, on_steps in (({"epochs": 1}, True), ({"epochs": 3, "milestones": [0.1, 0.5]}, True),
+                            ({"epochs": 3}, False), ({"epochs": 2}, False)):
+        d = _base()
+        d["train"].update(train)
+        assert study_from_dict(d, "x.yaml").recipe.milestones_on_steps is on_steps, train
 
 
 @pytest.mark.parametrize("text,named,lines", [

@@ -64,8 +64,6 @@ BAD = [
     (lambda d: d["train"].pop("finetune_epochs"), "train.finetune_epochs",
      "is required: conditions[2] (set-0.05-finetune) uses pipeline finetune"),
     (lambda d: d["train"].update(finetune_epochs=0), "train.finetune_epochs", "must be a positive integer, got 0"),
-    (lambda d: d["train"].update(finetune_epochs=1), "train.finetune_epochs",
-     "milestone 0.5 × 1 rounds to epoch 0"),
     (lambda d: d["train"].update(gradient_flow="yes"), "train.gradient_flow", "must be true or false, got 'yes'"),
     (lambda d: d.update(pruning={"source": "random"}), "pruning.source", "must be trained when a condition fine-tunes"),
     (lambda d: d.update(pruning={"pipeline": "scratch"}), "pruning.pipeline", "must be one of retrain, finetune"),
@@ -104,3 +102,13 @@ def test_the_sparse_presets_load(name):
             assert {(method, 0.2, pipeline), (method, 0.05, pipeline)} <= kinds
     assert len(cfg.conditions) == 17 and len(cfg.seeds) >= 2 and cfg.recipe.gradient_flow
     assert cfg.recipe.finetune_epochs < cfg.recipe.epochs
+
+
+def test_one_fine_tuning_epoch_decays_its_lr_on_steps():
+    # 0.5 × 1 fine-tuning epoch rounds to epoch 0: the milestones fall on steps (issue 29: E)
+    d = sparse_dict()
+    d["train"]["finetune_epochs"] = 1
+    cfg = study_from_dict(d, "s.yaml")
+    tuned = cfg.recipe_for(cfg.conditions[2])
+    assert tuned.epochs == 1 and tuned.milestones_on_steps and tuned.decay_steps(8) == (4, 6)
+    assert not cfg.recipe_for(cfg.conditions[0]).milestones_on_steps

@@ -224,9 +224,14 @@ def test_train_order_and_augmentation_follow_the_generator(cifar_root):
 
 
 def test_lone_last_image_is_dropped_for_batchnorm(cifar_root):
+    from hplandscape.data import train_steps
+
     data = load_data(_cifar(cifar_root, train_subset=65))
     sizes = [len(yb) for _, yb in data.train_batches(64, torch.Generator().manual_seed(0), "none")]
-    assert sizes == [64]
+    assert sizes == [64] and train_steps(65, 64) == 1  # milestones on steps count the same steps
+    for n in (64, 66, 128):
+        data = load_data(_cifar(cifar_root, train_subset=n))
+        assert len(list(data.train_batches(64, torch.Generator().manual_seed(0), "none"))) == train_steps(n, 64)
 
 
 def test_unknown_augmentation_is_rejected():

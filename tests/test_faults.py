@@ -478,3 +478,217 @@ def test_sbatch_refusing_the_jobs_is_exit_2_naming_the_launcher_keys(tmp_path, c
                              "--no-progress")
     assert code == 2 and "Requested node configuration is not available" in err and "Traceback" not in err, err
     assert "launcher.partition" in err and "slurm_additional_parameters" in err and calls.exists()
+
+
+_CLI_DRIVER = """
+import sys
+sys.path.insert(0, {tests!r})
+from conftest import fake_prune, fake_train_run
+from hplandscape import cli, sweep
+real = sweep.run_sweep
+sweep.run_sweep = lambda *a, **k: real(*a, **{{**k, "train_fn": fake_train_run, "prune_fn": fake_prune}})
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie waiting for its parent to reap it does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("target", ["sweep", "group"])
+def test_sigterm_stops_the_sweep_and_its_workers_and_says_how_to_resume(tmp_path, fake_env, target):
+    # issue 29 (8): SIGTERM ended the sweep (exit 143, no message) while its workers trained on
+    # ("Bypassing signal SIGTERM"); the sweep alone (`kill PID`) or its whole process group
+    # (`timeout`, a batch system) may get the signal
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import TESTS_DIR
+
+    fake_env.setenv("HPL_FAKE_EPOCH_S", "1.0")
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict(train={"preset": "digits", "epochs": 20, "batch_size": 64})))
+    driver = tmp_path / "driver.py"
+    driver.write_text(_CLI_DRIVER.format(tests=str(TESTS_DIR)))
+    study = tmp_path / "s"
+    argv = [sys.executable, str(driver), "sweep", str(config), "--study-dir", str(study), "--executor", "local",
+            "--max-parallel", "2", "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and len(list(study.glob("runs/*/*/*/checkpoint.pt"))) < 2:
+            time.sleep(0.1)  # both workers are training, past their first epoch
+        assert len(list(study.glob("runs/*/*/*/checkpoint.pt"))) == 2, proc.stderr.read() if proc.poll() else ""
+        if target == "sweep":
+            os.kill(proc.pid, signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        workers = {int(line.split()[0]) for log in study.glob("runs/*/*/*/starts.log")
+                   for line in log.read_text().splitlines()}
+        assert proc.returncode == 143, (out, err)
+        assert not [pid for pid in workers if _alive(pid)], "no worker trains on after the sweep stopped"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever the sweep left behind
+        proc.wait()
+    lines = [line for line in err.splitlines() if line.startswith("hplandscape:")]
+    assert len(lines) == 1 and "SIGTERM" in lines[0] and "stopped 2 worker" in lines[0], err
+    assert "re-run the same command to resume" in lines[0] and "Traceback" not in err
+    files = {p: p.stat().st_mtime for p in study.glob("runs/*/*/*/*") if p.is_file()}
+    time.sleep(2.5)  # longer than two fake epochs
+    assert {p: p.stat().st_mtime for p in study.glob("runs/*/*/*/*") if p.is_file()} == files, "nothing written after"
+    # the same command resumes: the interrupted runs continue from their checkpoints
+    fake_env.setenv("HPL_FAKE_EPOCH_S", "0")
+    again = subprocess.run(argv + ["--no-report"], capture_output=True, text=True, timeout=180)
+    assert again.returncode == 0, again.stderr
+    resumed = [log for log in study.glob("runs/*/*/*/starts.log") if len(log.read_text().splitlines()) == 2]
+    assert resumed and all(log.read_text().splitlines()[1].split()[1] != "0" for log in resumed)
+
+
+@pytest.mark.parametrize("engine", ["sequential", "fused"])
+def test_a_checkpoint_of_another_recipe_is_set_aside_and_the_run_starts_afresh(tmp_path, caplog, engine):
+    # issue 29 (12): after `sweep --force` with a changed recipe the old checkpoint made its run fail
+    # on every sweep ("Re-run the same command to retry"), the way out written in error.log only
+    import dataclasses
+    import logging
+
+    import torch
+
+    from hplandscape.config import DataConfig
+    from hplandscape.fused import train_fused
+    from hplandscape.store import RunFiles
+    from hplandscape.train import train_run
+    from test_train import make_spec, without_timings
+
+    train = train_run if engine == "sequential" else (lambda spec: train_fused([spec])[0])
+    data = DataConfig(name="digits", train_subset=64, test_subset=32)
+    old = make_spec(tmp_path / "run", epochs=1, data=data)
+    train_run(old)  # its final checkpoint stays until a record is stored
+    files = RunFiles(tmp_path / "run")
+    old_bytes = files.checkpoint.read_bytes()
+    new = dataclasses.replace(old, recipe=dataclasses.replace(old.recipe, epochs=2))  # the recipe changed
+    threads = torch.get_num_threads()
+    try:
+        with caplog.at_level(logging.WARNING):
+            record = train(new)
+        fresh = train(dataclasses.replace(new, run_dir=str(tmp_path / "fresh")))
+    finally:
+        torch.set_num_threads(threads)  # the runs set their recipe's
+    assert without_timings(record) == without_timings(fresh), "the run trained from scratch"
+    kept = list(files.dir.glob("checkpoint.pt.stale-*"))
+    assert len(kept) == 1 and kept[0].read_bytes() == old_bytes, "the old checkpoint is kept, renamed"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(kept[0]) in warnings[0] and "another config" in warnings[0], warnings
+    assert "from scratch" in warnings[0]
+
+
+_VICTIM = "base/lr-1.5000_wd-4.5000/seed0"  # the first run of the base step's work list
+
+
+def _fake_sweep(study, **kwargs):
+    from conftest import fake_prune, fake_train_run
+    from hplandscape.sweep import run_sweep
+
+    return run_sweep(tiny_config(), study, train_fn=fake_train_run, prune_fn=fake_prune, progress=False, **kwargs)
+
+
+def test_a_dead_job_is_described_by_its_own_error_not_an_unrelated_log_line(tmp_path, fake_env):
+    # issue 29 (13a): "job … died" quoted whatever line ended its log ("…: starting", a submitit line)
+    from conftest import BrokenJob
+    from hplandscape import run_local
+    from hplandscape.plan import plan_study
+
+    fake_env.setenv("HPL_FAKE_KILL", _VICTIM)
+    summary = _fake_sweep(tmp_path / "killed", executor="local", max_parallel=2)
+    [failure] = summary.job_failures
+    text = failure.describe()
+    assert text.startswith(f"job {failure.job_id} died while training {_VICTIM}: ") and "ended without" in text, text
+    assert "starting" not in text and "submitit" not in text and text.endswith(f"_log.err"), text
+    # a job that raised outside any run: the last line of its own traceback, nothing else
+    config = tiny_config(pruning={"source": "random"})
+    store = StudyStore(tmp_path / "broken")
+    store.init_study(config)
+    outcome = run_local.run_local(lambda: plan_study(config, store), config, store, kind="local", max_parallel=2,
+                                  make_job=BrokenJob, progress=False, poll_s=0.1)
+    assert outcome.job_failures
+    for failure in outcome.job_failures:
+        assert failure.error == "RuntimeError: the worker's environment is broken", failure.describe()
+        assert failure.runs == () and f"job {failure.job_id} died: RuntimeError" in failure.describe()
+
+
+def test_a_claim_lock_that_cannot_be_opened_fails_its_run_naming_the_file(tmp_path, fake_env, monkeypatch):
+    # issue 29 (13b): a PermissionError on .claim.lock killed the job; the run was counted missing
+    import builtins
+
+    from hplandscape import claims
+    from hplandscape.store import RunState
+
+    store = StudyStore(tmp_path)
+    lock = store.files(_VICTIM).claim_lock
+
+    def open_(path, *args, **kwargs):
+        if str(path) == str(lock):
+            raise PermissionError(13, "Permission denied", str(path))
+        return builtins.open(path, *args, **kwargs)
+
+    monkeypatch.setattr(claims, "open", open_, raising=False)
+    summary = _fake_sweep(tmp_path, executor="debug")
+    assert (summary.done, summary.failed, summary.missing, summary.job_failures) == (7, 1, 0, ())
+    assert store.run_state(_VICTIM) is RunState.FAILED
+    assert f"PermissionError: [Errno 13] Permission denied: '{lock}'" in store.read_error(_VICTIM)["error"]
+    assert f"failed {_VICTIM}: PermissionError: [Errno 13] Permission denied: '{lock}'" in summary.describe()
+
+
+def test_the_runs_left_by_a_dead_worker_go_to_a_new_worker_in_the_same_sweep(tmp_path, fake_env):
+    # issue 29 (13c): one dead worker abandoned its whole share of runs for that call; the run
+    # that killed it is tried once per call (it might kill every worker), the others are trained
+    from hplandscape.store import RunState
+
+    fake_env.setenv("HPL_FAKE_KILL", _VICTIM)
+    summary = _fake_sweep(tmp_path, executor="local", max_parallel=1)
+    store = StudyStore(tmp_path)
+    assert (summary.done, summary.missing, len(summary.job_failures)) == (7, 1, 1), summary.describe()
+    assert store.run_state(_VICTIM) is RunState.MISSING
+    assert len((store.run_dir(_VICTIM) / "starts.log").read_text().splitlines()) == 1, "tried once"
+
+
+def test_a_one_epoch_sweep_runs_with_the_lr_dropping_at_50_and_75_percent_of_its_steps(tmp_path, capsys,
+                                                                                      monkeypatch):
+    # issue 29 (E): `hpl sweep train.epochs=1`, the first smoke test, was refused: 0.5 × 1 epoch
+    # rounds to epoch 0. The milestones now fall on SGD steps: 256 images in batches of 64 are 4
+    # steps, the lr drops from step 2 (50 %) and from step 3 (75 %).
+    import torch
+
+    lrs = []
+    step = torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        lrs.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    config = tmp_path / "tiny.yaml"
+    config.write_text(yaml.safe_dump(tiny_study_dict()))
+    threads = torch.get_num_threads()
+    try:
+        code, out, err = run_cli(capsys, "sweep", config, "train.epochs=1", "grid.log10_lr=[-1.0]",
+                                 "grid.log10_wd=[-4.0]", "--executor", "debug", "--study-dir", tmp_path / "s",
+                                 "--no-progress", "--no-report")
+    finally:
+        torch.set_num_threads(threads)  # the runs set their recipe's
+    assert code == 0, err
+    assert "2 done" in out
+    assert lrs == pytest.approx([0.1, 0.1, 0.01, 0.001] * 2)  # the basemodel, then the pruned run
+    record = StudyStore(tmp_path / "s").read_record("base/lr-1.0000_wd-4.0000/seed0")[1]
+    assert record["epochs_completed"] == 1 and record["history"][0]["lr"] == 0.1
+    assert "fractions of all SGD steps" in record["parametrisation"]

@@ -106,15 +106,15 @@ def test_apply_leaves_the_input_alone():
     (["grid.size=[3,3,3]"], "quickstart.yaml: grid.size must be a positive integer or a pair"),
     (["data.name=mnist"], "quickstart.yaml: data.name must be one of"),
     # a rule across keys: the overrides of the section that failed are named
-    (["train.epochs=1", "seeds=[0]"], "train.milestones are fractions of the epochs (milestones_unit: fraction): "
-                                      "0.5 × 1 epochs rounds to epoch 0"),
+    (["train.milestones_unit=epoch", "seeds=[0]"], "train.milestones are epochs (milestones_unit: epoch) and must "
+                                                   "be integers in 1..3, got 0.5"),
 ])
 def test_overridden_values_are_validated_as_the_yaml_is(overrides, message):
     with pytest.raises(ConfigError) as e:
         load_quickstart(overrides)
     assert message in str(e.value), str(e.value)
-    if overrides == ["train.epochs=1", "seeds=[0]"]:
-        assert str(e.value).endswith("(with the override train.epochs=1)")
+    if overrides == ["train.milestones_unit=epoch", "seeds=[0]"]:
+        assert str(e.value).endswith("(with the override train.milestones_unit=epoch)")
 
 
 def test_the_same_value_in_the_file_gives_the_same_message(tmp_path):

@@ -200,15 +200,17 @@ def test_the_checkpoint_interval_is_a_launcher_setting_outside_the_fingerprint(t
     assert spec_fingerprint(a) == spec_fingerprint(b)
 
 
-def test_checkpoint_of_another_run_is_refused(tmp_path):
+def test_checkpoint_of_another_run_is_set_aside_and_the_run_starts_afresh(tmp_path):
+    # resuming it is impossible; refusing it failed the run on every sweep (issue 29: 12)
     spec = make_spec(tmp_path / "r", epochs=1)
     ckpt = RunFiles(tmp_path / "r").checkpoint  # a checkpoint as a killed run leaves it
     model = torch.nn.Linear(2, 2)
     (tmp_path / "r").mkdir()
     save_checkpoint(ckpt, "other-run", model, torch.optim.SGD(model.parameters(), lr=0.1), torch.Generator(), None,
                     RunProgress(next_epoch=1))
-    with pytest.raises(UserError, match=f"{ckpt}: this checkpoint belongs to a different run"):
-        train_run(spec)
+    record = train_run(spec)
+    assert record["epochs_completed"] == 1 and [h["epoch"] for h in record["history"]] == [0]
+    assert len(list((tmp_path / "r").glob("checkpoint.pt.stale-*"))) == 1
 
 
 def test_truncated_checkpoint_is_set_aside_and_the_run_restarts(tmp_path):
