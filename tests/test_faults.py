@@ -630,7 +630,7 @@ def test_a_claim_lock_that_cannot_be_opened_fails_its_run_naming_the_file(tmp_pa
     # issue 29 (13b): a PermissionError on .claim.lock killed the job; the run was counted missing
     import builtins
 
-    from hplandscape import claims
+    from hplandscape import atomic
     from hplandscape.store import RunState
 
     store = StudyStore(tmp_path)
@@ -641,7 +641,7 @@ def test_a_claim_lock_that_cannot_be_opened_fails_its_run_naming_the_file(tmp_pa
             raise PermissionError(13, "Permission denied", str(path))
         return builtins.open(path, *args, **kwargs)
 
-    monkeypatch.setattr(claims, "open", open_, raising=False)
+    monkeypatch.setattr(atomic, "open", open_, raising=False)  # claims take their lock with atomic.file_lock
     summary = _fake_sweep(tmp_path, executor="debug")
     assert (summary.done, summary.failed, summary.missing, summary.job_failures) == (7, 1, 0, ())
     assert store.run_state(_VICTIM) is RunState.FAILED
