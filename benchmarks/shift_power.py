@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hplandscape.analysis.bootstrap import N_BOOT, SeedMatrix, condition_rng
+from hplandscape.analysis.bootstrap import N_BOOT, SeedMatrix, condition_rng, pool_within
 from hplandscape.analysis.optimum import crossfit_best
 from hplandscape.analysis.shift import shift_tests
 
@@ -136,7 +136,7 @@ def one_study(args) -> tuple:
         truths[f"pruned{i}"] = landscape(setting.shape, lr, wd, setting.shift, setting.flatter)
     matrices = {n: SeedMatrix(f[:, None] + rng.normal(0.0, setting.noise, (len(f), setting.seeds)), wd, lr)
                 for n, f in truths.items()}
-    draws = {n: m.resample(n_boot, condition_rng(seed, n)) for n, m in matrices.items()}
+    draws = {n: m.resample(n_boot, condition_rng(seed, n), pool_within(XS)) for n, m in matrices.items()}
     shifts = shift_tests(matrices, "base", draws, XS)
     moved = [shifts[n].verdict == "moved" for n in truths if n != "base"]
     covered = []

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from hplandscape.analysis.bootstrap import (LEVEL, SeedMatrix, best_index, condition_rng, ellipse_samples,
-                                            percentile_interval, replicate_means, roi_masks)
+                                            percentile_interval, pool_within, replicate_means, roi_masks)
 from hplandscape.analysis.core import MIN_ELLIPSE_POINTS
 from hplandscape.analysis.info import EllipseIntervals, Interval, PointProbability, ReplicateInfo
 from hplandscape.analysis.optimum import crossfit_best
@@ -67,7 +67,7 @@ def study_replicates(matrices: dict, conditions: dict, base: str, k: float, risk
     replicates, shifts : dict, dict
         ``{condition: ReplicateInfo}`` and ``{pruned condition: ShiftInfo}``.
     """
-    draws = {name: (m.resample(n_boot, condition_rng(seed, name)) if m.n_seeds >= 2 else None)
+    draws = {name: (m.resample(n_boot, condition_rng(seed, name), pool_within(xs)) if m.n_seeds >= 2 else None)
              for name, m in matrices.items()}
     means = {name: None if d is None else replicate_means(d) for name, d in draws.items()}
     theta_r = _theta_r(matrices[base], means[base], conditions[base], risk_x)

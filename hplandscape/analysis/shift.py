@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hplandscape.analysis.bootstrap import (BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, condition_rng, order_statistic,
-                                            percentile_interval, replicate_means)
+                                            percentile_interval, pool_within, replicate_means)
 from hplandscape.analysis.info import Interval, OptimumInfo, RegionShift, ShiftInfo
 from hplandscape.analysis.optimum import PeakFinder, Peaks
 
@@ -394,6 +394,6 @@ def shift_test(base: SeedMatrix, cond: SeedMatrix, xs=(0.5, 1.0), *, n_boot: int
     'moved'
     """
     matrices = dict(zip(names, (base, cond)))
-    draws = {name: m.resample(n_boot, condition_rng(seed, name)) if m.n_seeds >= 2 else None
+    draws = {name: m.resample(n_boot, condition_rng(seed, name), pool_within(xs)) if m.n_seeds >= 2 else None
              for name, m in matrices.items()}
     return shift_tests(matrices, names[0], draws, xs, level)[names[1]]
