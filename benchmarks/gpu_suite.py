@@ -15,7 +15,7 @@ suite killed midway keeps what it measured. The parts, in order:
 ``engines_agree``
     A small study (ResNet-20 on generated CIFAR-10-shaped images, four grid points, one of which
     diverges) trained by the sequential and by the fused engine, in both candidate configurations;
-    the records are compared within the precision's tolerance (:data:`TOLERANCE`).
+    the records are compared within the precision's tolerance (``gpu_checks.TOLERANCE``).
 ``resume``
     A run killed with SIGKILL after its first checkpoint is resumed and compared with an
     uninterrupted run, and, for scale, with a second uninterrupted one.
@@ -37,6 +37,10 @@ suite killed midway keeps what it measured. The parts, in order:
     (``grids/resnet56_cifar10.yaml``, one condition) with the fastest configuration that
     ``engines_agree`` found correct, against the goal of 1.5 GPU-hours.
 
+The first four parts are in ``benchmarks/gpu_checks.py``, the last four in
+``benchmarks/gpu_timings.py``; this module plans them (:data:`FULL`, :data:`SMOKE`), runs each in
+its own process and writes what they return.
+
 ``--smoke`` runs the same parts at tiny sizes on the CPU in under a minute; CI runs it
 (``tests/test_gpu_suite.py``), so the suite cannot rot between GPU loans. What only CUDA has (TF32,
 peak device memory) is recorded there as not applicable on cpu.
@@ -54,6 +58,7 @@ which and why, each part's output is in ``OUT/logs/``), 2 for bad arguments.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -171,19 +176,20 @@ class PartContext:
     suite_json: Path
     timeout_s: float = math.inf  # the part is killed then
     started: float = STARTED
-    longest: float = 0.0  # the longest measurement so far
+    took: dict = dataclasses.field(default_factory=dict)  # measurement kind → seconds it last took
 
-    def measure(self, fn: Callable[[], object]):
-        """``fn()``, or None without calling it when the part's time is too short for another
-        measurement as long as its longest so far: skipped, the part ends with what it has."""
+    def measure(self, kind, fn: Callable[[], object]):
+        """``fn()``, or None without calling it when what is left of the part's time limit is
+        shorter than the last measurement of the same ``kind`` took (say, the same group size in
+        another configuration): skipped, the part ends with what it has instead of being killed."""
         left = self.started + self.timeout_s - RESERVE_S - time.monotonic()
-        if left < 1.2 * self.longest:
+        if left < 1.2 * self.took.get(kind, 0.0):
             return None
         start = time.monotonic()
         try:
             return fn()
         finally:
-            self.longest = max(self.longest, time.monotonic() - start)
+            self.took[kind] = time.monotonic() - start
 
     @property
     def device(self):

@@ -162,7 +162,7 @@ def part_sequential(ctx: PartContext) -> dict:
                 return engine, plain
 
             try:
-                timed = ctx.measure(both)
+                timed = ctx.measure(case.name, both)
             except Exception as exc:
                 if not is_oom(exc):
                     raise
@@ -205,8 +205,8 @@ def part_fused(ctx: PartContext) -> dict:
         for name in s.fused_models:
             steps, warmup = s.fused_steps[1]
             peak_memory(device, reset=True)
-            seq = ctx.measure(lambda: bench_sequential(name, s.fused_batch, s.fused_image, steps, warmup, device,
-                                                       memory_format, amp))
+            seq = ctx.measure((name, "one model"), lambda: bench_sequential(
+                name, s.fused_batch, s.fused_image, steps, warmup, device, memory_format, amp))
             seq_peak = peak_memory(device)
             for b in s.fused_steps:
                 steps, warmup = s.fused_steps[b]
@@ -217,8 +217,8 @@ def part_fused(ctx: PartContext) -> dict:
                     continue
                 peak_memory(device, reset=True)
                 try:
-                    ips = ctx.measure(lambda: bench_fused(name, b, s.fused_batch, s.fused_image, steps, warmup, device,
-                                                          memory_format, amp))
+                    ips = ctx.measure((name, b), lambda: bench_fused(
+                        name, b, s.fused_batch, s.fused_image, steps, warmup, device, memory_format, amp))
                 except Exception as exc:
                     if not is_oom(exc):
                         raise
@@ -273,7 +273,7 @@ def part_grid_time(ctx: PartContext) -> dict:
             row = {"model": model, "config": config.name, "engine": engine, "B": b}
             peak_memory(device, reset=True)
             try:
-                timing = ctx.measure(lambda: difference_timing(train))
+                timing = ctx.measure(b, lambda: difference_timing(train))
             except Exception as exc:
                 if not is_oom(exc):
                     raise

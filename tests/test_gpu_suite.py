@@ -5,12 +5,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SUITE = REPO / "benchmarks" / "gpu_suite.py"
+sys.path.insert(0, str(REPO))
+
+from benchmarks.gpu_checks import Tolerance, compare_records  # noqa: E402
+from benchmarks.gpu_suite import RESERVE_S, SMOKE, PartContext  # noqa: E402
 PARTS = ["environment", "cuda_tests", "engines_agree", "resume", "sequential", "fused", "grid_time", "extrapolation"]
 
 
@@ -141,3 +146,44 @@ def test_an_out_path_that_is_a_file_or_cuda_without_a_gpu_is_exit_2(tmp_path):
         proc = run_suite("--out", tmp_path / "out", timeout=120)
         assert proc.returncode == 2 and "--device cuda: no CUDA device here" in proc.stderr
         assert "--smoke" in proc.stderr and not (tmp_path / "out").exists()
+
+
+def _record(run_id, losses, top1=90.0, diverged=False):
+    return {"run_id": run_id, "lr": 0.1, "wd": 1e-4, "seed": 0, "params": 1, "flops": 2, "diverged": diverged,
+            "diverged_epoch": None, "epochs_completed": len(losses), "precision": "bfloat16",
+            "memory_format": "channels_last", "top1": top1, "eval_size": 500,
+            "history": [{"train_loss": loss} for loss in losses]}
+
+
+def test_records_are_compared_within_the_tolerance_and_must_be_nearest_their_own_run():
+    tol = Tolerance(loss_rel=0.05, top1_points=2.0)
+    want = [_record("a", [2.0, 1.0, 0.5]), _record("b", [2.2, 1.4, 0.9]), _record("c", [2.0, 0.6, 0.3])]
+    # rounding: 1 % in the first epoch, 10 % later (amplified), top-1 1.5 points apart
+    got = [_record("a", [2.02, 1.1, 0.55], top1=91.5), _record("b", [2.2, 1.4, 0.9]), _record("c", [2.0, 0.6, 0.3])]
+    rows, problems = compare_records(got, want, tol, "bf16")
+    assert not problems and all(r["ok"] for r in rows)
+    assert rows[0]["first_loss_gap"] == pytest.approx(0.01) and rows[0]["largest_loss_gap"] == pytest.approx(0.1)
+    assert rows[0]["separation"] == pytest.approx(0.35 / 0.9)  # its nearest other run: b, in the last epoch
+
+    # a and c swapped (another run's lr or data): each first epoch within 5 %, but each record is
+    # nearer the other run than its own
+    swapped = [_record("a", [2.0, 0.6, 0.3]), want[1], _record("c", [2.0, 1.0, 0.5])]
+    _, problems = compare_records(swapped, want, tol, "bf16")
+    assert len(problems) == 2 and all("as close to another run's record" in p for p in problems)
+
+    # beyond the tolerance, and a field that must be equal
+    off = [_record("a", [2.2, 1.0, 0.5], top1=80.0), want[1], _record("c", [2.0, 0.6, 0.3], diverged=True)]
+    _, problems = compare_records(off, want, tol, "bf16")
+    assert any("the first epoch's loss differs by 1.00e-01 > 0.05" in p for p in problems)
+    assert any("top-1 differs by 10.00 > 2.00 points" in p for p in problems)
+    assert any("c: diverged: True != False" in p for p in problems)
+
+
+def test_a_measurement_that_no_longer_fits_in_the_parts_limit_is_skipped(tmp_path):
+    ctx = PartContext("fused", "cpu", SMOKE, tmp_path, tmp_path / "r.json", tmp_path / "s.json",
+                      timeout_s=RESERVE_S + 2.0, started=time.monotonic())
+    calls = []
+    assert ctx.measure("B=9", lambda: calls.append(9) or 9) == 9  # nothing known of B=9: measured
+    ctx.took["B=81"] = 30.0  # B=81 took 30 s in the other configuration: 2 s left is too short
+    assert ctx.measure("B=81", lambda: calls.append(81) or 81) is None
+    assert calls == [9] and ctx.took["B=9"] < 1.0
