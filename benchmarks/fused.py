@@ -58,11 +58,12 @@ def _models(name, b, num_classes, device, memory_format):
     return [build_model(name, num_classes=num_classes).to(device=device, memory_format=memory_format) for _ in range(b)]
 
 
-def bench_sequential(name, batch, size, steps, warmup, device, memory_format, amp) -> float:
-    model = _models(name, 1, 10, device, memory_format)[0]
+def bench_sequential(name, batch, size, steps, warmup, device, memory_format, amp, num_classes=10) -> float:
+    """Images per second of the plain training loop of one model: ``torch.optim.SGD``, one fixed batch."""
+    model = _models(name, 1, num_classes, device, memory_format)[0]
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,), device=device)
+    y = torch.randint(0, num_classes, (batch,), device=device)
 
     def step():
         with _autocast(device, amp):
@@ -74,14 +75,15 @@ def bench_sequential(name, batch, size, steps, warmup, device, memory_format, am
     return batch * steps / _time_steps(step, steps, warmup, device)
 
 
-def bench_fused(name, b, batch, size, steps, warmup, device, memory_format, amp) -> float:
+def bench_fused(name, b, batch, size, steps, warmup, device, memory_format, amp, num_classes=10) -> float:
+    """Model-images per second of ``b`` models trained as one fused network on one shared batch."""
     from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss
 
-    fused = fuse_models(_models(name, b, 10, "cpu", torch.contiguous_format))
+    fused = fuse_models(_models(name, b, num_classes, "cpu", torch.contiguous_format))
     fused.to(device=device, memory_format=memory_format).train()
     opt = FusedSGD(fused, [0.01 * (1 + i / b) for i in range(b)], [1e-4] * b, 0.9)
     x = torch.randn(batch, 3, size, size, device=device).contiguous(memory_format=memory_format)
-    y = torch.randint(0, 10, (batch,), device=device)
+    y = torch.randint(0, num_classes, (batch,), device=device)
 
     def step():
         with _autocast(device, amp):

@@ -265,13 +265,17 @@ def keep_freed_memory() -> bool:
 
 def prepare_process(recipe, requested_device: str) -> torch.device:
     """Set up this process for training with ``recipe``, as both engines start a run: the
-    recipe's CPU threads, the device (:func:`resolve_device`) and, on the CPU, an allocator that
-    keeps freed memory (:func:`keep_freed_memory`). Returns the device."""
+    recipe's CPU threads, the device (:func:`resolve_device`), on the CPU an allocator that keeps
+    freed memory (:func:`keep_freed_memory`) and on CUDA cuDNN's choice of the fastest kernels
+    for the run's fixed input shapes (``cudnn.benchmark``; GPU runs are not bit for bit
+    reproducible anyway). Returns the device."""
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     device = resolve_device(requested_device)
     if device.type == "cpu":
         keep_freed_memory()  # no page faults for every step's activations
+    else:
+        torch.backends.cudnn.benchmark = True
     return device
 
 

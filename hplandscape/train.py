@@ -82,9 +82,6 @@ def train_run(spec) -> dict:
     started = time.perf_counter()
     recipe = spec.recipe
     device = prepare_process(recipe, spec.device)
-    if device.type == "cuda":
-        # Fixed input shapes: let cuDNN pick the fastest kernels (GPU runs are not bitwise reproducible).
-        torch.backends.cudnn.benchmark = True
     files = RunFiles(spec.run_dir)
     files.dir.mkdir(parents=True, exist_ok=True)
 

@@ -4,6 +4,10 @@ The stand-ins behave like :func:`hplandscape.train.train_run` and :func:`hplands
 as far as the study machinery can tell (per-epoch checkpoint, resume, ``model.pt``, records), in
 milliseconds. Jobs started by submitit unpickle them by reference, so this folder is put on
 ``PYTHONPATH`` for child processes (fixture ``fake_env``).
+
+Tests marked ``gpu`` skip on a machine without a CUDA device, unless ``HPLANDSCAPE_REQUIRE_GPU=1``
+(set by ``benchmarks/gpu_suite.py`` on a GPU), where they fail instead: a GPU run must not pass by
+skipping its CUDA tests.
 """
 
 from __future__ import annotations
@@ -19,6 +23,26 @@ import pytest
 from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
 
 TESTS_DIR = Path(__file__).resolve().parent
+
+
+def _cuda_problem():
+    """Why the CUDA tests cannot run here; None when they can. Imports torch only when asked."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return "no CUDA device here (torch.cuda.is_available() is False)"
+    return None
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("gpu") is None:
+        return
+    problem = _cuda_problem()
+    if problem is None:
+        return
+    if os.environ.get("HPLANDSCAPE_REQUIRE_GPU") == "1":
+        pytest.fail(f"HPLANDSCAPE_REQUIRE_GPU=1 but {problem}", pytrace=False)
+    pytest.skip(f"needs a CUDA device: {problem}; HPLANDSCAPE_REQUIRE_GPU=1 makes it fail instead")
 
 
 def run_cli(capsys, *argv):

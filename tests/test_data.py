@@ -288,3 +288,33 @@ def test_normalisation_statistics_are_the_float64_ones_of_the_training_split(tmp
         x = data.train_x.double() / 255.0
         assert torch.equal(data.mean, x.mean(dim=(0, 2, 3)).float())
         assert torch.equal(data.std, x.std(dim=(0, 2, 3)).float().clamp_min(1e-3))
+
+
+@pytest.mark.gpu
+def test_cuda_batches_are_the_cpu_batches(tmp_path):
+    """On CUDA the in-memory data is cropped, flipped and normalised on the device, and ImageNet
+    folders arrive through pinned memory with non-blocking copies; the batches are the CPU's."""
+    cuda = torch.device("cuda")
+    data = load_data(DataConfig(name="digits", train_subset=300, test_subset=100))
+    on_gpu = data.to(cuda)
+    cpu_batches = list(data.train_batches(64, torch.Generator().manual_seed(0), "digits"))
+    gpu_batches = list(on_gpu.train_batches(64, torch.Generator().manual_seed(0), "digits", device=cuda,
+                                            memory_format=torch.channels_last))
+    assert len(cpu_batches) == len(gpu_batches) == 5
+    for (xc, yc), (xg, yg) in zip(cpu_batches, gpu_batches):
+        assert xg.is_cuda and xg.is_contiguous(memory_format=torch.channels_last)
+        torch.testing.assert_close(xg.cpu(), xc, rtol=0, atol=1e-6)
+        assert torch.equal(yg.cpu(), yc)
+
+    _image_folder(tmp_path, "train", ["n01", "n02", "n03"])
+    _image_folder(tmp_path, "val", ["n01", "n02", "n03"], n=2)
+    folders = load_data(DataConfig(name="imagenet", root=str(tmp_path), num_workers=2, image_size=32))
+
+    def batches(device):
+        return [list(folders.train_batches(4, torch.Generator().manual_seed(0), "imagenet", device=device)),
+                list(folders.eval_batches(4, device=device))]
+
+    for got_split, want_split in zip(batches(cuda), batches(None)):
+        assert len(got_split) == len(want_split) > 0
+        for (xg, yg), (xc, yc) in zip(got_split, want_split):
+            assert xg.is_cuda and torch.equal(xg.cpu(), xc) and torch.equal(yg.cpu(), yc)

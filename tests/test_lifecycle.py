@@ -119,6 +119,18 @@ def test_the_cpu_evaluates_in_batches_no_larger_than_training_ones():
     assert eval_batch_size(recipe, torch.device("cuda")) == 1000
 
 
+
+@pytest.mark.gpu
+def test_both_engines_let_cudnn_pick_its_fastest_kernels_on_cuda(monkeypatch):
+    """Both engines start a run with ``prepare_process``: on CUDA it turns cuDNN's kernel
+    benchmarking on (the fused engine's grouped convolutions included), on the CPU it leaves it."""
+    from hplandscape.lifecycle import prepare_process
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    assert prepare_process(recipe_preset("cifar10"), "cpu").type == "cpu" and not torch.backends.cudnn.benchmark
+    assert prepare_process(recipe_preset("cifar10"), "cuda").type == "cuda" and torch.backends.cudnn.benchmark
+
+
 _FAULTS = """
 import resource, sys, torch
 from hplandscape.lifecycle import keep_freed_memory

@@ -314,16 +314,52 @@ def test_cuda_requested_without_gpu_is_a_user_error(tmp_path):
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cuda_with_channels_last_and_amp(tmp_path):
     spec = dataclasses.replace(make_spec(tmp_path / "g", epochs=6, data=DataConfig(name="digits"),
                                          channels_last=True, amp=True), device="auto")
     rec = train_run(spec)
-    assert rec["device"].startswith("cuda")
-    assert rec["top1"] > 80.0 and not rec["diverged"]
+    assert RECORD_KEYS <= set(rec)
+    json.dumps(rec, allow_nan=False)
+    assert rec["device"].startswith("cuda") and rec["provenance"]["device"] == rec["device"]
+    amp_dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    assert (rec["precision"], rec["memory_format"]) == (amp_dtype, "channels_last")
+    assert rec["top1"] > 80.0 and not rec["diverged"] and rec["epochs_completed"] == 6
+    assert rec["history"][-1]["train_loss"] < rec["history"][0]["train_loss"]
     diverged = train_run(dataclasses.replace(make_spec(tmp_path / "d", log10_lr=4.0, epochs=3, amp=True),
                                              device="cuda"))
-    assert diverged["diverged"]
+    assert diverged["diverged"] and diverged["history"][-1]["train_loss"] is None
+
+
+@pytest.mark.gpu
+def test_cuda_fp16_run_keeps_its_loss_scaler_across_a_resume(tmp_path, monkeypatch):
+    """A GPU without bf16 trains ``amp`` in fp16 with a loss scaler; a run stopped after its first
+    checkpoint resumes with the scaler's state and ends as an uninterrupted run does. cuDNN picks
+    its kernels per process and not bit for bit reproducibly, so losses agree to 2 %, not exactly."""
+    import hplandscape.train as train_module
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
+    spec = dataclasses.replace(make_spec(tmp_path / "cut", epochs=3, amp=True), device="cuda")
+    real = train_module.save_checkpoint
+
+    def save_then_die(path, fingerprint, model, optimizer, generator, scaler, progress, extras=None):
+        real(path, fingerprint, model, optimizer, generator, scaler, progress, extras)
+        if progress.next_epoch == 1:
+            raise KeyboardInterrupt  # the job is stopped after its first checkpoint
+
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train_run(spec)
+    monkeypatch.setattr(train_module, "save_checkpoint", real)
+    saved = torch.load(RunFiles(spec.run_dir).checkpoint, weights_only=True)
+    assert saved["state"]["next_epoch"] == 1 and saved["scaler"]["scale"] > 0
+
+    resumed = train_run(spec)
+    straight = train_run(dataclasses.replace(spec, run_dir=str(tmp_path / "straight")))
+    assert resumed["precision"] == straight["precision"] == "float16"
+    assert resumed["history"][0] == saved["state"]["history"][0]  # epoch 0 came from the checkpoint
+    assert [h["epoch"] for h in resumed["history"]] == [0, 1, 2] and not resumed["diverged"]
+    for got, want in zip(resumed["history"], straight["history"]):
+        assert got["train_loss"] == pytest.approx(want["train_loss"], rel=2e-2)
 
 
 @pytest.mark.slow
