@@ -30,7 +30,7 @@ from hplandscape.analysis.verdict import (EXTEND, describe_excess, describe_nois
                                           format_p, seeds_line)
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.provenance import git_state
-from hplandscape.report_parts import (DEFAULT_DPI, FigureOptions, Section, fig_div, figure_options, html_table,
+from hplandscape.report_parts import (DEFAULT_DPI, FigureOptions, Section, fig_div, figure_options, html_table, html_text,
                                       md_figure, md_table, md_text, page, slug)
 from hplandscape.report_study import pruned_specs, study_sections, width_section  # noqa: F401 (public names)
 
@@ -189,7 +189,7 @@ def top5_section(table, result: StudyAnalysis, out: Path, opts: FigureOptions, *
     words = ("The same analysis on top-5 accuracy (the method's Fig. 4.3): landscapes, and each condition's "
              f"best top-5 and risk over the basemodel's {r5.risk_x:g}-ROI of top-5.")
     md = ["## Top-5 landscapes", "", words, "", md_table(rows), "", *md_figure(paths, out), ""]
-    body = ["<h2>Top-5 landscapes</h2>", f"<p>{html.escape(words)}</p>", html_table(rows, "{:.3f}"),
+    body = ["<h2>Top-5 landscapes</h2>", f"<p>{html_text(words)}</p>", html_table(rows, "{:.3f}"),
             fig_div(pb.landscape_figure(r5, scale=opts.scale), "landscapes-top5")]
     return Section("\n".join(md), "\n".join(body), tuple(paths))
 
@@ -467,32 +467,32 @@ def _html(result: StudyAnalysis, env: dict, sections=(), prior: pd.DataFrame = N
             f"<b>{esc(result.base)}</b>; grid {len(result.grid.log10_lr)} lr × {len(result.grid.log10_wd)} wd; "
             f"seeds {esc(', '.join(map(str, result.seeds)))}; ellipses at k = {result.k:g} "
             f"({analysis.confidence_level(result.k):.2%}); accuracy: {metric_label(result.metric)}.</p>",
-            f"<p>{esc(seeds_line(result))}</p>",
+            f"<p>{html_text(seeds_line(result))}</p>",
             "<h2>Can I keep the unpruned model's learning rate and weight decay?</h2>"]
-    body += [f'<div class="answer"><b>{esc(n)}</b>: {esc(t)}</div>' for n, t in answers(result)]
+    body += [f'<div class="answer"><b>{esc(n)}</b>: {html_text(t)}</div>' for n, t in answers(result)]
     noise = noise_display(result)
     if len(noise):
-        body += ["<h2>Seed noise</h2>", f"<p>{esc(_noise_words(result))}</p>", html_table(noise, "{:.3f}"),
-                 "<ul>" + "".join(f"<li><b>{esc(c.name)}</b>: {esc(describe_noise(c, result.xs))}</li>"
+        body += ["<h2>Seed noise</h2>", f"<p>{html_text(_noise_words(result))}</p>", html_table(noise, "{:.3f}"),
+                 "<ul>" + "".join(f"<li><b>{esc(c.name)}</b>: {html_text(describe_noise(c, result.xs))}</li>"
                                   for c in result.conditions if c.noise is not None) + "</ul>"]
     shifts = shift_display(result)
     if len(shifts):
-        body += ["<h2>Did the optimum move?</h2>", f"<p>{esc(_shift_words(result))}</p>",
+        body += ["<h2>Did the optimum move?</h2>", f"<p>{html_text(_shift_words(result))}</p>",
                  html_table(shifts, "{:.3f}")]
     warns = _warnings(result)
     body.append("<h2>Warnings</h2>")
-    body.append('<div class="warn"><ul>' + "".join(f"<li>{esc(w.strip())}</li>" for w in warns) + "</ul></div>"
+    body.append('<div class="warn"><ul>' + "".join(f"<li>{html_text(w.strip())}</li>" for w in warns) + "</ul></div>"
                 if warns else f"<p>No missing or diverged runs; every {roi_key(result.edge_x)}-ROI lies inside the "
                               f"grid.</p>")
-    body += ["<h2>Landscapes</h2>", f"<p>{esc(_landscape_words(result, scale))}</p>",
+    body += ["<h2>Landscapes</h2>", f"<p>{html_text(_landscape_words(result, scale))}</p>",
              fig_div(pb.landscape_figure(result, scale=scale), "landscapes"),
-             "<h2>Performance risk</h2>", f"<p>{esc(_RISK_WORDS)}</p>",
+             "<h2>Performance risk</h2>", f"<p>{html_text(_RISK_WORDS)}</p>",
              fig_div(pb.risk_boxplot(result), "risk"),
              f"<h3>Table 4.2: risk over the basemodel's {result.risk_x:g}-ROI</h3>", html_table(t2, "{:.4f}"),
              "<h3>Table 4.1: confidence ellipses (log10 units; centre = (wd, lr))</h3>",
-             f"<p>{esc(_TABLE_WORDS)}</p>", html_table(t1, "{:.3f}")]
+             f"<p>{html_text(_TABLE_WORDS)}</p>", html_table(t1, "{:.3f}")]
     if prior is not None:
-        body += ["<h3>Table 3.4: accuracy at the prior</h3>", f"<p>{esc(_PRIOR_WORDS)}</p>",
+        body += ["<h3>Table 3.4: accuracy at the prior</h3>", f"<p>{html_text(_PRIOR_WORDS)}</p>",
                  html_table(prior_display(prior), "{:.2f}")]
     body.append("<h2>Per condition</h2>")
     for i, name in enumerate(result.names):
@@ -575,16 +575,16 @@ def _beyond_html(result: StudyAnalysis) -> list[str]:
     from hplandscape.plots import plotly_backend as pb  # late: plotly is only needed here
 
     esc = html.escape
-    body = ["<h2>Which hyperparameter matters</h2>", f"<p>{esc(_importance_words(result))}</p>",
+    body = ["<h2>Which hyperparameter matters</h2>", f"<p>{html_text(_importance_words(result))}</p>",
             html_table(analysis.importance_table(result), "{:.3f}"),
-            "<h2>Accuracy vs FLOPs</h2>", f"<p>{esc(_frontier_words(result))}</p>"]
+            "<h2>Accuracy vs FLOPs</h2>", f"<p>{html_text(_frontier_words(result))}</p>"]
     if result.frontier is not None and result.frontier.reason is None:
         body += [fig_div(pb.frontier_figure(result), "frontier"),
                  html_table(analysis.frontier_table(result), "{:.4g}")]
     ratio = _ratio_words(result)
-    body += ["<h2>Accuracy over the pruning ratio</h2>", f"<p>{esc(ratio[0])}</p>"]
+    body += ["<h2>Accuracy over the pruning ratio</h2>", f"<p>{html_text(ratio[0])}</p>"]
     if len(ratio) > 1:
-        body.append("<ul>" + "".join(f"<li>{esc(t)}</li>" for t in ratio[1:]) + "</ul>")
+        body.append("<ul>" + "".join(f"<li>{html_text(t)}</li>" for t in ratio[1:]) + "</ul>")
     if any(c.reason is None for c in result.ratio_curves):
         body.append(fig_div(pb.ratio_curve_figure(result), "ratio-curves"))
     return body

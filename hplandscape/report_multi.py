@@ -23,7 +23,7 @@ from hplandscape.analysis.notation import metric_label, percent_text
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.errors import UserError
 from hplandscape.report import answers, display_tables, environment
-from hplandscape.report_parts import (DEFAULT_DPI, fig_div, figure_options, html_table, md_figure, md_table,
+from hplandscape.report_parts import (DEFAULT_DPI, fig_div, figure_options, html_table, html_text, md_figure, md_table,
                                       md_text, page, slug)
 
 
@@ -214,7 +214,7 @@ def make_multi_report(sources, out_dir=None, xs=None, k: float = 2.0, n_boot: in
           "## Table 4.2: performance risk of every study", "", md_table(t2), ""]
     body = [f"<h1>hplandscape report over {len(entries)} studies</h1>",
             f"<p>Accuracy: {html.escape(metric_name)}.</p>", html_table(studies, "{:.3f}"),
-            "<h2>Pooled risk per architecture and condition</h2>", f"<p>{html.escape(pooled_words)}</p>",
+            "<h2>Pooled risk per architecture and condition</h2>", f"<p>{html_text(pooled_words)}</p>",
             fig_div(pb.pooled_risk_figure(info), "pooled-risk"), html_table(pooled, "{:.3f}"),
             "<h2>Table 4.1: confidence ellipses of every study (log10 units; centre = (wd, lr))</h2>",
             html_table(t1, "{:.3f}"), "<h2>Table 4.2: performance risk of every study</h2>", html_table(t2, "{:.3f}")]
@@ -223,10 +223,10 @@ def make_multi_report(sources, out_dir=None, xs=None, k: float = 2.0, n_boot: in
         md += [f"- **{md_text(n)}**: {md_text(t)}" for n, t in answers(e.result)]
         md += ["", *md_figure(paths, out), ""]
         body += [f"<h2>{html.escape(e.label)} ({html.escape(e.architecture)})</h2>"]
-        body += [f'<div class="answer"><b>{html.escape(n)}</b>: {html.escape(t)}</div>' for n, t in answers(e.result)]
+        body += [f'<div class="answer"><b>{html.escape(n)}</b>: {html_text(t)}</div>' for n, t in answers(e.result)]
         warns = analysis.warning_lines(e.result)
         if warns:
-            body.append('<div class="warn"><ul>' + "".join(f"<li>{html.escape(w.strip())}</li>" for w in warns)
+            body.append('<div class="warn"><ul>' + "".join(f"<li>{html_text(w.strip())}</li>" for w in warns)
                         + "</ul></div>")
             md += ["Warnings:", "", *[f"- {md_text(w.strip())}" for w in warns], ""]
         body.append(fig_div(pb.landscape_figure(e.result, scale=opts.scale), f"landscapes-{i}"))

@@ -107,6 +107,16 @@ def md_text(text) -> str:
     return html.escape(str(text), quote=False).replace("|", "\\|")
 
 
+def html_text(text) -> str:
+    """Prose as HTML: escaped, and a command or setting between backticks (as the plain-words
+    texts write them, for Markdown) shown as code.
+
+    >>> html_text("run `hplandscape sweep CONFIG --extend` to enclose <it>")
+    'run <code>hplandscape sweep CONFIG --extend</code> to enclose &lt;it&gt;'
+    """
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(str(text), quote=False))
+
+
 def md_table(df: pd.DataFrame, floatfmt: str = "{:.3f}") -> str:
     def cell(v):
         if isinstance(v, float):

@@ -16,7 +16,7 @@ import pandas as pd
 
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.errors import UserError
-from hplandscape.report_parts import FigureOptions, Section, fig_div, md_figure
+from hplandscape.report_parts import FigureOptions, Section, fig_div, html_text, md_figure
 
 
 def _store(source):
@@ -37,7 +37,7 @@ def study_sections(source, result: StudyAnalysis, out: Path, opts: FigureOptions
     try:
         config = store.config()
     except UserError as exc:  # the report still shows what the results say
-        return [Section(f"## Study files\n\n- {exc}\n", f'<div class="warn">{html.escape(str(exc))}</div>')]
+        return [Section(f"## Study files\n\n- {exc}\n", f'<div class="warn">{html_text(exc)}</div>')]
     sections = [grid_map_section(config, result, out, opts), curve_section(store, config, result, out, opts)]
     widths = width_section(source, result, out, opts)
     if widths is not None:
@@ -64,7 +64,7 @@ def grid_map_section(config, result: StudyAnalysis, out: Path, opts: FigureOptio
         words += " Near-optimal regions still at the edge: " + "; ".join(
             f"{name} ({', '.join(sides)})" for name, sides in info.touching) + "."
     md = ["## Grid map", "", words, "", *md_figure(paths, out), ""]
-    body = ["<h2>Grid map</h2>", f"<p>{html.escape(words).replace('`', '')}</p>",
+    body = ["<h2>Grid map</h2>", f"<p>{html_text(words)}</p>",
             fig_div(pb.grid_map_figure(info), "grid-map")]
     return Section("\n".join(md), "\n".join(body), tuple(paths))
 
@@ -89,9 +89,9 @@ def curve_section(store, config, result: StudyAnalysis, out: Path, opts: FigureO
 
     paths = opts.save(mb.curve_figure(info), out / "figures", "training_curves")
     md = ["## Training curves", "", words, "", *md_figure(paths, out), *(["", *missing] if missing else []), ""]
-    body = ["<h2>Training curves</h2>", f"<p>{html.escape(words)}</p>", fig_div(pb.curve_figure(info), "curves")]
+    body = ["<h2>Training curves</h2>", f"<p>{html_text(words)}</p>", fig_div(pb.curve_figure(info), "curves")]
     if missing:
-        body.append('<p class="note">' + "<br>".join(html.escape(m[2:]) for m in missing) + "</p>")
+        body.append('<p class="note">' + "<br>".join(html_text(m[2:]) for m in missing) + "</p>")
     return Section("\n".join(md), "\n".join(body), tuple(paths))
 
 
@@ -151,14 +151,14 @@ def width_section(source, result: StudyAnalysis, out: Path, opts: FigureOptions 
              "layer at the cap lost as much as `pruning.max_layer_prune` allows.")
     md = ["## Pruned widths", "", intro, "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     md += ["| " + " | ".join(r) + " |" for r in rows]
-    body = ["<h2>Pruned widths</h2>", f"<p>{esc(intro).replace('`', '')}</p>"]
+    body = ["<h2>Pruned widths</h2>", f"<p>{html_text(intro)}</p>"]
     if rows:
         body.append('<div class="table-wrap"><table><tr>' + "".join(f"<th>{esc(h)}</th>" for h in head) + "</tr>"
                     + "".join("<tr>" + "".join(f"<td>{esc(v)}</td>" for v in r) + "</tr>" for r in rows)
                     + "</table></div>")
     if problems:
         md += ["", *[f"- {p}" for p in problems]]
-        body.append('<div class="warn"><ul>' + "".join(f"<li>{esc(p)}</li>" for p in problems) + "</ul></div>")
+        body.append('<div class="warn"><ul>' + "".join(f"<li>{html_text(p)}</li>" for p in problems) + "</ul></div>")
     paths = []
     if specs:
         from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries

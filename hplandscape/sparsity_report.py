@@ -19,6 +19,7 @@ from hplandscape.analysis.gradient_flow import correlation_table, gradient_flow_
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.analysis.sparsity import describe_kinds, has_sparsity, kind_summary, sparsity_table
 from hplandscape.atomic import write_text
+from hplandscape.report_parts import html_text
 
 INTRO = ("Every condition with what it keeps and whether its optimum moved, by kind of sparsity and pipeline. "
          "target: the FLOPs fraction of a structured condition, the density (fraction of the prunable weights "
@@ -72,11 +73,11 @@ def sparsity_section(table: pd.DataFrame, result: StudyAnalysis, out: Path) -> t
     conditions = sparsity_table(table, result)
     write_text(out / "sparsity.csv", conditions.to_csv(index=False))
     md += [INTRO, "", *_md_table(conditions, "{:.4g}"), ""]
-    body += [f"<p>{esc(INTRO)}</p>", _html_table(conditions, "{:.4g}")]
+    body += [f"<p>{html_text(INTRO)}</p>", _html_table(conditions, "{:.4g}")]
     words = describe_kinds(kind_summary(conditions))
     if words:
         md += [f"- {w}" for w in words] + [""]
-        body.append("<ul>" + "".join(f"<li>{esc(w)}</li>" for w in words) + "</ul>")
+        body.append("<ul>" + "".join(f"<li>{html_text(w)}</li>" for w in words) + "</ul>")
     if flow:
         md_f, html_f = _gradient_flow(table, result, out)
         md += md_f
@@ -95,7 +96,7 @@ def _gradient_flow(table: pd.DataFrame, result: StudyAnalysis, out: Path) -> tup
     save(gf.egf_map_mpl(info), png)
     md = ["### Effective gradient flow", "", EGF_INTRO, "", *_md_table(taus, "{:.3g}"), "",
           f"![egf_map]({png.relative_to(out).as_posix()})", ""]
-    body = ["<h3>Effective gradient flow</h3>", f"<p>{html.escape(EGF_INTRO)}</p>", _html_table(taus, "{:.3g}"),
+    body = ["<h3>Effective gradient flow</h3>", f"<p>{html_text(EGF_INTRO)}</p>", _html_table(taus, "{:.3g}"),
             gf.egf_map_plotly(info).to_html(full_html=False, include_plotlyjs=False, div_id="egf-map",
                                             config={"displaylogo": False, "responsive": True})]
     return md, body

@@ -1,6 +1,7 @@
 """write_report on the constructed example study: files, offline HTML, plain-words answers."""
 
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -128,3 +129,8 @@ def test_report_with_one_seed_says_what_it_cannot_tell_and_flags_truncated_ellip
             "`hplandscape sweep CONFIG --extend` to enclose it.") in md
     assert "truncated: lr_high, wd_low" in md  # Table 4.1's grid-edge column
     assert "Re-tune" not in md
+    # In the HTML page a command is code, not a word between backticks
+    text = (Path(csv).parent / "report" / "index.html").read_text(encoding="utf-8")
+    prose = re.sub(r"<(script|pre)[^>]*>.*?</\1>", "", text, flags=re.S)
+    assert "<code>hplandscape sweep CONFIG --extend</code> to enclose it." in prose
+    assert "<code>seeds: [0, 1, 2]</code>" in prose and "`" not in prose
