@@ -54,6 +54,24 @@ def is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError)
 
 
+def measure_row(ctx, key, fn, rows: list, row: dict):
+    """``ctx.measure(key, fn)``; None after appending ``row`` with why it was not measured: the
+    device ran out of memory, or what is left of the part's time limit cannot hold it."""
+    import torch
+
+    try:
+        value = ctx.measure(key, fn)
+    except Exception as exc:
+        if not is_oom(exc):
+            raise
+        torch.cuda.empty_cache()
+        rows.append({**row, "status": "out of memory"})
+        return None
+    if value is None:
+        rows.append({**row, "status": OUT_OF_TIME})
+    return value
+
+
 def not_measured(rows: list) -> str:
     """How many rows were not measured and why, for a part's summary ("" when all were)."""
     reasons = {}
@@ -161,16 +179,8 @@ def part_sequential(ctx: PartContext) -> dict:
                                          num_classes=1000 if case.dataset == "imagenet" else 10)
                 return engine, plain
 
-            try:
-                timed = ctx.measure(case.name, both)
-            except Exception as exc:
-                if not is_oom(exc):
-                    raise
-                rows.append({**row, "status": "out of memory"})
-                torch.cuda.empty_cache()
-                continue
+            timed = measure_row(ctx, case.name, both, rows, row)
             if timed is None:
-                rows.append({**row, "status": OUT_OF_TIME})
                 continue
             (train_ips, eval_ips), plain_ips = timed
             n_train, n_eval = DATASET_IMAGES[case.dataset]
@@ -216,16 +226,9 @@ def part_fused(ctx: PartContext) -> dict:
                     rows.append({**row, "status": OUT_OF_TIME})
                     continue
                 peak_memory(device, reset=True)
-                try:
-                    ips = ctx.measure((name, b), lambda: bench_fused(
-                        name, b, s.fused_batch, s.fused_image, steps, warmup, device, memory_format, amp))
-                except Exception as exc:
-                    if not is_oom(exc):
-                        raise
-                    rows.append({**row, "status": "out of memory"})
-                    continue
+                ips = measure_row(ctx, (name, b), lambda: bench_fused(
+                    name, b, s.fused_batch, s.fused_image, steps, warmup, device, memory_format, amp), rows, row)
                 if ips is None:
-                    rows.append({**row, "status": OUT_OF_TIME})
                     continue
                 peak = peak_memory(device)
                 ctx.log(f"{name} {config.name} B = {b}: {ips:.1f} model-images/s (one model: {seq:.1f})")
@@ -242,8 +245,6 @@ def part_fused(ctx: PartContext) -> dict:
 
 
 def part_grid_time(ctx: PartContext) -> dict:
-    import torch
-
     from hplandscape.config import load_study, preset_path
     from hplandscape.fused import train_fused
     from hplandscape.train import train_run
@@ -273,17 +274,10 @@ def part_grid_time(ctx: PartContext) -> dict:
             row = {"model": model, "config": config.name, "engine": engine, "B": b}
             peak_memory(device, reset=True)
             try:
-                timing = ctx.measure(b, lambda: difference_timing(train))
-            except Exception as exc:
-                if not is_oom(exc):
-                    raise
-                rows.append({**row, "status": "out of memory"})
-                torch.cuda.empty_cache()
-                continue
+                timing = measure_row(ctx, b, lambda: difference_timing(train), rows, row)
             finally:  # the runs' checkpoints go: 7 MB each for a ResNet-56
                 shutil.rmtree(ctx.workdir / "grid" / config.name / str(b), ignore_errors=True)
             if timing is None:
-                rows.append({**row, "status": OUT_OF_TIME})
                 continue
             epoch_s, setup_s = timing
             peak = peak_memory(device)
