@@ -574,7 +574,6 @@ def beyond_markdown(result: StudyAnalysis) -> list[str]:
 def _beyond_html(result: StudyAnalysis) -> list[str]:
     from hplandscape.plots import plotly_backend as pb  # late: plotly is only needed here
 
-    esc = html.escape
     body = ["<h2>Which hyperparameter matters</h2>", f"<p>{html_text(_importance_words(result))}</p>",
             html_table(analysis.importance_table(result), "{:.3f}"),
             "<h2>Accuracy vs FLOPs</h2>", f"<p>{html_text(_frontier_words(result))}</p>"]

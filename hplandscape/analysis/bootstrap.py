@@ -41,6 +41,8 @@ LEVEL = 0.95
 # condition's best draw from one pool of residuals: the region every ROI, the best point and the
 # shift statistic live in, while diverged or far-off runs (other noise levels) keep their own.
 POOL_WITHIN = 2.0
+#: Where a run's top-1 (or top-5) can lie, in percent: resampled runs are kept inside it.
+ACCURACY_RANGE = (0.0, 100.0)
 
 
 def pool_within(xs) -> float:
@@ -52,8 +54,6 @@ def pool_within(xs) -> float:
     (2.0, 4.0)
     """
     return max(POOL_WITHIN, *(float(x) for x in xs))
-#: Where a run's top-1 (or top-5) can lie, in percent: resampled runs are kept inside it.
-ACCURACY_RANGE = (0.0, 100.0)
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,15 +9,12 @@ import pandas as pd
 
 from hplandscape.analysis.bootstrap import LEGACY_RANDOMNESS, RANDOMNESS
 from hplandscape.analysis.notation import hp_text
-from hplandscape.archspec import METHODS as PRUNING_METHODS
 from hplandscape.choices import plain_name
-from hplandscape.maskspec import SPARSE_METHODS
+from hplandscape.config import METHODS  # a condition's method, as a study config names it
 from hplandscape.errors import UserError
 from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
 
 REQUIRED = ("condition", "method", "ratio", "lr", "wd", "seed", "top1")
-#: A condition's method, as a study config names it (config.METHODS, without importing the config).
-METHODS = ("none", *PRUNING_METHODS, *SPARSE_METHODS)
 SOURCE_ATTR = "hplandscape_source"
 # (log10 lr, log10 wd) of the basemodel's prior and the study's name, when the table came from a
 # study directory whose study.yaml says so; the analysis falls back to the grid's centre.
