@@ -33,6 +33,9 @@ MAX_LEVELS = 60
 # (``analysis.roi``) gets white for its largest and black for its smallest, others grey.
 ELLIPSE_COLOURS = {0.5: "black", 1.0: "white"}
 OTHER_ELLIPSE_COLOUR = "grey"
+#: The risk figures' marker for d_mean and its interval over resampled seeds: a resampled range,
+#: not a confidence interval (the basemodel's ROI is drawn again with the seeds; method §12).
+D_MEAN_RANGE = "d_mean, resampled 95 % range"
 
 
 def ellipse_colour(x: float, xs) -> str:

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.choices import DEFAULT_DPI, FIGURE_FORMATS  # the static formats save() writes, by suffix
-from hplandscape.plots.info import (PanelInfo, WidthInfo, common_best_label, frontier_plot_info, landscape_info,
+from hplandscape.plots.info import (D_MEAN_RANGE, PanelInfo, WidthInfo, common_best_label, frontier_plot_info, landscape_info,
                                     panel_info, ratio_plot_info, risk_plot_info)
 
 CMAP = "viridis"
@@ -159,12 +159,12 @@ def risk_boxplot(result: StudyAnalysis) -> Figure:
         ax.set_title(title)
         ax.set_ylabel(unit)
     cis = [(i + 1, ci) for i, ci in enumerate(info.d_mean_ci) if ci is not None]
-    if cis:  # the mean risk and its 95 % interval over seeds, beside each box
+    if cis:  # the mean risk and its resampled 95 % range, beside each box
         x = np.array([i for i, _ in cis]) + 0.3
         mean = np.array([ci[0] for _, ci in cis])
         err = np.array([[ci[0] - ci[1] for _, ci in cis], [ci[2] - ci[0] for _, ci in cis]])
         axes[0].errorbar(x, mean, yerr=np.maximum(err, 0.0), fmt="D", color="#d95f02", ms=5, capsize=4,
-                         label="d_mean, 95 % CI over seeds")
+                         label=D_MEAN_RANGE)
         axes[0].legend(fontsize=7, loc="upper left")
     fig.suptitle("box: quartiles; solid line: median; dashed line: mean", fontsize=9)
     return fig

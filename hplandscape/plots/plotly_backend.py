@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
-from hplandscape.plots.info import (PanelInfo, WidthInfo, common_best_label, frontier_plot_info, landscape_info,
+from hplandscape.plots.info import (D_MEAN_RANGE, PanelInfo, WidthInfo, common_best_label, frontier_plot_info, landscape_info,
                                     panel_info, ratio_plot_info, risk_plot_info)
 
 COLOURSCALE = "Viridis"
@@ -215,13 +215,13 @@ def risk_boxplot(result: StudyAnalysis) -> go.Figure:
                                  boxmean=True, showlegend=False,
                                  hovertemplate="%{x}: %{y:.3f}<extra></extra>"), row=1, col=col)
     cis = [(name, ci) for name, ci in zip(info.conditions, info.d_mean_ci) if ci is not None]
-    if cis:  # the mean risk and its 95 % interval over seeds
+    if cis:  # the mean risk and its resampled 95 % range
         fig.add_trace(go.Scatter(
-            x=[n for n, _ in cis], y=[ci[0] for _, ci in cis], mode="markers", name="d_mean, 95 % CI over seeds",
+            x=[n for n, _ in cis], y=[ci[0] for _, ci in cis], mode="markers", name=D_MEAN_RANGE,
             marker=dict(symbol="diamond", size=9, color="#d95f02"),
             error_y=dict(type="data", symmetric=False, array=[max(ci[2] - ci[0], 0.0) for _, ci in cis],
                          arrayminus=[max(ci[0] - ci[1], 0.0) for _, ci in cis], color="#d95f02"),
-            hovertemplate="%{x}: d_mean %{y:.3f}<extra>95 % CI over seeds</extra>"), row=1, col=1)
+            hovertemplate="%{x}: d_mean %{y:.3f}<extra>resampled 95 % range</extra>"), row=1, col=1)
     fig.update_yaxes(title_text=f"d ({info.metric} points)", row=1, col=1)
     fig.update_yaxes(title_text="dᴿ (% of the condition's best)", row=1, col=2)
     fig.update_layout(height=480, autosize=True, legend=_legend(), margin=dict(t=80, b=110),

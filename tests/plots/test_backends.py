@@ -36,6 +36,11 @@ def test_plotly_panel_and_risk_boxplot(result):
     means = box.data[-1]
     assert list(means.x) == list(result.names) and means.error_y.array is not None
     assert means.y[1] == result.condition("uniform-0.6").risk.d_mean
+    # named as the text names it: the basemodel's ROI is drawn again with the seeds, so the range
+    # is not a confidence interval of the risk (docs/method.md §12)
+    assert means.name == "d_mean, resampled 95 % range" and "CI" not in means.hovertemplate
+    legend = mpl_backend.risk_boxplot(result).axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == ["d_mean, resampled 95 % range"]
 
 
 def test_truncated_ellipses_are_dashed_and_centres_carry_intervals(result):
