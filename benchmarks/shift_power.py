@@ -3,8 +3,8 @@
 Simulates many studies, each a basemodel and one or more pruned conditions on a 9×9 grid of step
 0.2 decades centred on the basemodel's optimum (lr 0.1, wd 1e-4), every run adding N(0, σ²)
 noise, and analyses each with the package's own code exactly as ``analyze`` runs it
-(:func:`hplandscape.analysis.shift.shift_tests`: the optimum's peak fit, the Mahalanobis
-bootstrap test, the family-wise max-T over the pruned conditions; x = 0.5 and 1.0; 1999
+(:func:`hplandscape.analysis.shift.shift_tests`: the optimum's peak fit, the studentized
+Mahalanobis bootstrap test, the family-wise max-T over the pruned conditions; x = 0.5 and 1.0; 1999
 resamples; 95 %). The verdict "moved" counts as a rejection.
 
 Landscapes (log10 units; Δ from the optimum; u = (Δlr + Δwd)/√2 across the band lr·wd = const,

@@ -245,6 +245,24 @@ def _truncated(c) -> str:
                           f"{', '.join(r.touches_edge)}); run {EXTEND} to enclose it." for r in cut)
 
 
+def _studentized_words(result: StudyAnalysis) -> str:
+    """How each condition's shift was judged: by each resample's own precision (studentized) or,
+    where the landscape is too irregular for a local surface's precision, by their common spread."""
+    tested = [c for c in result.conditions if c.shift is not None and c.shift.studentized is not None]
+    plain = [c.name for c in tested if not c.shift.studentized]
+    if not tested:
+        return ""
+    own = (" Each resample of the seeds is judged by its own precision, as the data are by theirs (a "
+           "studentized bootstrap, which keeps false alarms at 5 % where the resamples' spread varies).")
+    if not plain:
+        return own
+    which = "every pruned condition" if len(plain) == len(tested) else ", ".join(plain)
+    return ((own if len(plain) < len(tested) else "")
+            + f" For {which} the landscape near the optimum is too irregular for the fitted surface's own "
+              f"precision (a coarse grid, steep drops, few seeds), so all resamples are judged by their common "
+              f"spread.")
+
+
 def _shift_words(result: StudyAnalysis) -> str:
     x = result.bootstrap.shift_x if result.bootstrap is not None else result.risk_x
     fam = max((c.shift.family_size for c in result.conditions if c.shift is not None), default=1)
@@ -258,7 +276,7 @@ def _shift_words(result: StudyAnalysis) -> str:
             f"decades of lr and wd. With two or more seeds the test asks \"did the best setting move?\" over both "
             f"axes at once, with the precision the seeds give across and along the band: \"moved\" means p ≤ 0.05. "
             f"A shift across a diagonal band can be resolved together while neither axis alone excludes 0."
-            f"{family} Last columns: the centre of the {x:g}-ROI, a different question (where the near-optimal "
+            f"{_studentized_words(result)}{family} Last columns: the centre of the {x:g}-ROI, a different question (where the near-optimal "
             f"settings lie, which can change while the best one stays), tested per condition.")
 
 

@@ -110,6 +110,7 @@ def test_report_verdicts_come_from_the_statistics_with_seeds(tmp_path):
     assert re.search(r"Its risk exceeds the unpruned model's own \(0\.\d\d\) by 0\.\d\d points \(95 % CI", md)
     assert "Its risk is not distinguishable from the unpruned model's own" in md
     assert "## Did the optimum move?" in md and "3 seeds as replicates" in md
+    assert "judged by its own precision" in md and "too irregular" not in md  # studentized everywhere
     for threshold_advice in ("Re-tune", "re-tuning is worth", "unlikely to pay off"):
         assert threshold_advice not in md
     shifts = pd.read_csv(out.parent / "shift.csv")
@@ -134,3 +135,21 @@ def test_report_with_one_seed_says_what_it_cannot_tell_and_flags_truncated_ellip
     prose = re.sub(r"<(script|pre)[^>]*>.*?</\1>", "", text, flags=re.S)
     assert "<code>hplandscape sweep CONFIG --extend</code> to enclose it." in prose
     assert "<code>seeds: [0, 1, 2]</code>" in prose and "`" not in prose
+
+
+def test_the_report_says_which_conditions_were_judged_by_their_resamples_common_spread():
+    from types import SimpleNamespace as NS
+
+    from hplandscape.report import _studentized_words
+
+    def result(*flags):
+        conds = [NS(name="base", shift=None)] + [NS(name=f"c{i}", shift=NS(studentized=f)) for i, f in enumerate(flags)]
+        return NS(conditions=conds)
+
+    assert "own precision, as the data" in _studentized_words(result(True, True))
+    assert "irregular" not in _studentized_words(result(True, True))
+    mixed = _studentized_words(result(True, False))
+    assert "own precision, as the data" in mixed and "For c1 the landscape near the optimum is too irregular" in mixed
+    plain = _studentized_words(result(False, False))
+    assert plain.startswith(" For every pruned condition the landscape") and "as the data" not in plain
+    assert _studentized_words(result(None)) == ""  # one seed: no test

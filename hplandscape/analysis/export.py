@@ -39,7 +39,7 @@ def to_json(result: StudyAnalysis) -> dict:
                                          "eval_size", "binomial_se"},
                                "shift": {"log10_lr": {"estimate", "ci"}, "log10_wd": {...},
                                          "p_value", "p_value_single", "correction", "n_seeds",
-                                         "x", "verdict", "statistic", "censored",
+                                         "x", "verdict", "statistic", "studentized", "censored",
                                          "base_optimum", "optimum", "region_centre"}}},
          "prior": {"lr", "wd", "source"},
          "frontier": {"hypervolume_best", "hypervolume_prior",
@@ -235,6 +235,7 @@ def shift_table(result: StudyAnalysis) -> pd.DataFrame:
         row["verdict"] = s.verdict
         row["p_value_single"] = _nan(s.p_value_single)
         row["family_size"] = s.family_size
+        row["studentized"] = s.studentized
         row["censored"] = s.censored
         for who, o in (("base_optimum", s.base_optimum), ("optimum", s.optimum)):
             for axis in ("log10_lr", "log10_wd"):
@@ -252,7 +253,7 @@ def shift_table(result: StudyAnalysis) -> pd.DataFrame:
 
 SHIFT_COLUMNS = ["condition", "method", "ratio", "x", "n_seeds", "shift_log10_lr", "shift_log10_lr_lo",
                  "shift_log10_lr_hi", "shift_log10_wd", "shift_log10_wd_lo", "shift_log10_wd_hi", "p_value",
-                 "verdict", "p_value_single", "family_size", "censored", "base_optimum_log10_lr",
+                 "verdict", "p_value_single", "family_size", "studentized", "censored", "base_optimum_log10_lr",
                  "base_optimum_log10_wd", "optimum_log10_lr", "optimum_log10_wd", "region_log10_lr",
                  "region_log10_lr_lo", "region_log10_lr_hi", "region_log10_wd", "region_log10_wd_lo",
                  "region_log10_wd_hi", "region_p_value", "region_verdict"]

@@ -587,7 +587,9 @@ class ShiftInfo:
     most 5 % of the time when nothing moved; ``p_value_single`` tests this condition alone. With
     one seed the intervals and p-values are None and the verdict is ``"single_seed"``.
     ``base_optimum``/``optimum`` say where each optimum lies; ``region`` is the second question,
-    whether the centre of the near-optimal x-ROI moved.
+    whether the centre of the near-optimal x-ROI moved. ``studentized``: the test scaled each
+    resample by its own delta-method covariance (False: the landscape was too irregular for it and
+    the resamples' common covariance was used; None with one seed).
     """
 
     x: float
@@ -601,6 +603,7 @@ class ShiftInfo:
     base_optimum: Optional[OptimumInfo] = None
     optimum: Optional[OptimumInfo] = None
     region: Optional[RegionShift] = None
+    studentized: Optional[bool] = None
 
     @property
     def censored(self) -> bool:
@@ -613,7 +616,7 @@ class ShiftInfo:
                 "p_value": _finite(self.p_value), "p_value_single": _finite(self.p_value_single),
                 "correction": {"method": FAMILY_CORRECTION, "family_size": int(self.family_size)},
                 "n_seeds": int(self.n_seeds), "x": float(self.x), "verdict": self.verdict,
-                "statistic": "optimum", "censored": self.censored,
+                "statistic": "optimum", "studentized": self.studentized, "censored": self.censored,
                 "base_optimum": None if self.base_optimum is None else self.base_optimum.to_json(),
                 "optimum": None if self.optimum is None else self.optimum.to_json(),
                 "region_centre": None if self.region is None else self.region.to_json()}

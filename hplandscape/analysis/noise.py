@@ -77,3 +77,27 @@ def seed_noise(m: SeedMatrix, xs, eval_size=None, level: float = 0.95) -> NoiseI
                      resolution=resolution,
                      resolvable=tuple((float(x), bool(x >= resolution - 1e-12)) for x in xs),
                      eval_size=eval_size, binomial_se=binomial)
+
+
+def mean_variance(values, within: float) -> np.ndarray:
+    """The variance of each point's seed-averaged top-1, σ²/n, with σ² pooled as in
+    :func:`seed_noise` (the points with two or more results within ``within`` accuracy points of
+    the best), vectorised over leading axes: ``values`` ``(..., P, S)`` → ``(..., P)``; NaN where
+    nothing is pooled. The delta-method covariance of an optimum's location uses it
+    (:meth:`hplandscape.analysis.optimum.PeakFinder.locate`).
+
+    >>> v = np.array([[90.0, 91.0], [92.0, 92.0], [93.0, 94.0], [50.0, 10.0]])
+    >>> mean_variance(v, 2.0).tolist()   # σ² = 0.25 from the two points within 2 of the best
+    [0.125, 0.125, 0.125, 0.125]
+    """
+    v = np.asarray(values, dtype=float)
+    finite = np.isfinite(v)
+    n = finite.sum(axis=-1)
+    means = np.where(finite, v, 0.0).sum(axis=-1) / np.maximum(n, 1)
+    means = np.where(n > 0, means, -np.inf)
+    ss = np.where(finite, (v - means[..., None]) ** 2, 0.0).sum(axis=-1)
+    near = (means >= means.max(axis=-1, keepdims=True) - within) & (n >= 2)
+    df = ((n - 1) * near).sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        var = np.where(df > 0, (ss * near).sum(axis=-1) / np.maximum(df, 1), np.nan)
+    return var[..., None] / np.maximum(n, 1)

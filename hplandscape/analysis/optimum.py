@@ -15,6 +15,9 @@ surface fitted to the points around it (docs/method.md §12, "The optimum and it
    step, then Newton steps), never beyond the grid; after the first fit the kernel follows the band
    of near-optimal settings, long along it and short across it; ``ITERATIONS`` fits in a row.
    An estimate on the grid's edge is flagged ``censored``: the optimum may lie beyond it.
+4. given the variance of each mean, the location's delta-method covariance from the last fit: the
+   coefficients' covariance carried through the peak's condition ∇f = 0 (the shift test scales
+   each resample by it, :func:`hplandscape.analysis.shift.family_test`).
 
 Everything is vectorised over bootstrap resamples: :meth:`PeakFinder.locate` takes ``(B, P)``
 means and returns ``B`` locations.
@@ -54,13 +57,16 @@ class Peaks:
 
     ``location``: ``(B, 2)`` (log10 wd, log10 lr); ``value``: ``(B,)`` the fitted surface's value
     there; ``censored``: ``(B,)`` the estimate lies on the grid's edge (the optimum may lie beyond
-    it); ``degree``: ``(B,)`` 3, 2, or 0 (too few points: the best grid point).
+    it); ``degree``: ``(B,)`` 3, 2, or 0 (too few points: the best grid point); ``cov``:
+    ``(B, 2, 2)`` the location's delta-method covariance (decades²) from the last fit, NaN where the
+    peak is not an interior maximum of a fitted surface (None: no noise was given).
     """
 
     location: np.ndarray
     value: np.ndarray
     censored: np.ndarray
     degree: np.ndarray
+    cov: np.ndarray | None = None
 
 
 class PeakFinder:
@@ -94,10 +100,17 @@ class PeakFinder:
         self.fine = np.column_stack([fu.ravel(), fv.ravel()])  # (F, 2) in steps from the estimate
         self.fine_basis = {terms: _basis(self.fine, terms) for terms in (CUBIC, QUADRATIC)}
 
-    def locate(self, means) -> Peaks:
-        """The optimum of each row of ``means`` (``(B, P)`` seed-averaged top-1, NaN: no value)."""
+    def locate(self, means, mean_var=None) -> Peaks:
+        """The optimum of each row of ``means`` (``(B, P)`` seed-averaged top-1, NaN: no value).
+
+        ``mean_var`` (``(B, P)`` or ``(P,)``, the variance of each mean, e.g. σ²/n) adds the
+        location's delta-method covariance (:attr:`Peaks.cov`): the fitted coefficients' covariance
+        (A⁻¹XᵀW·diag(mean_var)·WXA⁻¹) carried through the peak's condition ∇f = 0, J = −H⁻¹·∂∇f/∂β.
+        """
         m = np.atleast_2d(np.asarray(means, dtype=float))
         B = m.shape[0]
+        cov = np.full((B, 2, 2), np.nan)
+        mv = None if mean_var is None else np.broadcast_to(np.asarray(mean_var, dtype=float), m.shape)
         filled = np.where(np.isfinite(m), m, -np.inf)
         best = np.argmax(filled, axis=1)
         top = filled[np.arange(B), best]
@@ -135,6 +148,11 @@ class PeakFinder:
                 lo = np.maximum(lo, (lo_grid - centre[sel]) / self.step)
                 hi = np.minimum(hi, (hi_grid - centre[sel]) / self.step)
                 z, val = _peak(coef, terms, self.fine, self.fine_basis[terms], lo, hi)
+                if mv is not None and it == ITERATIONS - 1:
+                    Ainv = np.linalg.inv(A[ok])
+                    M = Ainv @ Xw[ok]  # (b, T, P): coefficients = M @ y
+                    cb = np.einsum("btp,bp,bsp->bts", M, np.where(used[sel], mv[sel], 0.0), M)
+                    cov[sel] = _peak_cov(coef, terms, z, cb, lo, hi) * np.outer(self.step, self.step)
                 centre[sel] = centre[sel] + z * self.step
                 value[sel] = val
                 degree[sel] = 3 if terms is CUBIC else 2
@@ -148,7 +166,7 @@ class PeakFinder:
         tol = 1e-6 * self.step
         at_edge = (np.abs(centre - lo_grid) < tol) | (np.abs(centre - hi_grid) < tol)
         censored = at_edge.any(axis=1)
-        return Peaks(centre, value, censored, degree)
+        return Peaks(centre, value, censored, degree, None if mv is None else cov)
 
 
 def _basis(uv: np.ndarray, terms) -> np.ndarray:
@@ -181,6 +199,25 @@ def _peak(coef, terms, fine, fine_basis, lo, hi) -> tuple:
         small = concave & (np.abs(dz) <= FINE).all(axis=1)
         z = np.where(small[:, None], np.clip(z + dz, lo, hi), z)
     return z, (coef * _basis(z, terms)).sum(axis=1)
+
+
+def _peak_cov(coef, terms, z, coef_cov, lo, hi) -> np.ndarray:
+    """``(b, 2, 2)`` delta-method covariance of the peaks ``z`` (steps²); NaN where a peak is not
+    an interior maximum (the surface not concave there, or the peak on its search box)."""
+    _, H = _derivatives(coef, terms, z)
+    u, v = z[:, 0], z[:, 1]
+
+    def pw(x, e):
+        return x ** e if e >= 0 else np.zeros_like(x)
+
+    G = np.stack([np.stack([a * pw(u, a - 1) * pw(v, b), b * pw(u, a) * pw(v, b - 1)], axis=1)
+                  for a, b in terms], axis=2)  # (b, 2, T): ∂(∇f)/∂β
+    det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
+    interior = ((z > lo + 1e-6) & (z < hi - 1e-6)).all(axis=1)
+    ok = (H[:, 0, 0] < 0) & (det > 0) & interior
+    J = -np.linalg.solve(np.where(ok[:, None, None], H, -np.eye(2)), G)  # (b, 2, T)
+    out = J @ coef_cov @ np.swapaxes(J, 1, 2)
+    return np.where(ok[:, None, None], out, np.nan)
 
 
 def _band_axes(coef, terms, z) -> np.ndarray:

@@ -3,11 +3,13 @@
 **The optimum** of a condition is the peak of a local cubic surface fitted around its best grid
 point (:mod:`~hplandscape.analysis.optimum`): the best setting, located between grid points. The
 shift is the pruned condition's optimum minus the basemodel's, in (log10 wd, log10 lr). It is
-tested over both axes at once with the resamples' covariance (a Mahalanobis bootstrap test: a
-shift across a diagonal lr × wd band is measured with the precision across the band, not with the
-poor precision along it), and over all pruned conditions of a study at once (single-step max-T,
-Westfall & Young 1993): "moved" is wrong for any of them at most 5 % of the time when nothing
-moved (:func:`family_test`).
+tested over both axes at once with its covariance (a Mahalanobis bootstrap test: a shift across a
+diagonal lr × wd band is measured with the precision across the band, not with the poor precision
+along it), studentized (each resample scaled by its own delta-method covariance, the data's shift
+by the data's: Hall 1992; where the landscape is too irregular for that, by the resamples'
+covariance), and over all pruned conditions of a study at once (single-step max-T, Westfall &
+Young 1993): "moved" is wrong for any of them at most 5 % of the time when nothing moved
+(:func:`family_test`).
 
 **The centre of the near-optimal region** is a second, different question: the margin-weighted
 x-ROI centre, the points of the x-ROI averaged with weight w(θ) = f(θ) − (f* − x). The region can
@@ -25,6 +27,7 @@ import numpy as np
 from hplandscape.analysis.bootstrap import (BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, condition_rng, order_statistic,
                                             percentile_interval, pool_within, replicate_means)
 from hplandscape.analysis.info import Interval, OptimumInfo, RegionShift, ShiftInfo
+from hplandscape.analysis.noise import mean_variance, noise_within
 from hplandscape.analysis.optimum import PeakFinder, Peaks
 
 
@@ -190,7 +193,8 @@ class FamilyTest:
     ``lo``/``hi``: ``(2,)`` (wd, lr) simultaneous interval ends (every axis of every condition of
     the family); ``p_single``: this condition tested alone; ``p_family``: adjusted for the family
     (single-step max-T); ``moved``: ``p_family`` ≤ 1 − level, i.e. the family's joint region
-    excludes no shift.
+    excludes no shift; ``studentized``: each resample was scaled by its own covariance (False:
+    by the resamples' common one).
     """
 
     lo: np.ndarray
@@ -198,10 +202,13 @@ class FamilyTest:
     p_single: float
     p_family: float
     moved: bool
+    studentized: bool = False
 
 
-def family_test(estimates: dict, boots: dict, span, level: float = LEVEL, floor: float = 1e-3) -> dict:
-    """Mahalanobis bootstrap test of several 2-D shifts at once, with family-wise error control.
+def family_test(estimates: dict, boots: dict, span, level: float = LEVEL, floor: float = 1e-3,
+                covs: dict | None = None, boot_covs: dict | None = None) -> dict:
+    """Studentized Mahalanobis bootstrap test of several 2-D shifts at once, with family-wise
+    error control.
 
     Parameters
     ----------
@@ -217,6 +224,10 @@ def family_test(estimates: dict, boots: dict, span, level: float = LEVEL, floor:
     floor : float
         Smallest standard deviation of a shift (decades) the covariance keeps on each axis: a
         location that never moves between resamples is known to this resolution, not exactly.
+    covs, boot_covs : dict, optional
+        ``{condition: (2, 2)}`` and ``{condition: (B, 2, 2)}``: each shift's own covariance
+        estimate (delta method; NaN where it has none) on the data and on every resample. Given,
+        the test is studentized: each resample is scaled by its own covariance (below).
 
     Returns
     -------
@@ -226,10 +237,12 @@ def family_test(estimates: dict, boots: dict, span, level: float = LEVEL, floor:
     Notes
     -----
     For condition c, with S_c the resamples' covariance of the shift, T*_c,b = (Δ*_c,b − Δ̂_c)ᵀ
-    S_c⁻¹ (Δ*_c,b − Δ̂_c) and t_c = Δ̂_cᵀ S_c⁻¹ Δ̂_c. The family's critical value q is the
+    W_c,b⁻¹ (Δ*_c,b − Δ̂_c) and t_c = Δ̂_cᵀ Ŵ_c⁻¹ Δ̂_c, where W_c,b is resample b's own covariance
+    and Ŵ_c the data's (studentized, :func:`_studentizers`), or S_c for all of them (the plain
+    test). The family's critical value q is the
     ⌈level·(B + 1)⌉-th smallest of M*_b = max_c T*_c,b, p_family = (1 + #{M* ≥ t_c}) / (B + 1)
     (Westfall & Young 1993, single step), and the joint region of c is the ellipse
-    {δ : (Δ̂_c − δ)ᵀ S_c⁻¹ (Δ̂_c − δ) ≤ q}; its shadows on the axes, Δ̂_c,j ± √(q·S_c,jj), are the
+    {δ : (Δ̂_c − δ)ᵀ Ŵ_c⁻¹ (Δ̂_c − δ) ≤ q}; its shadows on the axes, Δ̂_c,j ± √(q·Ŵ_c,jj), are the
     intervals. An interval that excludes 0 implies "moved"; a shift across a diagonal band can be
     "moved" with both shadows containing 0 (the region excludes 0, its shadows do not).
 
@@ -243,15 +256,17 @@ def family_test(estimates: dict, boots: dict, span, level: float = LEVEL, floor:
     """
     span = np.asarray(span, dtype=float)
     names = list(estimates)
-    T, t, S = {}, {}, {}
+    T, t, S, student = {}, {}, {}, {}
     for name in names:
         d = np.asarray(estimates[name], dtype=float)
         E = np.asarray(boots[name], dtype=float) - d[None, :]
         cov = np.cov(E, rowvar=False) + floor ** 2 * np.eye(2)
-        inv = np.linalg.inv(cov)
-        T[name] = np.einsum("bi,ij,bj->b", E, inv, E)
-        t[name] = float(d @ inv @ d)
-        S[name] = cov
+        own, own_boot, student[name] = _studentizers(cov, None if covs is None else covs.get(name),
+                                                     None if boot_covs is None else boot_covs.get(name),
+                                                     len(E), floor)
+        T[name] = np.einsum("bi,bij,bj->b", E, np.linalg.inv(own_boot), E)
+        t[name] = float(d @ np.linalg.inv(own) @ d)
+        S[name] = own
     M = np.max(np.stack([T[n] for n in names]), axis=0)
     q = order_statistic(M, level)
     out = {}
@@ -261,8 +276,35 @@ def family_test(estimates: dict, boots: dict, span, level: float = LEVEL, floor:
         out[name] = FamilyTest(lo=np.maximum(d - half, -span), hi=np.minimum(d + half, span),
                                p_single=float((1 + np.sum(T[name] >= t[name])) / (len(M) + 1)),
                                p_family=float((1 + np.sum(M >= t[name])) / (len(M) + 1)),
-                               moved=bool(t[name] > q))
+                               moved=bool(t[name] > q), studentized=student[name])
     return out
+
+
+#: The test is studentized only where the delta method holds for the data's shift and for at
+#: least this share of its resamples (elsewhere the landscape is too irregular for a local
+#: surface's covariance: a coarse grid with cliffs, few seeds).
+STUDENTIZE_SHARE = 0.9
+
+
+def _studentizers(boot_cov, cov, boot_covs, n_boot: int, floor: float) -> tuple:
+    """``(data's (2, 2), resamples' (B, 2, 2), studentized)``: the covariances that scale the shifts.
+
+    Each shift's own delta-method covariance where it has one, put on the resamples' scale (times
+    tr(S)/median tr(V*), S the resamples' covariance; the scale cancels between t and q), and S for
+    the few resamples without one; the plain Mahalanobis test (S for all) without covariances, where
+    the data's shift has none, or where fewer than :data:`STUDENTIZE_SHARE` of the resamples have one.
+    """
+    plain = np.broadcast_to(boot_cov, (n_boot, 2, 2))
+    if cov is None or boot_covs is None or not np.isfinite(cov).all():
+        return boot_cov, plain, False
+    boot_covs = np.asarray(boot_covs, dtype=float)
+    has = np.isfinite(boot_covs).all(axis=(1, 2))
+    if has.mean() < STUDENTIZE_SHARE:
+        return boot_cov, plain, False
+    scale = np.trace(boot_cov) / np.median(np.trace(boot_covs[has], axis1=1, axis2=2))
+    ridge = floor ** 2 * np.eye(2)
+    own_boot = np.where(has[:, None, None], scale * np.where(has[:, None, None], boot_covs, 0.0) + ridge, plain)
+    return scale * np.asarray(cov) + ridge, own_boot, True
 
 
 #: The optimum's surface is fitted to points within this many accuracy points of the best, or
@@ -328,7 +370,8 @@ def shift_tests(matrices: dict, base: str, draws: dict, xs=(0.5, 1.0), level: fl
     est = {n: peaks[n][0].location[0] - pb.location[0] for n in pruned}
     tested = [n for n in pruned if bb is not None and peaks[n][1] is not None]
     fam = family_test({n: est[n] for n in tested}, {n: peaks[n][1].location - bb.location for n in tested},
-                      span, level) if tested else {}
+                      span, level, covs={n: peaks[n][0].cov[0] + pb.cov[0] for n in tested},
+                      boot_covs={n: peaks[n][1].cov + bb.cov for n in tested}) if tested else {}
     out = {}
     for n in pruned:
         m = matrices[n]
@@ -346,17 +389,19 @@ def shift_tests(matrices: dict, base: str, draws: dict, xs=(0.5, 1.0), level: fl
         out[n] = ShiftInfo(log10_lr=Interval(float(est[n][1]), float(f.lo[1]), float(f.hi[1]), level),
                            log10_wd=Interval(float(est[n][0]), float(f.lo[0]), float(f.hi[0]), level),
                            p_value=f.p_family, verdict="moved" if f.moved else "no_evidence",
-                           p_value_single=f.p_single, **common)
+                           p_value_single=f.p_single, studentized=f.studentized, **common)
     return out
 
 
 def locate_peaks(matrices: dict, draws: dict, xs=(0.5, 1.0)) -> dict:
     """``{condition: (Peaks of its means, Peaks of its resamples' means or None)}``."""
     out = {}
+    within = noise_within(xs)
     for name, m in matrices.items():
         finder = PeakFinder(m.coords, fit_within(xs))
         d = draws.get(name)
-        out[name] = (finder.locate(m.means[None, :]), None if d is None else finder.locate(replicate_means(d)))
+        out[name] = (finder.locate(m.means[None, :], mean_variance(m.values, within)[None, :]),
+                     None if d is None else finder.locate(replicate_means(d), mean_variance(d, within)))
     return out
 
 

@@ -117,8 +117,9 @@ def test_json_contract_of_shift_and_risk(seeds):
     for name in ("uniform-0.6", "global-0.4"):
         shift = doc["conditions"][name]["shift"]
         assert list(shift) == ["log10_lr", "log10_wd", "p_value", "p_value_single", "correction", "n_seeds", "x",
-                               "verdict", "statistic", "censored", "base_optimum", "optimum", "region_centre"]
+                               "verdict", "statistic", "studentized", "censored", "base_optimum", "optimum", "region_centre"]
         assert shift["statistic"] == "optimum" and shift["correction"]["family_size"] == 2
+        assert shift["studentized"] is (True if replicated else None)  # a smooth synthetic landscape
         assert "max-T" in shift["correction"]["method"]
         for key in ("base_optimum", "optimum"):
             assert set(shift[key]) == {"log10_lr", "log10_wd", "censored", "censored_share"}
@@ -222,6 +223,79 @@ def test_an_optimum_beyond_the_grid_is_flagged_censored():
     f = 93 - 8 * (LR - 1.2) ** 2 - 4 * WD ** 2  # peak 0.4 decades beyond the lr edge
     peak = PeakFinder(XY, fit_within=3.0).locate(f[None, :])
     assert peak.censored[0] and peak.location[0][1] == pytest.approx(0.8)
+
+
+@pytest.mark.parametrize("shape", ["bowl", "ridge"])
+def test_the_delta_method_covariance_of_the_optimum_matches_its_spread_over_noise(shape):
+    # 400 noisy copies of one landscape (3 seeds, σ = 0.15): the peaks' covariance between copies
+    # against the mean of each copy's own delta-method estimate (measured: ratios 0.96–0.98 on
+    # the bowl, 1.08–1.09 along the ridge's flat band)
+    rng = np.random.default_rng(1)
+    means = _grid(shape)[None, :] + rng.normal(0, 0.15 / np.sqrt(3), (400, 81))
+    peaks = PeakFinder(XY, fit_within=3.0).locate(means, np.full(81, 0.15 ** 2 / 3))
+    assert np.isfinite(peaks.cov).all()
+    between = np.cov(peaks.location, rowvar=False)
+    own = peaks.cov.mean(axis=0)
+    assert np.diag(own) / np.diag(between) == pytest.approx([1.0, 1.0], rel=0.2)
+    assert own[0, 1] / np.sqrt(own[0, 0] * own[1, 1]) == pytest.approx(
+        between[0, 1] / np.sqrt(between[0, 0] * between[1, 1]), abs=0.1)  # the ridge's −0.92 too
+    # no noise given: no covariance; a peak on the grid's edge has none either
+    assert PeakFinder(XY, fit_within=3.0).locate(means[:1]).cov is None
+    edge = PeakFinder(XY, fit_within=3.0).locate((93 - 8 * (LR - 1.2) ** 2 - 4 * WD ** 2)[None], np.full(81, 0.01))
+    assert np.isnan(edge.cov).all()
+
+
+def test_the_studentized_family_test_is_the_plain_one_when_every_resample_has_its_covariance():
+    rng = np.random.default_rng(5)
+    est = {"a": np.array([0.02, 0.12]), "b": np.array([0.0, 0.01])}
+    boots = {n: e + rng.normal(0, 0.05, (999, 2)) for n, e in est.items()}
+    plain = family_test(est, boots, span=[1.6, 1.6])
+    # the resamples' own covariance at any scale (it is put on the resamples' scale): the plain test
+    S = {n: 7.0 * np.cov(b - est[n], rowvar=False) for n, b in boots.items()}
+    same = family_test(est, boots, span=[1.6, 1.6], covs=S,
+                       boot_covs={n: np.broadcast_to(S[n], (999, 2, 2)) for n in est})
+    for n in est:
+        assert same[n].p_family == plain[n].p_family and same[n].moved == plain[n].moved
+        np.testing.assert_allclose(same[n].lo, plain[n].lo, atol=1e-5)  # the 1e-3 floor enters once
+        np.testing.assert_allclose(same[n].hi, plain[n].hi, atol=1e-5)
+
+
+def test_the_studentized_test_scales_each_resample_by_its_own_covariance():
+    # Resamples whose own covariance says "imprecise" count less: a shift the plain test calls
+    # "moved" because a few wild resamples were scaled by the common covariance is judged by
+    # each resample's own spread.
+    rng = np.random.default_rng(2)
+    n = 1999
+    sd = np.where(rng.random(n) < 0.5, 0.02, 0.08)  # two kinds of resample: sharp and flat crests
+    E = rng.normal(0, 1, (n, 2)) * sd[:, None]
+    own = sd[:, None, None] ** 2 * np.eye(2)
+    d = np.array([0.0, 0.11])
+    plain = family_test({"c": d}, {"c": d + E}, span=[1.6, 1.6])["c"]
+    stud = family_test({"c": d}, {"c": d + E}, span=[1.6, 1.6], covs={"c": 0.02 ** 2 * np.eye(2)},
+                       boot_covs={"c": own})["c"]
+    # the data's own covariance says "sharp": t is large, and the studentized reference
+    # distribution (a mixture of equally scaled resamples) is chi-square-like
+    assert stud.p_single < plain.p_single
+    assert stud.moved and not plain.moved
+
+
+def test_an_irregular_landscape_is_tested_with_the_resamples_common_covariance():
+    # The quickstart's shape: a 5 × 5 grid of step 0.5, a plateau 2 points lower at low wd, a cliff
+    # where lr·wd is too large, 2 seeds of σ 1.2: the cubic's own covariance is erratic there (a
+    # peak on its search box, a surface not concave), so the test falls back to the plain one.
+    lrs = np.arange(5) * 0.5 - 2.75
+    lr, wd = (a.ravel() for a in np.meshgrid(lrs, lrs, indexing="ij"))
+    f = np.where(lr + wd > -3.6, 30.0, 96.0 - 2.0 * (wd < -2) - 20.0 * (lr < -2.5))
+    rng = np.random.default_rng(0)
+    mats = {n: SeedMatrix(f[:, None] + rng.normal(0, 1.2, (25, 2)), wd, lr) for n in ("base", "p1", "p2")}
+    draws = {n: m.resample(999, condition_rng(0, n), 4.0) for n, m in mats.items()}
+    out = shift_tests(mats, "base", draws, (2.5, 4.0))
+    assert [out[n].studentized for n in ("p1", "p2")] == [False, False]
+    # the smooth ridge of the calibration is studentized
+    rng = np.random.default_rng(0)
+    mats = {n: SeedMatrix(_grid("ridge")[:, None] + rng.normal(0, 0.15, (81, 3)), WD, LR) for n in ("base", "p")}
+    draws = {n: m.resample(999, condition_rng(0, n)) for n, m in mats.items()}
+    assert shift_tests(mats, "base", draws)["p"].studentized is True
 
 
 def test_the_family_test_controls_the_error_over_conditions_sharing_the_basemodel():
