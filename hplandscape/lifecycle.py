@@ -720,7 +720,8 @@ def _record(spec, progress: RunProgress, last_eval, model, data, facts: NetworkF
     flow = extras.flow if extras is not None else None
     params, flops = facts.params, facts.flops
     if spec.sparsity is not None:
-        # a masked run's cost leaves its zero weights out (``dense_*``: with them)
+        # a masked run's cost leaves its zero weights out (each layer's dense FLOPs × its density;
+        # ``dense_*``: with them)
         density, params, flops = measure(model, (info.in_channels, info.image_size, info.image_size))
     else:
         # an unmasked network's exact zeros are accidents a sparse kernel could not plan for: its

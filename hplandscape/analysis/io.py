@@ -13,7 +13,7 @@ from hplandscape.choices import plain_name
 from hplandscape.config import METHODS  # a condition's method, as a study config names it
 from hplandscape.errors import UserError
 from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
-from hplandscape.record import REQUIRED_COLUMNS as REQUIRED  # defined with the table's columns (stdlib only)
+from hplandscape.record import REQUIRED_COLUMNS as REQUIRED  # defined with the table's columns; no torch
 
 SOURCE_ATTR = "hplandscape_source"
 # (log10 lr, log10 wd) of the basemodel's prior and the study's name, when the table came from a
