@@ -62,6 +62,7 @@ from hplandscape.models import build_model, count_flops, count_params, get_entry
 from hplandscape.pruning import build_from_spec, file_sha256
 from hplandscape.provenance import device_name, provenance
 from hplandscape.recipes import PARAMETRISATION, STEP_MILESTONES
+from hplandscape.record import RunRecord
 from hplandscape.sparsity import MaskedTraining, density_of, load_masks, measure, prunable_weights
 from hplandscape.store import RunFiles, set_aside
 
@@ -687,7 +688,8 @@ def finish_run(spec, progress: RunProgress, model, data, placement: Placement, f
     Returns
     -------
     dict
-        The run record (see :func:`hplandscape.train.train_run`).
+        The run record's JSON form (:meth:`hplandscape.record.RunRecord.to_json`): what the store
+        writes, and what a worker hands back to its launcher.
     """
     info = data.info
     last_eval = progress.last_eval
@@ -698,18 +700,28 @@ def finish_run(spec, progress: RunProgress, model, data, placement: Placement, f
         widths = (spec.arch or {}).get("widths")
         save_weights(RunFiles(spec.run_dir).weights, spec.model, model, info.num_classes, info.in_channels,
                      widths=widths)
-    record = _record(spec, progress, last_eval, info, facts, placement, wall_s, engine)
-    # the evaluation split's size: one image is 100/eval_size points (the binomial floor of top-1)
-    record["eval_size"] = int(data.num_test)
-    return {**record, **_sparsity_fields(spec, model, info, facts, extras)}
+    return _record(spec, progress, last_eval, model, data, facts, placement, wall_s, engine, extras).to_json()
 
 
-def _sparsity_fields(spec, model, info, facts: NetworkFacts, extras: RunExtras | None) -> dict:
-    """The record's measured ``density``; for a masked run ``params`` and ``flops`` without the
-    masked weights (each layer's dense FLOPs × its density), the dense ones as ``dense_*``."""
+def _finite_or_none(x):
+    return x if x is None or math.isfinite(x) else None
+
+
+def _record(spec, progress: RunProgress, last_eval, model, data, facts: NetworkFacts, placement: Placement,
+            wall_s: float, engine: str, extras: RunExtras | None) -> RunRecord:
+    """The run's :class:`~hplandscape.record.RunRecord`: what the spec says, plus what training and
+    the final network measured."""
+    device, info = placement.device, data.info
+    top1, top5 = last_eval
+    history = [{k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in h.items()}
+               for h in progress.history]
+    diverged_epoch = progress.diverged_epoch
+    completed = len(history) - (1 if diverged_epoch is not None else 0)
     flow = extras.flow if extras is not None else None
     params, flops = facts.params, facts.flops
     if spec.sparsity is not None:
+        # a masked run's cost leaves its zero weights out (each layer's dense FLOPs × its density;
+        # ``dense_*``: with them)
         density, params, flops = measure(model, (info.in_channels, info.image_size, info.image_size))
     else:
         # an unmasked network's exact zeros are accidents a sparse kernel could not plan for: its
@@ -718,61 +730,31 @@ def _sparsity_fields(spec, model, info, facts: NetworkFacts, extras: RunExtras |
             density = density_of(model)
         except UserError:  # a user-registered architecture without a first conv and a classifier
             density = None
-    return {
-        "pipeline": spec.condition.pipeline,
-        "density": density,
-        "params": params,
-        "flops": flops,
-        "dense_params": facts.params,
-        "dense_flops": facts.flops,
-        "egf": None if flow is None else flow.state_dict(),
-    }
-
-
-def _finite_or_none(x):
-    return x if x is None or math.isfinite(x) else None
-
-
-def _record(spec, progress: RunProgress, last_eval, info, facts: NetworkFacts, placement: Placement,
-            wall_s: float, engine: str) -> dict:
-    device = placement.device
-    top1, top5 = last_eval
-    history = [{k: (_finite_or_none(v) if isinstance(v, float) else v) for k, v in h.items()}
-               for h in progress.history]
-    diverged_epoch = progress.diverged_epoch
-    completed = len(history) - (1 if diverged_epoch is not None else 0)
-    return {
-        "run_id": spec.run_id,
-        "study": spec.study,
-        "condition": spec.condition.name,
-        "method": spec.condition.method,
-        "ratio": spec.condition.ratio,
-        "model": spec.model,
-        "lr": spec.lr,
-        "wd": spec.wd,
-        "log10_lr": spec.point.log10_lr,
-        "log10_wd": spec.point.log10_wd,
-        "seed": spec.seed,
-        "recipe": spec.recipe.to_dict(),
-        "randomness": spec.recipe.randomness,
-        "data": dataclasses.asdict(spec.data),
-        "top1": top1,
-        "top5": top5 if info.num_classes > 5 else None,
-        "history": history,
-        "epochs_completed": completed,
-        "wall_time_s": wall_s,
-        "params": facts.params,
-        "flops": facts.flops,
-        "arch_hash": facts.arch_hash,
-        "diverged": diverged_epoch is not None,
-        "diverged_epoch": diverged_epoch,
-        "device": device_name(device),
-        "engine": engine,
-        "precision": placement.precision,
-        "memory_format": placement.layout,
-        "parametrisation": PARAMETRISATION + (STEP_MILESTONES if spec.recipe.milestones_on_steps else "") + (
+    return RunRecord.for_spec(
+        spec,
+        top1=top1,
+        top5=top5 if info.num_classes > 5 else None,
+        history=history,
+        epochs_completed=completed,
+        wall_time_s=wall_s,
+        params=params,
+        flops=flops,
+        arch_hash=facts.arch_hash,
+        diverged=diverged_epoch is not None,
+        diverged_epoch=diverged_epoch,
+        device=device_name(device),
+        engine=engine,
+        precision=placement.precision,
+        memory_format=placement.layout,
+        parametrisation=PARAMETRISATION + (STEP_MILESTONES if spec.recipe.milestones_on_steps else "") + (
             " Weight decay applies to every parameter, BatchNorm and biases included."
             if spec.recipe.weight_decay_on_bn_bias else
             " BatchNorm parameters and biases get no weight decay."),
-        "provenance": provenance(device),
-    }
+        provenance=provenance(device),
+        # the evaluation split's size: one image is 100/eval_size points (the binomial floor of top-1)
+        eval_size=int(data.num_test),
+        density=density,
+        dense_params=facts.params,
+        dense_flops=facts.flops,
+        egf=None if flow is None else flow.state_dict(),
+    )

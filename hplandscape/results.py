@@ -1,11 +1,11 @@
 """The results table: one row per recorded run of a study.
 
-The analysis reads ``condition, method, ratio, lr, wd, seed, top1, top5, diverged``; the other
-columns (log10 values, size, epochs, time, run id) make the table self-explanatory. ``flops`` and
-``params`` of a masked (unstructured) run leave its zero weights out (``dense_flops``: with them);
-``density`` is the measured non-zero fraction of the prunable weights; ``egf1_mean`` and
-``egf2_mean`` are the mean of a run's gradient-flow measurements (empty without them). Corrupt or
-missing records are not rows: ``hplandscape status`` lists them.
+A row is :func:`hplandscape.record.table_row` of the run's record, in the columns
+:data:`COLUMNS` (defined with the record, in :mod:`hplandscape.record`, which says what each
+holds); this module gathers the rows, marks the runs on the study's grid and writes the table.
+The analysis reads ``condition, method, ratio, lr, wd, seed, top1`` (``record.REQUIRED_COLUMNS``)
+and, where present, ``top5, diverged, randomness``; the other columns make the table
+self-explanatory. Corrupt or missing records are not rows: ``hplandscape status`` lists them.
 
 Examples
 --------
@@ -21,13 +21,10 @@ import pandas as pd
 
 from hplandscape.errors import UserError
 from hplandscape.grid import GridPoint
-from hplandscape.recipes import LEGACY_RANDOMNESS
 from hplandscape.atomic import write_text as atomic_write_text
+from hplandscape.record import COLUMNS, table_row
 from hplandscape.store import StudyStore, check_file_target
 
-COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
-           "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "randomness", "precision",
-           "run_id", "pipeline", "density", "dense_flops", "egf1_mean", "egf2_mean", "eval_size")
 FORMATS = ("csv", "parquet")
 
 
@@ -92,22 +89,9 @@ def _on_grid(row: dict, grid) -> bool:
     return point.log10_lr in grid[0] and point.log10_wd in grid[1]
 
 
-def egf_mean(entries, key: str) -> float | None:
-    """Mean of one gradient-flow quantity (``egf1`` or ``egf2``) over a record's measurements;
-    None without any finite one.
-
-    Examples
-    --------
-    >>> egf_mean([{"epoch": 0, "egf1": 2.0, "egf2": 1.0}, {"epoch": 5, "egf1": 4.0, "egf2": None}], "egf2")
-    1.0
-    """
-    values = [e.get(key) for e in entries or () if isinstance(e, dict)]
-    values = [float(v) for v in values if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")]
-    return sum(values) / len(values) if values else None
-
-
 def records_table(records, grid=None) -> pd.DataFrame:
-    """Rows of :data:`COLUMNS` (plus ``arch_hash`` and ``on_grid``) from run records.
+    """Rows of :data:`COLUMNS` (plus ``arch_hash`` and ``on_grid``) from run records (their JSON
+    form, as ``StudyStore.iter_records`` yields them; :func:`hplandscape.record.table_row`).
 
     ``grid`` = (log10 lr values, log10 wd values) of the study marks each run ``on_grid``; the
     basemodel at a prior that the grid leaves out is trained anyway (the pruning source) and gets
@@ -115,14 +99,7 @@ def records_table(records, grid=None) -> pd.DataFrame:
     """
     rows = []
     for r in records:
-        row = {c: r.get(c) for c in COLUMNS}
-        row["method"] = row["method"] or "none"
-        row["randomness"] = row["randomness"] or (r.get("recipe") or {}).get("randomness") or LEGACY_RANDOMNESS
-        row["precision"] = row["precision"] or "float32"  # records before the field trained in float32
-        row["pipeline"] = row["pipeline"] or "retrain"  # records from before pipelines: retrained
-        for p in (1, 2):
-            row[f"egf{p}_mean"] = egf_mean(r.get("egf"), f"egf{p}")
-        row["arch_hash"] = r.get("arch_hash")
+        row = table_row(r)
         row["on_grid"] = grid is None or _on_grid(row, grid)
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(COLUMNS) + ["arch_hash", "on_grid"])

@@ -37,7 +37,6 @@ import contextlib
 import enum
 import hashlib
 import json
-import math
 import shlex
 import time
 from dataclasses import dataclass
@@ -54,38 +53,7 @@ from hplandscape.claims import STALE_AFTER_S
 from hplandscape.errors import ConfigChanged, UserError
 from hplandscape.grid import GridPoint, make_grid
 from hplandscape.paths import check_path
-def record_problem(record, run_id: str) -> str | None:
-    """Why ``record`` is not a valid record of ``run_id`` (types and ranges), or None when it is.
-
-    The results table and the analysis read these keys; a record that fails here is CORRUPT:
-    never counted as done, never analysed, re-run by the next sweep.
-    """
-    if not isinstance(record, dict):
-        return f"not a JSON object but {type(record).__name__}"
-    condition, _, seed_part = run_id.split("/")
-    checks = (
-        ("run_id", lambda v: v == run_id, f"the run id {run_id!r}"),
-        ("condition", lambda v: v == condition, f"the condition {condition!r}"),
-        ("method", lambda v: isinstance(v, str) and v != "", "a method name"),
-        ("ratio", lambda v: _number(v) and 0 < v <= 1, "a number in (0, 1]"),
-        ("lr", lambda v: _number(v) and v > 0, "a positive number"),
-        ("wd", lambda v: _number(v) and v > 0, "a positive number"),
-        ("seed", lambda v: isinstance(v, int) and not isinstance(v, bool) and f"seed{v}" == seed_part,
-         f"the seed of {seed_part!r}"),
-        ("top1", lambda v: _number(v) and 0 <= v <= 100, "a percentage in [0, 100]"),
-        ("top5", lambda v: v is None or (_number(v) and 0 <= v <= 100), "null or a percentage in [0, 100]"),
-        ("diverged", lambda v: isinstance(v, bool), "true or false"),
-    )
-    for key, ok, what in checks:
-        if key not in record:
-            return f"{key} is missing"
-        if not ok(record[key]):
-            return f"{key} must be {what}, got {record[key]!r}"
-    return None
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+from hplandscape.record import record_problem  # the record's schema; callers may import it from here
 
 
 class RunState(enum.Enum):
@@ -495,7 +463,11 @@ class StudyStore:
 
     # records -------------------------------------------------------------------------------
     def write_record(self, run_id: str, record: dict) -> Path:
-        """Write the run record atomically and clear a previous failure of the run."""
+        """Write the run record atomically and clear a previous failure of the run.
+
+        ``record`` is a :class:`~hplandscape.record.RunRecord`'s JSON form, as the engines return it;
+        it is written as it is (its keys in their order), so what is read back is what was written.
+        """
         if record.get("run_id", run_id) != run_id:
             raise ValueError(f"record of {record.get('run_id')!r} written as {run_id!r}")
         path = self.record_path(run_id)
@@ -508,9 +480,9 @@ class StudyStore:
     def read_record(self, run_id: str) -> tuple:
         """``(state, record)``: DONE/DIVERGED with the record, CORRUPT or MISSING with None.
 
-        A record that is truncated, is not JSON, or fails :func:`record_problem` (a missing key, a
-        wrong type, a value out of range, another run's id) is CORRUPT: never counted as done, re-run
-        by the next sweep.
+        A record that is truncated, is not JSON, or fails :func:`~hplandscape.record.record_problem`
+        (a missing key, a wrong type, a value out of range, another run's id) is CORRUPT: never
+        counted as done, re-run by the next sweep.
         """
         path = self.record_path(run_id)
         try:

@@ -49,15 +49,9 @@ def train_run(spec) -> dict:
     Returns
     -------
     dict
-        The run record (JSON-serialisable): ``run_id, study, condition, method, ratio, model, lr,
-        wd, log10_lr, log10_wd, seed, recipe, data, top1, top5, history, epochs_completed,
-        wall_time_s, params, flops, arch_hash, diverged, diverged_epoch, device, engine,
-        parametrisation, provenance, pipeline, density, dense_params, dense_flops, egf``.
-        ``top1``/``top5`` are percentages on the held-out split after the last epoch; ``top5`` is None for 5 classes or fewer. ``history`` holds one entry
-        per epoch trained: ``{epoch, lr, train_loss, train_acc, val_acc}``. ``engine`` is
-        ``"sequential"``. ``density`` is the non-zero fraction of the prunable weights at the end;
-        a masked run's ``params`` and ``flops`` leave its zero weights out (``dense_*``: with them).
-        ``egf`` is ``[{epoch, egf1, egf2}]`` with ``train.gradient_flow``, else None.
+        The run record's JSON form (:meth:`hplandscape.record.RunRecord.to_json`), with every field
+        of :class:`~hplandscape.record.RunRecord`, which says what each holds; ``engine`` is
+        ``"sequential"``.
 
     Notes
     -----

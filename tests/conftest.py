@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 
 from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
+from hplandscape.grid import GridPoint
+from hplandscape.record import RunRecord
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -81,16 +83,35 @@ def tiny_config(**overrides):
     return study_from_dict(tiny_study_dict(**overrides), "<tiny>")
 
 
+def _point_of(run_id: str):
+    """The grid point a run id names (``<condition>/lr-1.0000_wd-4.0000/seed<k>``)."""
+    return GridPoint(*(float(part[2:]) for part in run_id.split("/")[1].split("_")))
+
+
 def minimal_record(run_id: str, **overrides) -> dict:
     """The smallest record the store accepts as a finished run of ``run_id`` (see
-    ``store.record_problem``); the point's lr and wd are read from the id."""
-    condition, key, seed = run_id.split("/")
-    log10_lr, log10_wd = (float(part[2:]) for part in key.split("_"))
-    record = {"run_id": run_id, "condition": condition, "method": "none" if condition == "base" else "uniform",
-              "ratio": 1.0 if condition == "base" else 0.5, "lr": 10 ** log10_lr, "wd": 10 ** log10_wd,
-              "seed": int(seed[4:]), "top1": 91.5, "top5": None, "diverged": False}
+    ``record.record_problem``); the point's lr and wd are read from the id. ``overrides`` replace
+    keys of its JSON form as they are, so a test can make it invalid on purpose."""
+    condition, _, seed = run_id.split("/")
+    point = _point_of(run_id)
+    record = RunRecord(run_id=run_id, condition=condition, method="none" if condition == "base" else "uniform",
+                       ratio=1.0 if condition == "base" else 0.5, lr=point.lr, wd=point.wd,
+                       seed=int(seed.removeprefix("seed")), top1=91.5, top5=None, diverged=False).to_json()
     record.update(overrides)
     return record
+
+
+def study_record(config, run_id: str, top1: float, **fields) -> dict:
+    """The record of a finished run of ``config``'s study, for tests that fill a study directory
+    without training: condition and grid point from the run id, 1000 params and 2000 FLOPs, three
+    epochs in 0.1 s; ``fields`` replace or add fields (``diverged``, ``history``, …)."""
+    name, _, seed = run_id.split("/")
+    c, p = config.condition(name), _point_of(run_id)
+    values = dict(run_id=run_id, study=config.name, condition=c.name, method=c.method, ratio=c.ratio,
+                  model=config.model, lr=p.lr, wd=p.wd, log10_lr=p.log10_lr, log10_wd=p.log10_wd,
+                  seed=int(seed.removeprefix("seed")), top1=top1, top5=None, diverged=False, params=1000,
+                  flops=2000, epochs_completed=3, wall_time_s=0.1)
+    return RunRecord(**{**values, **fields}).to_json()
 
 
 def fake_train_run(spec) -> dict:
@@ -100,6 +121,11 @@ def fake_train_run(spec) -> dict:
     the run directory, so tests can count how often a run was trained. A run whose id contains
     ``HPL_FAKE_FAIL`` raises; one containing ``HPL_FAKE_DIVERGE`` diverges; one containing
     ``HPL_FAKE_KILL`` kills its own process (a worker dying: out of memory, a segfault).
+
+    Its record is a :class:`~hplandscape.record.RunRecord`'s JSON form, as the engines' are, with
+    the fields the study machinery reads; the others are absent, as in a record of an older
+    version (the results table reads them so: no ``randomness``, ``common``; no ``pipeline``,
+    ``retrain``).
     """
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -139,15 +165,13 @@ def fake_train_run(spec) -> dict:
     peak_lr, peak_wd = (float(v) for v in os.environ.get("HPL_FAKE_PEAK", "-1,-4").split(","))
     top1 = 10.0 if diverged else 90.0 - 8 * ((spec.point.log10_lr - peak_lr) ** 2
                                               + (spec.point.log10_wd - peak_wd) ** 2)
-    return {
-        "run_id": spec.run_id, "study": spec.study, "condition": spec.condition.name,
-        "method": spec.condition.method, "ratio": spec.condition.ratio, "model": spec.model,
-        "lr": spec.lr, "wd": spec.wd, "log10_lr": spec.point.log10_lr,
-        "log10_wd": spec.point.log10_wd, "seed": spec.seed, "top1": top1, "top5": None,
-        "history": state["history"], "epochs_completed": state["next_epoch"], "wall_time_s": 0.01,
-        "params": 1000, "flops": 2000, "arch_hash": (spec.arch or {}).get("content_hash"),
-        "diverged": diverged, "diverged_epoch": 0 if diverged else None,
-    }
+    return RunRecord(
+        run_id=spec.run_id, study=spec.study, condition=spec.condition.name, method=spec.condition.method,
+        ratio=spec.condition.ratio, model=spec.model, lr=spec.lr, wd=spec.wd, log10_lr=spec.point.log10_lr,
+        log10_wd=spec.point.log10_wd, seed=spec.seed, top1=top1, top5=None, history=state["history"],
+        epochs_completed=state["next_epoch"], wall_time_s=0.01, params=1000, flops=2000,
+        arch_hash=(spec.arch or {}).get("content_hash"), diverged=diverged, diverged_epoch=0 if diverged else None,
+    ).to_json()
 
 
 class DyingJob:

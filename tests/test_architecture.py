@@ -83,6 +83,16 @@ def test_data_flows_one_way_through_the_orchestration():
     assert not graph["hplandscape.store"] & {"hplandscape.plan", "hplandscape.sweep", "hplandscape.status"}
 
 
+def test_the_record_schema_sits_below_everything_that_reads_or_writes_records():
+    """record.py is read by the engines, the store, the results table and the analysis: it may
+    import nothing of theirs (nor torch, which ``test_record`` checks), or analysis would pull in
+    training code through it."""
+    graph = import_graph()
+    assert graph["hplandscape.record"] <= {"hplandscape.errors", "hplandscape.recipes"}
+    for reader in ("hplandscape.lifecycle", "hplandscape.store", "hplandscape.results", "hplandscape.analysis.io"):
+        assert "hplandscape.record" in graph[reader], reader
+
+
 def test_only_the_store_builds_run_ids_and_study_file_names():
     """A run id or a study file name written by hand elsewhere would drift from the store's."""
     offenders = []

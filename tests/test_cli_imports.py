@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import hplandscape
-from conftest import fake_prune, tiny_config
+from conftest import fake_prune, study_record, tiny_config
 from hplandscape.analysis.example import write_example_results
 from hplandscape.config import preset_path
 from hplandscape.grid import make_grid
@@ -64,14 +64,9 @@ def study(tmp_path_factory) -> Path:
     store.init_study(config)
     points = {p.key: p for p in make_grid(config.grid)}
     for run_id in store.run_ids():
-        name, key, seed = run_id.split("/")  # the study layout: <condition>/<point key>/seed<k>
-        c, p = config.condition(name), points[key]
-        store.write_record(run_id, {
-            "run_id": run_id, "study": config.name, "condition": c.name, "method": c.method, "ratio": c.ratio,
-            "model": config.model, "lr": p.lr, "wd": p.wd, "log10_lr": p.log10_lr, "log10_wd": p.log10_wd,
-            "seed": int(seed.removeprefix("seed")), "top1": 90.0 - 8 * ((p.log10_lr + 1) ** 2 + (p.log10_wd + 4) ** 2),
-            "top5": None, "diverged": False, "params": 1000, "flops": 2000, "epochs_completed": 3,
-            "wall_time_s": 0.1})
+        p = points[run_id.split("/")[1]]  # the study layout: <condition>/<point key>/seed<k>
+        top1 = 90.0 - 8 * ((p.log10_lr + 1) ** 2 + (p.log10_wd + 4) ** 2)
+        store.write_record(run_id, study_record(config, run_id, top1))
     # the report reads the stored architecture for its "Pruned widths" section, still without torch
     store.write_arch("uniform-0.5", fake_prune(config.model, "uniform", 0.5, num_classes=10, in_channels=1,
                                                input_shape=(1, 8, 8)))

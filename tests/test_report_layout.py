@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import tiny_config
+from conftest import study_record, tiny_config
 from hplandscape.grid import make_grid
 from hplandscape.store import StudyStore
 
@@ -141,18 +141,13 @@ def _quickstart_shaped(root: Path) -> Path:
     peaks = {"base": 97.0, "uniform-0.5": 96.0, "global-0.5": 80.0}
     rng = np.random.default_rng(0)
     for run_id in store.run_ids():
-        name, key, seed = run_id.split("/")
-        c, p = config.condition(name), points[key]
+        name, key, _ = run_id.split("/")
+        p = points[key]
         u, v = p.log10_lr + 1.0, p.log10_wd + 4.0
         top1 = peaks[name] - (3 if name == "global-0.5" else 1.5) * (u * u + v * v + u * v) + rng.normal(0, 0.1)
         history = [{"epoch": e, "lr": p.lr, "train_loss": 2.3 / (e + 1), "train_acc": top1 * (e + 1) / 3,
                     "val_acc": top1 * (e + 1) / 3} for e in range(3)]
-        store.write_record(run_id, {
-            "run_id": run_id, "study": config.name, "condition": c.name, "method": c.method, "ratio": c.ratio,
-            "model": config.model, "lr": p.lr, "wd": p.wd, "log10_lr": p.log10_lr, "log10_wd": p.log10_wd,
-            "seed": int(seed.removeprefix("seed")), "top1": top1, "top5": None, "diverged": False,
-            "diverged_epoch": None, "params": 1000, "flops": 2000, "epochs_completed": 3, "wall_time_s": 0.1,
-            "history": history})
+        store.write_record(run_id, study_record(config, run_id, top1, diverged_epoch=None, history=history))
     return root
 
 

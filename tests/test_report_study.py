@@ -3,7 +3,7 @@ the records' per-epoch histories (divergence visible), the pruned widths."""
 
 import pytest
 
-from conftest import fake_prune, tiny_config
+from conftest import fake_prune, study_record, tiny_config
 from hplandscape.grid import make_grid
 from hplandscape.report import make_report
 from hplandscape.store import StudyStore
@@ -30,18 +30,15 @@ def _extended_study(root, with_history=True):
     store.init_study(config)
     points = {p.key: p for p in make_grid(config.grid)}
     for run_id in store.run_ids():
-        name, key, seed = run_id.split("/")
+        name, key, _ = run_id.split("/")
         c, p = config.condition(name), points[key]
         top1 = 90.0 - 8 * ((p.log10_lr + 1) ** 2 + (p.log10_wd + 4) ** 2) - (2.0 if c.method != "none" else 0.0)
         diverged = p.log10_lr == -1.0 and p.log10_wd == -4.0 and c.method != "none"  # at the prior
-        record = {"run_id": run_id, "study": config.name, "condition": c.name, "method": c.method, "ratio": c.ratio,
-                  "model": config.model, "lr": p.lr, "wd": p.wd, "log10_lr": p.log10_lr, "log10_wd": p.log10_wd,
-                  "seed": int(seed.removeprefix("seed")), "top1": 10.0 if diverged else top1, "top5": None,
-                  "diverged": diverged, "diverged_epoch": 1 if diverged else None, "params": 1000, "flops": 2000,
-                  "epochs_completed": 1 if diverged else 3, "wall_time_s": 0.1}
-        if with_history:
-            record["history"] = _history(3, record["top1"], 1 if diverged else None)
-        store.write_record(run_id, record)
+        top1 = 10.0 if diverged else top1
+        history = {"history": _history(3, top1, 1 if diverged else None)} if with_history else {}
+        store.write_record(run_id, study_record(config, run_id, top1, diverged=diverged,
+                                                diverged_epoch=1 if diverged else None,
+                                                epochs_completed=1 if diverged else 3, **history))
     store.write_arch("uniform-0.5", fake_prune("resnet20", "uniform", 0.5, num_classes=10, in_channels=1,
                                                input_shape=(1, 8, 8)))
     return store

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import fake_prune, tiny_config
+from conftest import fake_prune, study_record, tiny_config
 from hplandscape.analysis.example import write_example_results
 from hplandscape.grid import make_grid
 from hplandscape.pruning import prune
@@ -20,14 +20,9 @@ def _study(root):
     store.init_study(config)
     points = {p.key: p for p in make_grid(config.grid)}
     for run_id in store.run_ids():
-        name, key, seed = run_id.split("/")
-        c, p = config.condition(name), points[key]
-        store.write_record(run_id, {
-            "run_id": run_id, "study": config.name, "condition": c.name, "method": c.method, "ratio": c.ratio,
-            "model": config.model, "lr": p.lr, "wd": p.wd, "log10_lr": p.log10_lr, "log10_wd": p.log10_wd,
-            "seed": int(seed.removeprefix("seed")), "top1": 90.0 - 8 * ((p.log10_lr + 1) ** 2 + (p.log10_wd + 4) ** 2),
-            "top5": None, "diverged": False, "params": 1000, "flops": 2000, "epochs_completed": 3,
-            "wall_time_s": 0.1})
+        p = points[run_id.split("/")[1]]
+        top1 = 90.0 - 8 * ((p.log10_lr + 1) ** 2 + (p.log10_wd + 4) ** 2)
+        store.write_record(run_id, study_record(config, run_id, top1))
     return config, store
 
 

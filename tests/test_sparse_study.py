@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import tiny_config, tiny_study_dict
+from conftest import minimal_record, tiny_config, tiny_study_dict
 from hplandscape import launch
 from hplandscape.config import study_from_dict
 from hplandscape.errors import UserError
@@ -33,9 +33,7 @@ def trained_source(store, config):
     torch.manual_seed(0)
     path = store.model_path(source_run(config).run_id)
     save_weights(path, "resnet20", build_model("resnet20", num_classes=10, in_channels=1), 10, 1)
-    store.write_record(source_run(config).run_id, {
-        "run_id": source_run(config).run_id, "condition": "base", "method": "none", "ratio": 1.0, "lr": 0.1,
-        "wd": 1e-4, "seed": 0, "top1": 50.0, "top5": None, "diverged": False})
+    store.write_record(source_run(config).run_id, minimal_record(source_run(config).run_id, top1=50.0))
     return path
 
 

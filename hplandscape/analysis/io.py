@@ -13,8 +13,8 @@ from hplandscape.choices import plain_name
 from hplandscape.config import METHODS  # a condition's method, as a study config names it
 from hplandscape.errors import UserError
 from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
+from hplandscape.record import REQUIRED_COLUMNS as REQUIRED  # defined with the table's columns; no torch
 
-REQUIRED = ("condition", "method", "ratio", "lr", "wd", "seed", "top1")
 SOURCE_ATTR = "hplandscape_source"
 # (log10 lr, log10 wd) of the basemodel's prior and the study's name, when the table came from a
 # study directory whose study.yaml says so; the analysis falls back to the grid's centre.
@@ -118,7 +118,7 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
     df["method"] = df["method"].astype(str)
     for col in ("ratio", "lr", "wd", "top1") + (("top5",) if "top5" in df.columns else ()):
         df[col] = _numeric(df, col, source)
-    # the rules a run record is held to (store.record_problem): a table is read by the same analysis
+    # the rules a run record is held to (record.record_problem): a table is read by the same analysis
     bad_name = ~df["condition"].map(plain_name)
     if bad_name.any():
         i = int(np.flatnonzero(bad_name)[0])

@@ -236,7 +236,7 @@ def test_resampled_runs_stay_inside_the_accuracy_range(randomness):
     ("method", "bogus", "column method must be one of none, uniform, global, magnitude"),
 ])
 def test_the_results_loader_applies_the_record_checker_s_rules(column, value, words):
-    # a results CSV is held to the rules a run record is checked by (store.record_problem)
+    # a results CSV is held to the rules a run record is checked by (record.record_problem)
     table = synthetic_replicate_results()
     table[column] = table[column].astype(object)
     table.loc[2, column] = value
