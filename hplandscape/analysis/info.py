@@ -588,8 +588,8 @@ class ShiftInfo:
     one seed the intervals and p-values are None and the verdict is ``"single_seed"``.
     ``base_optimum``/``optimum`` say where each optimum lies; ``region`` is the second question,
     whether the centre of the near-optimal x-ROI moved. ``studentized``: the test scaled each
-    resample by its own delta-method covariance (False: the landscape was too irregular for it and
-    the resamples' common covariance was used; None with one seed).
+    resample by the size of its own delta-method covariance (False: the landscape was too irregular
+    for it and the resamples' common covariance was used alone; None with one seed).
     """
 
     x: float

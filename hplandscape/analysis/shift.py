@@ -5,9 +5,8 @@ point (:mod:`~hplandscape.analysis.optimum`): the best setting, located between 
 shift is the pruned condition's optimum minus the basemodel's, in (log10 wd, log10 lr). It is
 tested over both axes at once with its covariance (a Mahalanobis bootstrap test: a shift across a
 diagonal lr × wd band is measured with the precision across the band, not with the poor precision
-along it), studentized (each resample scaled by its own delta-method covariance, the data's shift
-by the data's: Hall 1992; where the landscape is too irregular for that, by the resamples'
-covariance), and over all pruned conditions of a study at once (single-step max-T, Westfall &
+along it), studentized (each resample scaled by the size of its own delta-method covariance, the
+data's shift by the data's: Hall 1992; where the landscape is too irregular for that, not at all), and over all pruned conditions of a study at once (single-step max-T, Westfall &
 Young 1993): "moved" is wrong for any of them at most 5 % of the time when nothing moved
 (:func:`family_test`).
 
@@ -193,8 +192,8 @@ class FamilyTest:
     ``lo``/``hi``: ``(2,)`` (wd, lr) simultaneous interval ends (every axis of every condition of
     the family); ``p_single``: this condition tested alone; ``p_family``: adjusted for the family
     (single-step max-T); ``moved``: ``p_family`` ≤ 1 − level, i.e. the family's joint region
-    excludes no shift; ``studentized``: each resample was scaled by its own covariance (False:
-    by the resamples' common one).
+    excludes no shift; ``studentized``: each resample was scaled by its own size (False: all
+    by the resamples' common covariance alone).
     """
 
     lo: np.ndarray
@@ -227,7 +226,7 @@ def family_test(estimates: dict, boots: dict, span, level: float = LEVEL, floor:
     covs, boot_covs : dict, optional
         ``{condition: (2, 2)}`` and ``{condition: (B, 2, 2)}``: each shift's own covariance
         estimate (delta method; NaN where it has none) on the data and on every resample. Given,
-        the test is studentized: each resample is scaled by its own covariance (below).
+        the test is studentized: each resample is scaled by its own size (below).
 
     Returns
     -------
@@ -237,9 +236,9 @@ def family_test(estimates: dict, boots: dict, span, level: float = LEVEL, floor:
     Notes
     -----
     For condition c, with S_c the resamples' covariance of the shift, T*_c,b = (Δ*_c,b − Δ̂_c)ᵀ
-    W_c,b⁻¹ (Δ*_c,b − Δ̂_c) and t_c = Δ̂_cᵀ Ŵ_c⁻¹ Δ̂_c, where W_c,b is resample b's own covariance
-    and Ŵ_c the data's (studentized, :func:`_studentizers`), or S_c for all of them (the plain
-    test). The family's critical value q is the
+    W_c,b⁻¹ (Δ*_c,b − Δ̂_c) and t_c = Δ̂_cᵀ Ŵ_c⁻¹ Δ̂_c, where W_c,b = r_c,b·S_c is S_c scaled by
+    resample b's own size and Ŵ_c = r̂_c·S_c by the data's (studentized, :func:`_studentizers`),
+    or S_c for all of them (the plain test). The family's critical value q is the
     ⌈level·(B + 1)⌉-th smallest of M*_b = max_c T*_c,b, p_family = (1 + #{M* ≥ t_c}) / (B + 1)
     (Westfall & Young 1993, single step), and the joint region of c is the ellipse
     {δ : (Δ̂_c − δ)ᵀ Ŵ_c⁻¹ (Δ̂_c − δ) ≤ q}; its shadows on the axes, Δ̂_c,j ± √(q·Ŵ_c,jj), are the
@@ -289,10 +288,12 @@ STUDENTIZE_SHARE = 0.9
 def _studentizers(boot_cov, cov, boot_covs, n_boot: int, floor: float) -> tuple:
     """``(data's (2, 2), resamples' (B, 2, 2), studentized)``: the covariances that scale the shifts.
 
-    Each shift's own delta-method covariance where it has one, put on the resamples' scale (times
-    tr(S)/median tr(V*), S the resamples' covariance; the scale cancels between t and q), and S for
-    the few resamples without one; the plain Mahalanobis test (S for all) without covariances, where
-    the data's shift has none, or where fewer than :data:`STUDENTIZE_SHARE` of the resamples have one.
+    The shape is always S, the resamples' covariance (it follows the estimate's wandering along a
+    bent crest, which a single fit's covariance does not); the size is each shift's own: S times
+    r = tr(S⁻¹V)/2 for its delta-method covariance V, relative to the median r of the resamples
+    (the factor cancels between t and q). A resample without V gets r = 1. The plain Mahalanobis
+    test (S for all) without covariances, where the data's shift has none, or where fewer than
+    :data:`STUDENTIZE_SHARE` of the resamples have one.
     """
     plain = np.broadcast_to(boot_cov, (n_boot, 2, 2))
     if cov is None or boot_covs is None or not np.isfinite(cov).all():
@@ -301,10 +302,16 @@ def _studentizers(boot_cov, cov, boot_covs, n_boot: int, floor: float) -> tuple:
     has = np.isfinite(boot_covs).all(axis=(1, 2))
     if has.mean() < STUDENTIZE_SHARE:
         return boot_cov, plain, False
-    scale = np.trace(boot_cov) / np.median(np.trace(boot_covs[has], axis1=1, axis2=2))
-    ridge = floor ** 2 * np.eye(2)
-    own_boot = np.where(has[:, None, None], scale * np.where(has[:, None, None], boot_covs, 0.0) + ridge, plain)
-    return scale * np.asarray(cov) + ridge, own_boot, True
+    inv = np.linalg.inv(boot_cov)
+    ratio = np.einsum("ij,bji->b", inv, np.where(has[:, None, None], boot_covs, 0.0)) / 2.0
+    typical = np.median(ratio[has])
+    if not typical > 0:  # most resamples without spread (two seeds, common randomness)
+        return boot_cov, plain, False
+    size = np.where(has, ratio / typical, 1.0)
+    own = float(np.trace(inv @ np.asarray(cov)) / 2.0 / typical)
+    ridge = floor ** 2 * np.eye(2)  # the floor stays a floor, whatever the size
+    shape = boot_cov - ridge
+    return own * shape + ridge, size[:, None, None] * shape + ridge, True
 
 
 #: The optimum's surface is fitted to points within this many accuracy points of the best, or

@@ -260,10 +260,10 @@ def test_the_studentized_family_test_is_the_plain_one_when_every_resample_has_it
         np.testing.assert_allclose(same[n].hi, plain[n].hi, atol=1e-5)
 
 
-def test_the_studentized_test_scales_each_resample_by_its_own_covariance():
+def test_the_studentized_test_scales_each_resample_by_its_own_size_keeping_the_common_shape():
     # Resamples whose own covariance says "imprecise" count less: a shift the plain test calls
-    # "moved" because a few wild resamples were scaled by the common covariance is judged by
-    # each resample's own spread.
+    # "no evidence" because the sharp and the flat resamples were scaled alike is judged by each
+    # resample's own size.
     rng = np.random.default_rng(2)
     n = 1999
     sd = np.where(rng.random(n) < 0.5, 0.02, 0.08)  # two kinds of resample: sharp and flat crests
@@ -277,6 +277,14 @@ def test_the_studentized_test_scales_each_resample_by_its_own_covariance():
     # distribution (a mixture of equally scaled resamples) is chi-square-like
     assert stud.p_single < plain.p_single
     assert stud.moved and not plain.moved
+    # only the size counts: covariances of another shape but the same size in S's metric give the
+    # plain test (the shape is the resamples': one fit's covariance misses the wandering along a
+    # bent crest)
+    S = np.cov(E, rowvar=False)
+    other = np.linalg.cholesky(S) @ np.diag([1.9, 0.1]) @ np.linalg.cholesky(S).T  # tr(S⁻¹·other)/2 = 1
+    same = family_test({"c": d}, {"c": d + E}, span=[1.6, 1.6], covs={"c": other},
+                       boot_covs={"c": np.broadcast_to(other, (n, 2, 2))})["c"]
+    assert same.p_single == plain.p_single and same.moved == plain.moved
 
 
 def test_an_irregular_landscape_is_tested_with_the_resamples_common_covariance():
