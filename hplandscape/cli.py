@@ -165,7 +165,8 @@ def cmd_report(args) -> int:
     report = make_report(args.source[0], out_dir=args.out, **options)
     if args.json:
         _print_json({"report": str(report.index), "summary": str(report.summary),
-                     "figures": [str(p) for p in report.figures], **to_json(report.result)})
+                     "figures": [str(p) for p in report.figures], "tables": [str(p) for p in report.tables],
+                     **to_json(report.result)})
     else:
         print(f"Report: {report.index}")
     return EXIT_OK

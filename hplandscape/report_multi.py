@@ -22,7 +22,7 @@ from hplandscape.analysis.io import SOURCE_ATTR, STUDY_ATTR
 from hplandscape.analysis.notation import metric_label, percent_text
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.errors import UserError
-from hplandscape.report import answers, display_tables, environment
+from hplandscape.report_sections import answers, display_tables, environment
 from hplandscape.report_parts import (DEFAULT_DPI, fig_div, figure_options, html_table, html_text, md_figure, md_table,
                                       md_text, page, slug)
 

@@ -1,7 +1,12 @@
 """The pieces every report page is built from: sections, figure files, tables in HTML and Markdown.
 
-Shared by the single-study report (:mod:`hplandscape.report`), the sections only a study
-directory can give (:mod:`hplandscape.report_study`) and the report over several studies
+A single-study report is an ordered list of sections (:data:`hplandscape.report_sections.SECTIONS`);
+each is a function of a :class:`ReportInput` that returns a :class:`Section`: its heading, its
+body as Markdown and as HTML, and the figure and table files it wrote. The heading is written
+here, from the section's title and level, so the HTML page and the Markdown summary name and
+order their sections alike. Shared by the single-study report (:mod:`hplandscape.report`), its
+sections (:mod:`hplandscape.report_sections`, :mod:`hplandscape.report_study`,
+:mod:`hplandscape.sparsity_report`) and the report over several studies
 (:mod:`hplandscape.report_multi`). Plotting libraries are imported only when a figure is made.
 """
 
@@ -33,15 +38,6 @@ th{background:#f2f2f2} td:first-child{text-align:left}
 pre{background:#f6f6f6;padding:1em;overflow-x:auto;white-space:pre-wrap}
 .plotly-graph-div{max-width:100%}
 """
-
-
-@dataclass(frozen=True)
-class Section:
-    """One part of a report page, in both forms, and the static figure files it wrote."""
-
-    markdown: str
-    html: str
-    figures: tuple = field(default=())
 
 
 @dataclass(frozen=True)
@@ -160,3 +156,154 @@ def page(title: str, body: list[str]) -> str:
             f"<title>{html.escape(title)}</title><style>{CSS}</style>"
             f"<script type=\"text/javascript\">{po.get_plotlyjs()}</script></head>\n<body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+# ---------------------------------------------------------------------------------- sections
+
+_ANCHOR = re.compile(r"[a-z0-9][a-z0-9-]*")
+
+
+@dataclass(frozen=True)
+class Section:
+    """One section of a report: its heading, its body in both forms, and the files it wrote.
+
+    The body holds no heading of the section's own level: :meth:`to_markdown` and :meth:`to_html`
+    write it from ``title`` and ``level``, so the page and the summary cannot name a section
+    differently. A body may hold sub-headings one level down (a condition's panel, a
+    sub-table), the same in both forms.
+
+    Parameters
+    ----------
+    anchor : str
+        The section's name on the page (lower-case letters, digits, ``-``): the HTML wraps it in
+        ``<section id="section-ANCHOR">``, so a link or a browser test can find it; unique
+        within a report.
+    title : str
+        The heading's text (plain text; escaped in both forms).
+    markdown, html : str
+        The body under the heading. Both empty: the section wrote files (``tables``) but has
+        nothing to show, and neither form shows its heading.
+    figures, tables : tuple of Path
+        The static figure files and the CSV files the section wrote.
+    level : {2, 3}
+        ``2`` for a section of the page, ``3`` for one that belongs to the section before it
+        (Table 4.2 under "Performance risk").
+    """
+
+    anchor: str
+    title: str
+    markdown: str = ""
+    html: str = ""
+    figures: tuple = field(default=())
+    tables: tuple = field(default=())
+    level: int = 2
+
+    def __post_init__(self):
+        # a programming error, not user input: a bad anchor would make a duplicate or broken id
+        if not _ANCHOR.fullmatch(self.anchor):
+            raise ValueError(f"section {self.title!r}: anchor must be lower-case letters, digits and '-', "
+                             f"got {self.anchor!r}")
+        if self.level not in (2, 3):
+            raise ValueError(f"section {self.title!r}: level must be 2 or 3, got {self.level!r}")
+        object.__setattr__(self, "figures", tuple(self.figures))
+        object.__setattr__(self, "tables", tuple(self.tables))
+
+    @property
+    def shown(self) -> bool:
+        """Whether the section has a body to show (else it only wrote files)."""
+        return bool(self.markdown.strip() or self.html.strip())
+
+    def to_markdown(self) -> str:
+        """The section in the Markdown summary: ``## Title``, a blank line, the body.
+
+        >>> print(Section("risk", "Performance risk", "Boxes.", "<p>Boxes.</p>").to_markdown())
+        ## Performance risk
+        <BLANKLINE>
+        Boxes.
+        <BLANKLINE>
+        """
+        return f"{'#' * self.level} {md_text(self.title)}\n\n{self.markdown.strip()}\n"
+
+    def to_html(self) -> str:
+        """The section on the HTML page: ``<section id="section-ANCHOR"><h2>Title</h2>…</section>``.
+
+        >>> Section("risk", "Performance risk", "Boxes.", "<p>Boxes.</p>").to_html()
+        '<section id="section-risk">\\n<h2>Performance risk</h2>\\n<p>Boxes.</p>\\n</section>'
+        """
+        n = self.level
+        return (f'<section id="section-{self.anchor}">\n<h{n}>{html.escape(self.title, quote=False)}</h{n}>\n'
+                f"{self.html.strip()}\n</section>")
+
+
+@dataclass(frozen=True, eq=False)
+class ReportInput:
+    """What every section of a single-study report is made from.
+
+    Parameters
+    ----------
+    source : str, os.PathLike or pandas.DataFrame
+        What the report was asked for: a study directory (its sections read the study's files),
+        a results CSV or a table.
+    table : pandas.DataFrame
+        The results table the analysis read.
+    result : hplandscape.analysis.info.StudyAnalysis
+        The analysis every section shows.
+    out : Path
+        The report folder: CSV files go there, static figures to ``out/figures``.
+    opts : FigureOptions
+        Formats, PNG resolution and colour scale of every static figure.
+    analyze_kw : dict
+        How ``result`` was analysed (``xs``, ``k``, ``n_boot``), for a section that analyses the
+        table again (the top-5 landscapes).
+    """
+
+    source: object
+    table: pd.DataFrame
+    result: object
+    out: Path
+    opts: FigureOptions = FigureOptions()
+    analyze_kw: dict = field(default_factory=dict)
+
+    def save_figure(self, fig, stem: str) -> tuple:
+        """Write a matplotlib figure as ``out/figures/STEM.<format>`` in every format asked for."""
+        return tuple(self.opts.save(fig, Path(self.out) / "figures", stem))
+
+    def write_table(self, name: str, table: pd.DataFrame) -> Path:
+        """Write ``table`` as ``out/NAME`` (CSV, atomically); returns the path."""
+        from hplandscape.atomic import write_text
+
+        return write_text(Path(self.out) / name, table.to_csv(index=False))
+
+    def md_figure(self, paths) -> list[str]:
+        """:func:`md_figure` with paths relative to the report folder."""
+        return md_figure(paths, Path(self.out))
+
+
+def compose(inputs: ReportInput, sections) -> list[Section]:
+    """Every section of ``sections`` (functions of :class:`ReportInput`, in order) built once.
+
+    A function returns a :class:`Section`, or None when it has nothing to show and wrote
+    nothing. Both the page and the summary are written from the one list this returns, so they
+    show the same sections in the same order.
+
+    Raises
+    ------
+    TypeError
+        A function returned something else (the message names it).
+    ValueError
+        Two sections share an anchor (the message names both).
+    """
+    built, anchors = [], {}
+    for make in sections:
+        s = make(inputs)
+        if s is None:
+            continue
+        if not isinstance(s, Section):
+            raise TypeError(f"report section {getattr(make, '__qualname__', make)!r} returned "
+                            f"{type(s).__name__}, not a Section or None")
+        if s.anchor in anchors:
+            raise ValueError(f"two report sections have the anchor {s.anchor!r}: {anchors[s.anchor]!r} and "
+                             f"{s.title!r}")
+        anchors[s.anchor] = s.title
+        built.append(s)
+    return built
