@@ -23,9 +23,11 @@ from typing import Any
 
 from hplandscape.atomic import write_text
 from hplandscape.errors import UserError
+from hplandscape.pruning_methods import STRUCTURED, get_method, method_names
 
-#: Structured pruning methods (a condition's method is one of these or ``none``).
-METHODS = ("uniform", "global")
+#: Structured pruning methods (a condition's method is one of these or ``none``): the registry's
+#: (:mod:`hplandscape.pruning_methods`), read when used.
+METHODS = method_names(STRUCTURED)
 RANDOM_INIT = "random-init"
 
 #: Per-layer normalisers of the L1 importance that global pruning ranks on, named as torch-pruning
@@ -271,9 +273,9 @@ def _check_global_settings(d: dict, fail) -> None:
     normalizer, cap = d.get("normalizer"), d.get("max_layer_prune")
     if normalizer is None and cap is None:
         return  # uniform, or global from before these settings were recorded
-    if d["method"] != "global":
-        raise fail("normalizer" if normalizer is not None else "max_layer_prune",
-                   f"is a global-pruning setting, but the method is {d['method']!r}; remove it")
+    key = "normalizer" if normalizer is not None else "max_layer_prune"
+    if key not in get_method(d["method"]).settings:
+        raise fail(key, f"is a global-pruning setting, but the method is {d['method']!r}; remove it")
     if normalizer not in NORMALIZERS:
         raise fail("normalizer", f"must be one of {', '.join(NORMALIZERS)}, got {normalizer!r}")
     if not is_layer_cap(cap):

@@ -1,9 +1,9 @@
 """The named choices of a study config, defined once (no imports: every module may use them).
 
 ``config.py`` validates against these; the CLI offers them as ``choices``; the data, launch and
-engine modules import them instead of restating them. Pruning methods live with the pruned
-architecture (:data:`hplandscape.archspec.METHODS`), augmentations and data orders with the
-recipes (:mod:`hplandscape.recipes`).
+engine modules import them instead of restating them. Pruning methods are registered in
+:mod:`hplandscape.pruning_methods` (each with its kind, settings and implementation), augmentations
+and data orders live with the recipes (:mod:`hplandscape.recipes`).
 """
 
 DATASETS = ("digits", "cifar10", "imagenet")

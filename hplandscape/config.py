@@ -41,6 +41,7 @@ from hplandscape.archspec import METHODS as PRUNING_METHODS
 from hplandscape.choices import (DATASETS, DEVICES, ENGINES, EXECUTORS, PIPELINES, PRUNING_SOURCES,  # noqa: F401
                                  plain_name)
 from hplandscape.maskspec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
+from hplandscape.pruning_methods import MethodNames
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
 from hplandscape.overrides import apply_overrides, explain, parse_overrides
@@ -48,8 +49,10 @@ from hplandscape.paths import check_path
 from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe
 
 #: A condition's method: the unpruned basemodel (``none``), a structured pruning method (``ratio``:
-#: fraction of the FLOPs kept) or an unstructured one (``ratio``: fraction of the prunable weights kept).
-METHODS = ("none", *PRUNING_METHODS, *SPARSE_METHODS)
+#: fraction of the FLOPs kept) or an unstructured one (``ratio``: fraction of the prunable weights kept),
+#: in the registry's order (:mod:`hplandscape.pruning_methods`; read when used, so a method registered
+#: later is allowed too).
+METHODS = MethodNames(prefix=("none",))
 QUICKSTART = "quickstart.yaml"
 
 #: The architectures registered by :mod:`hplandscape.models` itself. A config naming one of them

@@ -487,8 +487,9 @@ def run_extras(spec, model, optimizer, data, placement) -> RunExtras | None:
         mask_spec = MaskSpec.from_dict(spec.sparsity, where=f"run {spec.run_id}: mask spec")
         if spec.masks_file is None:
             raise UserError(f"run {spec.run_id}: an unstructured condition without its masks file")
-        masks = MaskedTraining(model, load_masks(spec.masks_file, mask_spec), optimizer, zeta=mask_spec.zeta,
-                               seed=sparsity_seed(spec))
+        # the method's registry entry says whether its masks evolve between epochs (SET's do)
+        masks = MaskedTraining(model, load_masks(spec.masks_file, mask_spec), optimizer, method=mask_spec.method,
+                               settings=dataclasses.asdict(mask_spec), seed=sparsity_seed(spec))
         masks.apply()
     flow = None
     measure_flow = None

@@ -29,19 +29,17 @@ from typing import Any
 
 from hplandscape.atomic import write_text
 from hplandscape.errors import UserError
+from hplandscape.pruning_methods import UNSTRUCTURED, method_names
 
-#: Unstructured (weight-level) pruning methods. ``ratio`` of such a condition is its *density*:
-#: the fraction of the prunable weights kept.
+#: Unstructured (weight-level) pruning methods, the registry's (:mod:`hplandscape.pruning_methods`),
+#: read when used. ``ratio`` of such a condition is its *density*: the fraction of the prunable
+#: weights kept.
 #:
 #: - ``magnitude``: one ranking of |w| across all prunable layers, with a per-layer floor;
 #: - ``magnitude_layerwise``: the same density in every layer, strongest |w| of each;
 #: - ``random``: random weights at ``magnitude``'s per-layer densities (the control);
 #: - ``set``: Sparse Evolutionary Training, Erdős–Rényi densities, prune-and-regrow every epoch.
-SPARSE_METHODS = ("magnitude", "magnitude_layerwise", "random", "set")
-#: Methods whose masks come from a magnitude ranking's per-layer counts.
-FLOOR_METHODS = ("magnitude", "random")
-#: Methods that draw mask positions at random (seeded by ``mask_seed``).
-SEEDED_METHODS = ("random", "set")
+SPARSE_METHODS = method_names(UNSTRUCTURED)
 #: Default per-layer floor of global magnitude pruning, as a fraction of the target density: every
 #: prunable layer keeps at least 10 % of the average density, so none is pruned away.
 DEFAULT_SPARSE_LAYER_FLOOR = 0.1

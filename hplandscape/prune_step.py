@@ -15,13 +15,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from hplandscape.errors import RunFailure
+from hplandscape.pruning_methods import get_method
 from hplandscape.store import RunState, StudyStore, set_aside, source_run
 
 
 def stored_arch(store: StudyStore, config, condition):
     """The stored architecture of a pruned condition when it was made for this config (model,
-    method, ratio, ranking source and, for global pruning, normaliser and layer cap; a fine-tuned
-    condition also needs its start weights), else None."""
+    method, ratio, ranking source and the method's settings, e.g. global pruning's normaliser and
+    layer cap; a fine-tuned condition also needs its start weights), else None."""
     if condition.sparse:
         return stored_masks(store, config, condition)
     if condition.finetune and not store.start_weights_path(condition.name).exists():
@@ -31,10 +32,9 @@ def stored_arch(store: StudyStore, config, condition):
         return None
     want_source = _source_prefix(config)
     ok = (spec.model == config.model and spec.method == condition.method
-          and abs(spec.target_ratio - condition.ratio) < 1e-9 and spec.source.startswith(want_source))
-    if ok and condition.method == "global":  # a spec without the settings predates them: made again
-        ok = (spec.normalizer == config.pruning.normalizer and spec.max_layer_prune is not None
-              and abs(spec.max_layer_prune - config.pruning.max_layer_prune) < 1e-12)
+          and abs(spec.target_ratio - condition.ratio) < 1e-9 and spec.source.startswith(want_source)
+          # the method's settings (global: normaliser and cap; a spec without them predates them)
+          and get_method(condition.method).stored_settings_match(spec, config.pruning))
     return spec if ok else None
 
 
@@ -53,7 +53,8 @@ def _source_prefix(config) -> str:
 
 def stored_masks(store: StudyStore, config, condition):
     """The stored MaskSpec of an unstructured condition when it was made for this config (model,
-    method, density, ranking source, the seed of random positions, the floor or ζ), else None."""
+    method, density, ranking source, the seed of random positions, the method's settings: the floor
+    or ζ), else None."""
     spec = _read_or_none(store.read_mask_spec, condition.name)
     if spec is None:
         return None
@@ -62,8 +63,8 @@ def stored_masks(store: StudyStore, config, condition):
     return spec if (spec.model == config.model and spec.method == condition.method
                     and abs(spec.target_density - condition.ratio) < 1e-9 and spec.source.startswith(want_source)
                     and spec.mask_seed in (None, config.seeds[0])
-                    and (spec.layer_floor is None or abs(spec.layer_floor - p.sparse_layer_floor) < 1e-12)
-                    and (spec.zeta is None or abs(spec.zeta - p.set_zeta) < 1e-12)) else None
+                    # the method's settings (the floor, SET's ζ), as its registry entry checks them
+                    and get_method(condition.method).stored_settings_match(spec, p)) else None
 
 
 def conditions_to_prune(store: StudyStore, config) -> list:

@@ -51,6 +51,7 @@ from hplandscape.errors import UserError
 from hplandscape.models import (build_model, count_params, current_widths, get_entry, input_shape_of,
                                 load_weights, prunable_groups)
 from hplandscape.models.counting import layer_costs
+from hplandscape.pruning_methods import STRUCTURED, get_kind
 
 TOLERANCE = 0.02  # relative FLOPs error accepted before a ratio counts as unreachable
 
@@ -137,6 +138,12 @@ def _uniform_widths(fm: _FlopsModel, target: float) -> np.ndarray:
     return _closest(candidates, fm, target)
 
 
+def uniform_widths(fm: _FlopsModel, norms, target: float) -> np.ndarray:
+    """``uniform`` as the registry calls it: the same fraction of every prunable layer's filters,
+    closest to ``target`` FLOPs (the norms do not matter: each layer keeps its strongest)."""
+    return _uniform_widths(fm, target)
+
+
 def normalize_importance(norms: np.ndarray, normalizer: str) -> np.ndarray:
     """One layer's filter importances after torch-pruning's per-layer ``normalizer``.
 
@@ -215,13 +222,18 @@ def _global_widths(fm: _FlopsModel, norms: list[np.ndarray], target: float, norm
     return _closest([at(lo), at(min(lo + 1, len(ranked)))], fm, target)
 
 
+def _settings(method, **given) -> dict:
+    """The settings ``method`` (a registry entry) declares, out of those a caller was given."""
+    return {k: v for k, v in given.items() if k in method.settings}
+
+
 def _smallest_ratio(fm: _FlopsModel, method: str, max_layer_prune: float | None = None) -> float:
     # A target of 0 FLOPs makes each method return its narrowest architecture; which filters rank
-    # highest does not matter there, so the global ranking may be all ties.
-    if method == "uniform":
-        widths = _uniform_widths(fm, 0.0)
-    else:
-        widths = _global_widths(fm, [np.zeros(int(c)) for c in fm.original], 0.0, "none", max_layer_prune)
+    # highest does not matter there, so the ranking may be all ties (all-zero norms, which every
+    # normaliser maps to zeros).
+    m = get_kind(method, STRUCTURED)
+    zeros = [np.zeros(int(c)) for c in fm.original]
+    widths = m.maker()(fm, zeros, 0.0, **_settings(m, normalizer="none", max_layer_prune=max_layer_prune))
     return fm.flops(widths) / fm.flops(fm.original)
 
 
@@ -233,7 +245,8 @@ def smallest_ratio(model_name: str, method: str, *, num_classes: int | None = No
     ----------
     model_name : str
         Registered architecture.
-    method : {"uniform", "global"}
+    method : str
+        A registered structured method (``"uniform"``, ``"global"``).
     num_classes, in_channels : int, optional
         As in :func:`prune` (default: the architecture's own class count, 3 channels).
     input_shape : tuple of int, optional
@@ -254,8 +267,7 @@ def smallest_ratio(model_name: str, method: str, *, num_classes: int | None = No
     >>> 0 < r < 0.2, reachable(0.2, r), reachable(r / 2, r)
     (True, True, False)
     """
-    if method not in METHODS:
-        raise UserError(f"unknown pruning method {method!r}; allowed: {', '.join(METHODS)}")
+    get_kind(method, STRUCTURED)
     _check_layer_cap(max_layer_prune)
     num_classes = get_entry(model_name).num_classes if num_classes is None else num_classes
     shape = input_shape_of(model_name, in_channels, input_shape)
@@ -264,10 +276,7 @@ def smallest_ratio(model_name: str, method: str, *, num_classes: int | None = No
 
 def narrowest_words(method: str, max_layer_prune: float) -> str:
     """What the narrowest architecture of ``method`` is, in words (for error messages)."""
-    if method == "uniform":
-        return "one channel in every prunable layer"
-    return (f"every prunable layer at its cap, keeping ≥ {100 * (1 - max_layer_prune):.3g} % of its channels; "
-            "a larger pruning.max_layer_prune reaches lower")
+    return get_kind(method, STRUCTURED).narrowest_words(max_layer_prune=max_layer_prune)
 
 
 def reachable(ratio: float, smallest: float) -> bool:
@@ -344,8 +353,7 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
     The module is what torch-pruning produced from the source model; its shapes equal
     ``build_from_spec(spec)``'s.
     """
-    if method not in METHODS:
-        raise UserError(f"unknown pruning method {method!r}; allowed: {', '.join(METHODS)}")
+    registered = get_kind(method, STRUCTURED)
     ratio = _check_ratio(ratio)
     normalizer, max_layer_prune = _check_normalizer(normalizer), _check_layer_cap(max_layer_prune)
     get_entry(model_name)  # unknown names fail before any checkpoint is read
@@ -363,11 +371,9 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
                         f"reachable ratio is {smallest:.4f} ({narrowest_words(method, max_layer_prune)})")
 
     norms = [filter_l1_norms(model.get_submodule(key)) for key in fm.keys]
-    if method == "uniform":
-        widths, settings = _uniform_widths(fm, target), {}
-    else:
-        widths = _global_widths(fm, norms, target, normalizer, max_layer_prune)
-        settings = {"normalizer": normalizer, "max_layer_prune": max_layer_prune}
+    # the method's own settings only: they are recorded in its spec, the others stay out of it
+    settings = _settings(registered, normalizer=normalizer, max_layer_prune=max_layer_prune)
+    widths = registered.maker()(fm, norms, target, **settings)
 
     original_params = count_params(model)
     _cut(model, dict(zip(fm.keys, (int(w) for w in widths))), shape)
@@ -431,9 +437,10 @@ def prune(model_name: str, method: str, ratio: float, *, num_classes: int | None
     ----------
     model_name : str
         Registered architecture.
-    method : {"uniform", "global"}
-        Same filter fraction in every prunable layer, or one threshold on normalised L1
-        importance across them.
+    method : str
+        A registered structured method (:mod:`hplandscape.pruning_methods`): ``"uniform"``, the
+        same filter fraction in every prunable layer, or ``"global"``, one threshold on normalised
+        L1 importance across them.
     ratio : float
         Fraction of FLOPs kept, in (0, 1]; the result is the closest reachable (within 2 % for
         ratios 0.2–0.9 on the registered models).

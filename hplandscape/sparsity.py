@@ -46,10 +46,10 @@ from torch import nn
 
 from hplandscape.atomic import atomic_open
 from hplandscape.errors import UserError
-from hplandscape.maskspec import (DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, FLOOR_METHODS, SEEDED_METHODS,
-                                  SPARSE_METHODS, MaskSpec, is_fraction)
+from hplandscape.maskspec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, MaskSpec, is_fraction
 from hplandscape.models import build_model, count_params, input_shape_of
 from hplandscape.models.counting import layer_costs
+from hplandscape.pruning_methods import UNSTRUCTURED, get_kind
 
 MASKS_FORMAT = 1
 
@@ -193,6 +193,35 @@ def _mask_from(indices: torch.Tensor, shape) -> torch.Tensor:
 # -- the masks of a condition ------------------------------------------------------------------------
 
 
+# The registered unstructured methods' masks (:mod:`hplandscape.pruning_methods`): each takes the
+# prunable weights and the density, its settings by spec field and the seed of random positions.
+
+
+def magnitude_masks(weights: dict[str, torch.Tensor], density: float, *, seed: int,
+                    layer_floor: float) -> dict[str, torch.Tensor]:
+    """``magnitude``: the strongest |w| of one ranking across layers, each layer above its floor."""
+    return top_magnitude_masks(weights, magnitude_counts(weights, density, layer_floor))
+
+
+def layerwise_masks(weights: dict[str, torch.Tensor], density: float, *, seed: int) -> dict[str, torch.Tensor]:
+    """``magnitude_layerwise``: the strongest |w| of each layer, the same density in every layer."""
+    return top_magnitude_masks(weights, layerwise_counts({k: w.numel() for k, w in weights.items()}, density))
+
+
+def random_floor_masks(weights: dict[str, torch.Tensor], density: float, *, seed: int,
+                       layer_floor: float) -> dict[str, torch.Tensor]:
+    """``random``: as many weights per layer as ``magnitude`` keeps, at positions drawn with ``seed``."""
+    shapes = {k: w.shape for k, w in weights.items()}
+    return random_masks(shapes, magnitude_counts(weights, density, layer_floor), seed)
+
+
+def set_masks(weights: dict[str, torch.Tensor], density: float, *, seed: int, zeta: float) -> dict[str, torch.Tensor]:
+    """``set``: Erdős–Rényi counts at positions drawn with ``seed``; ``zeta`` acts between epochs
+    (:func:`hplandscape.set_sparse.prune_and_regrow`), not here."""
+    shapes = {k: w.shape for k, w in weights.items()}
+    return random_masks(shapes, erdos_renyi_counts(shapes, density), seed)
+
+
 def make_masks(model_name: str, method: str, density: float, *, num_classes: int | None = None,
                in_channels: int | None = None, input_shape=None, source=None, seed: int = 0,
                layer_floor: float = DEFAULT_SPARSE_LAYER_FLOOR,
@@ -203,7 +232,9 @@ def make_masks(model_name: str, method: str, density: float, *, num_classes: int
     ----------
     model_name : str
         Registered architecture.
-    method : {"magnitude", "magnitude_layerwise", "random", "set"}
+    method : str
+        A registered unstructured method (:mod:`hplandscape.pruning_methods`): ``"magnitude"``,
+        ``"magnitude_layerwise"``, ``"random"``, ``"set"``.
     density : float
         Fraction of the prunable weights kept, in (0, 1).
     num_classes, in_channels, input_shape, source, seed
@@ -229,8 +260,7 @@ def make_masks(model_name: str, method: str, density: float, *, num_classes: int
     """
     from hplandscape.pruning import source_model  # late: pruning imports torch-pruning
 
-    if method not in SPARSE_METHODS:
-        raise UserError(f"unknown unstructured pruning method {method!r}; allowed: {', '.join(SPARSE_METHODS)}")
+    registered = get_kind(method, UNSTRUCTURED)
     if not is_fraction(density):
         raise UserError(f"density must be a number in (0, 1) (the fraction of prunable weights kept), got {density!r}")
     if not is_fraction(layer_floor, closed=True):
@@ -242,16 +272,10 @@ def make_masks(model_name: str, method: str, density: float, *, num_classes: int
     model, num_classes, in_channels, label, init_seed = source_model(model_name, num_classes, in_channels, source,
                                                                      seed)
     weights = prunable_weights(model)
-    shapes = {k: w.shape for k, w in weights.items()}
     sizes = {k: w.numel() for k, w in weights.items()}
-    if method == "magnitude":
-        masks = top_magnitude_masks(weights, magnitude_counts(weights, density, layer_floor))
-    elif method == "magnitude_layerwise":
-        masks = top_magnitude_masks(weights, layerwise_counts(sizes, density))
-    elif method == "random":
-        masks = random_masks(shapes, magnitude_counts(weights, density, layer_floor), seed)
-    else:
-        masks = random_masks(shapes, erdos_renyi_counts(shapes, density), seed)
+    # the method's own settings only, by spec field; the others stay out of its spec (None)
+    settings = {f: float(v) for f, v in dict(layer_floor=layer_floor, zeta=zeta).items() if f in registered.settings}
+    masks = registered.maker()(weights, density, seed=seed, **settings)
     kept = {k: int(m.sum()) for k, m in masks.items()}
     shape = input_shape_of(model_name, in_channels, input_shape)
     with torch.device("meta"):
@@ -263,9 +287,7 @@ def make_masks(model_name: str, method: str, density: float, *, num_classes: int
                     achieved_density=round(sum(kept.values()) / sum(sizes.values()), 6), kept=kept, sizes=sizes,
                     params=params, flops=flops, original_params=dense_params, original_flops=dense_flops,
                     source=label, masks_sha256=masks_sha256(masks), init_seed=init_seed,
-                    mask_seed=int(seed) if method in SEEDED_METHODS else None,
-                    layer_floor=float(layer_floor) if method in FLOOR_METHODS else None,
-                    zeta=float(zeta) if method == "set" else None)
+                    mask_seed=int(seed) if registered.seeded else None, **settings)
     return spec, masks
 
 
@@ -384,16 +406,29 @@ class MaskedTraining:
         ``{layer: bool tensor}`` for exactly :func:`prunable_weights` of ``model``.
     optimizer : torch.optim.Optimizer
     zeta : float, optional
-        SET's prune-and-regrow fraction; None keeps the masks fixed.
+        SET's prune-and-regrow fraction. Without ``method``, a ζ alone is short for
+        ``method="set"`` and None keeps the masks fixed.
     seed : int
-        Seeds SET's regrowth (one generator per epoch, derived from this seed and the epoch).
+        Seeds the topology step (one generator per epoch, derived from this seed and the epoch).
+    method : str, optional
+        The condition's unstructured method: the topology step its registry entry declares
+        (:attr:`~hplandscape.pruning_methods.PruningMethod.evolve`; none keeps the masks fixed) runs
+        between epochs, with the method's settings taken from ``settings``.
+    settings : dict, optional
+        The spec's settings by field (``{"zeta": 0.3}``); default ``{"zeta": zeta}``.
     """
 
     def __init__(self, model: nn.Module, masks: dict[str, torch.Tensor], optimizer, *, zeta: float | None = None,
-                 seed: int = 0):
+                 seed: int = 0, method: str | None = None, settings: dict | None = None):
         self.weights = prunable_weights(model)
         self.optimizer = optimizer
-        self.zeta, self.seed = zeta, int(seed)
+        self.seed = int(seed)
+        if method is None and zeta is not None:
+            method = "set"
+        registered = None if method is None else get_kind(method, UNSTRUCTURED)
+        self._evolve = None if registered is None else registered.evolver()
+        given = {"zeta": zeta} if settings is None else settings
+        self._settings = {} if registered is None else {f: given.get(f) for f in registered.settings}
         self._set(masks, "the masks")
         optimizer.register_step_pre_hook(lambda *_: self._mask_grads())
         optimizer.register_step_post_hook(lambda *_: self.apply())
@@ -418,13 +453,14 @@ class MaskedTraining:
                 w.grad.masked_fill_(self._off[k], 0.0)
 
     def end_epoch(self, epoch: int, epochs: int) -> bool:
-        """After ``epoch``: SET removes and regrows (not after the last epoch). True when the masks changed."""
-        if self.zeta is None or epoch + 1 >= epochs:
+        """After ``epoch``: the method's topology step (SET removes and regrows), not after the last
+        epoch. True when the masks changed."""
+        if self._evolve is None or epoch + 1 >= epochs:
             return False
-        from hplandscape.set_sparse import epoch_generator, prune_and_regrow
+        from hplandscape.set_sparse import epoch_generator
 
-        new = prune_and_regrow(self.weights, self.masks, self.zeta, epoch_generator(self.seed, epoch))
-        self._set(new, "SET")
+        new = self._evolve(self.weights, self.masks, generator=epoch_generator(self.seed, epoch), **self._settings)
+        self._set(new, "the topology step")
         self.apply()
         # Removed weights must not come back with the momentum they had; regrown ones start at 0
         # with no momentum (their gradients were masked, so their buffers hold zeros already).

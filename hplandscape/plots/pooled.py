@@ -13,10 +13,29 @@ from dataclasses import dataclass
 import numpy as np
 
 from hplandscape.analysis.notation import metric_label
+from hplandscape.pruning_methods import STRUCTURED, get_method, method_names
 
-METHOD_ORDER = {"none": 0, "uniform": 1, "global": 2}
-#: Box colours per pruning method (the basemodel darker, as in the single-study figure).
-METHOD_COLOURS = {"none": "#1f3b73", "uniform": "#7fa7d9", "global": "#e6a15c"}
+#: The basemodel's box colour, darker than the pruning methods' (as in the single-study figure).
+BASE_COLOUR = "#1f3b73"
+#: A method that declares no colour in the registry (the unstructured ones) is drawn grey.
+OTHER_COLOUR = "#999999"
+
+
+def method_order(method: str) -> int:
+    """Where ``method``'s boxes go within an architecture: the basemodel first, then the structured
+    methods in the registry's order, then every other method (ordered by ratio among themselves)."""
+    if method == "none":
+        return 0
+    structured = list(method_names(STRUCTURED))
+    return 1 + structured.index(method) if method in structured else 9
+
+
+def method_colour(method: str) -> str:
+    """A box's colour: the basemodel's, else the colour the method's registry entry declares."""
+    if method == "none":
+        return BASE_COLOUR
+    colour = get_method(method).colour if method in method_names() else None
+    return colour or OTHER_COLOUR
 
 
 @dataclass(frozen=True)
@@ -33,7 +52,7 @@ class PooledBox:
 
     @property
     def colour(self) -> str:
-        return METHOD_COLOURS.get(self.method, "#999999")
+        return method_colour(self.method)
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,7 @@ def pooled_risk_info(studies) -> PooledRiskInfo:
             g["dR"] += [100.0 * v for v in c.risk.dR]
             if label not in g["studies"]:
                 g["studies"].append(label)
-    order = sorted(groups, key=lambda k: (architectures.index(k[0]), METHOD_ORDER.get(k[1], 9), -k[2]))
+    order = sorted(groups, key=lambda k: (architectures.index(k[0]), method_order(k[1]), -k[2]))
     boxes = tuple(PooledBox(a, condition_label(m, r), m, r, np.array(groups[(a, m, r)]["d"], float),
                             np.array(groups[(a, m, r)]["dR"], float), tuple(groups[(a, m, r)]["studies"]))
                   for a, m, r in order)
