@@ -2,12 +2,12 @@
 
 ``config.py`` validates against these; the CLI offers them as ``choices``; the data, launch and
 engine modules import them instead of restating them. Pruning methods live with the pruned
-architecture (:data:`hplandscape.archspec.METHODS`), augmentations and data orders with the
+architecture (:data:`hplandscape.archspec.METHODS`), executors with their runners
+(:func:`hplandscape.runners.executor_names`), augmentations and data orders with the
 recipes (:mod:`hplandscape.recipes`).
 """
 
 DATASETS = ("digits", "cifar10", "imagenet")
-EXECUTORS = ("local", "slurm", "debug")
 ENGINES = ("auto", "sequential", "fused")
 DEVICES = ("auto", "cpu", "cuda")
 PRUNING_SOURCES = ("trained", "random")
