@@ -2,12 +2,12 @@
 
 ``config.py`` validates against these; the CLI offers them as ``choices``; the data, launch and
 engine modules import them instead of restating them. Pruning methods are registered in
-:mod:`hplandscape.pruning_methods` (each with its kind, settings and implementation), augmentations
-and data orders live with the recipes (:mod:`hplandscape.recipes`).
+:mod:`hplandscape.pruning_methods` (each with its kind, settings and implementation), executors
+with their runners (:func:`hplandscape.runners.executor_names`), augmentations and data orders
+with the recipes (:mod:`hplandscape.recipes`).
 """
 
 DATASETS = ("digits", "cifar10", "imagenet")
-EXECUTORS = ("local", "slurm", "debug")
 ENGINES = ("auto", "sequential", "fused")
 DEVICES = ("auto", "cpu", "cuda")
 PRUNING_SOURCES = ("trained", "random")

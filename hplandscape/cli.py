@@ -14,10 +14,11 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from hplandscape.config import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, ENGINES, EXECUTORS, NORMALIZERS,
+from hplandscape.config import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, ENGINES, NORMALIZERS,
                                 PRUNING_METHODS)
 from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, FIGURE_FORMATS, METRICS
 from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, Terminated, UserError
+from hplandscape.runners import executor_names
 
 
 def _print_json(obj) -> None:
@@ -321,7 +322,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sweep", help="run every missing run of a study (default: the embedded quickstart)")
     _add_config(s, optional=True)
     s.add_argument("--study-dir", help="where results go (default: studies/<study name>)")
-    s.add_argument("--executor", choices=EXECUTORS,
+    s.add_argument("--executor", choices=executor_names(),
                    help="overrides launcher.executor of the config")
     s.add_argument("--engine", choices=ENGINES,
                    help="overrides launcher.engine of the config")

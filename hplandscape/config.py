@@ -38,13 +38,14 @@ import yaml
 
 from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
 from hplandscape.archspec import METHODS as PRUNING_METHODS
-from hplandscape.choices import (DATASETS, DEVICES, ENGINES, EXECUTORS, PIPELINES, PRUNING_SOURCES,  # noqa: F401
+from hplandscape.choices import (DATASETS, DEVICES, ENGINES, PIPELINES, PRUNING_SOURCES,  # noqa: F401
                                  plain_name)
 from hplandscape.maskspec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
 from hplandscape.pruning_methods import MethodNames
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
 from hplandscape.overrides import apply_overrides, explain, parse_overrides
+from hplandscape.runners import executor_names, runner_class
 from hplandscape.paths import check_path
 from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe
 
@@ -744,7 +745,7 @@ def _launcher(s: _Section) -> LauncherConfig:
     if not isinstance(extra, dict):
         raise s.error("slurm_additional_parameters", f"must be a mapping, got {_show(extra)}")
     return LauncherConfig(
-        executor=s.str_("executor", d.executor, choices=EXECUTORS),
+        executor=s.str_("executor", d.executor, choices=executor_names()),  # registered runners
         max_parallel=s.int_("max_parallel"),
         runs_per_job=s.int_("runs_per_job", d.runs_per_job),
         engine=s.str_("engine", d.engine, choices=ENGINES),
@@ -884,8 +885,9 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
     Parameters
     ----------
     config : StudyConfig
-    executor : {"local", "slurm", "debug"}, optional
-        Where the runs will execute; default ``config.launcher.executor``.
+    executor : str, optional
+        Where the runs will execute (a name of :func:`hplandscape.runners.executor_names`); default
+        ``config.launcher.executor``.
 
     Returns
     -------
@@ -902,9 +904,9 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
         the path).
     """
     kind = executor or config.launcher.executor
-    if kind not in EXECUTORS:
-        raise UserError(f"executor must be one of {', '.join(EXECUTORS)}; got {kind!r}")
-    if config.launcher.device == "cuda" and kind != "slurm":  # SLURM runs on other machines' GPUs
+    if kind not in executor_names():
+        raise UserError(f"executor must be one of {', '.join(executor_names())}; got {kind!r}")
+    if config.launcher.device == "cuda" and runner_class(kind).runs_here:  # SLURM runs on other machines' GPUs
         import torch
 
         if not torch.cuda.is_available():

@@ -17,11 +17,13 @@ from pathlib import Path
 
 import submitit
 
-from hplandscape.config import EXECUTORS
 from hplandscape.errors import ConfigError, UserError
+from hplandscape.runners import executor_names
 
 #: Local jobs have no scheduler limit; submitit's 2-minute default would interrupt real runs.
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60
+#: The executors :func:`make_executor` makes (submitit's); a runner of another kind makes its own.
+SUBMITIT_KINDS = ("local", "slurm", "debug")
 #: SLURM's own default when ``scontrol show config`` cannot be read.
 DEFAULT_MAX_ARRAY_SIZE = 1001
 
@@ -48,8 +50,8 @@ def default_max_parallel(launcher_cfg, recipe=None) -> int:
 def check_executor(kind: str) -> None:
     """``UserError`` for an unknown executor, or ``slurm`` where SLURM's commands are missing;
     called before a sweep writes anything."""
-    if kind not in EXECUTORS:
-        raise UserError(f"unknown executor {kind!r}; available: {', '.join(EXECUTORS)}")
+    if kind not in executor_names():
+        raise UserError(f"unknown executor {kind!r}; available: {', '.join(executor_names())}")
     if kind == "slurm" and (shutil.which("sbatch") is None or shutil.which("srun") is None):
         raise UserError("executor 'slurm' needs SLURM's sbatch and srun on PATH; run on a login node "
                         "of a cluster, or use --executor local (slurm/local-cluster.sh starts a "
@@ -81,6 +83,8 @@ def make_executor(kind: str, folder, launcher_cfg, *, name: str = "hplandscape",
         Unknown ``kind``, or ``slurm`` without a SLURM installation.
     """
     check_executor(kind)
+    if kind not in SUBMITIT_KINDS:
+        raise UserError(f"executor {kind!r} has no submitit executor here (those are {', '.join(SUBMITIT_KINDS)})")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if kind == "local":

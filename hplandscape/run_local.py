@@ -40,6 +40,7 @@ from hplandscape.errors import RunFailure, Terminated
 from hplandscape.executors import make_executor
 from hplandscape.plan import StudyPlan
 from hplandscape.prune_step import make_pruning_specs
+from hplandscape.runners import Launch, Outcome, Runner
 from hplandscape.status import RecordedBar
 from hplandscape.store import RunState, StudyStore, source_run
 
@@ -134,6 +135,40 @@ def run_local(plan_fn: Callable[[], StudyPlan], config, store: StudyStore, *, ki
     if prune_error is not None:
         raise prune_error
     return LocalOutcome(submitted, tuple(failures))
+
+
+class LocalRunner(Runner):
+    """The ``local`` executor: the plan's runs in local processes, ``max_parallel`` at once
+    (:func:`run_local`); the sweep returns when they are done."""
+
+    def check_request(self, config) -> None:
+        """Nothing to ask of a scheduler: the machine checks are ``config.check_runnable``'s."""
+
+    def run(self, launch: Launch) -> Outcome:
+        opts = launch.options
+        outcome = run_local(launch.replan, launch.config, launch.store, kind=self.name,
+                            max_parallel=launch.max_parallel, make_job=launch.make_job, prune_fn=opts.prune_fn,
+                            progress=launch.progress, poll_s=opts.poll_s)
+        return Outcome(outcome.submitted, job_failures=outcome.job_failures)
+
+    def follow(self, launch: Launch, outcome: Outcome) -> None:
+        """:meth:`run` returned with every run ended: nothing to follow."""
+
+    def where(self, config, max_parallel: int, plan) -> str:
+        from hplandscape.launch import engine_of
+
+        if engine_of(plan.runs, say=False) == "fused":
+            return (f"local, {max_parallel} job(s) at once, fused blocks of up to "
+                    f"{config.launcher.runs_per_job} runs")
+        return f"local, {max_parallel} worker(s) at once, each taking the next free run"
+
+
+class DebugRunner(LocalRunner):
+    """The ``debug`` executor: the local runner's rounds, each job in this process, one after the
+    other (submitit's ``DebugExecutor``; a debugger stops in the run)."""
+
+    def where(self, config, max_parallel: int, plan) -> str:
+        return "debug, one after the other in this process"
 
 
 def _launchable(plan: StudyPlan, store: StudyStore, attempted: set) -> list:

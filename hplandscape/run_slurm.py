@@ -16,12 +16,44 @@ from typing import Callable
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 
 from hplandscape.errors import RunFailure, UserError
-from hplandscape.executors import (make_executor, max_array_size, slurm_base_id, slurm_jobs_active,
-                                   submit_slurm_arrays)
+from hplandscape.executors import (check_executor, check_slurm_request, make_executor, max_array_size,
+                                   slurm_base_id, slurm_jobs_active, submit_slurm_arrays)
 from hplandscape.plan import StudyPlan
 from hplandscape.prune_step import make_pruning_specs
+from hplandscape.runners import Launch, Outcome, Runner
 from hplandscape.status import RecordedBar
 from hplandscape.store import StudyStore
+
+
+class SlurmRunner(Runner):
+    """The ``slurm`` executor: every step as job arrays chained by ``afterok`` (:func:`submit_plan`);
+    the sweep returns once they are submitted, or with ``wait`` once they have left the queue."""
+
+    runs_here = False  # on the cluster's nodes: their GPUs, not this machine's
+
+    def check_available(self) -> None:
+        check_executor(self.name)
+
+    def check_request(self, config) -> None:
+        check_slurm_request(config.launcher, config.source)
+
+    def run(self, launch: Launch) -> Outcome:
+        job_ids = submit_plan(launch.plan, launch.config, launch.store, make_job=launch.make_job,
+                              prune_fn=launch.options.prune_fn)
+        return Outcome(len(launch.plan.runs), job_ids=job_ids)
+
+    def follow(self, launch: Launch, outcome: Outcome) -> None:
+        if launch.wait and outcome.job_ids:
+            follow_jobs(outcome.job_ids, launch.store, [r.run_id for r in launch.plan.runs],
+                        progress=launch.progress, poll_s=launch.options.poll_s, name=launch.config.name)
+
+    def where(self, config, max_parallel: int, plan) -> str:
+        lc = config.launcher
+        return (f"slurm {lc.partition or 'default partition'}, {lc.cpus_per_task} cpu, "
+                f"{lc.gpus_per_task} gpu, {lc.mem_gb:g} GB, {lc.timeout_min} min")
+
+    def finishes(self, wait: bool) -> bool:
+        return wait
 
 
 def submit_plan(plan: StudyPlan, config, store: StudyStore, *, make_job: Callable, prune_fn=None) -> tuple:

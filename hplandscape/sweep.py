@@ -2,9 +2,10 @@
 
 ``run_sweep`` is the public entry point of ``hplandscape sweep``. It validates its arguments,
 creates (or checks) the study directory, asks :func:`hplandscape.plan.plan_study` what is left to
-do and gives that plan to the local runner (:mod:`hplandscape.run_local`; also the in-process
-``debug`` executor) or the SLURM runner (:mod:`hplandscape.run_slurm`). The phase order lives in
-the plan only. With ``extend`` it repeats this on a grid grown where a near-optimal region
+do and gives that plan to the runner its executor names (:mod:`hplandscape.runners`: the local
+and in-process ``debug`` runners of :mod:`hplandscape.run_local`, the SLURM runner of
+:mod:`hplandscape.run_slurm`). The phase order lives in the plan only; nothing here depends on
+which runner runs it. With ``extend`` it repeats this on a grid grown where a near-optimal region
 touches the grid's edge (method §3).
 """
 
@@ -15,17 +16,18 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S
-from hplandscape.config import EXECUTORS, MAX_AXIS_POINTS, check_runnable
+from hplandscape.claims import HEARTBEAT_S
+from hplandscape.config import MAX_AXIS_POINTS, check_runnable
 from hplandscape.errors import UserError
-from hplandscape.executors import check_executor, check_slurm_request, default_max_parallel, threads_per_run
+from hplandscape.executors import default_max_parallel, threads_per_run
 from hplandscape.overrides import explain
 from hplandscape.plan import PlannedRun, plan_study
 from hplandscape.prune_step import damaged_source, set_source_aside
+from hplandscape.runners import Launch, Runner, RunOptions, get_runner
 from hplandscape.status import failure_text, study_status
 from hplandscape.store import StudyStore, check_dir_target, source_run
 
-__all__ = ["SweepSummary", "PlannedRun", "run_sweep"]
+__all__ = ["SweepSummary", "PlannedRun", "RunOptions", "run_sweep"]
 
 
 @dataclass(frozen=True)
@@ -106,8 +108,7 @@ def _explaining_overrides(sweep):
 def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: int | None = None,
               dry_run: bool = False, force: bool = False, engine: str | None = None,
               extend: bool = False, progress: bool = True, wait: bool = False,
-              train_fn=None, prune_fn=None, stale_after: float = STALE_AFTER_S,
-              heartbeat_s: float | None = None, poll_s: float = 0.5) -> SweepSummary:
+              options: RunOptions | None = None) -> SweepSummary:
     """Run every run of the study that has no valid record yet.
 
     Parameters
@@ -115,8 +116,9 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     config : StudyConfig
     study_dir : str or Path
         The study directory (created; refused if made from a different config unless ``force``).
-    executor : {"local", "slurm", "debug"}, optional
-        Overrides ``config.launcher.executor``.
+    executor : str, optional
+        Overrides ``config.launcher.executor``: ``local``, ``slurm``, ``debug`` or another registered
+        runner (:func:`hplandscape.runners.executor_names`).
     max_parallel : int, optional
         Local jobs at once; default: cores // threads per run.
     dry_run : bool
@@ -135,12 +137,10 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         tqdm progress bar while waiting (local/debug, or SLURM with ``wait``).
     wait : bool
         SLURM only: poll ``squeue`` and the store until the submitted jobs end.
-    train_fn, prune_fn : callable, optional
-        Replacements for ``train_run`` and ``prune`` (tests; must be picklable).
-    stale_after, heartbeat_s : float
-        Claim staleness and heartbeat period, seconds.
-    poll_s : float
-        Seconds between checks while waiting.
+    options : RunOptions, optional
+        The hooks of tests and benchmarks (stand-ins for training and pruning, claim staleness,
+        heartbeat and poll periods); each field is documented on
+        :class:`~hplandscape.runners.RunOptions`. Default: ``RunOptions()``.
 
     Returns
     -------
@@ -155,26 +155,25 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     RunFailure
         The pruning source could not be trained, so pruned conditions cannot run.
     """
+    options = options if options is not None else RunOptions()
     kind = executor or config.launcher.executor
-    if kind not in EXECUTORS:
-        raise UserError(f"unknown executor {kind!r}; available: {', '.join(EXECUTORS)}")
+    runner = get_runner(kind)  # an unknown executor: a UserError listing the registered ones
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
         raise UserError(f"max_parallel must be a positive integer, got {max_parallel!r}")
     study_dir = check_dir_target(study_dir, "the study directory")  # before anything in it is read
-    store = StudyStore(study_dir, stale_after=stale_after)
+    store = StudyStore(study_dir, stale_after=options.stale_after)
     if store.study_yaml.exists() and not force:
         config = _with_stored_extensions(config, store)
-    options = dict(executor=executor, max_parallel=max_parallel, dry_run=dry_run, force=force,
-                   engine=engine, progress=progress, wait=wait, train_fn=train_fn, prune_fn=prune_fn,
-                   stale_after=stale_after, heartbeat_s=heartbeat_s, poll_s=poll_s)
     if extend:
-        return _extend_rounds(config, store, options)
+        arguments = dict(executor=executor, max_parallel=max_parallel, dry_run=dry_run, force=force,
+                         engine=engine, progress=progress, wait=wait, options=options)
+        return _extend_rounds(config, store, runner, arguments)
     max_parallel = max_parallel or default_max_parallel(config.launcher, config.recipe)
-    damaged = _check_before_writing(config, kind, store, force=force, train_fn=train_fn, prune_fn=prune_fn)
+    damaged = _check_before_writing(config, runner, store, force=force, options=options)
     if dry_run:
         source = source_run(config).run_id
         plan = plan_study(config, store, engine=engine, retrain=(source,) if damaged else ())
-        text = plan.describe(store, _where(kind, config, max_parallel, plan))
+        text = plan.describe(store, runner.where(config, max_parallel, plan))
         if damaged:
             text = (f"The pruning source is damaged ({damaged}): the sweep will set it and its record aside "
                     f"(kept as *.corrupt-<time>) and train the basemodel at the prior ({source}) again.\n" + text)
@@ -188,65 +187,42 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
                  f"{', '.join(str(k) for k in kept)}, and the basemodel at the prior was trained again.",)
     from hplandscape.launch import RunJob  # late: submitit is only needed once something runs
 
+    stale_after = options.stale_after
     job_kwargs = dict(threads=threads_per_run(config.launcher, config.recipe), stale_after=stale_after,
-                      heartbeat_s=heartbeat_s or min(HEARTBEAT_S, stale_after / 6), train_fn=train_fn)
+                      heartbeat_s=options.heartbeat_s or min(HEARTBEAT_S, stale_after / 6),
+                      train_fn=options.train_fn)
 
     def make_job(specs, raise_on_failure=False, pull_since=None):
         return RunJob(specs, str(store.root), raise_on_failure=raise_on_failure, pull_since=pull_since,
                       **job_kwargs)
 
     plan = plan_study(config, store, engine=engine)
-    job_ids, job_failures, submitted = (), (), len(plan.runs)
-    if kind == "slurm":
-        from hplandscape.run_slurm import follow_jobs, submit_plan
-
-        job_ids = submit_plan(plan, config, store, make_job=make_job, prune_fn=prune_fn)
-        if wait and job_ids:
-            follow_jobs(job_ids, store, [r.run_id for r in plan.runs], progress=progress,
-                        poll_s=poll_s, name=config.name)
-    else:
-        from hplandscape.run_local import run_local
-
-        outcome = run_local(lambda: plan_study(config, store, engine=engine), config, store, kind=kind,
-                            max_parallel=max_parallel, make_job=make_job, prune_fn=prune_fn,
-                            progress=progress, poll_s=poll_s)
-        submitted, job_failures = outcome.submitted, outcome.job_failures
-    return dataclasses.replace(_summary(store, config, kind, plan, submitted, job_ids, job_failures), notes=notes)
+    launch = Launch(config, store, plan, replan=lambda: plan_study(config, store, engine=engine), make_job=make_job,
+                    max_parallel=max_parallel, progress=progress, wait=wait, options=options)
+    outcome = runner.run(launch)
+    runner.follow(launch, outcome)
+    summary = _summary(store, config, kind, plan, outcome.submitted, outcome.job_ids, outcome.job_failures)
+    return dataclasses.replace(summary, notes=notes)
 
 
-def _check_before_writing(config, kind: str, store: StudyStore, *, force: bool, train_fn, prune_fn):
+def _check_before_writing(config, runner: Runner, store: StudyStore, *, force: bool, options: RunOptions):
     """Every check a sweep makes before it writes anything (the study directory itself was checked
     before its ``study.yaml`` was read); its dry run makes the same ones, so a dry run that passes
     is a sweep that starts. Returns the error of a damaged pruning source that the sweep will set
     aside and train again (:func:`hplandscape.prune_step.damaged_source`), or None.
 
-    Without the stand-ins of tests (``train_fn``, ``prune_fn``) this also checks what the machine
-    decides: a missing data directory, an absent GPU or an unreachable ratio would otherwise be
-    found by every run, or after the basemodel trained.
+    Without the stand-ins of tests (``options.train_fn``, ``options.prune_fn``) this also checks what
+    the machine decides: a missing data directory, an absent GPU or an unreachable ratio would
+    otherwise be found by every run, or after the basemodel trained. The runner checks that this
+    machine can use it (first) and what its jobs ask for (:meth:`Runner.check_request`).
     """
-    check_executor(kind)
+    runner.check_available()
     if not force:
         store.check_config(config)
-    if train_fn is None:
-        check_runnable(config, kind)
-    if kind == "slurm":
-        check_slurm_request(config.launcher, config.source)
-    return damaged_source(store, config) if prune_fn is None else None
-
-
-def _where(kind: str, config, max_parallel: int, plan) -> str:
-    """Where the jobs of a sweep run, for the dry run."""
-    lc = config.launcher
-    if kind == "slurm":
-        return (f"slurm {lc.partition or 'default partition'}, {lc.cpus_per_task} cpu, "
-                f"{lc.gpus_per_task} gpu, {lc.mem_gb:g} GB, {lc.timeout_min} min")
-    if kind == "local":
-        from hplandscape.launch import engine_of
-
-        if engine_of(plan.runs, say=False) == "fused":
-            return f"local, {max_parallel} job(s) at once, fused blocks of up to {lc.runs_per_job} runs"
-        return f"local, {max_parallel} worker(s) at once, each taking the next free run"
-    return "debug, one after the other in this process"
+    if options.train_fn is None:
+        check_runnable(config, runner.name)
+    runner.check_request(config)
+    return damaged_source(store, config) if options.prune_fn is None else None
 
 
 def _summary(store: StudyStore, config, kind: str, plan, submitted: int, job_ids, job_failures) -> SweepSummary:
@@ -269,18 +245,17 @@ def _with_stored_extensions(config, store: StudyStore):
         config.grid, extra_log10_lr=tuple(sorted(extra_lr)), extra_log10_wd=tuple(sorted(extra_wd))))
 
 
-def _extend_rounds(config, store: StudyStore, options: dict) -> SweepSummary:
+def _extend_rounds(config, store: StudyStore, runner: Runner, arguments: dict) -> SweepSummary:
     """Sweep, then add the rows/columns the analysis asks for and sweep only the new points, until
     no condition's 1.0-ROI touches the grid's edge or ``grid.max_extend_rounds`` is reached (on
     SLURM without ``wait``, and in a dry run: one round per call). The summary says which."""
     from hplandscape import analysis
     from hplandscape.results import records_table
 
-    kind = options["executor"] or config.launcher.executor
-    waits = (kind != "slurm" or options["wait"]) and not options["dry_run"]
+    waits = runner.finishes(arguments["wait"]) and not arguments["dry_run"]
     summary = None
-    if not options["dry_run"]:
-        summary = run_sweep(config, store.root, **options)  # the current grid first
+    if not arguments["dry_run"]:
+        summary = run_sweep(config, store.root, **arguments)  # the current grid first
     elif not store.study_yaml.exists():
         raise UserError(f"nothing to extend in {store.root}: run `hplandscape sweep` without --extend first")
     limit = config.grid.max_extend_rounds if waits else 1
@@ -315,10 +290,10 @@ def _extend_rounds(config, store: StudyStore, options: dict) -> SweepSummary:
         config = config.with_grid(dataclasses.replace(
             grid, extra_log10_lr=tuple(sorted(set(grid.extra_log10_lr) | new_lr)),
             extra_log10_wd=tuple(sorted(set(grid.extra_log10_wd) | new_wd))))
-        summary = run_sweep(config, store.root, **options)
+        summary = run_sweep(config, store.root, **arguments)
         rounds += 1
         added = f"{len(new_lr)} lr row(s) and {len(new_wd)} wd column(s)"
-        if options["dry_run"]:
+        if arguments["dry_run"]:
             note = f"Grid extension: the next round would add {added} (a dry run shows one round)."
             break
         if not waits:
@@ -330,5 +305,5 @@ def _extend_rounds(config, store: StudyStore, options: dict) -> SweepSummary:
                     "run the same command again to continue.")
             break
     if summary is None:
-        summary = run_sweep(config, store.root, **options)
+        summary = run_sweep(config, store.root, **arguments)
     return dataclasses.replace(summary, extension=note)

@@ -20,8 +20,8 @@ def tiny(tmp_path, monkeypatch):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_study_dict()))
     real = sweep.run_sweep
-    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: real(
-        *a, **{**k, "train_fn": fake_train_run, "prune_fn": fake_prune}))
+    fakes = sweep.RunOptions(train_fn=fake_train_run, prune_fn=fake_prune)
+    monkeypatch.setattr(sweep, "run_sweep", lambda *a, **k: real(*a, **{**k, "options": fakes}))
     return str(path)
 
 

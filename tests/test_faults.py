@@ -80,13 +80,13 @@ def test_a_prior_off_the_grid_is_its_own_point_never_missing_cells(tmp_path, fak
     from conftest import fake_prune, fake_train_run
     from hplandscape import analysis
     from hplandscape.status import study_status
-    from hplandscape.sweep import run_sweep
+    from hplandscape.sweep import RunOptions, run_sweep
 
     # explicit axes that leave the prior (lr 0.1, wd 1e-4) out, as an even grid size does
     config = tiny_config(grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -0.5],
                                "log10_wd": [-4.5, -3.5]})
-    summary = run_sweep(config, tmp_path, executor="debug", train_fn=fake_train_run, prune_fn=fake_prune,
-                        progress=False)
+    summary = run_sweep(config, tmp_path, executor="debug",
+                        options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune), progress=False)
     assert summary.finished and summary.planned == 9  # 2 × 2 × 2 conditions + the pruning source
     status = study_status(StudyStore(tmp_path))
     assert status.complete and status.total == 9
@@ -486,7 +486,8 @@ sys.path.insert(0, {tests!r})
 from conftest import fake_prune, fake_train_run
 from hplandscape import cli, sweep
 real = sweep.run_sweep
-sweep.run_sweep = lambda *a, **k: real(*a, **{{**k, "train_fn": fake_train_run, "prune_fn": fake_prune}})
+fakes = sweep.RunOptions(train_fn=fake_train_run, prune_fn=fake_prune)
+sweep.run_sweep = lambda *a, **k: real(*a, **{{**k, "options": fakes}})
 sys.exit(cli.main(sys.argv[1:]))
 """
 
@@ -597,9 +598,10 @@ _VICTIM = "base/lr-1.5000_wd-4.5000/seed0"  # the first run of the base step's w
 
 def _fake_sweep(study, **kwargs):
     from conftest import fake_prune, fake_train_run
-    from hplandscape.sweep import run_sweep
+    from hplandscape.sweep import RunOptions, run_sweep
 
-    return run_sweep(tiny_config(), study, train_fn=fake_train_run, prune_fn=fake_prune, progress=False, **kwargs)
+    return run_sweep(tiny_config(), study, options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune),
+                     progress=False, **kwargs)
 
 
 def test_a_dead_job_is_described_by_its_own_error_not_an_unrelated_log_line(tmp_path, fake_env):

@@ -9,14 +9,14 @@ from conftest import fake_prune, fake_train_run, tiny_config
 from hplandscape.errors import UserError
 from hplandscape.results import COLUMNS, collect
 from hplandscape.store import StudyStore
-from hplandscape.sweep import run_sweep
+from hplandscape.sweep import RunOptions, run_sweep
 
 
 @pytest.fixture
 def study(tmp_path, fake_env):
     fake_env.setenv("HPL_FAKE_DIVERGE", "uniform-0.5/lr-1.5000_wd-4.5000")
-    run_sweep(tiny_config(), tmp_path, executor="debug", train_fn=fake_train_run,
-              prune_fn=fake_prune, progress=False)
+    run_sweep(tiny_config(), tmp_path, executor="debug",
+              options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune), progress=False)
     return tmp_path
 
 

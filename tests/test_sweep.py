@@ -19,9 +19,9 @@ from hplandscape.store import RunState, StudyStore
 from hplandscape.plan import plan_study
 from hplandscape.status import study_status
 from hplandscape.store import source_run
-from hplandscape.sweep import run_sweep
+from hplandscape.sweep import RunOptions, run_sweep
 
-FAKES = dict(train_fn=fake_train_run, prune_fn=fake_prune, progress=False)
+FAKES = dict(options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune), progress=False)
 
 
 def _trained_counts(store):
@@ -214,9 +214,9 @@ _DRIVER = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, {tests!r})
     from conftest import fake_prune, fake_train_run, tiny_config
-    from hplandscape.sweep import run_sweep
+    from hplandscape.sweep import RunOptions, run_sweep
     s = run_sweep(tiny_config(), sys.argv[1], executor="local", max_parallel=2, progress=False,
-                  train_fn=fake_train_run, prune_fn=fake_prune, poll_s=0.2)
+                  options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune, poll_s=0.2))
     print(json.dumps({{"submitted": s.submitted, "done": s.done, "finished": s.finished}}))
 """)
 
