@@ -500,17 +500,26 @@ def frontier_section(r: ReportInput) -> Section:
     table = analysis.frontier_table(r.result)
     csv = r.write_table("frontier.csv", table)
     words = _frontier_words(r.result)
-    md, body, paths = [md_text(words)], [f"<p>{html_text(words)}</p>"], ()
-    if f is not None and f.reason is None:
+    md, body = [md_text(words)], [f"<p>{html_text(words)}</p>"]
+    paths = _figure_and_table(r, md, body, "frontier_figure" if f is not None and f.reason is None else None,
+                              "frontier", "frontier", table)
+    return Section("frontier", "Accuracy vs FLOPs", "\n".join(md), "\n".join(body), figures=paths, tables=(csv,))
+
+
+def _figure_and_table(r: ReportInput, md: list, body: list, figure, stem: str, div: str, table) -> tuple:
+    """Append a figure drawn by both plotting backends' ``figure`` function (None: none) and the
+    section's table to ``md`` and ``body``; return the figure's files."""
+    paths = ()
+    if figure is not None:
         from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
 
-        paths = r.save_figure(mb.frontier_figure(r.result), "frontier")
+        paths = r.save_figure(getattr(mb, figure)(r.result), stem)
         md += ["", *r.md_figure(paths)]
-        body.append(fig_div(pb.frontier_figure(r.result), "frontier"))
+        body.append(fig_div(getattr(pb, figure)(r.result), div))
     if len(table):
         md += ["", md_table(table, "{:.4g}")]
         body.append(html_table(table, "{:.4g}"))
-    return Section("frontier", "Accuracy vs FLOPs", "\n".join(md), "\n".join(body), figures=paths, tables=(csv,))
+    return paths
 
 
 def ratio_curve_section(r: ReportInput) -> Section:
@@ -519,19 +528,12 @@ def ratio_curve_section(r: ReportInput) -> Section:
     table = analysis.ratio_curve_table(r.result)
     csv = r.write_table("ratio_curves.csv", table)
     words = _ratio_words(r.result)
-    md, body, paths = [md_text(words[0])], [f"<p>{html_text(words[0])}</p>"], ()
+    md, body = [md_text(words[0])], [f"<p>{html_text(words[0])}</p>"]
     if len(words) > 1:
         md += ["", *(f"- {md_text(t)}" for t in words[1:])]
         body.append("<ul>" + "".join(f"<li>{html_text(t)}</li>" for t in words[1:]) + "</ul>")
-    if any(c.reason is None for c in r.result.ratio_curves):
-        from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
-
-        paths = r.save_figure(mb.ratio_curve_figure(r.result), "ratio_curves")
-        md += ["", *r.md_figure(paths)]
-        body.append(fig_div(pb.ratio_curve_figure(r.result), "ratio-curves"))
-    if len(table):
-        md += ["", md_table(table, "{:.4g}")]
-        body.append(html_table(table, "{:.4g}"))
+    paths = _figure_and_table(r, md, body, "ratio_curve_figure" if any(c.reason is None for c in r.result.ratio_curves)
+                              else None, "ratio_curves", "ratio-curves", table)
     return Section("ratio-curves", "Accuracy over the pruning ratio", "\n".join(md), "\n".join(body), figures=paths,
                    tables=(csv,))
 
