@@ -30,6 +30,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from submitit import LocalJob
@@ -491,12 +492,37 @@ def _stop_jobs(jobs, sigterm: _SigtermStops, timeout_s: float = STOP_TIMEOUT_S) 
     """
     with sigterm.stopping():
         alive = [job for job in jobs if not job.done()]
+        # the tasks the controllers run: a controller SIGKILLs its task and exits without waiting
+        # for it to die, so on a busy machine the task may outlive its controller for a moment
+        tasks = _children({getattr(getattr(job, "_process", None), "pid", None) for job in alive} - {None})
         for job in alive:
             job.cancel(check=False)
         deadline = time.monotonic() + timeout_s
-        while any(not job.done() for job in alive) and time.monotonic() < deadline:
+        while (any(not job.done() for job in alive) or any(_running(pid) for pid in tasks)) \
+                and time.monotonic() < deadline:
             time.sleep(0.05)
     return len(alive)
+
+
+def _children(parents: set) -> list[int]:
+    """The pids of the processes whose parent is in ``parents`` (Linux's /proc; none elsewhere)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # ended meanwhile
+        if int(fields[1]) in parents:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _terminated(workers: int, kind: str = "local") -> Terminated:
