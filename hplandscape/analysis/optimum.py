@@ -201,16 +201,18 @@ def _peak(coef, terms, fine, fine_basis, lo, hi) -> tuple:
     return z, (coef * _basis(z, terms)).sum(axis=1)
 
 
+def _pow(x, e):
+    """x**e, and 0 for a negative exponent (the derivative of a constant term)."""
+    return x ** e if e >= 0 else np.zeros_like(x)
+
+
 def _peak_cov(coef, terms, z, coef_cov, lo, hi) -> np.ndarray:
     """``(b, 2, 2)`` delta-method covariance of the peaks ``z`` (steps²); NaN where a peak is not
     an interior maximum (the surface not concave there, or the peak on its search box)."""
     _, H = _derivatives(coef, terms, z)
     u, v = z[:, 0], z[:, 1]
 
-    def pw(x, e):
-        return x ** e if e >= 0 else np.zeros_like(x)
-
-    G = np.stack([np.stack([a * pw(u, a - 1) * pw(v, b), b * pw(u, a) * pw(v, b - 1)], axis=1)
+    G = np.stack([np.stack([a * _pow(u, a - 1) * _pow(v, b), b * _pow(u, a) * _pow(v, b - 1)], axis=1)
                   for a, b in terms], axis=2)  # (b, 2, T): ∂(∇f)/∂β
     det = H[:, 0, 0] * H[:, 1, 1] - H[:, 0, 1] ** 2
     interior = ((z > lo + 1e-6) & (z < hi - 1e-6)).all(axis=1)
@@ -235,16 +237,13 @@ def _derivatives(coef, terms, z) -> tuple:
     g = np.zeros((len(z), 2))
     H = np.zeros((len(z), 2, 2))
 
-    def pw(x, e):
-        return x ** e if e >= 0 else np.zeros_like(x)
-
     for t, (a, b) in enumerate(terms):
         c = coef[:, t]
-        g[:, 0] += c * a * pw(u, a - 1) * pw(v, b)
-        g[:, 1] += c * b * pw(u, a) * pw(v, b - 1)
-        H[:, 0, 0] += c * a * (a - 1) * pw(u, a - 2) * pw(v, b)
-        H[:, 1, 1] += c * b * (b - 1) * pw(u, a) * pw(v, b - 2)
-        H[:, 0, 1] += c * a * b * pw(u, a - 1) * pw(v, b - 1)
+        g[:, 0] += c * a * _pow(u, a - 1) * _pow(v, b)
+        g[:, 1] += c * b * _pow(u, a) * _pow(v, b - 1)
+        H[:, 0, 0] += c * a * (a - 1) * _pow(u, a - 2) * _pow(v, b)
+        H[:, 1, 1] += c * b * (b - 1) * _pow(u, a) * _pow(v, b - 2)
+        H[:, 0, 1] += c * a * b * _pow(u, a - 1) * _pow(v, b - 1)
     H[:, 1, 0] = H[:, 0, 1]
     return g, H
 
