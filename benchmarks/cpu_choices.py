@@ -68,7 +68,7 @@ def _model(name, args, layout=torch.channels_last):
 
     torch.manual_seed(0)
     if args.prune:
-        from hplandscape.pruning import build_from_spec, prune
+        from hplandscape.pruning.structured import build_from_spec, prune
 
         shape = (args.in_channels, args.image_size, args.image_size)
         model = build_from_spec(prune(name, "uniform", args.prune, num_classes=10, in_channels=args.in_channels,

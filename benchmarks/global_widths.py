@@ -3,7 +3,7 @@
 For each (model, ratio) case and each normaliser (plus the raw threshold without a cap) it prints
 the achieved FLOPs ratio, the minimum and maximum kept fraction over the prunable layers, their
 standard deviation and how many layers sit at the cap. Widths come from the analytic FLOPs model,
-as in :func:`hplandscape.pruning.prune`, so no torch-pruning run is needed.
+as in :func:`hplandscape.pruning.structured.prune`, so no torch-pruning run is needed.
 
 The ranking is the random He init ``prune()`` draws (seed 0), or, with ``--digits-epochs N``,
 weights trained for N epochs on scikit-learn's digits (8×8 grey; the prunable layers are the
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from hplandscape.models import build_model, get_entry, input_shape_of
-from hplandscape.pruning import NORMALIZERS, _flops_model, _global_widths, filter_l1_norms, layer_floor
+from hplandscape.pruning.structured import NORMALIZERS, _flops_model, _global_widths, filter_l1_norms, layer_floor
 
 CASES = [("resnet56", 0.2), ("resnet56", 0.6), ("mobilenet_v2", 0.4), ("resnet50", 0.4)]
 

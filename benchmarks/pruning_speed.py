@@ -16,7 +16,7 @@ import torch
 
 
 def ours(model: str, ratio: float, method: str) -> tuple[float, float]:
-    from hplandscape.pruning import prune
+    from hplandscape.pruning.structured import prune
 
     t = time.perf_counter()
     spec = prune(model, method, ratio)

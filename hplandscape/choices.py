@@ -2,7 +2,7 @@
 
 ``config.py`` validates against these; the CLI offers them as ``choices``; the data, launch and
 engine modules import them instead of restating them. Pruning methods are registered in
-:mod:`hplandscape.pruning_methods` (each with its kind, settings and implementation), executors
+:mod:`hplandscape.pruning.methods` (each with its kind, settings and implementation), executors
 with their runners (:func:`hplandscape.runners.executor_names`), augmentations and data orders
 with the recipes (:mod:`hplandscape.recipes`).
 """

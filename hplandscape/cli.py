@@ -190,7 +190,7 @@ def cmd_export(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from hplandscape.pruning import prune
+    from hplandscape.pruning.structured import prune
     from hplandscape.store import check_file_target
 
     if args.out:  # before the pruning: its result must have somewhere to go
@@ -201,7 +201,7 @@ def cmd_prune(args) -> int:
                  normalizer=args.normalizer, max_layer_prune=args.max_layer_prune)
     summary = spec.summary()
     if args.out:
-        from hplandscape.archspec import save_spec
+        from hplandscape.pruning.arch_spec import save_spec
 
         save_spec(spec, args.out)
     if args.json:

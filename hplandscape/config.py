@@ -14,7 +14,7 @@ Two kinds of checks:
   pruning ratios the architecture can reach); a sweep calls it before it writes anything.
 
 The enumerations of allowed values (executors, engines, devices, datasets, methods, ...) are
-defined here or in :mod:`hplandscape.recipes` / :mod:`hplandscape.archspec`, once; other modules
+defined here or in :mod:`hplandscape.recipes` / :mod:`hplandscape.pruning.arch_spec`, once; other modules
 import them.
 
 Examples
@@ -36,12 +36,12 @@ from typing import Any
 
 import yaml
 
-from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
-from hplandscape.archspec import METHODS as PRUNING_METHODS
+from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
+from hplandscape.pruning.arch_spec import METHODS as PRUNING_METHODS
 from hplandscape.choices import (DATASETS, DEVICES, ENGINES, PIPELINES, PRUNING_SOURCES,  # noqa: F401
                                  plain_name)
-from hplandscape.maskspec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
-from hplandscape.pruning_methods import MethodNames
+from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
+from hplandscape.pruning.methods import MethodNames
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.grid import GRID_DECIMALS, axis_values, extend_axis, round_log10
 from hplandscape.overrides import apply_overrides, explain, parse_overrides
@@ -51,7 +51,7 @@ from hplandscape.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRES
 
 #: A condition's method: the unpruned basemodel (``none``), a structured pruning method (``ratio``:
 #: fraction of the FLOPs kept) or an unstructured one (``ratio``: fraction of the prunable weights kept),
-#: in the registry's order (:mod:`hplandscape.pruning_methods`; read when used, so a method registered
+#: in the registry's order (:mod:`hplandscape.pruning.methods`; read when used, so a method registered
 #: later is allowed too).
 METHODS = MethodNames(prefix=("none",))
 QUICKSTART = "quickstart.yaml"
@@ -105,7 +105,7 @@ class Condition:
 
     ``ratio`` is the fraction of the FLOPs kept for structured methods (``uniform``, ``global``)
     and the *density*, the fraction of the prunable weights kept, for unstructured ones
-    (:data:`~hplandscape.maskspec.SPARSE_METHODS`). ``pipeline`` says how a pruned condition
+    (:data:`~hplandscape.pruning.mask_spec.SPARSE_METHODS`). ``pipeline`` says how a pruned condition
     trains: ``retrain`` (fresh He init, the method's) or ``finetune`` (from the trained
     basemodel's weights with the pruning applied); the basemodel always retrains.
     """
@@ -177,8 +177,8 @@ class GridConfig:
 @dataclass(frozen=True)
 class PruningConfig:
     """Where the L1 importance ranking comes from (the trained basemodel or random He init), how
-    global pruning ranks and caps it (see :func:`hplandscape.pruning.prune`), how pruned
-    conditions train, and the settings of unstructured pruning (:mod:`hplandscape.sparsity`).
+    global pruning ranks and caps it (see :func:`hplandscape.pruning.structured.prune`), how pruned
+    conditions train, and the settings of unstructured pruning (:mod:`hplandscape.pruning.unstructured`).
 
     ``normalizer`` is torch-pruning's name of the per-layer normaliser (``"none"``: one threshold
     on the raw norms); ``max_layer_prune`` is the largest fraction of one layer's channels global
@@ -877,7 +877,7 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
     - ``launcher.device: cuda`` needs a CUDA device here, unless the runs go to SLURM nodes;
     - the data directory exists and holds the dataset (:func:`hplandscape.data.dataset_info`);
     - every structured condition's ratio is reachable for the architecture at the dataset's input
-      shape (:func:`hplandscape.pruning.smallest_ratio`, from the FLOPs model alone: no weights,
+      shape (:func:`hplandscape.pruning.structured.smallest_ratio`, from the FLOPs model alone: no weights,
       no training).
 
     Imports torch (lazily): call it from commands that launch runs, not from light ones.
@@ -920,7 +920,7 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
     # unstructured conditions keep the dense architecture: every density in (0, 1) is reachable
     pruned = [(i, c) for i, c in enumerate(config.conditions) if c.structured]
     if pruned:
-        from hplandscape.pruning import narrowest_words, reachable, smallest_ratio
+        from hplandscape.pruning.structured import narrowest_words, reachable, smallest_ratio
 
         cap = config.pruning.max_layer_prune
         for i, c in pruned:

@@ -1,6 +1,6 @@
 """Effective gradient flow (Tessera et al., 2021): how much gradient reaches the weights a run keeps.
 
-EGF_p = (1/L) Σ_l ‖g_l ⊙ m_l‖_p over the L prunable layers (:func:`hplandscape.sparsity.prunable_weights`),
+EGF_p = (1/L) Σ_l ‖g_l ⊙ m_l‖_p over the L prunable layers (:func:`hplandscape.pruning.unstructured.prunable_weights`),
 g_l the gradient of the mean training loss with respect to layer l's weight and m_l its mask (all
 ones for an unmasked network), for p = 1 and 2. Only the weights that can move count, so a sparse
 and a dense network are compared on the gradient that actually trains them.
@@ -70,7 +70,7 @@ def measure(model, weights: dict, masks: dict | None, data, batch_size: int, pla
     model : nn.Module
         The run's network on ``placement.device``.
     weights : dict
-        ``{layer: weight}``: the prunable layers (:func:`hplandscape.sparsity.prunable_weights`).
+        ``{layer: weight}``: the prunable layers (:func:`hplandscape.pruning.unstructured.prunable_weights`).
     masks : dict or None
         ``{layer: bool tensor}``, or None for an unmasked network.
     data

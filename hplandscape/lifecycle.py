@@ -19,7 +19,7 @@ stages, built from this module; only the training loop is their own:
    keeps them, and the run record.
 
 A run may carry more than its network and optimizer (:class:`RunExtras`): the masks of an
-unstructured condition (:class:`hplandscape.sparsity.MaskedTraining`) and a gradient-flow log
+unstructured condition (:class:`hplandscape.pruning.unstructured.MaskedTraining`) and a gradient-flow log
 (:class:`hplandscape.gradient_flow.GradientFlowLog`). Both live in the checkpoint too.
 
 Examples
@@ -51,19 +51,19 @@ from typing import Callable, NamedTuple
 
 import torch
 
-from hplandscape.archspec import ArchSpec
+from hplandscape.pruning.arch_spec import ArchSpec
 from hplandscape.atomic import atomic_open
 from hplandscape.choices import DEVICES
 from hplandscape.errors import UserError
 from hplandscape.gradient_flow import GradientFlowLog
 from hplandscape.gradient_flow import measure as measure_gradient_flow
-from hplandscape.maskspec import MaskSpec
+from hplandscape.pruning.mask_spec import MaskSpec
 from hplandscape.models import build_model, count_flops, count_params, get_entry, load_weights, save_weights
-from hplandscape.pruning import build_from_spec, file_sha256
+from hplandscape.pruning.structured import build_from_spec, file_sha256
 from hplandscape.provenance import device_name, provenance
 from hplandscape.recipes import PARAMETRISATION, STEP_MILESTONES
 from hplandscape.record import RunRecord
-from hplandscape.sparsity import MaskedTraining, density_of, load_masks, measure, prunable_weights
+from hplandscape.pruning.unstructured import MaskedTraining, density_of, load_masks, measure, prunable_weights
 from hplandscape.store import RunFiles, set_aside
 
 log = logging.getLogger(__name__)
@@ -475,7 +475,7 @@ def run_extras(spec, model, optimizer, data, placement) -> RunExtras | None:
 
     An unstructured run loads its condition's masks (checked against the spec), zeroes the masked
     weights of the fresh or fine-tuning network and hooks them to ``optimizer``
-    (:class:`~hplandscape.sparsity.MaskedTraining`).
+    (:class:`~hplandscape.pruning.unstructured.MaskedTraining`).
 
     Raises
     ------

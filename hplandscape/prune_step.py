@@ -5,8 +5,8 @@ runner submits it as a job that depends on the pruning source's job. It ranks fi
 unstructured conditions, weights) by the magnitudes of the basemodel trained at the prior
 (``pruning.source: trained``, its ``model.pt``) or of a random He init seeded with the first seed
 (``random``), and stores per condition through the study store: an
-:class:`~hplandscape.archspec.ArchSpec` for a structured condition (plus, when it fine-tunes, the
-trained filters it keeps), a :class:`~hplandscape.maskspec.MaskSpec` and its masks for an
+:class:`~hplandscape.pruning.arch_spec.ArchSpec` for a structured condition (plus, when it fine-tunes, the
+trained filters it keeps), a :class:`~hplandscape.pruning.mask_spec.MaskSpec` and its masks for an
 unstructured one.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hplandscape.errors import RunFailure
-from hplandscape.pruning_methods import get_method
+from hplandscape.pruning.methods import get_method
 from hplandscape.store import RunState, StudyStore, set_aside, source_run
 
 
@@ -80,10 +80,10 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None, mask_fn=None) -> lis
     config : StudyConfig
     study_dir : str or Path
     prune_fn : callable, optional
-        Replacement for :func:`hplandscape.pruning.prune` (tests); must take its keyword
+        Replacement for :func:`hplandscape.pruning.structured.prune` (tests); must take its keyword
         arguments (``normalizer`` and ``max_layer_prune`` included) and return an ArchSpec.
     mask_fn : callable, optional
-        Replacement for :func:`hplandscape.sparsity.make_masks` (tests); must take its keyword
+        Replacement for :func:`hplandscape.pruning.unstructured.make_masks` (tests); must take its keyword
         arguments and return ``(MaskSpec, masks)``.
 
     Returns
@@ -103,9 +103,9 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None, mask_fn=None) -> lis
         return []
     source = _source_weights(store, config) if config.pruning.source == "trained" else None
     if prune_fn is None:
-        from hplandscape.pruning import prune as prune_fn
+        from hplandscape.pruning.structured import prune as prune_fn
     if mask_fn is None and any(c.sparse for c in missing):
-        from hplandscape.sparsity import make_masks as mask_fn
+        from hplandscape.pruning.unstructured import make_masks as mask_fn
     from hplandscape.data import dataset_info
 
     info = dataset_info(config.data)
@@ -134,7 +134,7 @@ def _prune_one(store: StudyStore, config, c, prune_fn, mask_fn, common: dict, so
     spec = prune_fn(config.model, c.method, c.ratio, normalizer=config.pruning.normalizer,
                     max_layer_prune=config.pruning.max_layer_prune, **common)
     if c.finetune:  # before the spec: a stored spec of a fine-tuned condition implies its weights
-        from hplandscape.pruning import pruned_source
+        from hplandscape.pruning.structured import pruned_source
 
         store.write_start_weights(c.name, spec, pruned_source(spec, source))
     return [str(store.write_arch(c.name, spec))]

@@ -123,7 +123,7 @@ def pruned_specs(source, result: StudyAnalysis) -> tuple[dict, list[str]]:
     store = _store(source)
     if store is None:
         return {}, []
-    from hplandscape.maskspec import SPARSE_METHODS
+    from hplandscape.pruning.mask_spec import SPARSE_METHODS
 
     specs, problems = {}, []
     for c in result.conditions:

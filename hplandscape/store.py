@@ -528,36 +528,36 @@ class StudyStore:
 
     # pruned architectures ------------------------------------------------------------------
     def write_arch(self, condition_name: str, spec) -> Path:
-        """Store a condition's pruned :class:`~hplandscape.archspec.ArchSpec`."""
-        from hplandscape.archspec import save_spec
+        """Store a condition's pruned :class:`~hplandscape.pruning.arch_spec.ArchSpec`."""
+        from hplandscape.pruning.arch_spec import save_spec
 
         return save_spec(spec, self.spec_path(condition_name))
 
     def read_arch(self, condition_name: str, *, check_architecture: bool = True):
-        """The stored :class:`~hplandscape.archspec.ArchSpec` of a condition, or None when there is
+        """The stored :class:`~hplandscape.pruning.arch_spec.ArchSpec` of a condition, or None when there is
         none; a damaged file raises ``UserError`` naming it. ``check_architecture=False`` skips the
         check against the registered architecture (which imports torch), for display only."""
-        from hplandscape.archspec import load_spec
+        from hplandscape.pruning.arch_spec import load_spec
 
         if not self.spec_path(condition_name).exists():
             return None
         return load_spec(self.spec_path(condition_name), check_architecture=check_architecture)
 
     def write_masks(self, condition_name: str, spec, masks) -> Path:
-        """Store an unstructured condition's masks and their :class:`~hplandscape.maskspec.MaskSpec`.
+        """Store an unstructured condition's masks and their :class:`~hplandscape.pruning.mask_spec.MaskSpec`.
 
         The masks file is written first: a spec on disk always describes a complete masks file.
         """
-        from hplandscape.maskspec import save_mask_spec
-        from hplandscape.sparsity import save_masks  # late: torch
+        from hplandscape.pruning.mask_spec import save_mask_spec
+        from hplandscape.pruning.unstructured import save_masks  # late: torch
 
         save_masks(self.masks_path(condition_name), masks)
         return save_mask_spec(spec, self.spec_path(condition_name))
 
     def read_mask_spec(self, condition_name: str):
-        """The stored :class:`~hplandscape.maskspec.MaskSpec` of an unstructured condition, or None
+        """The stored :class:`~hplandscape.pruning.mask_spec.MaskSpec` of an unstructured condition, or None
         when there is none (or no masks file next to it); a damaged file raises ``UserError``."""
-        from hplandscape.maskspec import load_mask_spec
+        from hplandscape.pruning.mask_spec import load_mask_spec
 
         if not self.spec_path(condition_name).exists() or not self.masks_path(condition_name).exists():
             return None

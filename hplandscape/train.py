@@ -14,7 +14,7 @@ A loss that becomes NaN or infinite ends the run early with ``diverged: true``: 
 rates do this at the corners of a grid, and it is a result, not an error.
 
 Unstructured conditions train with their masks held by the optimizer's hooks
-(:class:`hplandscape.sparsity.MaskedTraining`); SET's topology step and the gradient-flow
+(:class:`hplandscape.pruning.unstructured.MaskedTraining`); SET's topology step and the gradient-flow
 measurements run between epochs (:class:`hplandscape.lifecycle.RunExtras`). Only this engine
 trains them (:func:`hplandscape.fused.fused_unsupported`).
 """

@@ -1,6 +1,6 @@
 """Shared test fixtures: a tiny study config and stand-ins for training and pruning.
 
-The stand-ins behave like :func:`hplandscape.train.train_run` and :func:`hplandscape.pruning.prune`
+The stand-ins behave like :func:`hplandscape.train.train_run` and :func:`hplandscape.pruning.structured.prune`
 as far as the study machinery can tell (per-epoch checkpoint, resume, ``model.pt``, records), in
 milliseconds. Jobs started by submitit unpickle them by reference, so this folder is put on
 ``PYTHONPATH`` for child processes (fixture ``fake_env``).
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from hplandscape.archspec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
+from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
 from hplandscape.grid import GridPoint
 from hplandscape.record import RunRecord
 
@@ -205,7 +205,7 @@ def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_sha
     sweep finds them matching the config."""
     import hashlib
 
-    from hplandscape.archspec import ArchSpec
+    from hplandscape.pruning.arch_spec import ArchSpec
     from hplandscape.models import original_widths
 
     if source is not None and not Path(source).exists():

@@ -304,7 +304,7 @@ def test_check_runnable_returns_the_data_shape_and_accepts_the_quickstart():
 
 def test_check_runnable_refuses_an_unreachable_ratio_before_any_training():
     from hplandscape.config import check_runnable
-    from hplandscape.pruning import smallest_ratio
+    from hplandscape.pruning.structured import smallest_ratio
 
     d = _base()
     d["conditions"].append({"method": "uniform", "ratio": 0.01})

@@ -7,10 +7,10 @@ import torch
 from torch import nn
 
 from hplandscape.errors import UserError
-from hplandscape.maskspec import MaskSpec, load_mask_spec, save_mask_spec
+from hplandscape.pruning.mask_spec import MaskSpec, load_mask_spec, save_mask_spec
 from hplandscape.models import build_model
-from hplandscape.set_sparse import epoch_generator, prune_and_regrow
-from hplandscape.sparsity import (MaskedTraining, erdos_renyi_counts, load_masks, magnitude_counts, make_masks,
+from hplandscape.pruning.set_topology import epoch_generator, prune_and_regrow
+from hplandscape.pruning.unstructured import (MaskedTraining, erdos_renyi_counts, load_masks, magnitude_counts, make_masks,
                                   masks_sha256, measure, prunable_weights, save_masks)
 
 SHAPE = (1, 8, 8)  # digits
@@ -171,7 +171,7 @@ def test_make_masks_checks_its_arguments():
 
 def test_spec_records_source_of_a_checkpoint(tmp_path):
     from hplandscape.models import save_weights
-    from hplandscape.pruning import file_sha256
+    from hplandscape.pruning.structured import file_sha256
 
     model = build_model("resnet20", num_classes=10, in_channels=1)
     path = save_weights(tmp_path / "model.pt", "resnet20", model, 10, 1)

@@ -255,7 +255,7 @@ def test_weights_saved_for_the_pruning_source(tmp_path):
 
 
 def test_pruned_architecture_trains_and_is_recorded(tmp_path):
-    from hplandscape import pruning
+    from hplandscape.pruning import structured as pruning
 
     arch = pruning.prune("resnet20", "uniform", 0.5, num_classes=10, in_channels=1, input_shape=(1, 8, 8))
     spec = make_spec(tmp_path / "p", epochs=1, arch={**arch.to_dict(), "content_hash": arch.content_hash},
@@ -267,7 +267,7 @@ def test_pruned_architecture_trains_and_is_recorded(tmp_path):
 
 
 def test_architecture_for_other_data_is_a_clear_error(tmp_path):
-    from hplandscape import pruning
+    from hplandscape.pruning import structured as pruning
 
     arch = pruning.prune("resnet20", "uniform", 0.5)  # 3 input channels, CIFAR
     spec = make_spec(tmp_path / "p", epochs=1, arch=arch.to_dict(), condition=Condition("uniform-0.5", "uniform", 0.5))

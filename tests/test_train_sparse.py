@@ -13,9 +13,9 @@ from hplandscape.fused import train_fused
 from hplandscape.grid import GridPoint
 from hplandscape.lifecycle import Placement, evaluate
 from hplandscape.models import build_model, load_weights, save_weights
-from hplandscape.pruning import prune, pruned_source
+from hplandscape.pruning.structured import prune, pruned_source
 from hplandscape.recipes import recipe_preset
-from hplandscape.sparsity import make_masks, prunable_weights, save_masks
+from hplandscape.pruning.unstructured import make_masks, prunable_weights, save_masks
 from hplandscape.spec import RunSpec
 from hplandscape.store import RunFiles
 from hplandscape.train import train_run

@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from hplandscape.analysis.info import StudyAnalysis
-from hplandscape.archspec import METHODS as STRUCTURED_METHODS
-from hplandscape.maskspec import SPARSE_METHODS
+from hplandscape.pruning.arch_spec import METHODS as STRUCTURED_METHODS
+from hplandscape.pruning.mask_spec import SPARSE_METHODS
 
 KINDS = ("dense", "structured", "unstructured")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hplandscape.analysis.notation import metric_label
-from hplandscape.pruning_methods import STRUCTURED, get_method, method_names
+from hplandscape.pruning.methods import STRUCTURED, get_method, method_names
 
 #: The basemodel's box colour, darker than the pruning methods' (as in the single-study figure).
 BASE_COLOUR = "#1f3b73"

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from hplandscape.archspec import ArchSpec
+from hplandscape.pruning.arch_spec import ArchSpec
 from hplandscape.plots import mpl_backend, plotly_backend
 from hplandscape.plots.info import width_info
 

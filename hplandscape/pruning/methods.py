@@ -4,8 +4,8 @@
 Each method declares, in one place, everything the rest of the package asks about it:
 
 - its **kind**: ``structured`` (a condition's ``ratio`` is the fraction of FLOPs kept; the method
-  chooses per-layer widths, :mod:`hplandscape.pruning` cuts the filters) or ``unstructured`` (the
-  ratio is the density of the prunable weights; the method chooses masks, :mod:`hplandscape.sparsity`
+  chooses per-layer widths, :mod:`hplandscape.pruning.structured` cuts the filters) or ``unstructured`` (the
+  ratio is the density of the prunable weights; the method chooses masks, :mod:`hplandscape.pruning.unstructured`
   holds them through training);
 - how it **makes its spec** (``make``): a structured method's per-layer widths for a FLOPs target,
   an unstructured method's masks for a density;
@@ -17,8 +17,8 @@ Each method declares, in one place, everything the rest of the package asks abou
 The module is light: it imports neither torch nor numpy, so that ``config.py`` validates a
 condition's method from the registry and commands that only read YAML or JSON stay without torch.
 An implementation may therefore be given as ``"module:function"`` and is imported when first
-used; the built-in methods at the end of this module name theirs in :mod:`hplandscape.pruning` and
-:mod:`hplandscape.sparsity` that way (as strings, they add no edge to the module import graph, so
+used; the built-in methods at the end of this module name theirs in :mod:`hplandscape.pruning.structured` and
+:mod:`hplandscape.pruning.unstructured` that way (as strings, they add no edge to the module import graph, so
 those modules may import the registry). A method whose code is light, or one a plugin or a test
 registers, passes the function itself.
 
@@ -66,7 +66,7 @@ class PruningMethod:
         land closest to ``target``; ``norms`` are the layers' filter L1 norms (all zeros when the
         narrowest architecture is asked for, ``target`` 0). Unstructured:
         ``make(weights, density, *, seed, **settings) -> {layer: bool tensor}`` for the prunable
-        weights of :func:`hplandscape.sparsity.prunable_weights`. A string ``"module:function"``
+        weights of :func:`hplandscape.pruning.unstructured.prunable_weights`. A string ``"module:function"``
         is imported when first used.
     settings : mapping of str to str
         Spec field → the key of the study's ``pruning:`` section it is made with; the settings are
@@ -259,9 +259,9 @@ def method_names(kind: str | None = None) -> MethodNames:
 # Their code is in the modules that hold the weights (torch): named by string, imported when used.
 # Registration order is the order the config's errors and the figures list them in.
 
-register_method("uniform", STRUCTURED, "hplandscape.pruning:uniform_widths",
+register_method("uniform", STRUCTURED, "hplandscape.pruning.structured:uniform_widths",
                 narrowest=lambda: "one channel in every prunable layer", colour="#7fa7d9")
-register_method("global", STRUCTURED, "hplandscape.pruning:_global_widths",
+register_method("global", STRUCTURED, "hplandscape.pruning.structured:_global_widths",
                 # specs written before global pruning recorded its settings are made again
                 settings={"normalizer": "normalizer", "max_layer_prune": "max_layer_prune"},
                 absent_settings="remake",
@@ -269,10 +269,10 @@ register_method("global", STRUCTURED, "hplandscape.pruning:_global_widths",
                     f"every prunable layer at its cap, keeping ≥ {100 * (1 - max_layer_prune):.3g} % of its "
                     "channels; a larger pruning.max_layer_prune reaches lower"),
                 colour="#e6a15c")
-register_method("magnitude", UNSTRUCTURED, "hplandscape.sparsity:magnitude_masks",
+register_method("magnitude", UNSTRUCTURED, "hplandscape.pruning.unstructured:magnitude_masks",
                 settings={"layer_floor": "sparse_layer_floor"})
-register_method("magnitude_layerwise", UNSTRUCTURED, "hplandscape.sparsity:layerwise_masks")
-register_method("random", UNSTRUCTURED, "hplandscape.sparsity:random_floor_masks",
+register_method("magnitude_layerwise", UNSTRUCTURED, "hplandscape.pruning.unstructured:layerwise_masks")
+register_method("random", UNSTRUCTURED, "hplandscape.pruning.unstructured:random_floor_masks",
                 settings={"layer_floor": "sparse_layer_floor"}, seeded=True)
-register_method("set", UNSTRUCTURED, "hplandscape.sparsity:set_masks", settings={"zeta": "set_zeta"}, seeded=True,
-                evolve="hplandscape.set_sparse:prune_and_regrow")
+register_method("set", UNSTRUCTURED, "hplandscape.pruning.unstructured:set_masks", settings={"zeta": "set_zeta"}, seeded=True,
+                evolve="hplandscape.pruning.set_topology:prune_and_regrow")

@@ -4,7 +4,7 @@ After every epoch but the last, each prunable layer removes the fraction ζ of i
 with the smallest magnitude and regrows as many at positions drawn uniformly from those that were
 inactive, so every layer keeps its density while its mask changes. Regrown weights start at zero
 (their value is then what the next epoch's gradients make of it; the network's output does not
-jump at the step), and :class:`hplandscape.sparsity.MaskedTraining` clears the momentum of removed
+jump at the step), and :class:`hplandscape.pruning.unstructured.MaskedTraining` clears the momentum of removed
 ones.
 
 The draw is seeded per run and epoch (:func:`epoch_generator`), so a run that resumes from its

@@ -44,14 +44,14 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from hplandscape.archspec import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, METHODS,  # noqa: F401  (re-exported)
+from hplandscape.pruning.arch_spec import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, METHODS,  # noqa: F401  (re-exported)
                                   NORMALIZERS, RANDOM_INIT, ArchSpec, is_layer_cap, layer_floor, load_spec,
                                   save_spec)
 from hplandscape.errors import UserError
 from hplandscape.models import (build_model, count_params, current_widths, get_entry, input_shape_of,
                                 load_weights, prunable_groups)
 from hplandscape.models.counting import layer_costs
-from hplandscape.pruning_methods import STRUCTURED, get_kind
+from hplandscape.pruning.methods import STRUCTURED, get_kind
 
 TOLERANCE = 0.02  # relative FLOPs error accepted before a ratio counts as unreachable
 
@@ -322,7 +322,7 @@ def source_model(model_name: str, num_classes, in_channels, source, seed: int):
     Returns ``(model, num_classes, in_channels, label, init_seed)``: the trained basemodel from the
     weights file ``source`` (label ``checkpoint:<sha256>``, init_seed None) or, with ``source``
     None, a He init drawn with ``seed`` (label ``random-init``). Structured pruning
-    (:func:`prune`) and unstructured masks (:func:`hplandscape.sparsity.make_masks`) share it.
+    (:func:`prune`) and unstructured masks (:func:`hplandscape.pruning.unstructured.make_masks`) share it.
     """
     if source is None:
         num_classes = get_entry(model_name).num_classes if num_classes is None else num_classes
@@ -438,7 +438,7 @@ def prune(model_name: str, method: str, ratio: float, *, num_classes: int | None
     model_name : str
         Registered architecture.
     method : str
-        A registered structured method (:mod:`hplandscape.pruning_methods`): ``"uniform"``, the
+        A registered structured method (:mod:`hplandscape.pruning.methods`): ``"uniform"``, the
         same filter fraction in every prunable layer, or ``"global"``, one threshold on normalised
         L1 importance across them.
     ratio : float

@@ -2,9 +2,9 @@
 
 An ArchSpec holds enough to rebuild a pruned network with no pickled module: the kept width of
 every prunable layer, the counts, and where the L1 ranking came from. It is made by
-:func:`hplandscape.pruning.prune`, stored by the study store as ``STUDY/specs/<condition>.json``
+:func:`hplandscape.pruning.structured.prune`, stored by the study store as ``STUDY/specs/<condition>.json``
 and shipped inside a :class:`~hplandscape.spec.RunSpec` to workers, which rebuild the network
-with :func:`hplandscape.pruning.build_from_spec`.
+with :func:`hplandscape.pruning.structured.build_from_spec`.
 
 This module imports no torch at import time; validating a spec against its registered
 architecture (:meth:`ArchSpec.from_dict`) builds that architecture on the ``meta`` device.
@@ -23,10 +23,10 @@ from typing import Any
 
 from hplandscape.atomic import write_text
 from hplandscape.errors import UserError
-from hplandscape.pruning_methods import STRUCTURED, get_method, method_names
+from hplandscape.pruning.methods import STRUCTURED, get_method, method_names
 
 #: Structured pruning methods (a condition's method is one of these or ``none``): the registry's
-#: (:mod:`hplandscape.pruning_methods`), read when used.
+#: (:mod:`hplandscape.pruning.methods`), read when used.
 METHODS = method_names(STRUCTURED)
 RANDOM_INIT = "random-init"
 
@@ -75,7 +75,7 @@ class ArchSpec:
     (FLOPs = 2 × conv/linear multiply-accumulates). ``source`` is ``"checkpoint:<sha256>"`` of the
     weights file that ranked the filters, or ``"random-init"`` (then ``init_seed`` is the seed of
     that He init; it is None for checkpoints). ``normalizer`` and ``max_layer_prune`` are the
-    global-pruning settings that chose the widths (see :func:`hplandscape.pruning.prune`); None
+    global-pruning settings that chose the widths (see :func:`hplandscape.pruning.structured.prune`); None
     for uniform pruning and for global specs written before they were recorded.
     """
 

@@ -2,10 +2,10 @@
 
 An unstructured condition keeps the basemodel's architecture and zeroes individual weights. Its
 masks (one boolean tensor per prunable layer) are made once per condition by
-:func:`hplandscape.sparsity.make_masks` and stored by the study store next to each other::
+:func:`hplandscape.pruning.unstructured.make_masks` and stored by the study store next to each other::
 
     STUDY/specs/<condition>.json        the MaskSpec (this module; torch-free)
-    STUDY/specs/<condition>.masks.pt    the masks themselves (:func:`hplandscape.sparsity.save_masks`)
+    STUDY/specs/<condition>.masks.pt    the masks themselves (:func:`hplandscape.pruning.unstructured.save_masks`)
 
 The MaskSpec says how the masks were made (method, target density, ranking source, floor or ζ),
 what they keep per layer and what the sparse network costs, and it carries the sha256 of the
@@ -29,9 +29,9 @@ from typing import Any
 
 from hplandscape.atomic import write_text
 from hplandscape.errors import UserError
-from hplandscape.pruning_methods import UNSTRUCTURED, method_names
+from hplandscape.pruning.methods import UNSTRUCTURED, method_names
 
-#: Unstructured (weight-level) pruning methods, the registry's (:mod:`hplandscape.pruning_methods`),
+#: Unstructured (weight-level) pruning methods, the registry's (:mod:`hplandscape.pruning.methods`),
 #: read when used. ``ratio`` of such a condition is its *density*: the fraction of the prunable
 #: weights kept.
 #:

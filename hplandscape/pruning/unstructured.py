@@ -16,9 +16,9 @@ convolution and the classifier (the last linear layer), which stay dense as in s
 - ``set``: Sparse Evolutionary Training (Mocanu et al., 2018): Erdős–Rényi per-layer densities
   ε·(c_in + c_out)/(c_in·c_out) (channels; a layer that would exceed 1 stays dense and ε is
   solved again), random positions; the topology then evolves during training
-  (:mod:`hplandscape.set_sparse`).
+  (:mod:`hplandscape.pruning.set_topology`).
 
-Masks come from the weights that rank structured pruning too (:func:`hplandscape.pruning.source_model`:
+Masks come from the weights that rank structured pruning too (:func:`hplandscape.pruning.structured.source_model`:
 the basemodel trained at the prior, or a seeded He init), are applied to each run's network at its
 start and held by :class:`MaskedTraining`: gradients of masked weights are zeroed before every
 optimizer step, so neither weight decay (λ·0 = 0) nor momentum revives them, and the weights are
@@ -46,10 +46,10 @@ from torch import nn
 
 from hplandscape.atomic import atomic_open
 from hplandscape.errors import UserError
-from hplandscape.maskspec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, MaskSpec, is_fraction
+from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, MaskSpec, is_fraction
 from hplandscape.models import build_model, count_params, input_shape_of
 from hplandscape.models.counting import layer_costs
-from hplandscape.pruning_methods import UNSTRUCTURED, get_kind
+from hplandscape.pruning.methods import UNSTRUCTURED, get_kind
 
 MASKS_FORMAT = 1
 
@@ -193,7 +193,7 @@ def _mask_from(indices: torch.Tensor, shape) -> torch.Tensor:
 # -- the masks of a condition ------------------------------------------------------------------------
 
 
-# The registered unstructured methods' masks (:mod:`hplandscape.pruning_methods`): each takes the
+# The registered unstructured methods' masks (:mod:`hplandscape.pruning.methods`): each takes the
 # prunable weights and the density, its settings by spec field and the seed of random positions.
 
 
@@ -217,7 +217,7 @@ def random_floor_masks(weights: dict[str, torch.Tensor], density: float, *, seed
 
 def set_masks(weights: dict[str, torch.Tensor], density: float, *, seed: int, zeta: float) -> dict[str, torch.Tensor]:
     """``set``: Erdős–Rényi counts at positions drawn with ``seed``; ``zeta`` acts between epochs
-    (:func:`hplandscape.set_sparse.prune_and_regrow`), not here."""
+    (:func:`hplandscape.pruning.set_topology.prune_and_regrow`), not here."""
     shapes = {k: w.shape for k, w in weights.items()}
     return random_masks(shapes, erdos_renyi_counts(shapes, density), seed)
 
@@ -226,26 +226,26 @@ def make_masks(model_name: str, method: str, density: float, *, num_classes: int
                in_channels: int | None = None, input_shape=None, source=None, seed: int = 0,
                layer_floor: float = DEFAULT_SPARSE_LAYER_FLOOR,
                zeta: float = DEFAULT_SET_ZETA) -> tuple[MaskSpec, dict[str, torch.Tensor]]:
-    """The masks of an unstructured condition and their :class:`~hplandscape.maskspec.MaskSpec`.
+    """The masks of an unstructured condition and their :class:`~hplandscape.pruning.mask_spec.MaskSpec`.
 
     Parameters
     ----------
     model_name : str
         Registered architecture.
     method : str
-        A registered unstructured method (:mod:`hplandscape.pruning_methods`): ``"magnitude"``,
+        A registered unstructured method (:mod:`hplandscape.pruning.methods`): ``"magnitude"``,
         ``"magnitude_layerwise"``, ``"random"``, ``"set"``.
     density : float
         Fraction of the prunable weights kept, in (0, 1).
     num_classes, in_channels, input_shape, source, seed
-        As in :func:`hplandscape.pruning.prune`: ``source`` is the trained basemodel's weights
+        As in :func:`hplandscape.pruning.structured.prune`: ``source`` is the trained basemodel's weights
         file whose |w| rank the weights (None: a He init drawn with ``seed``). ``seed`` also
         draws the positions of ``random`` and ``set`` masks.
     layer_floor : float
         ``magnitude`` and ``random``: every layer keeps at least ``layer_floor × density`` of its
         weights (in (0, 1]).
     zeta : float
-        ``set``: recorded in the spec, used by every run (:mod:`hplandscape.set_sparse`).
+        ``set``: recorded in the spec, used by every run (:mod:`hplandscape.pruning.set_topology`).
 
     Returns
     -------
@@ -256,9 +256,9 @@ def make_masks(model_name: str, method: str, density: float, *, num_classes: int
     ------
     UserError
         Unknown method, a density or floor outside its range, or what
-        :func:`hplandscape.pruning.prune` refuses about the source.
+        :func:`hplandscape.pruning.structured.prune` refuses about the source.
     """
-    from hplandscape.pruning import source_model  # late: pruning imports torch-pruning
+    from hplandscape.pruning.structured import source_model  # late: pruning imports torch-pruning
 
     registered = get_kind(method, UNSTRUCTURED)
     if not is_fraction(density):
@@ -412,7 +412,7 @@ class MaskedTraining:
         Seeds the topology step (one generator per epoch, derived from this seed and the epoch).
     method : str, optional
         The condition's unstructured method: the topology step its registry entry declares
-        (:attr:`~hplandscape.pruning_methods.PruningMethod.evolve`; none keeps the masks fixed) runs
+        (:attr:`~hplandscape.pruning.methods.PruningMethod.evolve`; none keeps the masks fixed) runs
         between epochs, with the method's settings taken from ``settings``.
     settings : dict, optional
         The spec's settings by field (``{"zeta": 0.3}``); default ``{"zeta": zeta}``.
@@ -457,7 +457,7 @@ class MaskedTraining:
         epoch. True when the masks changed."""
         if self._evolve is None or epoch + 1 >= epochs:
             return False
-        from hplandscape.set_sparse import epoch_generator
+        from hplandscape.pruning.set_topology import epoch_generator
 
         new = self._evolve(self.weights, self.masks, generator=epoch_generator(self.seed, epoch), **self._settings)
         self._set(new, "the topology step")
