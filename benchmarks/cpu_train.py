@@ -5,7 +5,7 @@ Both sides train the same architecture (same He init) for the same epochs on the
 augmentation (pad 4 + random crop, horizontal flip) and SGD (momentum 0.9, coupled weight decay),
 and evaluate on the same test images after every epoch:
 
-- ``engine``: :func:`hplandscape.train.train_run` on a :class:`~hplandscape.spec.RunSpec`, timed from
+- ``engine``: :func:`hplandscape.train.train_run` on a :class:`~hplandscape.study.run_spec.RunSpec`, timed from
   the call to the returned record: reading the data, building and counting the network, training,
   evaluating, a checkpoint per epoch and the record (its provenance included), with the project's
   CPU defaults (float32);
@@ -55,10 +55,10 @@ CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 
 def engine_run(model: str, root: str, args, seed: int, amp: bool = False) -> float:
     """Seconds of one ``train_run`` (fresh run directory, so nothing resumes)."""
-    from hplandscape.config import Condition, DataConfig
-    from hplandscape.grid import GridPoint
-    from hplandscape.recipes import recipe_preset
-    from hplandscape.spec import RunSpec
+    from hplandscape.study.config import Condition, DataConfig
+    from hplandscape.study.grid import GridPoint
+    from hplandscape.study.recipes import recipe_preset
+    from hplandscape.study.run_spec import RunSpec
     from hplandscape.train import train_run
 
     recipe = dataclasses.replace(recipe_preset("cifar10"), epochs=args.epochs, batch_size=args.batch_size,

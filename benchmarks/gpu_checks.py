@@ -114,7 +114,7 @@ def placement_of(config: Config, device):
 
 def cifar_data(ctx: PartContext, n_train: int, n_test: int):
     """A generated CIFAR-10 (real on-disk format) in the part's scratch folder, as a ``DataConfig``."""
-    from hplandscape.config import DataConfig
+    from hplandscape.study.config import DataConfig
     from hplandscape.data import write_fake_cifar10
 
     root = ctx.workdir / f"cifar10-{n_train}-{n_test}"
@@ -128,10 +128,10 @@ def study_specs(ctx: PartContext, tag: str, data, config: Config, *, model: str,
                 points=STUDY_POINTS, checkpoint_every_s: float = 3600.0, milestones=None) -> list:
     """The runs of a small study, one folder each under ``workdir/tag`` (``milestones``: the
     recipe's lr decays, fractions of the epochs; None: the CIFAR-10 recipe's)."""
-    from hplandscape.config import Condition
-    from hplandscape.grid import GridPoint
-    from hplandscape.recipes import recipe_preset
-    from hplandscape.spec import RunSpec
+    from hplandscape.study.config import Condition
+    from hplandscape.study.grid import GridPoint
+    from hplandscape.study.recipes import recipe_preset
+    from hplandscape.study.run_spec import RunSpec
 
     recipe = dataclasses.replace(recipe_preset("cifar10"), epochs=epochs, batch_size=batch,
                                  channels_last=config.channels_last, amp=config.precision == "bf16")

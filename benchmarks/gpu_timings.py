@@ -127,7 +127,7 @@ def engine_throughput(case: ModelCase, config: Config, device, eval_batches: int
 
     from hplandscape.lifecycle import eval_batch_size, evaluate, grad_scaler, make_optimizer
     from hplandscape.models import build_model
-    from hplandscape.recipes import recipe_preset
+    from hplandscape.study.recipes import recipe_preset
     from hplandscape.train import _train_epoch  # the engine's epoch loop itself, on in-memory data
 
     recipe = dataclasses.replace(recipe_preset(case.dataset), batch_size=case.batch,
@@ -245,7 +245,7 @@ def part_fused(ctx: PartContext) -> dict:
 
 
 def part_grid_time(ctx: PartContext) -> dict:
-    from hplandscape.config import load_study, preset_path
+    from hplandscape.study.loading import load_study, preset_path
     from hplandscape.fused import train_fused
     from hplandscape.train import train_run
 
@@ -295,8 +295,8 @@ def part_grid_time(ctx: PartContext) -> dict:
 
 
 def part_extrapolation(ctx: PartContext) -> dict:
-    from hplandscape.config import load_study, preset_path
-    from hplandscape.grid import make_grid
+    from hplandscape.study.loading import load_study, preset_path
+    from hplandscape.study.grid import make_grid
 
     study = load_study(preset_path(GRID_PRESET))
     runs = len(make_grid(study.grid)) * len(study.seeds)  # one condition

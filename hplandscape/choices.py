@@ -4,7 +4,7 @@
 engine modules import them instead of restating them. Pruning methods are registered in
 :mod:`hplandscape.pruning.methods` (each with its kind, settings and implementation), executors
 with their runners (:func:`hplandscape.runners.executor_names`), augmentations and data orders
-with the recipes (:mod:`hplandscape.recipes`).
+with the recipes (:mod:`hplandscape.study.recipes`).
 """
 
 DATASETS = ("digits", "cifar10", "imagenet")

@@ -14,8 +14,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from hplandscape.config import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, ENGINES, NORMALIZERS,
-                                PRUNING_METHODS)
+from hplandscape.choices import ENGINES
+from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS
+from hplandscape.pruning.arch_spec import METHODS as PRUNING_METHODS
 from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, FIGURE_FORMATS, METRICS
 from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, Terminated, UserError
 from hplandscape.runners import executor_names
@@ -27,8 +28,8 @@ def _print_json(obj) -> None:
 
 def _study_config(args, command: str):
     """The study config of ``args.config`` (default: the quickstart) with ``args.overrides`` applied."""
-    from hplandscape.config import load_quickstart, load_study
-    from hplandscape.overrides import split_config
+    from hplandscape.study.loading import load_quickstart, load_study
+    from hplandscape.study.overrides import split_config
 
     path, overrides = split_config(args.config, args.overrides)
     if path is None and command == "grid":
@@ -57,7 +58,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_grid(args) -> int:
-    from hplandscape.grid import make_grid
+    from hplandscape.study.grid import make_grid
 
     config = _study_config(args, "grid")
     points = make_grid(config.grid)
@@ -102,7 +103,6 @@ def cmd_sweep(args) -> int:
 def cmd_status(args) -> int:
     from hplandscape.status import follow, study_status
     from hplandscape.store import StudyStore
-
     store = StudyStore.open(args.study_dir)
     if args.follow:
         status = follow(store, interval=args.interval)
@@ -123,7 +123,6 @@ def cmd_status(args) -> int:
 def cmd_collect(args) -> int:
     from hplandscape.results import collect
     from hplandscape.store import StudyStore
-
     table = collect(args.study_dir, out=args.out, format=args.format)
     out = args.out or StudyStore(args.study_dir).results_path(args.format)
     print(f"{len(table)} runs -> {out}")
@@ -137,7 +136,6 @@ def cmd_analyze(args) -> int:
     result = analysis.analyze(table, xs=args.x and tuple(args.x), k=args.k, base=args.base, n_boot=args.n_boot,
                               metric=args.metric)
     from hplandscape.store import check_dir_target, output_dir
-
     out_dir = check_dir_target(args.out or output_dir(args.source, "analysis"), "the analysis folder")
     written = analysis.write_tables(result, out_dir)
     if args.json:
@@ -192,7 +190,6 @@ def cmd_export(args) -> int:
 def cmd_prune(args) -> int:
     from hplandscape.pruning.structured import prune
     from hplandscape.store import check_file_target
-
     if args.out:  # before the pruning: its result must have somewhere to go
         check_file_target(args.out, "the spec file", example="spec.json")
     shape = None if args.input_size is None else (args.in_channels or 3, args.input_size, args.input_size)

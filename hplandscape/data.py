@@ -19,7 +19,7 @@ passes, so a seed fixes the data stream and saving the generator's state is enou
 
 Examples
 --------
->>> from hplandscape.config import DataConfig
+>>> from hplandscape.study.config import DataConfig
 >>> data = load_data(DataConfig(name="digits"))
 >>> data.info
 DatasetInfo(name='digits', num_classes=10, in_channels=1, image_size=8)
@@ -44,7 +44,7 @@ import torch.nn.functional as F
 from hplandscape.atomic import atomic_open
 from hplandscape.choices import DATASETS
 from hplandscape.errors import UserError
-from hplandscape.recipes import AUGMENTATIONS
+from hplandscape.study.recipes import AUGMENTATIONS
 
 CIFAR_FOLDER = "cifar-10-batches-py"
 CIFAR_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -77,7 +77,7 @@ def dataset_info(cfg) -> DatasetInfo:
 
     Parameters
     ----------
-    cfg : hplandscape.config.DataConfig
+    cfg : hplandscape.study.config.DataConfig
 
     Raises
     ------
@@ -103,7 +103,7 @@ def load_data(cfg):
 
     Parameters
     ----------
-    cfg : hplandscape.config.DataConfig
+    cfg : hplandscape.study.config.DataConfig
 
     Returns
     -------

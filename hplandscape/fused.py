@@ -28,16 +28,15 @@ import time
 
 import torch
 
-from hplandscape.config import ENGINES
+from hplandscape.choices import ENGINES
 from hplandscape.data import load_data, train_steps
 from hplandscape.errors import UserError
 from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
 from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, RunProgress, build_network, check_interval,
                                    choose_placement, data_seed, eval_batch_size, evaluate, finish_run, init_seed,
                                    make_optimizer, prepare_process, resume, save_checkpoint, spec_fingerprint, upcast_logits)
-from hplandscape.recipes import RANDOMNESS
+from hplandscape.study.recipes import RANDOMNESS
 from hplandscape.store import RunFiles
-
 log = logging.getLogger(__name__)
 
 

@@ -1,6 +1,6 @@
 """The worker side: what runs inside a job, whichever executor started it.
 
-The unit shipped to a worker is a :class:`RunJob`: a block of :class:`~hplandscape.spec.RunSpec`
+The unit shipped to a worker is a :class:`RunJob`: a block of :class:`~hplandscape.study.run_spec.RunSpec`
 and the study directory. For each run it takes the claim, trains with
 :func:`hplandscape.train.train_run`, writes the record atomically and drops the epoch checkpoint.
 A run that raises is recorded as failed (``error.json`` names the traceback) and the block goes on.
@@ -28,9 +28,7 @@ from submitit.core.utils import UncompletedJobError
 from hplandscape import claims
 from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S, current_job_id
 from hplandscape.errors import RunFailure
-from hplandscape.store import RunState, StudyStore, set_aside
-
-# -- the job ----------------------------------------------------------------------------------
+from hplandscape.store import RunState, StudyStore, set_aside  # -- the job ----------------------------------------------------------------------------------
 
 
 class RunJob(submitit.helpers.Checkpointable):

@@ -61,11 +61,10 @@ from hplandscape.pruning.mask_spec import MaskSpec
 from hplandscape.models import build_model, count_flops, count_params, get_entry, load_weights, save_weights
 from hplandscape.pruning.structured import build_from_spec, file_sha256
 from hplandscape.provenance import device_name, provenance
-from hplandscape.recipes import PARAMETRISATION, STEP_MILESTONES
+from hplandscape.study.recipes import PARAMETRISATION, STEP_MILESTONES
 from hplandscape.record import RunRecord
 from hplandscape.pruning.unstructured import MaskedTraining, density_of, load_masks, measure, prunable_weights
 from hplandscape.store import RunFiles, set_aside
-
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1

@@ -16,7 +16,7 @@ step's jobs once the steps it needs are done, the SLURM runner turns the same ne
 Examples
 --------
 >>> import tempfile
->>> from hplandscape.config import load_quickstart
+>>> from hplandscape.study.loading import load_quickstart
 >>> from hplandscape.store import StudyStore
 >>> plan = plan_study(load_quickstart(), StudyStore(tempfile.mkdtemp()))
 >>> [(s.name, len(s.runs) or len(s.conditions), s.needs) for s in plan.steps]
@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hplandscape.prune_step import conditions_to_prune, stored_arch
-from hplandscape.spec import RunSpec
-from hplandscape.store import StudyStore, source_run
-
-#: Dry-run phase of each step: 1 source, 2 prune, 3 the rest.
+from hplandscape.study.run_spec import RunSpec
+from hplandscape.store import StudyStore
+from hplandscape.study.runs import source_run  #: Dry-run phase of each step: 1 source, 2 prune, 3 the rest.
 PHASES = {"source": 1, "prune": 2, "base": 3, "pruned": 3}
 
 
@@ -123,7 +122,7 @@ class StudyPlan:
         Examples
         --------
         >>> import tempfile
-        >>> from hplandscape.config import load_quickstart
+        >>> from hplandscape.study.loading import load_quickstart
         >>> root = tempfile.mkdtemp()
         >>> store = StudyStore(root)
         >>> text = plan_study(load_quickstart(["grid.size=[1, 1]", "seeds=[0]"]), store).describe(store, "debug")

@@ -53,7 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from hplandscape.errors import UserError
-from hplandscape.recipes import LEGACY_RANDOMNESS
+from hplandscape.study.recipes import LEGACY_RANDOMNESS
 
 
 class _Absent(enum.Enum):
@@ -89,7 +89,7 @@ class RunRecord:
     Parameters
     ----------
     run_id : str
-        ``<condition>/<point key>/seed<k>`` (:func:`hplandscape.store.run_id`).
+        ``<condition>/<point key>/seed<k>`` (:func:`hplandscape.study.runs.run_id`).
     condition : str
         The condition's name; must be the first part of ``run_id``.
     method : str
@@ -113,12 +113,12 @@ class RunRecord:
     log10_lr, log10_wd : float
         The grid point, rounded to 4 decimals (the grid's identity rule).
     recipe : dict
-        The run's :class:`~hplandscape.recipes.Recipe` (``Recipe.to_dict()``).
+        The run's :class:`~hplandscape.study.recipes.Recipe` (``Recipe.to_dict()``).
     randomness : {"independent", "common"}
         How init and data order were seeded (``train.randomness``); absent in records from before
-        the setting, which were ``common`` (:data:`~hplandscape.recipes.LEGACY_RANDOMNESS`).
+        the setting, which were ``common`` (:data:`~hplandscape.study.recipes.LEGACY_RANDOMNESS`).
     data : dict
-        The run's :class:`~hplandscape.config.DataConfig` as a dict.
+        The run's :class:`~hplandscape.study.config.DataConfig` as a dict.
     history : list of dict
         One entry per epoch trained: ``{epoch, lr, train_loss, train_acc, val_acc}`` (``lr``: the
         one the epoch began with; ``val_acc`` in percent). A diverged run's last entry has
@@ -203,7 +203,7 @@ class RunRecord:
 
     @classmethod
     def for_spec(cls, spec, **measured) -> "RunRecord":
-        """The record of ``spec`` (a :class:`~hplandscape.spec.RunSpec`): what the spec says about
+        """The record of ``spec`` (a :class:`~hplandscape.study.run_spec.RunSpec`): what the spec says about
         the run (its id, condition, grid point, seed, recipe, data, pipeline) filled in from it,
         ``measured`` (top-1, history, sizes, …) as given.
 
@@ -319,7 +319,7 @@ def table_row(record: Mapping) -> dict:
     It reads the JSON form rather than a :class:`RunRecord` because the table is made from what
     the store read, and it reads it leniently: a key the record lacks is an empty cell, except
     where the record's age tells the value — no ``method``: ``none``; no ``randomness``: the
-    recipe's, else ``common`` (:data:`~hplandscape.recipes.LEGACY_RANDOMNESS`); no ``precision``:
+    recipe's, else ``common`` (:data:`~hplandscape.study.recipes.LEGACY_RANDOMNESS`); no ``precision``:
     ``float32``; no ``pipeline``: ``retrain``. ``egf1_mean``/``egf2_mean`` average the run's
     gradient-flow measurements (:func:`egf_mean`).
 

@@ -25,7 +25,6 @@ def _store(source):
     if isinstance(source, pd.DataFrame) or not Path(source).is_dir():
         return None
     from hplandscape.store import StudyStore
-
     store = StudyStore(source)
     return store if store.study_yaml.is_file() else None
 

@@ -20,11 +20,10 @@ import io
 import pandas as pd
 
 from hplandscape.errors import UserError
-from hplandscape.grid import GridPoint
+from hplandscape.study.grid import GridPoint
 from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.record import COLUMNS, table_row
 from hplandscape.store import StudyStore, check_file_target
-
 FORMATS = ("csv", "parquet")
 
 

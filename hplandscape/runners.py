@@ -50,7 +50,7 @@ class RunOptions:
     #: Replaces :func:`hplandscape.train.train_run` in the jobs (``spec -> record dict``); must be
     #: picklable (a module-level function), since the local and SLURM jobs are pickled. With it the
     #: sweep skips the machine checks (data directory, CUDA, reachable ratios) of
-    #: :func:`hplandscape.config.check_runnable`.
+    #: :func:`hplandscape.run.preflight.check_runnable`.
     train_fn: Callable | None = None
     #: Replaces the pruning function of the prune step (:func:`hplandscape.prune_step.make_pruning_specs`'s
     #: ``prune_fn``); picklable. With it the sweep does not look for a damaged pruning source.

@@ -2,7 +2,7 @@
 follow mode that shows progress until nothing is left to wait for.
 
 Status is derived from the store's files (:meth:`hplandscape.store.StudyStore.run_state`) over the
-study's one list of runs (:func:`hplandscape.store.study_runs`); this module only summarises and
+study's one list of runs (:func:`hplandscape.study.runs.study_runs`); this module only summarises and
 displays it.
 """
 
@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass, field
 
 from hplandscape.store import RunState, StudyStore
-
 _MAP_CHARS = {RunState.DONE: "#", RunState.DIVERGED: "x", RunState.RUNNING: "R",
               RunState.FAILED: "!", RunState.MISSING: ".", RunState.CORRUPT: "?"}
 # When seeds of one grid point disagree, the map shows the state that needs attention first.

@@ -17,14 +17,13 @@ crash leaves either the old file or the new one, never half of one. Claims (who 
 are read and written by :mod:`hplandscape.claims`; the status display lives in
 :mod:`hplandscape.status`.
 
-The runs of a study are listed once, by :func:`study_runs`: every (condition, grid point, seed),
-plus the basemodel at the prior when explicit grid axes leave the prior out (the pruned conditions
-need its weights). The plan, ``status``, ``collect`` and the analysis all use this list.
+The runs of a study are listed once, by :func:`hplandscape.study.runs.study_runs`; the store
+finds each one's files under its run id.
 
 Examples
 --------
 >>> import tempfile
->>> from hplandscape.config import load_quickstart
+>>> from hplandscape.study.loading import load_quickstart
 >>> store = StudyStore(tempfile.mkdtemp())
 >>> store.init_study(load_quickstart())
 >>> len(store.runs())
@@ -41,7 +40,6 @@ import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import yaml
 
@@ -51,9 +49,9 @@ from hplandscape.atomic import write_json as atomic_write_json
 from hplandscape.atomic import write_text as atomic_write_text
 from hplandscape.claims import STALE_AFTER_S
 from hplandscape.errors import ConfigChanged, UserError
-from hplandscape.grid import GridPoint, make_grid
 from hplandscape.paths import check_path
 from hplandscape.record import record_problem  # the record's schema; callers may import it from here
+from hplandscape.study.runs import StudyRun, study_runs
 
 
 class RunState(enum.Enum):
@@ -115,51 +113,6 @@ class RunFiles:
     @property
     def error_log(self) -> Path:
         return self.dir / "error.log"
-
-
-# -- the runs of a study ---------------------------------------------------------------------
-
-
-def run_id(condition: str, point: GridPoint, seed: int) -> str:
-    """The id of one run, ``<condition>/<point.key>/seed<k>``: its place under ``STUDY/runs/``.
-
-    >>> run_id("base", GridPoint(-1.0, -4.0), 0)
-    'base/lr-1.0000_wd-4.0000/seed0'
-    """
-    return f"{condition}/{point.key}/seed{seed}"
-
-
-class StudyRun(NamedTuple):
-    """One (condition, grid point, seed) of a study and its run id."""
-
-    condition: object  # config.Condition
-    point: GridPoint
-    seed: int
-    run_id: str
-
-
-def prior_point(config) -> GridPoint:
-    """The grid point of the prior (method §3, Table 3.4), where the pruning source is trained."""
-    return GridPoint.from_values(config.grid.prior_lr, config.grid.prior_wd)
-
-
-def source_run(config) -> StudyRun:
-    """The basemodel at the prior with the first seed: its weights rank the filters (method §5)."""
-    point, seed = prior_point(config), config.seeds[0]
-    return StudyRun(config.base, point, seed, run_id(config.base.name, point, seed))
-
-
-def study_runs(config) -> list[StudyRun]:
-    """Every run of a study, the pruning source first, then condition × grid point × seed.
-
-    Explicit grid axes may leave out the prior; its basemodel run is then part of the study
-    anyway, because the pruned conditions need its weights.
-    """
-    first = source_run(config)
-    points = make_grid(config.grid)
-    rest = [StudyRun(c, p, s, run_id(c.name, p, s)) for c in config.conditions for p in points
-            for s in config.seeds]
-    return [first] + [r for r in rest if r.run_id != first.run_id]
 
 
 #: What a study directory holds that no output may replace: its config and its runs' files.
@@ -456,9 +409,8 @@ class StudyStore:
                          "(every record is kept), or restore it from a backup.")
 
     def config(self):
-        """The :class:`~hplandscape.config.StudyConfig` stored in ``study.yaml``."""
-        from hplandscape.config import study_from_dict
-
+        """The :class:`~hplandscape.study.config.StudyConfig` stored in ``study.yaml``."""
+        from hplandscape.study.validation import study_from_dict
         return study_from_dict(self.read_config_dict(), str(self.study_yaml))
 
     # records -------------------------------------------------------------------------------

@@ -17,16 +17,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hplandscape.claims import HEARTBEAT_S
-from hplandscape.config import MAX_AXIS_POINTS, check_runnable
+from hplandscape.study.config import MAX_AXIS_POINTS
+from hplandscape.run.preflight import check_runnable
 from hplandscape.errors import UserError
 from hplandscape.executors import default_max_parallel, threads_per_run
-from hplandscape.overrides import explain
+from hplandscape.study.overrides import explain
 from hplandscape.plan import PlannedRun, plan_study
 from hplandscape.prune_step import damaged_source, set_source_aside
 from hplandscape.runners import Launch, Runner, RunOptions, get_runner
 from hplandscape.status import failure_text, study_status
-from hplandscape.store import StudyStore, check_dir_target, source_run
-
+from hplandscape.store import StudyStore, check_dir_target
+from hplandscape.study.runs import source_run
 __all__ = ["SweepSummary", "PlannedRun", "RunOptions", "run_sweep"]
 
 
@@ -95,7 +96,7 @@ class SweepSummary:
 
 
 def _explaining_overrides(sweep):
-    """Config errors of a sweep name the overrides behind them (:func:`hplandscape.overrides.explain`):
+    """Config errors of a sweep name the overrides behind them (:func:`hplandscape.study.overrides.explain`):
     the machine checks (``launcher.device=cuda`` without CUDA) and a study directory of another config."""
     @functools.wraps(sweep)
     def run(config, *args, **kwargs):
@@ -151,7 +152,7 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     UserError
         Bad executor or a study directory made from another config (a ``ConfigChanged`` naming the
         keys that differ, the overrides behind them and the overrides that would continue it), or
-        anything :func:`hplandscape.config.check_runnable` refuses; a dry run raises the same.
+        anything :func:`hplandscape.run.preflight.check_runnable` refuses; a dry run raises the same.
     RunFailure
         The pruning source could not be trained, so pruned conditions cannot run.
     """

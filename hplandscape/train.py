@@ -1,4 +1,4 @@
-"""The sequential engine: a :class:`~hplandscape.spec.RunSpec` in, one JSON-able run record out.
+"""The sequential engine: a :class:`~hplandscape.study.run_spec.RunSpec` in, one JSON-able run record out.
 
 :func:`train_run` is the only thing a launcher ships to a worker (submitit pickles it). It builds
 the (pruned) architecture with a fresh, seeded He init, trains it with the recipe at the spec's
@@ -33,7 +33,6 @@ from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, build_network,
                                    make_optimizer, prepare_process, resume, run_extras, save_checkpoint,
                                    spec_fingerprint, upcast_logits)
 from hplandscape.store import RunFiles
-
 log = logging.getLogger(__name__)
 
 
@@ -42,7 +41,7 @@ def train_run(spec) -> dict:
 
     Parameters
     ----------
-    spec : hplandscape.spec.RunSpec
+    spec : hplandscape.study.run_spec.RunSpec
         Everything about the run. ``spec.seed`` fixes the initialisation, the data order and the
         augmentation; ``spec.recipe.threads`` (when set) the torch CPU threads.
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
-from hplandscape.grid import GridPoint
+from hplandscape.study.grid import GridPoint
 from hplandscape.record import RunRecord
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -78,8 +78,7 @@ def tiny_study_dict(**overrides) -> dict:
 
 
 def tiny_config(**overrides):
-    from hplandscape.config import study_from_dict
-
+    from hplandscape.study.validation import study_from_dict
     return study_from_dict(tiny_study_dict(**overrides), "<tiny>")
 
 

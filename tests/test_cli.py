@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import run_cli
-from hplandscape.config import preset_path
+from hplandscape.study.loading import preset_path
 from hplandscape.errors import RunFailure
 
 RESNET56 = str(preset_path("resnet56_cifar10.yaml"))
@@ -197,8 +197,7 @@ def test_analyze_json_carries_importance_frontier_and_ratio_curves(capsys, tmp_p
 
 
 def test_ratio_preset_loads_with_four_ratios_per_method():
-    from hplandscape.config import load_study
-
+    from hplandscape.study.loading import load_study
     cfg = load_study(Path(__file__).resolve().parent.parent / "grids" / "resnet56_cifar10_ratios.yaml")
     ratios = {m: sorted(c.ratio for c in cfg.conditions if c.method == m) for m in ("uniform", "global")}
     assert ratios == {"uniform": [0.2, 0.4, 0.6, 0.8], "global": [0.2, 0.4, 0.6, 0.8]}

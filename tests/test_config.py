@@ -6,9 +6,10 @@ import math
 import pytest
 import yaml
 
-from hplandscape.config import load_quickstart, load_study, preset_path, study_from_dict
+from hplandscape.study.loading import load_quickstart, load_study, preset_path
+from hplandscape.study.validation import study_from_dict
 from hplandscape.errors import ConfigError
-from hplandscape.grid import make_grid
+from hplandscape.study.grid import make_grid
 
 
 def test_resnet56_preset_reproduces_thesis_setup():
@@ -166,7 +167,7 @@ def test_unreadable_files(tmp_path):
 def test_config_error_survives_python_O():
     # Validation uses real checks, not asserts: the message is the same with -O.
     import subprocess, sys
-    code = ("from hplandscape.config import study_from_dict\n"
+    code = ("from hplandscape.study.validation import study_from_dict\n"
             "try:\n study_from_dict({'model': 'resnet20', 'data': {'name': 'digits'}, 'conditions': [],"
             " 'grid': {}}, 'x.yaml')\nexcept Exception as e: print(e)")
     out = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True).stdout
@@ -275,7 +276,7 @@ def test_anchors_and_merge_keys_still_load(tmp_path):
 
 
 def test_builtin_model_names_are_the_registry():
-    from hplandscape.config import BUILTIN_MODELS
+    from hplandscape.study.config import BUILTIN_MODELS
     from hplandscape.models import list_models
 
     assert sorted(BUILTIN_MODELS) == list_models()
@@ -296,14 +297,13 @@ def test_a_user_registered_model_is_found_in_the_live_registry(monkeypatch):
 
 
 def test_check_runnable_returns_the_data_shape_and_accepts_the_quickstart():
-    from hplandscape.config import check_runnable
-
+    from hplandscape.run.preflight import check_runnable
     info = check_runnable(load_quickstart())
     assert (info.name, info.num_classes, info.in_channels, info.image_size) == ("digits", 10, 1, 8)
 
 
 def test_check_runnable_refuses_an_unreachable_ratio_before_any_training():
-    from hplandscape.config import check_runnable
+    from hplandscape.run.preflight import check_runnable
     from hplandscape.pruning.structured import smallest_ratio
 
     d = _base()
@@ -319,7 +319,7 @@ def test_check_runnable_refuses_an_unreachable_ratio_before_any_training():
 
 
 def test_check_runnable_needs_the_data_directory(tmp_path):
-    from hplandscape.config import check_runnable
+    from hplandscape.run.preflight import check_runnable
     from hplandscape.errors import UserError
 
     d = _base()
@@ -331,7 +331,7 @@ def test_check_runnable_needs_the_data_directory(tmp_path):
 def test_check_runnable_refuses_cuda_on_a_machine_without_it():
     import torch
 
-    from hplandscape.config import check_runnable
+    from hplandscape.run.preflight import check_runnable
     from hplandscape.errors import UserError
 
     d = _base()
@@ -349,7 +349,6 @@ def test_check_runnable_refuses_cuda_on_a_machine_without_it():
 
 def test_analysis_roi_is_a_study_setting_that_invalidates_no_run():
     from hplandscape.store import config_changes
-
     cfg = study_from_dict({**_base(), "analysis": {"roi": [2.0, 1.0]}})
     assert cfg.analysis.roi == (1.0, 2.0)  # smallest first: the risk's Θ_R
     assert study_from_dict(_base()).analysis.roi == (0.5, 1.0)  # the method's thresholds by default

@@ -12,8 +12,6 @@ import yaml
 
 from conftest import minimal_record, run_cli, tiny_config, tiny_study_dict
 from hplandscape.store import StudyStore
-
-
 @pytest.fixture
 def study(tmp_path):
     """The tiny study with every run recorded except one basemodel run."""
@@ -111,7 +109,7 @@ def test_names_with_html_are_refused_before_any_report_is_written(tmp_path):
 
 
 def test_one_epoch_with_an_epoch_milestone_says_what_to_do(tmp_path):
-    from hplandscape.config import study_from_dict
+    from hplandscape.study.validation import study_from_dict
     from hplandscape.errors import ConfigError
 
     d = tiny_study_dict(train={"preset": "digits", "epochs": 1, "milestones": [1], "milestones_unit": "epoch"})
@@ -166,8 +164,8 @@ def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_adv
     # torch's advice to load it with weights_only=False (which runs any code the file holds)
     from hplandscape.errors import RunFailure
     from hplandscape.prune_step import make_pruning_specs
-    from hplandscape.store import RunState, source_run
-
+    from hplandscape.store import RunState
+    from hplandscape.study.runs import source_run
     store, _ = study
     config = store.config()
     run_id = source_run(config).run_id
@@ -239,8 +237,7 @@ def test_two_sweeps_of_different_configs_on_a_new_study_cannot_both_be_accepted(
 def _seeded_study(tmp_path, capsys):
     """A two-seed study (16 runs) of a config file, every run recorded, its results.csv collected."""
     from conftest import fake_prune
-    from hplandscape.config import load_study
-
+    from hplandscape.study.loading import load_study
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_study_dict(seeds=[0, 1], pruning={"source": "random"})))
     store = StudyStore(tmp_path / "s")
@@ -395,9 +392,8 @@ def test_a_damaged_pruning_source_is_announced_by_the_dry_run_and_trained_again_
     # issue 29 (7): the dry run planned the pruning from a model.pt that the sweep could not read
     # (the sweep then failed at the prune step); now both read it first, and the sweep sets it aside
     # (kept) and trains the basemodel at the prior again, as its dry run says
-    from hplandscape.config import load_study
-    from hplandscape.store import source_run
-
+    from hplandscape.study.loading import load_study
+    from hplandscape.study.runs import source_run
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_study_dict(
         grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.0], "log10_wd": [-4.0]},
@@ -565,7 +561,7 @@ def test_a_checkpoint_of_another_recipe_is_set_aside_and_the_run_starts_afresh(t
 
     import torch
 
-    from hplandscape.config import DataConfig
+    from hplandscape.study.config import DataConfig
     from hplandscape.fused import train_fused
     from hplandscape.store import RunFiles
     from hplandscape.train import train_run
@@ -634,7 +630,6 @@ def test_a_claim_lock_that_cannot_be_opened_fails_its_run_naming_the_file(tmp_pa
 
     from hplandscape import atomic
     from hplandscape.store import RunState
-
     store = StudyStore(tmp_path)
     lock = store.files(_VICTIM).claim_lock
 
@@ -655,7 +650,6 @@ def test_the_runs_left_by_a_dead_worker_go_to_a_new_worker_in_the_same_sweep(tmp
     # issue 29 (13c): one dead worker abandoned its whole share of runs for that call; the run
     # that killed it is tried once per call (it might kill every worker), the others are trained
     from hplandscape.store import RunState
-
     fake_env.setenv("HPL_FAKE_KILL", _VICTIM)
     summary = _fake_sweep(tmp_path, executor="local", max_parallel=1)
     store = StudyStore(tmp_path)

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 import hplandscape.fused as fused_mod
-from hplandscape.config import DataConfig
+from hplandscape.study.config import DataConfig
 from hplandscape.data import InMemoryData
 from hplandscape.errors import UserError
 from hplandscape.fused import choose_engine, train_fused

@@ -4,8 +4,8 @@ import math
 
 import pytest
 
-from hplandscape.config import GridConfig
-from hplandscape.grid import GridPoint, axis_values, extend_axis, make_grid
+from hplandscape.study.config import GridConfig
+from hplandscape.study.grid import GridPoint, axis_values, extend_axis, make_grid
 
 
 def test_nine_by_nine_step_02_spans_08_decades_around_prior():

@@ -16,9 +16,8 @@ from hplandscape.errors import RunFailure, UserError
 from hplandscape.executors import default_max_parallel, make_executor, max_array_size, submit_slurm_arrays
 from hplandscape.launch import RunJob
 from hplandscape.plan import plan_study
-from hplandscape.store import RunState, StudyStore, study_runs
-
-
+from hplandscape.store import RunState, StudyStore
+from hplandscape.study.runs import study_runs
 @pytest.fixture
 def setup(tmp_path, fake_env):
     config = tiny_config()

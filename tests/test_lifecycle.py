@@ -13,7 +13,7 @@ import torch
 
 from hplandscape.errors import UserError
 from hplandscape.lifecycle import RunProgress, load_checkpoint, make_optimizer, save_checkpoint
-from hplandscape.recipes import recipe_preset
+from hplandscape.study.recipes import recipe_preset
 
 
 

@@ -5,9 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hplandscape.config import load_quickstart, load_study, preset_path, study_from_dict
+from hplandscape.study.loading import load_quickstart, load_study, preset_path
+from hplandscape.study.validation import study_from_dict
 from hplandscape.errors import ConfigChanged, ConfigError, UserError
-from hplandscape.overrides import (apply_overrides, explain, is_override, parse_override, parse_overrides, restoring,
+from hplandscape.study.overrides import (apply_overrides, explain, is_override, parse_override, parse_overrides, restoring,
                                    split_config)
 
 QUICKSTART = preset_path("quickstart.yaml")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hplandscape.recipes import PRESETS, recipe_preset
+from hplandscape.study.recipes import PRESETS, recipe_preset
 
 
 def test_cifar_schedule_divides_by_ten_at_90_and_135():

@@ -16,7 +16,6 @@ from hplandscape.atomic import write_json
 from hplandscape.errors import UserError
 from hplandscape.record import ABSENT, COLUMNS, REQUIRED_COLUMNS, RunRecord, record_problem, table_row
 from hplandscape.store import RunState, StudyStore
-
 RUN = "base/lr-0.5000_wd-2.0000/seed1"
 # A record.json exactly as the sequential engine writes it today (keys sorted by the store's JSON
 # writer), from a quickstart run on digits, its history cut to two epochs.

@@ -4,10 +4,9 @@ the records' per-epoch histories (divergence visible), the pruned widths."""
 import pytest
 
 from conftest import fake_prune, study_record, tiny_config
-from hplandscape.grid import make_grid
+from hplandscape.study.grid import make_grid
 from hplandscape.report import make_report
 from hplandscape.store import StudyStore
-
 CONDITIONS = [{"method": "none"}, {"method": "uniform", "ratio": 0.5}]
 
 

@@ -4,11 +4,10 @@ import pytest
 
 from conftest import fake_prune, study_record, tiny_config
 from hplandscape.analysis.example import write_example_results
-from hplandscape.grid import make_grid
+from hplandscape.study.grid import make_grid
 from hplandscape.pruning.structured import prune
 from hplandscape.report import write_report
 from hplandscape.store import StudyStore
-
 CONDITIONS = [{"method": "none"}, {"method": "uniform", "ratio": 0.5}, {"method": "global", "ratio": 0.5}]
 
 

@@ -9,8 +9,6 @@ from hplandscape import claims
 from hplandscape.cli import main
 from hplandscape.status import follow, study_status
 from hplandscape.store import StudyStore
-
-
 def _study(tmp_path):
     store = StudyStore(tmp_path / "study")
     store.init_study(tiny_config())

@@ -15,7 +15,6 @@ from hplandscape import claims
 from hplandscape.errors import UserError
 from hplandscape.status import follow, study_status
 from hplandscape.store import RunState, StudyStore
-
 RUN = "base/lr-1.0000_wd-4.0000/seed0"
 
 

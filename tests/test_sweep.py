@@ -18,7 +18,7 @@ from hplandscape.errors import UserError
 from hplandscape.store import RunState, StudyStore
 from hplandscape.plan import plan_study
 from hplandscape.status import study_status
-from hplandscape.store import source_run
+from hplandscape.study.runs import source_run
 from hplandscape.sweep import RunOptions, run_sweep
 
 FAKES = dict(options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune), progress=False)
@@ -285,8 +285,7 @@ def test_real_tiny_study_trains_prunes_and_records(tmp_path):
     """resnet20 on digits, one epoch on a subset: real training, real pruning, real records."""
     d = tiny_study_dict(grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.0], "log10_wd": [-4.0]},
                         train={"preset": "digits", "epochs": 1, "milestones": [], "batch_size": 64})
-    from hplandscape.config import study_from_dict
-
+    from hplandscape.study.validation import study_from_dict
     config = study_from_dict(d, "<real>")
     # In process: the SLURM tests cover real runs in separate job processes.
     summary = run_sweep(config, tmp_path, executor="debug", progress=False)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from hplandscape.config import Condition, DataConfig
+from hplandscape.study.config import Condition, DataConfig
 from hplandscape.data import write_fake_cifar10
 from hplandscape.errors import UserError
-from hplandscape.grid import GridPoint
+from hplandscape.study.grid import GridPoint
 from hplandscape.models import load_weights, model_info
-from hplandscape.recipes import recipe_preset
-from hplandscape.spec import RunSpec
+from hplandscape.study.recipes import recipe_preset
+from hplandscape.study.run_spec import RunSpec
 from hplandscape.lifecycle import RunProgress, make_optimizer, save_checkpoint
 from hplandscape.store import RunFiles
 from hplandscape.train import train_run

@@ -6,17 +6,17 @@ import pytest
 import torch
 
 from hplandscape import train as train_module
-from hplandscape.config import Condition, DataConfig
+from hplandscape.study.config import Condition, DataConfig
 from hplandscape.data import load_data
 from hplandscape.errors import UserError
 from hplandscape.fused import train_fused
-from hplandscape.grid import GridPoint
+from hplandscape.study.grid import GridPoint
 from hplandscape.lifecycle import Placement, evaluate
 from hplandscape.models import build_model, load_weights, save_weights
 from hplandscape.pruning.structured import prune, pruned_source
-from hplandscape.recipes import recipe_preset
+from hplandscape.study.recipes import recipe_preset
 from hplandscape.pruning.unstructured import make_masks, prunable_weights, save_masks
-from hplandscape.spec import RunSpec
+from hplandscape.study.run_spec import RunSpec
 from hplandscape.store import RunFiles
 from hplandscape.train import train_run
 

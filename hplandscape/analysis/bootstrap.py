@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hplandscape.errors import UserError
-from hplandscape.recipes import LEGACY_RANDOMNESS, RANDOMNESS  # noqa: F401  (defined once, for every reader)
+from hplandscape.study.recipes import LEGACY_RANDOMNESS, RANDOMNESS  # noqa: F401  (defined once, for every reader)
 
 # Resamples per condition. 1999 puts the 2.5 %/97.5 % percentiles and the 95 % critical value on
 # whole order statistics ((B + 1)·0.025 = 50) and keeps their Monte Carlo error below a tenth of

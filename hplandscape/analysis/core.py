@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from hplandscape.analysis.info import EdgeInfo, EllipseInfo, GridAxes, RiskInfo, RoiInfo
-from hplandscape.grid import GRID_DECIMALS
+from hplandscape.study.grid import GRID_DECIMALS
 
 MIN_ELLIPSE_POINTS = 5  # thesis §4.1.1: five points guarantee a unique fit
 # Mean accuracies such as 93.34 − 0.5 are not exact in binary; a point sitting exactly on the

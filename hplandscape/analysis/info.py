@@ -13,7 +13,7 @@ from typing import Optional
 
 import numpy as np
 
-from hplandscape.grid import Log10Values
+from hplandscape.study.grid import Log10Values
 from hplandscape.analysis.notation import hp_text
 
 

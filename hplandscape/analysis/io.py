@@ -10,9 +10,9 @@ import pandas as pd
 from hplandscape.analysis.bootstrap import LEGACY_RANDOMNESS, RANDOMNESS
 from hplandscape.analysis.notation import hp_text
 from hplandscape.choices import plain_name
-from hplandscape.config import METHODS  # a condition's method, as a study config names it
+from hplandscape.study.config import METHODS  # a condition's method, as a study config names it
 from hplandscape.errors import UserError
-from hplandscape.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
+from hplandscape.study.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
 from hplandscape.record import REQUIRED_COLUMNS as REQUIRED  # defined with the table's columns; no torch
 
 SOURCE_ATTR = "hplandscape_source"
@@ -93,7 +93,6 @@ def load_results(path_or_df) -> pd.DataFrame:
 def _with_study(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """Attach the prior and the name from ``folder/study.yaml`` when ``folder`` is a study."""
     from hplandscape.store import StudyStore
-
     if not StudyStore(folder).study_yaml.is_file():
         return df
     try:

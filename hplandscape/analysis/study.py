@@ -21,7 +21,7 @@ from hplandscape.analysis.notation import METRICS
 from hplandscape.analysis.ratio_curve import ratio_curves
 from hplandscape.analysis.replicates import study_replicates
 from hplandscape.errors import UserError
-from hplandscape.grid import GridPoint
+from hplandscape.study.grid import GridPoint
 
 
 def analyze(table, xs=None, k: float = 2.0, base=None, *, risk_x=None,

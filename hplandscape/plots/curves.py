@@ -15,7 +15,7 @@ import numpy as np
 
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
-from hplandscape.grid import GridPoint
+from hplandscape.study.grid import GridPoint
 
 #: Line styles per role, shared by both back ends: where the condition is best, and the prior.
 ROLE_COLOURS = {"best": "#1f3b73", "prior": "#d95f02"}

@@ -17,7 +17,7 @@ import numpy as np
 
 from hplandscape.analysis.info import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
-from hplandscape.grid import round_log10
+from hplandscape.study.grid import round_log10
 
 #: Ring colours: the initial grid, then extensions 1, 2, 3, … (the last colour repeats).
 RING_COLOURS = ("#4d4d4d", "#e69f00", "#d55e00", "#cc79a7", "#0072b2", "#009e73")

@@ -3,7 +3,7 @@
 An ArchSpec holds enough to rebuild a pruned network with no pickled module: the kept width of
 every prunable layer, the counts, and where the L1 ranking came from. It is made by
 :func:`hplandscape.pruning.structured.prune`, stored by the study store as ``STUDY/specs/<condition>.json``
-and shipped inside a :class:`~hplandscape.spec.RunSpec` to workers, which rebuild the network
+and shipped inside a :class:`~hplandscape.study.run_spec.RunSpec` to workers, which rebuild the network
 with :func:`hplandscape.pruning.structured.build_from_spec`.
 
 This module imports no torch at import time; validating a spec against its registered

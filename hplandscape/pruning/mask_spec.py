@@ -10,7 +10,7 @@ masks (one boolean tensor per prunable layer) are made once per condition by
 The MaskSpec says how the masks were made (method, target density, ranking source, floor or ζ),
 what they keep per layer and what the sparse network costs, and it carries the sha256 of the
 masks' content so a run can check that the masks file is the one the spec describes. Its dict
-form travels inside :class:`~hplandscape.spec.RunSpec` (``sparsity``), so a run's fingerprint
+form travels inside :class:`~hplandscape.study.run_spec.RunSpec` (``sparsity``), so a run's fingerprint
 changes whenever its masks do.
 
 This module imports no torch.

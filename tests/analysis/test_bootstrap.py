@@ -247,8 +247,7 @@ def test_the_results_loader_applies_the_record_checker_s_rules(column, value, wo
 
 def test_the_loader_knows_the_config_s_methods():
     from hplandscape.analysis.io import METHODS
-    from hplandscape.config import METHODS as CONFIG_METHODS
-
+    from hplandscape.study.config import METHODS as CONFIG_METHODS
     assert METHODS == CONFIG_METHODS
 
 

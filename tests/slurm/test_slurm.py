@@ -15,7 +15,7 @@ import time
 import pytest
 
 from conftest import tiny_study_dict
-from hplandscape.config import study_from_dict
+from hplandscape.study.validation import study_from_dict
 from hplandscape.executors import squeue_states
 from hplandscape.store import RunState, StudyStore
 from hplandscape.sweep import run_sweep

@@ -82,7 +82,7 @@ def axis_values(centre: float, size: int, step: float) -> list[float]:
 
 
 def make_grid(grid) -> list[GridPoint]:
-    """All points of a :class:`hplandscape.config.GridConfig`, lr-major, ascending.
+    """All points of a :class:`hplandscape.study.config.GridConfig`, lr-major, ascending.
 
     The axes are either centred on the prior (``size`` and ``step``) or explicit log10 value lists,
     plus any extension values (``extra_log10_lr`` / ``extra_log10_wd``) added by ``sweep --extend``.

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hplandscape.config import Condition, DataConfig
-from hplandscape.grid import GridPoint
-from hplandscape.recipes import Recipe
-from hplandscape.store import run_id
-
-
+from hplandscape.study.config import Condition, DataConfig
+from hplandscape.study.grid import GridPoint
+from hplandscape.study.recipes import Recipe
+from hplandscape.study.runs import run_id
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a study.

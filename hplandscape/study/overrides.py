@@ -7,13 +7,13 @@ is read as YAML, as if it stood after ``KEY:`` in the file: ``3`` is an integer,
 mapping, anything else a string.
 
 The overrides are merged into the mapping read from the YAML file *before* it is validated
-(:func:`hplandscape.config.study_from_dict`), so an overridden value passes the same checks, with
+(:func:`hplandscape.study.validation.study_from_dict`), so an overridden value passes the same checks, with
 the same messages, as one written in the file, and an unknown key is refused as it is there.
 :func:`explain` then adds which override set the key a message names. The resolved config,
 overrides applied, is what a study directory stores in ``study.yaml``.
 
 This module reads no files and imports no other part of hplandscape but its errors:
-:func:`hplandscape.config.load_study` applies the overrides.
+:func:`hplandscape.study.loading.load_study` applies the overrides.
 
 Examples
 --------
@@ -72,7 +72,7 @@ def parse_override(text: str, loader=yaml.SafeLoader) -> Override:
     text : str
         E.g. ``"grid.size=[3, 3]"``.
     loader : yaml loader class
-        How VALUE is read; :func:`hplandscape.config.load_study` passes the loader that reads the
+        How VALUE is read; :func:`hplandscape.study.loading.load_study` passes the loader that reads the
         study files (a key given twice in a flow mapping is refused there too).
 
     Raises
