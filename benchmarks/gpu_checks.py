@@ -319,7 +319,7 @@ class _Messages:
 def part_resume(ctx: PartContext) -> dict:
     import torch
 
-    from hplandscape.store import RunFiles
+    from hplandscape.store.layout import RunFiles
     from hplandscape.train import train_run
 
     s = ctx.sizes

@@ -74,7 +74,8 @@ def cmd_grid(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from hplandscape.store import StudyStore, default_study_dir
+    from hplandscape.store.study_store import StudyStore
+    from hplandscape.store.layout import default_study_dir
     from hplandscape.sweep import run_sweep
 
     config = _study_config(args, "sweep")
@@ -88,7 +89,7 @@ def cmd_sweep(args) -> int:
     if not summary.finished:
         raise RunFailure(summary.incomplete())
     if args.no_report:
-        from hplandscape.results import collect
+        from hplandscape.store.results import collect
 
         collect(study_dir)
         print(f"Results table: {StudyStore(study_dir).results_csv}")
@@ -102,7 +103,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_status(args) -> int:
     from hplandscape.status import follow, study_status
-    from hplandscape.store import StudyStore
+    from hplandscape.store.study_store import StudyStore
     store = StudyStore.open(args.study_dir)
     if args.follow:
         status = follow(store, interval=args.interval)
@@ -121,8 +122,8 @@ def cmd_status(args) -> int:
 
 
 def cmd_collect(args) -> int:
-    from hplandscape.results import collect
-    from hplandscape.store import StudyStore
+    from hplandscape.store.results import collect
+    from hplandscape.store.study_store import StudyStore
     table = collect(args.study_dir, out=args.out, format=args.format)
     out = args.out or StudyStore(args.study_dir).results_path(args.format)
     print(f"{len(table)} runs -> {out}")
@@ -135,7 +136,7 @@ def cmd_analyze(args) -> int:
     table = analysis.load_results(args.source)
     result = analysis.analyze(table, xs=args.x and tuple(args.x), k=args.k, base=args.base, n_boot=args.n_boot,
                               metric=args.metric)
-    from hplandscape.store import check_dir_target, output_dir
+    from hplandscape.store.layout import check_dir_target, output_dir
     out_dir = check_dir_target(args.out or output_dir(args.source, "analysis"), "the analysis folder")
     written = analysis.write_tables(result, out_dir)
     if args.json:
@@ -189,7 +190,7 @@ def cmd_export(args) -> int:
 
 def cmd_prune(args) -> int:
     from hplandscape.pruning.structured import prune
-    from hplandscape.store import check_file_target
+    from hplandscape.store.layout import check_file_target
     if args.out:  # before the pruning: its result must have somewhere to go
         check_file_target(args.out, "the spec file", example="spec.json")
     shape = None if args.input_size is None else (args.in_channels or 3, args.input_size, args.input_size)

@@ -158,7 +158,7 @@ def to_parquet(results, path) -> Path:
     The file holds the same columns as ``results.csv`` plus the recomputed ``log10_lr`` /
     ``log10_wd``; :func:`hplandscape.analysis.load_results` reads it back. Written atomically.
     """
-    from hplandscape.store import check_file_target
+    from hplandscape.store.layout import check_file_target
     path = check_file_target(path, "the Parquet file", example="results.parquet")
     table = load_results(results)
     table.attrs = {}  # where it came from is this machine's business, not the file's

@@ -36,7 +36,7 @@ from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, RunProgress, b
                                    choose_placement, data_seed, eval_batch_size, evaluate, finish_run, init_seed,
                                    make_optimizer, prepare_process, resume, save_checkpoint, spec_fingerprint, upcast_logits)
 from hplandscape.study.recipes import RANDOMNESS
-from hplandscape.store import RunFiles
+from hplandscape.store.layout import RunFiles
 log = logging.getLogger(__name__)
 
 

@@ -25,10 +25,10 @@ import traceback
 import submitit
 from submitit.core.utils import UncompletedJobError
 
-from hplandscape import claims
-from hplandscape.claims import HEARTBEAT_S, STALE_AFTER_S, current_job_id
+from hplandscape.store import claims
+from hplandscape.store.claims import HEARTBEAT_S, STALE_AFTER_S, current_job_id
 from hplandscape.errors import RunFailure
-from hplandscape.store import RunState, StudyStore, set_aside  # -- the job ----------------------------------------------------------------------------------
+from hplandscape.store.study_store import RunState, StudyStore, set_aside  # -- the job ----------------------------------------------------------------------------------
 
 
 class RunJob(submitit.helpers.Checkpointable):
@@ -45,7 +45,7 @@ class RunJob(submitit.helpers.Checkpointable):
     threads : int, optional
         torch CPU threads when the recipe does not fix them.
     stale_after, heartbeat_s : float
-        Claim staleness and heartbeat period in seconds (see :mod:`hplandscape.claims`).
+        Claim staleness and heartbeat period in seconds (see :mod:`hplandscape.store.claims`).
     train_fn : callable, optional
         Replacement for :func:`hplandscape.train.train_run` (tests); must be picklable.
     raise_on_failure : bool

@@ -62,9 +62,10 @@ from hplandscape.models import build_model, count_flops, count_params, get_entry
 from hplandscape.pruning.structured import build_from_spec, file_sha256
 from hplandscape.provenance import device_name, provenance
 from hplandscape.study.recipes import PARAMETRISATION, STEP_MILESTONES
-from hplandscape.record import RunRecord
+from hplandscape.store.run_record import RunRecord
 from hplandscape.pruning.unstructured import MaskedTraining, density_of, load_masks, measure, prunable_weights
-from hplandscape.store import RunFiles, set_aside
+from hplandscape.store.layout import RunFiles
+from hplandscape.store.study_store import set_aside
 log = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = 1
@@ -688,7 +689,7 @@ def finish_run(spec, progress: RunProgress, model, data, placement: Placement, f
     Returns
     -------
     dict
-        The run record's JSON form (:meth:`hplandscape.record.RunRecord.to_json`): what the store
+        The run record's JSON form (:meth:`hplandscape.store.run_record.RunRecord.to_json`): what the store
         writes, and what a worker hands back to its launcher.
     """
     info = data.info
@@ -709,7 +710,7 @@ def _finite_or_none(x):
 
 def _record(spec, progress: RunProgress, last_eval, model, data, facts: NetworkFacts, placement: Placement,
             wall_s: float, engine: str, extras: RunExtras | None) -> RunRecord:
-    """The run's :class:`~hplandscape.record.RunRecord`: what the spec says, plus what training and
+    """The run's :class:`~hplandscape.store.run_record.RunRecord`: what the spec says, plus what training and
     the final network measured."""
     device, info = placement.device, data.info
     top1, top5 = last_eval

@@ -1,7 +1,7 @@
 """Whether the file system can look a path up, said in words: the checks every command makes on a
 path it is given (a study directory, a config file, an output) before it reads or writes there.
 
-Standard library only, so every layer may use it; :mod:`hplandscape.store` adds the checks that
+Standard library only, so every layer may use it; :mod:`hplandscape.store.study_store` adds the checks that
 know a study's own files.
 """
 

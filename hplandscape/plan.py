@@ -17,7 +17,7 @@ Examples
 --------
 >>> import tempfile
 >>> from hplandscape.study.loading import load_quickstart
->>> from hplandscape.store import StudyStore
+>>> from hplandscape.store.study_store import StudyStore
 >>> plan = plan_study(load_quickstart(), StudyStore(tempfile.mkdtemp()))
 >>> [(s.name, len(s.runs) or len(s.conditions), s.needs) for s in plan.steps]
 [('source', 1, ()), ('prune', 2, ('source',)), ('base', 49, ()), ('pruned', 100, ('prune',))]
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from hplandscape.prune_step import conditions_to_prune, stored_arch
 from hplandscape.study.run_spec import RunSpec
-from hplandscape.store import StudyStore
+from hplandscape.store.study_store import StudyStore
 from hplandscape.study.runs import source_run  #: Dry-run phase of each step: 1 source, 2 prune, 3 the rest.
 PHASES = {"source": 1, "prune": 2, "base": 3, "pruned": 3}
 

@@ -110,7 +110,7 @@ def make_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot:
     opts = figure_options(formats, dpi, scale)
     table = analysis.load_results(study_dir_or_csv)
     result = analysis.analyze(table, xs=xs, k=k, base=base, n_boot=n_boot, metric=metric)
-    from hplandscape.store import check_dir_target
+    from hplandscape.store.layout import check_dir_target
     out = check_dir_target(Path(out_dir) if out_dir is not None else _default_out(study_dir_or_csv),
                            "the report folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -130,7 +130,7 @@ def make_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot:
 def _default_out(source) -> Path:
     if isinstance(source, pd.DataFrame):
         return Path("report")
-    from hplandscape.store import output_dir
+    from hplandscape.store.layout import output_dir
     return output_dir(source, "report")
 
 

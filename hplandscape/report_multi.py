@@ -55,7 +55,7 @@ class MultiReport(NamedTuple):
 def _architecture(source, table: pd.DataFrame, label: str) -> str:
     """The study's model from its study.yaml, else its ``model`` column, else its label."""
     if not isinstance(source, pd.DataFrame) and Path(source).is_dir():
-        from hplandscape.store import StudyStore
+        from hplandscape.store.study_store import StudyStore
         store = StudyStore(source)
         if store.study_yaml.is_file():
             try:
@@ -179,7 +179,7 @@ def make_multi_report(sources, out_dir=None, xs=None, k: float = 2.0, n_boot: in
     entries = load_studies(sources, xs=xs, k=k, n_boot=n_boot, base=base, metric=metric)
     from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
     from hplandscape.plots.pooled import pooled_risk_info
-    from hplandscape.store import check_dir_target
+    from hplandscape.store.layout import check_dir_target
     out = check_dir_target(Path(out_dir) if out_dir is not None else default_out(entries), "the report folder")
     out.mkdir(parents=True, exist_ok=True)
     c1, c2 = combined_tables(entries)

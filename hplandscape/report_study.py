@@ -24,7 +24,7 @@ def _store(source):
     """The study's store when ``source`` is a study directory (with its study.yaml), else None."""
     if isinstance(source, pd.DataFrame) or not Path(source).is_dir():
         return None
-    from hplandscape.store import StudyStore
+    from hplandscape.store.study_store import StudyStore
     store = StudyStore(source)
     return store if store.study_yaml.is_file() else None
 

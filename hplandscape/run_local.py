@@ -36,14 +36,14 @@ from typing import Callable
 from submitit import LocalJob
 from submitit.core.utils import pickle_load
 
-from hplandscape import claims
+from hplandscape.store import claims
 from hplandscape.errors import RunFailure, Terminated
 from hplandscape.executors import make_executor
 from hplandscape.plan import StudyPlan
 from hplandscape.prune_step import make_pruning_specs
 from hplandscape.runners import Launch, Outcome, Runner
 from hplandscape.status import RecordedBar
-from hplandscape.store import RunState, StudyStore
+from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.study.runs import source_run  #: Rounds of "launch what is missing, wait for what others run" before a local sweep gives up.
 MAX_ROUNDS = 5
 #: Seconds a stopped job gets to end; submitit's controller kills its task 1 s after the SIGINT.

@@ -22,7 +22,7 @@ from hplandscape.plan import StudyPlan
 from hplandscape.prune_step import make_pruning_specs
 from hplandscape.runners import Launch, Outcome, Runner
 from hplandscape.status import RecordedBar
-from hplandscape.store import StudyStore
+from hplandscape.store.study_store import StudyStore
 class SlurmRunner(Runner):
     """The ``slurm`` executor: every step as job arrays chained by ``afterok`` (:func:`submit_plan`);
     the sweep returns once they are submitted, or with ``wait`` once they have left the queue."""

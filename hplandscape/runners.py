@@ -22,7 +22,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
-from hplandscape.claims import STALE_AFTER_S
+from hplandscape.store.claims import STALE_AFTER_S
 from hplandscape.errors import UserError
 
 __all__ = ["RunOptions", "Launch", "Outcome", "Runner", "executor_names", "get_runner", "runner_class",
@@ -56,7 +56,7 @@ class RunOptions:
     #: ``prune_fn``); picklable. With it the sweep does not look for a damaged pruning source.
     prune_fn: Callable | None = None
     #: Seconds after its last heartbeat that a run's claim counts as abandoned (another job may take
-    #: the run); :data:`hplandscape.claims.STALE_AFTER_S` by default.
+    #: the run); :data:`hplandscape.store.claims.STALE_AFTER_S` by default.
     stale_after: float = STALE_AFTER_S
     #: Seconds between a job's heartbeats on the claims it holds; None: the default heartbeat, at
     #: most a sixth of ``stale_after``.

@@ -1,7 +1,7 @@
 """What the files of a study say about its runs: counts and grid maps per condition, and a
 follow mode that shows progress until nothing is left to wait for.
 
-Status is derived from the store's files (:meth:`hplandscape.store.StudyStore.run_state`) over the
+Status is derived from the store's files (:meth:`hplandscape.store.study_store.StudyStore.run_state`) over the
 study's one list of runs (:func:`hplandscape.study.runs.study_runs`); this module only summarises and
 displays it.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from hplandscape.store import RunState, StudyStore
+from hplandscape.store.study_store import RunState, StudyStore
 _MAP_CHARS = {RunState.DONE: "#", RunState.DIVERGED: "x", RunState.RUNNING: "R",
               RunState.FAILED: "!", RunState.MISSING: ".", RunState.CORRUPT: "?"}
 # When seeds of one grid point disagree, the map shows the state that needs attention first.

@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hplandscape.claims import HEARTBEAT_S
+from hplandscape.store.claims import HEARTBEAT_S
 from hplandscape.study.config import MAX_AXIS_POINTS
 from hplandscape.run.preflight import check_runnable
 from hplandscape.errors import UserError
@@ -26,7 +26,8 @@ from hplandscape.plan import PlannedRun, plan_study
 from hplandscape.prune_step import damaged_source, set_source_aside
 from hplandscape.runners import Launch, Runner, RunOptions, get_runner
 from hplandscape.status import failure_text, study_status
-from hplandscape.store import StudyStore, check_dir_target
+from hplandscape.store.study_store import StudyStore
+from hplandscape.store.layout import check_dir_target
 from hplandscape.study.runs import source_run
 __all__ = ["SweepSummary", "PlannedRun", "RunOptions", "run_sweep"]
 
@@ -251,7 +252,7 @@ def _extend_rounds(config, store: StudyStore, runner: Runner, arguments: dict) -
     no condition's 1.0-ROI touches the grid's edge or ``grid.max_extend_rounds`` is reached (on
     SLURM without ``wait``, and in a dry run: one round per call). The summary says which."""
     from hplandscape import analysis
-    from hplandscape.results import records_table
+    from hplandscape.store.results import records_table
 
     waits = runner.finishes(arguments["wait"]) and not arguments["dry_run"]
     summary = None

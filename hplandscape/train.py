@@ -32,7 +32,7 @@ from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, build_network,
                                    data_seed, eval_batch_size, evaluate, finish_run, init_seed, grad_scaler,
                                    make_optimizer, prepare_process, resume, run_extras, save_checkpoint,
                                    spec_fingerprint, upcast_logits)
-from hplandscape.store import RunFiles
+from hplandscape.store.layout import RunFiles
 log = logging.getLogger(__name__)
 
 
@@ -48,8 +48,8 @@ def train_run(spec) -> dict:
     Returns
     -------
     dict
-        The run record's JSON form (:meth:`hplandscape.record.RunRecord.to_json`), with every field
-        of :class:`~hplandscape.record.RunRecord`, which says what each holds; ``engine`` is
+        The run record's JSON form (:meth:`hplandscape.store.run_record.RunRecord.to_json`), with every field
+        of :class:`~hplandscape.store.run_record.RunRecord`, which says what each holds; ``engine`` is
         ``"sequential"``.
 
     Notes

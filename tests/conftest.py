@@ -22,7 +22,7 @@ import pytest
 
 from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
 from hplandscape.study.grid import GridPoint
-from hplandscape.record import RunRecord
+from hplandscape.store.run_record import RunRecord
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -121,7 +121,7 @@ def fake_train_run(spec) -> dict:
     ``HPL_FAKE_FAIL`` raises; one containing ``HPL_FAKE_DIVERGE`` diverges; one containing
     ``HPL_FAKE_KILL`` kills its own process (a worker dying: out of memory, a segfault).
 
-    Its record is a :class:`~hplandscape.record.RunRecord`'s JSON form, as the engines' are, with
+    Its record is a :class:`~hplandscape.store.run_record.RunRecord`'s JSON form, as the engines' are, with
     the fields the study machinery reads; the others are absent, as in a record of an older
     version (the results table reads them so: no ``randomness``, ``common``; no ``pipeline``,
     ``retrain``).

@@ -80,7 +80,7 @@ def test_data_flows_one_way_through_the_orchestration():
                                               "hplandscape.run_slurm"}
     assert not graph["hplandscape.plan"] & {"hplandscape.executors", "hplandscape.launch", "hplandscape.run_local",
                                             "hplandscape.run_slurm", "hplandscape.sweep"}
-    assert not graph["hplandscape.store"] & {"hplandscape.plan", "hplandscape.sweep", "hplandscape.status"}
+    assert not graph["hplandscape.store.study_store"] & {"hplandscape.plan", "hplandscape.sweep", "hplandscape.status"}
 
 
 def test_the_record_schema_sits_below_everything_that_reads_or_writes_records():
@@ -88,17 +88,17 @@ def test_the_record_schema_sits_below_everything_that_reads_or_writes_records():
     import nothing of theirs (nor torch, which ``test_record`` checks), or analysis would pull in
     training code through it."""
     graph = import_graph()
-    assert graph["hplandscape.record"] <= {"hplandscape.errors", "hplandscape.study.recipes"}
-    for reader in ("hplandscape.lifecycle", "hplandscape.store", "hplandscape.results", "hplandscape.analysis.io"):
-        assert "hplandscape.record" in graph[reader], reader
+    assert graph["hplandscape.store.run_record"] <= {"hplandscape.errors", "hplandscape.study.recipes"}
+    for reader in ("hplandscape.lifecycle", "hplandscape.store.study_store", "hplandscape.store.results", "hplandscape.analysis.io"):
+        assert "hplandscape.store.run_record" in graph[reader], reader
 
 
 def test_only_the_store_builds_run_ids_and_study_file_names():
     """A run id or a study file name written by hand elsewhere would drift from the store's (run ids
-    are built by the list of a study's runs, file names by the store)."""
+    are built by the list of a study's runs, file names by the store's layout)."""
     offenders = []
     for name, path in _modules().items():
-        if name in ("hplandscape.store", "hplandscape.study.runs"):
+        if name in ("hplandscape.store.layout", "hplandscape.study.runs"):
             continue
         text = path.read_text()
         # a path joined by hand: ``folder / "record.json"`` (a label such as source="study.yaml" is fine)

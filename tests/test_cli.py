@@ -143,7 +143,7 @@ def test_sweep_with_failed_runs_exits_1_naming_the_tracebacks(capsys, tmp_path, 
 
 
 def test_a_run_failure_exits_1_naming_the_log(capsys, tmp_path, monkeypatch):
-    import hplandscape.results
+    import hplandscape.store.results
 
     log = tmp_path / "logs" / "job_7.err"
     log.parent.mkdir()
@@ -152,7 +152,7 @@ def test_a_run_failure_exits_1_naming_the_log(capsys, tmp_path, monkeypatch):
     def failing_collect(*args, **kwargs):
         raise RunFailure(f"1 run(s) failed: base/lr-1.0000_wd-4.0000/seed0; tracebacks: {log}")
 
-    monkeypatch.setattr(hplandscape.results, "collect", failing_collect)
+    monkeypatch.setattr(hplandscape.store.results, "collect", failing_collect)
     code, out, err = run_cli(capsys, "collect", str(tmp_path))
     assert code == 1, err
     assert err.startswith("hplandscape: failed: 1 run(s) failed") and str(log) in err
@@ -162,12 +162,12 @@ def test_a_run_failure_exits_1_naming_the_log(capsys, tmp_path, monkeypatch):
 def test_an_unexpected_error_exits_1_with_the_traceback_in_a_file(capsys, tmp_path, monkeypatch):
     import tempfile
 
-    import hplandscape.results
+    import hplandscape.store.results
 
     def broken_collect(*args, **kwargs):
         return {}["no such key"]
 
-    monkeypatch.setattr(hplandscape.results, "collect", broken_collect)
+    monkeypatch.setattr(hplandscape.store.results, "collect", broken_collect)
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the traceback file goes
     code, out, err = run_cli(capsys, "collect", str(tmp_path))
     assert code == 1, err

@@ -348,7 +348,7 @@ def test_check_runnable_refuses_cuda_on_a_machine_without_it():
 
 
 def test_analysis_roi_is_a_study_setting_that_invalidates_no_run():
-    from hplandscape.store import config_changes
+    from hplandscape.store.study_store import config_changes
     cfg = study_from_dict({**_base(), "analysis": {"roi": [2.0, 1.0]}})
     assert cfg.analysis.roi == (1.0, 2.0)  # smallest first: the risk's Θ_R
     assert study_from_dict(_base()).analysis.roi == (0.5, 1.0)  # the method's thresholds by default

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from conftest import minimal_record, run_cli, tiny_config, tiny_study_dict
-from hplandscape.store import StudyStore
+from hplandscape.store.study_store import StudyStore
 @pytest.fixture
 def study(tmp_path):
     """The tiny study with every run recorded except one basemodel run."""
@@ -140,7 +140,7 @@ def test_outputs_refuse_paths_among_the_study_s_own_files(study, capsys, tmp_pat
 def test_a_read_only_study_is_analysed_and_reported_elsewhere(study, capsys, tmp_path, monkeypatch):
     # issue 29 (10): analyze/report failed on a read-only study even with --out elsewhere, since
     # reading a study wrote its results.csv. (Root ignores file modes, so the write fails by hand.)
-    import hplandscape.results as results
+    import hplandscape.store.results as results
 
     store, _ = study
 
@@ -164,7 +164,7 @@ def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_adv
     # torch's advice to load it with weights_only=False (which runs any code the file holds)
     from hplandscape.errors import RunFailure
     from hplandscape.prune_step import make_pruning_specs
-    from hplandscape.store import RunState
+    from hplandscape.store.study_store import RunState
     from hplandscape.study.runs import source_run
     store, _ = study
     config = store.config()
@@ -188,7 +188,7 @@ def _race_init(monkeypatch, study_dir, configs):
     both saw no study.yaml and both wrote theirs). Returns one exception or None per config."""
     import threading
 
-    import hplandscape.store as store_module
+    import hplandscape.store.study_store as store_module
 
     barrier = threading.Barrier(len(configs))
     original = store_module.atomic_write_text
@@ -563,7 +563,7 @@ def test_a_checkpoint_of_another_recipe_is_set_aside_and_the_run_starts_afresh(t
 
     from hplandscape.study.config import DataConfig
     from hplandscape.fused import train_fused
-    from hplandscape.store import RunFiles
+    from hplandscape.store.layout import RunFiles
     from hplandscape.train import train_run
     from test_train import make_spec, without_timings
 
@@ -629,7 +629,7 @@ def test_a_claim_lock_that_cannot_be_opened_fails_its_run_naming_the_file(tmp_pa
     import builtins
 
     from hplandscape import atomic
-    from hplandscape.store import RunState
+    from hplandscape.store.study_store import RunState
     store = StudyStore(tmp_path)
     lock = store.files(_VICTIM).claim_lock
 
@@ -649,7 +649,7 @@ def test_a_claim_lock_that_cannot_be_opened_fails_its_run_naming_the_file(tmp_pa
 def test_the_runs_left_by_a_dead_worker_go_to_a_new_worker_in_the_same_sweep(tmp_path, fake_env):
     # issue 29 (13c): one dead worker abandoned its whole share of runs for that call; the run
     # that killed it is tried once per call (it might kill every worker), the others are trained
-    from hplandscape.store import RunState
+    from hplandscape.store.study_store import RunState
     fake_env.setenv("HPL_FAKE_KILL", _VICTIM)
     summary = _fake_sweep(tmp_path, executor="local", max_parallel=1)
     store = StudyStore(tmp_path)

@@ -22,7 +22,7 @@ from hplandscape.study.config import DataConfig
 from hplandscape.data import InMemoryData
 from hplandscape.errors import UserError
 from hplandscape.fused import choose_engine, train_fused
-from hplandscape.store import RunFiles
+from hplandscape.store.layout import RunFiles
 from hplandscape.train import train_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -14,8 +14,8 @@ import pytest
 from conftest import minimal_record, tiny_config
 from hplandscape.atomic import write_json
 from hplandscape.errors import UserError
-from hplandscape.record import ABSENT, COLUMNS, REQUIRED_COLUMNS, RunRecord, record_problem, table_row
-from hplandscape.store import RunState, StudyStore
+from hplandscape.store.run_record import ABSENT, COLUMNS, REQUIRED_COLUMNS, RunRecord, record_problem, table_row
+from hplandscape.store.study_store import RunState, StudyStore
 RUN = "base/lr-0.5000_wd-2.0000/seed1"
 # A record.json exactly as the sequential engine writes it today (keys sorted by the store's JSON
 # writer), from a quickstart run on digits, its history cut to two epochs.
@@ -210,7 +210,7 @@ def test_a_record_is_checked_against_the_run_it_names_or_the_one_asked_for():
 
 
 def test_the_results_columns_are_the_records_and_the_analysis_needs_a_subset_of_them():
-    from hplandscape import results
+    from hplandscape.store import results
     from hplandscape.analysis import io
 
     assert results.COLUMNS is COLUMNS and set(io.REQUIRED) <= set(COLUMNS) and io.REQUIRED == REQUIRED_COLUMNS
@@ -221,7 +221,7 @@ def test_the_results_columns_are_the_records_and_the_analysis_needs_a_subset_of_
 
 def test_the_record_module_imports_no_training_code():
     """The analysis reads the columns from here; importing them must not pull torch in."""
-    code = ("import sys, hplandscape.record; heavy = [m for m in sys.modules if m.split('.')[0] in "
+    code = ("import sys, hplandscape.store.run_record; heavy = [m for m in sys.modules if m.split('.')[0] in "
             "('torch', 'numpy', 'pandas')]; print(heavy)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -7,8 +7,8 @@ import pytest
 
 from conftest import fake_prune, fake_train_run, tiny_config
 from hplandscape.errors import UserError
-from hplandscape.results import COLUMNS, collect
-from hplandscape.store import StudyStore
+from hplandscape.store.results import COLUMNS, collect
+from hplandscape.store.study_store import StudyStore
 from hplandscape.sweep import RunOptions, run_sweep
 
 

@@ -14,7 +14,7 @@ from hplandscape.fused import choose_engine, fused_unsupported, train_fused
 from hplandscape.models import build_model, save_weights
 from hplandscape.plan import plan_study
 from hplandscape.prune_step import conditions_to_prune, make_pruning_specs, stored_arch
-from hplandscape.store import StudyStore
+from hplandscape.store.study_store import StudyStore
 from hplandscape.study.runs import source_run
 from hplandscape.sweep import run_sweep
 

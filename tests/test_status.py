@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 
 from conftest import minimal_record, tiny_config
-from hplandscape import claims
+from hplandscape.store import claims
 from hplandscape.cli import main
 from hplandscape.status import follow, study_status
-from hplandscape.store import StudyStore
+from hplandscape.store.study_store import StudyStore
 def _study(tmp_path):
     store = StudyStore(tmp_path / "study")
     store.init_study(tiny_config())

@@ -11,10 +11,10 @@ import time
 import pytest
 
 from conftest import minimal_record, tiny_config
-from hplandscape import claims
+from hplandscape.store import claims
 from hplandscape.errors import UserError
 from hplandscape.status import follow, study_status
-from hplandscape.store import RunState, StudyStore
+from hplandscape.store.study_store import RunState, StudyStore
 RUN = "base/lr-1.0000_wd-4.0000/seed0"
 
 
@@ -105,7 +105,7 @@ def test_heartbeat_keeps_a_claim_alive(tmp_path):
 
 def test_claim_of_a_dead_local_process_is_stale(tmp_path):
     store = StudyStore(tmp_path)
-    code = ("import sys; from hplandscape import claims; from hplandscape.store import StudyStore; "
+    code = ("import sys; from hplandscape.store import claims; from hplandscape.store.study_store import StudyStore; "
             f"print(claims.take(StudyStore(sys.argv[1]).files({RUN!r}), 'job-dead', finished=lambda: False))")
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
     assert out.stdout.strip() == "True", out.stderr

@@ -15,7 +15,7 @@ import pytest
 
 from conftest import TESTS_DIR, fake_prune, fake_train_run, minimal_record, tiny_config, tiny_study_dict
 from hplandscape.errors import UserError
-from hplandscape.store import RunState, StudyStore
+from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.plan import plan_study
 from hplandscape.status import study_status
 from hplandscape.study.runs import source_run

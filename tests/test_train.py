@@ -20,7 +20,7 @@ from hplandscape.models import load_weights, model_info
 from hplandscape.study.recipes import recipe_preset
 from hplandscape.study.run_spec import RunSpec
 from hplandscape.lifecycle import RunProgress, make_optimizer, save_checkpoint
-from hplandscape.store import RunFiles
+from hplandscape.store.layout import RunFiles
 from hplandscape.train import train_run
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ from hplandscape.pruning.structured import prune, pruned_source
 from hplandscape.study.recipes import recipe_preset
 from hplandscape.pruning.unstructured import make_masks, prunable_weights, save_masks
 from hplandscape.study.run_spec import RunSpec
-from hplandscape.store import RunFiles
+from hplandscape.store.layout import RunFiles
 from hplandscape.train import train_run
 
 DATA = DataConfig(name="digits", train_subset=256, test_subset=128)

@@ -13,7 +13,7 @@ from hplandscape.choices import plain_name
 from hplandscape.study.config import METHODS  # a condition's method, as a study config names it
 from hplandscape.errors import UserError
 from hplandscape.study.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
-from hplandscape.record import REQUIRED_COLUMNS as REQUIRED  # defined with the table's columns; no torch
+from hplandscape.store.run_record import REQUIRED_COLUMNS as REQUIRED  # defined with the table's columns; no torch
 
 SOURCE_ATTR = "hplandscape_source"
 # (log10 lr, log10 wd) of the basemodel's prior and the study's name, when the table came from a
@@ -67,13 +67,13 @@ def load_results(path_or_df) -> pd.DataFrame:
 
     path = check_path(path_or_df, "the results source")
     if path.is_dir():
-        from hplandscape.store import StudyStore  # the store names a study's files
+        from hplandscape.store.study_store import StudyStore  # the store names a study's files
 
         store = StudyStore(path)
         if store.study_yaml.exists() or not store.results_csv.exists():
             # A study is collected from its records every time, so a results.csv written earlier
             # (while runs were still going, or before an extension) can never be read stale.
-            from hplandscape.results import collect
+            from hplandscape.store.results import collect
 
             table = collect(path, keep_going=True)  # a read-only study is read all the same
             return _with_study(_normalise(pd.DataFrame(table).copy(), str(path)), path)
@@ -92,7 +92,7 @@ def load_results(path_or_df) -> pd.DataFrame:
 
 def _with_study(df: pd.DataFrame, folder: Path) -> pd.DataFrame:
     """Attach the prior and the name from ``folder/study.yaml`` when ``folder`` is a study."""
-    from hplandscape.store import StudyStore
+    from hplandscape.store.study_store import StudyStore
     if not StudyStore(folder).study_yaml.is_file():
         return df
     try:

@@ -200,7 +200,7 @@ def test_old_records_without_a_design_are_read_as_common_on_every_path(tmp_path)
     # Records written before train.randomness existed seeded the He init by the seed alone: common
     # random numbers. The records path (results.py) and the table path (analysis/io.py, a results
     # CSV of that time had no randomness column) must resample them the same way.
-    from hplandscape.results import records_table
+    from hplandscape.store.results import records_table
 
     records = [{"condition": "base", "method": "none", "ratio": 1.0, "lr": 10 ** lr, "wd": 1e-4, "log10_lr": lr,
                 "log10_wd": -4.0, "seed": s, "top1": 90.0 + s + lr, "diverged": False}

@@ -140,9 +140,9 @@ def test_study_directory_reads_results_csv_or_collects(tmp_path, monkeypatch):
     other = tmp_path / "other"
     other.mkdir()
     calls = []
-    fake = types.ModuleType("hplandscape.results")
+    fake = types.ModuleType("hplandscape.store.results")
     fake.collect = lambda d, out=None, keep_going=False: calls.append(d) or _table()
-    monkeypatch.setitem(sys.modules, "hplandscape.results", fake)
+    monkeypatch.setitem(sys.modules, "hplandscape.store.results", fake)
     assert len(analysis.load_results(other)) == len(_table()) and calls == [other]
 
 
@@ -215,7 +215,7 @@ def test_analysis_imports_neither_torch_nor_plotting():
 def test_the_prior_comes_from_the_study_yaml_of_a_study_directory(tmp_path):
     import yaml
 
-    from hplandscape.store import StudyStore
+    from hplandscape.store.study_store import StudyStore
     from conftest import tiny_config
 
     # a study whose prior is not the centre of the results' grid: only study.yaml can tell

@@ -17,7 +17,7 @@ import pytest
 from conftest import tiny_study_dict
 from hplandscape.study.validation import study_from_dict
 from hplandscape.executors import squeue_states
-from hplandscape.store import RunState, StudyStore
+from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.sweep import run_sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]

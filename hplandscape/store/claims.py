@@ -7,7 +7,7 @@ heartbeat is older than ``stale_after`` seconds, or whose process is gone from t
 and may be taken over. A requeued SLURM job keeps its job id, which is how it takes back its own
 claim after a preemption.
 
-The files are named by :class:`hplandscape.store.RunFiles`; this module only reads and writes them.
+The files are named by :class:`hplandscape.store.layout.RunFiles`; this module only reads and writes them.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 def read_claim(files) -> dict | None:
-    """The claim of a run (``files``: its :class:`~hplandscape.store.RunFiles`) with its heartbeat
+    """The claim of a run (``files``: its :class:`~hplandscape.store.layout.RunFiles`) with its heartbeat
     age ``age_s``, or None."""
     try:
         text = files.claim.read_text()

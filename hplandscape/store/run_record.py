@@ -8,7 +8,7 @@ the record's keys.
 
 The JSON form (a plain ``dict``), not the dataclass, is what crosses process and file boundaries:
 what a worker returns (submitit pickles it back to the launcher), what ``record.json`` holds, what
-:meth:`~hplandscape.store.StudyStore.read_record` returns to the plots and the results table. So
+:meth:`~hplandscape.store.study_store.StudyStore.read_record` returns to the plots and the results table. So
 a record read from a study written by any earlier version must keep loading:
 
 - a key that an older version did not write (``randomness``, ``eval_size``, ``pipeline``,
@@ -264,7 +264,7 @@ def record_problem(record, run_id: str | None = None) -> str | None:
     """Why ``record`` (a JSON form) is not a valid record of ``run_id``, or None when it is.
 
     These are the keys and ranges the results table and the analysis rely on. A record that fails
-    here is CORRUPT (:class:`~hplandscape.store.RunState`): never counted as done, never analysed,
+    here is CORRUPT (:class:`~hplandscape.store.study_store.RunState`): never counted as done, never analysed,
     re-run by the next sweep; ``hplandscape status`` shows this reason. ``run_id`` None: the record
     is checked against the run it names itself. Keys beyond these are not checked, so records of
     older and newer versions stay readable.

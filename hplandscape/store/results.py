@@ -1,7 +1,7 @@
 """The results table: one row per recorded run of a study.
 
-A row is :func:`hplandscape.record.table_row` of the run's record, in the columns
-:data:`COLUMNS` (defined with the record, in :mod:`hplandscape.record`, which says what each
+A row is :func:`hplandscape.store.run_record.table_row` of the run's record, in the columns
+:data:`COLUMNS` (defined with the record, in :mod:`hplandscape.store.run_record`, which says what each
 holds); this module gathers the rows, marks the runs on the study's grid and writes the table.
 The analysis reads ``condition, method, ratio, lr, wd, seed, top1`` (``record.REQUIRED_COLUMNS``)
 and, where present, ``top5, diverged, randomness``; the other columns make the table
@@ -22,8 +22,9 @@ import pandas as pd
 from hplandscape.errors import UserError
 from hplandscape.study.grid import GridPoint
 from hplandscape.atomic import write_text as atomic_write_text
-from hplandscape.record import COLUMNS, table_row
-from hplandscape.store import StudyStore, check_file_target
+from hplandscape.store.run_record import COLUMNS, table_row
+from hplandscape.store.study_store import StudyStore
+from hplandscape.store.layout import check_file_target
 FORMATS = ("csv", "parquet")
 
 
@@ -90,7 +91,7 @@ def _on_grid(row: dict, grid) -> bool:
 
 def records_table(records, grid=None) -> pd.DataFrame:
     """Rows of :data:`COLUMNS` (plus ``arch_hash`` and ``on_grid``) from run records (their JSON
-    form, as ``StudyStore.iter_records`` yields them; :func:`hplandscape.record.table_row`).
+    form, as ``StudyStore.iter_records`` yields them; :func:`hplandscape.store.run_record.table_row`).
 
     ``grid`` = (log10 lr values, log10 wd values) of the study marks each run ``on_grid``; the
     basemodel at a prior that the grid leaves out is trained anyway (the pruning source) and gets

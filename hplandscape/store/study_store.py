@@ -1,20 +1,10 @@
-"""The on-disk layout of a study: the one place that names its files and reads and writes them.
-
-A study directory holds the resolved config, the pruned architecture specs, one folder per run with
-its record, checkpoint, weights and claim, and the launcher logs (see ``docs/architecture.md``)::
-
-    STUDY/study.yaml
-    STUDY/specs/<condition>.json        ArchSpec (structured) or MaskSpec (unstructured)
-    STUDY/specs/<condition>.masks.pt    the masks of an unstructured condition
-    STUDY/specs/<condition>.weights.pt  what a fine-tuned structured condition starts from
-    STUDY/runs/<condition>/<point.key>/seed<k>/{record.json, checkpoint.pt, model.pt, claim.json,
-                                                error.json, error.log}
-    STUDY/logs/
+"""A study directory's files, read and written: its config, the conditions' specs, the runs' records,
+errors and states (where each file is: :mod:`hplandscape.store.layout`).
 
 A run's state is derived from these files alone (:class:`RunState`); nothing keeps a second copy
 that could disagree with them. Every file is written atomically (temp file + ``os.replace``) so a
 crash leaves either the old file or the new one, never half of one. Claims (who trains a run now)
-are read and written by :mod:`hplandscape.claims`; the status display lives in
+are read and written by :mod:`hplandscape.store.claims`; the status display lives in
 :mod:`hplandscape.status`.
 
 The runs of a study are listed once, by :func:`hplandscape.study.runs.study_runs`; the store
@@ -38,19 +28,19 @@ import hashlib
 import json
 import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from hplandscape import claims
+from hplandscape.store import claims
 from hplandscape.atomic import file_lock
 from hplandscape.atomic import write_json as atomic_write_json
 from hplandscape.atomic import write_text as atomic_write_text
-from hplandscape.claims import STALE_AFTER_S
+from hplandscape.store.claims import STALE_AFTER_S
 from hplandscape.errors import ConfigChanged, UserError
 from hplandscape.paths import check_path
-from hplandscape.record import record_problem  # the record's schema; callers may import it from here
+from hplandscape.store.layout import StudyLayout, check_dir_target
+from hplandscape.store.run_record import record_problem  # the record's schema; callers may import it from here
 from hplandscape.study.runs import StudyRun, study_runs
 
 
@@ -67,96 +57,6 @@ class RunState(enum.Enum):
     @property
     def finished(self) -> bool:
         return self in (RunState.DONE, RunState.DIVERGED)
-
-
-@dataclass(frozen=True)
-class RunFiles:
-    """The files of one run directory; the store names them and engines and jobs use these.
-
-    Examples
-    --------
-    >>> RunFiles("/s/runs/base/lr-1.0000_wd-4.0000/seed0").checkpoint.name
-    'checkpoint.pt'
-    """
-
-    dir: Path
-
-    def __init__(self, directory):
-        object.__setattr__(self, "dir", Path(directory))
-
-    @property
-    def record(self) -> Path:
-        return self.dir / "record.json"
-
-    @property
-    def checkpoint(self) -> Path:
-        """Per-epoch training state while the run is unfinished (deleted once the record is stored)."""
-        return self.dir / "checkpoint.pt"
-
-    @property
-    def weights(self) -> Path:
-        """Final weights (the basemodel at the prior: the pruning source)."""
-        return self.dir / "model.pt"
-
-    @property
-    def claim(self) -> Path:
-        return self.dir / "claim.json"
-
-    @property
-    def claim_lock(self) -> Path:
-        return self.dir / ".claim.lock"
-
-    @property
-    def error(self) -> Path:
-        return self.dir / "error.json"
-
-    @property
-    def error_log(self) -> Path:
-        return self.dir / "error.log"
-
-
-#: What a study directory holds that no output may replace: its config and its runs' files.
-STUDY_OWN = ("study.yaml", "specs", "runs", "logs")
-
-
-def check_not_study_file(path, what: str) -> Path:
-    """``UserError`` when ``path`` is, or lies under, a study's own files (its ``study.yaml``,
-    ``specs/``, ``runs/``, ``logs/``): an output written there would destroy what the study
-    computed. The study's results table, ``analysis/`` and ``report/`` are outputs, allowed.
-    A path the file system cannot look up is refused first (:func:`check_path`)."""
-    path = check_path(path, what)
-    resolved = path.resolve()
-    for folder in resolved.parents:
-        if (folder / "study.yaml").is_file():
-            first = resolved.relative_to(folder).parts[0]
-            if first in STUDY_OWN:
-                raise UserError(f"{what} {path} would overwrite the study's own files in {folder} "
-                                f"({', '.join(STUDY_OWN)}); choose a path outside them")
-            break
-    return path
-
-
-def check_dir_target(path, what: str) -> Path:
-    """``path`` as a directory we may create or write into; ``UserError`` naming it when it, or one
-    of its parents, is a file, or when it lies among a study's own files."""
-    path = Path(path)
-    check_not_study_file(path, what)
-    for p in [path, *path.parents]:
-        if p.exists() and not p.is_dir():
-            where = "it" if p == path else f"its parent {p}"
-            raise UserError(f"{what} {path} cannot be a directory: {where} is a file; choose another path")
-    return path
-
-
-def check_file_target(path, what: str, example: str = "results.csv") -> Path:
-    """``path`` as a file we may write; ``UserError`` naming it when it is a directory (suggesting
-    ``example`` in it), a parent is a file, or it is one of a study's own files."""
-    path = Path(path)
-    check_not_study_file(path, what)
-    if path.is_dir():
-        raise UserError(f"{what} {path} is a directory; give a file name (e.g. {path / example})")
-    check_dir_target(path.parent, f"the folder of {what}")
-    return path
 
 
 def set_aside(path, why: str = "corrupt") -> Path:
@@ -176,25 +76,11 @@ def set_aside(path, why: str = "corrupt") -> Path:
     return target
 
 
-def default_study_dir(study_name: str) -> Path:
-    """Where a study goes when no ``--study-dir`` is given: ``studies/<name>`` under the current
-    directory."""
-    return Path("studies") / study_name
-
-
-def output_dir(source, kind: str) -> Path:
-    """Default folder of ``analysis`` or ``report`` outputs for a study directory or a results file
-    (next to the file)."""
-    source = Path(source)
-    store = StudyStore(source if source.is_dir() else source.parent)
-    return {"analysis": store.analysis_dir, "report": store.report_dir}[kind]
-
-
 # -- the store --------------------------------------------------------------------------------
 
 
-class StudyStore:
-    """Owner of every path of one study directory.
+class StudyStore(StudyLayout):
+    """Reads and writes the files of one study directory (their paths: :class:`StudyLayout`).
 
     Parameters
     ----------
@@ -205,11 +91,8 @@ class StudyStore:
     """
 
     def __init__(self, root, *, stale_after: float = STALE_AFTER_S):
-        self.root = Path(root)
+        super().__init__(root)
         self.stale_after = float(stale_after)
-
-    def __repr__(self) -> str:
-        return f"StudyStore({str(self.root)!r})"
 
     @classmethod
     def open(cls, root, **kwargs) -> "StudyStore":
@@ -220,95 +103,6 @@ class StudyStore:
             raise UserError(f"{root} is not a study directory ({hint}); "
                             "create one with `hplandscape sweep CONFIG --study-dir DIR`")
         return store
-
-    # paths ---------------------------------------------------------------------------------
-    @property
-    def study_yaml(self) -> Path:
-        return self.root / "study.yaml"
-
-    @property
-    def study_lock(self) -> Path:
-        """Held while a sweep checks ``study.yaml`` against its config and writes it."""
-        return self.root / ".study.lock"
-
-    @property
-    def specs_dir(self) -> Path:
-        return self.root / "specs"
-
-    def spec_path(self, condition_name: str) -> Path:
-        """The condition's ArchSpec (structured) or MaskSpec (unstructured)."""
-        return self.specs_dir / f"{condition_name}.json"
-
-    def masks_path(self, condition_name: str) -> Path:
-        """The masks of an unstructured condition (described by its MaskSpec)."""
-        return self.specs_dir / f"{condition_name}.masks.pt"
-
-    def start_weights_path(self, condition_name: str) -> Path:
-        """The trained filters a fine-tuned structured condition starts from."""
-        return self.specs_dir / f"{condition_name}.weights.pt"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.root / "runs"
-
-    def run_dir(self, run_id: str) -> Path:
-        parts = run_id.split("/")
-        if len(parts) != 3 or any(p in ("", ".", "..") for p in parts):
-            raise ValueError(f"not a run id (condition/point/seedK): {run_id!r}")
-        return self.runs_dir.joinpath(*parts)
-
-    def files(self, run_id: str) -> RunFiles:
-        """The files of one run (record, checkpoint, weights, claim, error)."""
-        return RunFiles(self.run_dir(run_id))
-
-    def record_path(self, run_id: str) -> Path:
-        return self.files(run_id).record
-
-    def checkpoint_path(self, run_id: str) -> Path:
-        return self.files(run_id).checkpoint
-
-    def model_path(self, run_id: str) -> Path:
-        return self.files(run_id).weights
-
-    def claim_path(self, run_id: str) -> Path:
-        return self.files(run_id).claim
-
-    def error_path(self, run_id: str) -> Path:
-        return self.files(run_id).error
-
-    def error_log_path(self, run_id: str) -> Path:
-        return self.files(run_id).error_log
-
-    @property
-    def logs_dir(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def local_controllers_log(self) -> Path:
-        """Output of the processes that supervise local jobs (kept off the user's terminal)."""
-        return self.logs_dir / "local-controllers.log"
-
-    def submitted_job_ids(self) -> list[str]:
-        """Ids of the scheduler jobs submitted for this study (submitit leaves
-        ``logs/<job id>_submitted.pkl`` behind for each)."""
-        suffix = "_submitted.pkl"
-        return sorted(p.name[:-len(suffix)] for p in self.logs_dir.glob(f"*{suffix}"))
-
-    @property
-    def results_csv(self) -> Path:
-        return self.root / "results.csv"
-
-    def results_path(self, format: str = "csv") -> Path:
-        """Where ``collect`` writes the results table in ``format`` (csv or parquet)."""
-        return self.root / f"results.{format}"
-
-    @property
-    def analysis_dir(self) -> Path:
-        return self.root / "analysis"
-
-    @property
-    def report_dir(self) -> Path:
-        return self.root / "report"
 
     # config --------------------------------------------------------------------------------
     def init_study(self, config, force: bool = False) -> None:
@@ -417,7 +211,7 @@ class StudyStore:
     def write_record(self, run_id: str, record: dict) -> Path:
         """Write the run record atomically and clear a previous failure of the run.
 
-        ``record`` is a :class:`~hplandscape.record.RunRecord`'s JSON form, as the engines return it;
+        ``record`` is a :class:`~hplandscape.store.run_record.RunRecord`'s JSON form, as the engines return it;
         it is written as it is (its keys in their order), so what is read back is what was written.
         """
         if record.get("run_id", run_id) != run_id:
@@ -432,7 +226,7 @@ class StudyStore:
     def read_record(self, run_id: str) -> tuple:
         """``(state, record)``: DONE/DIVERGED with the record, CORRUPT or MISSING with None.
 
-        A record that is truncated, is not JSON, or fails :func:`~hplandscape.record.record_problem`
+        A record that is truncated, is not JSON, or fails :func:`~hplandscape.store.run_record.record_problem`
         (a missing key, a wrong type, a value out of range, another run's id) is CORRUPT: never
         counted as done, re-run by the next sweep.
         """
