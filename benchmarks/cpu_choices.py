@@ -1,6 +1,6 @@
 """The measurements behind the engine's CPU defaults, one subcommand per choice.
 
-Every subcommand runs in a process set up as the engine's worker (``lifecycle.keep_freed_memory``;
+Every subcommand runs in a process set up as the engine's worker (``setup.keep_freed_memory``;
 ``--glibc-default`` leaves malloc as it is) and, but ``threads`` and ``allocator``, times its
 variants interleaved in one process (the order alternating between
 rounds, after a warm-up), so load from other processes hits all variants alike; per variant it
@@ -13,16 +13,16 @@ prints the median time and the median ratio to the first variant, with the per-r
 - ``inplace``: the CIFAR ResNet's training step with ReLU and the residual addition in place (as
   the package has them) against out of place.
 - ``eval-batch``: evaluation throughput (images/s) per batch size; decides
-  ``lifecycle.eval_batch_size``.
+  ``setup.eval_batch_size``.
 - ``optimizer``: ``torch.optim.SGD`` per-parameter loop against ``foreach=True`` and ``fused=True``.
-- ``checkpoint``: one ``lifecycle.save_checkpoint`` against one training step.
+- ``checkpoint``: one ``checkpoints.save_checkpoint`` against one training step.
 - ``bookkeeping``: a training step alone against one followed by the engine's per-step work:
   running loss and accuracy sums and the NaN/inf check (``.item()``, a host sync on a GPU).
 - ``threads``: how runs trained side by side should share the cores: as many processes as
   ``--threads`` (one thread each) against one process with ``--threads`` threads, each layout
   training the same number of steps in all; decides the quickstart's ``threads: 1``.
 - ``allocator``: training steps in a process whose malloc keeps the memory it frees (the engine's,
-  ``lifecycle.keep_freed_memory``) against one with glibc's defaults, a process per measurement,
+  ``setup.keep_freed_memory``) against one with glibc's defaults, a process per measurement,
   alternating; prints the page faults per step too.
 - ``ceiling``: how far float32 can go: the convolutions' share of a channels_last training step
   (PyTorch's profiler) and their GFLOP/s against a large float32 matrix product (sgemm) on the
@@ -148,8 +148,8 @@ def variants(kind, name, args) -> dict:
 
         return {f"batch_{s}": (lambda s=s: evaluate(s)) for s in args.sizes}
     if kind == "checkpoint":
-        from hplandscape.lifecycle import RunProgress, save_checkpoint
-
+        from hplandscape.training.lifecycle import RunProgress
+        from hplandscape.training.checkpoints import save_checkpoint
         step = _train_step(_model(name, args), *_batch(args))
         step()  # momentum buffers exist, as in a real checkpoint
         path = Path(tempfile.mkdtemp()) / "checkpoint.pt"
@@ -332,8 +332,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     if not args.glibc_default:
-        from hplandscape.lifecycle import keep_freed_memory
-
+        from hplandscape.training.setup import keep_freed_memory
         keep_freed_memory()
     if args.kind == "_steps":
         _steps_child(args.models[0], args)

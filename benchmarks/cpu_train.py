@@ -5,7 +5,7 @@ Both sides train the same architecture (same He init) for the same epochs on the
 augmentation (pad 4 + random crop, horizontal flip) and SGD (momentum 0.9, coupled weight decay),
 and evaluate on the same test images after every epoch:
 
-- ``engine``: :func:`hplandscape.train.train_run` on a :class:`~hplandscape.study.run_spec.RunSpec`, timed from
+- ``engine``: :func:`hplandscape.training.sequential_engine.train_run` on a :class:`~hplandscape.study.run_spec.RunSpec`, timed from
   the call to the returned record: reading the data, building and counting the network, training,
   evaluating, a checkpoint per epoch and the record (its provenance included), with the project's
   CPU defaults (float32);
@@ -17,7 +17,7 @@ and evaluate on the same test images after every epoch:
   data to the last evaluation.
 
 The machine may be shared, so the sides are timed interleaved: each side lives in its own process
-(the engine sets up its process's memory allocator, ``lifecycle.keep_freed_memory``, which a
+(the engine sets up its process's memory allocator, ``setup.keep_freed_memory``, which a
 hand-written loop does not have, so the two cannot share one), and the processes take turns, one
 at a time: after one untimed warm-up run each (first-call costs: imports, oneDNN kernel set-up,
 the file cache), every round runs every side once, the order alternating between rounds, and the
@@ -59,7 +59,7 @@ def engine_run(model: str, root: str, args, seed: int, amp: bool = False) -> flo
     from hplandscape.study.grid import GridPoint
     from hplandscape.study.recipes import recipe_preset
     from hplandscape.study.run_spec import RunSpec
-    from hplandscape.train import train_run
+    from hplandscape.training.sequential_engine import train_run
 
     recipe = dataclasses.replace(recipe_preset("cifar10"), epochs=args.epochs, batch_size=args.batch_size,
                                  threads=args.threads, amp=amp)
@@ -77,7 +77,7 @@ def plain_run(model: str, root: str, args, seed: int) -> float:
     from torch.utils.data import DataLoader
     from torchvision import transforms as T
 
-    from hplandscape.data import _cifar_reader  # torchvision's CIFAR10, md5 check off for generated files
+    from hplandscape.training.data import _cifar_reader  # torchvision's CIFAR10, md5 check off for generated files
     from hplandscape.models import build_model
 
     torch.set_num_threads(args.threads)
@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.models, args.images, args.test_images, args.rounds = ["resnet20"], 128, 32, 1
 
-    from hplandscape.data import write_fake_cifar10
+    from hplandscape.training.data import write_fake_cifar10
 
     rows = []
     with tempfile.TemporaryDirectory() as root:

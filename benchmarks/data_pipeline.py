@@ -3,7 +3,7 @@
 Both paths train the same model (same init) on the same images with the same augmentation and
 normalisation (training-split statistics):
 
-- ``tensor``: :func:`hplandscape.data.load_data` — uint8 tensors in memory, whole-batch crops and
+- ``tensor``: :func:`hplandscape.training.data.load_data` — uint8 tensors in memory, whole-batch crops and
   flips as tensor ops;
 - ``torchvision``: a per-image PIL pipeline batched by a ``DataLoader``: ``RandomCrop(size,
   padding)``, ``RandomHorizontalFlip`` (CIFAR only), ``ToTensor``, ``Normalize``.
@@ -53,7 +53,7 @@ def _torchvision_loader(dataset, root, data, batch_size, workers, seed):
     from torch.utils.data import DataLoader
     from torchvision import transforms as T
 
-    from hplandscape.data import _cifar_reader
+    from hplandscape.training.data import _cifar_reader
 
     size = data.info.image_size
     steps = [T.RandomCrop(size, padding=4)] if dataset == "cifar10" else [T.RandomCrop(size, padding=1)]
@@ -82,7 +82,7 @@ def _time_epoch(batches, model=None, optimizer=None):
 def run(dataset: str, n_train: int, model_name: str, threads: int, workers: int, batch_size: int,
         repeats: int) -> dict:
     from hplandscape.study.config import DataConfig
-    from hplandscape.data import load_data, write_fake_cifar10
+    from hplandscape.training.data import load_data, write_fake_cifar10
     from hplandscape.models import build_model
 
     torch.set_num_threads(threads)

@@ -3,8 +3,8 @@
 For each architecture and each number of fused models B, one training step is: forward, the loss,
 backward and an SGD step with momentum and coupled weight decay. ``sequential`` trains one model
 (``torch.optim.SGD``), which is what B separate jobs on one device do one after another;
-``fused`` trains B models as one network (:func:`hplandscape.fusion.fuse_models`,
-:class:`~hplandscape.fusion.FusedSGD`) on a shared batch (common random numbers). Throughput counts
+``fused`` trains B models as one network (:func:`hplandscape.training.model_fusion.fuse_models`,
+:class:`~hplandscape.training.model_fusion.FusedSGD`) on a shared batch (common random numbers). Throughput counts
 every model's images: ``B × batch × steps / seconds``. The input is a random CIFAR-sized batch
 already on the device, so the numbers are those of the networks, not of the data pipeline.
 
@@ -77,7 +77,7 @@ def bench_sequential(name, batch, size, steps, warmup, device, memory_format, am
 
 def bench_fused(name, b, batch, size, steps, warmup, device, memory_format, amp, num_classes=10) -> float:
     """Model-images per second of ``b`` models trained as one fused network on one shared batch."""
-    from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss
+    from hplandscape.training.model_fusion import FusedSGD, fuse_models, per_model_loss
 
     fused = fuse_models(_models(name, b, num_classes, "cpu", torch.contiguous_format))
     fused.to(device=device, memory_format=memory_format).train()

@@ -103,11 +103,10 @@ def enter_config(config: Config, device) -> str | None:
 
 
 def placement_of(config: Config, device):
-    """The engine's :class:`~hplandscape.lifecycle.Placement` of ``config`` on ``device``."""
+    """The engine's :class:`~hplandscape.training.setup.Placement` of ``config`` on ``device``."""
     import torch
 
-    from hplandscape.lifecycle import Placement
-
+    from hplandscape.training.setup import Placement
     return Placement(device, torch.channels_last if config.channels_last else torch.contiguous_format,
                      torch.bfloat16 if config.precision == "bf16" else None)
 
@@ -115,7 +114,7 @@ def placement_of(config: Config, device):
 def cifar_data(ctx: PartContext, n_train: int, n_test: int):
     """A generated CIFAR-10 (real on-disk format) in the part's scratch folder, as a ``DataConfig``."""
     from hplandscape.study.config import DataConfig
-    from hplandscape.data import write_fake_cifar10
+    from hplandscape.training.data import write_fake_cifar10
 
     root = ctx.workdir / f"cifar10-{n_train}-{n_test}"
     if not root.exists():
@@ -266,8 +265,8 @@ def part_cuda_tests(ctx: PartContext) -> dict:
 
 
 def part_engines_agree(ctx: PartContext) -> dict:
-    from hplandscape.fused import train_fused
-    from hplandscape.train import train_run
+    from hplandscape.training.fused_engine import train_fused
+    from hplandscape.training.sequential_engine import train_run
 
     s = ctx.sizes
     data = cifar_data(ctx, s.agree_train, s.agree_test)
@@ -296,7 +295,7 @@ def part_engines_agree(ctx: PartContext) -> dict:
 _RESUME_CHILD = """
 import logging, pickle, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
-from hplandscape.train import train_run
+from hplandscape.training.sequential_engine import train_run
 with open(sys.argv[1], "rb") as f:
     spec = pickle.load(f)
 print("RESULT", train_run(spec), flush=True)
@@ -320,7 +319,7 @@ def part_resume(ctx: PartContext) -> dict:
     import torch
 
     from hplandscape.store.layout import RunFiles
-    from hplandscape.train import train_run
+    from hplandscape.training.sequential_engine import train_run
 
     s = ctx.sizes
     # The fast options, what a GPU study would use; torch's TF32 settings are left as they are, the
@@ -353,7 +352,7 @@ def part_resume(ctx: PartContext) -> dict:
         problems.append(f"the checkpoint stands at epoch {killed_at}, not inside the run (1..{s.resume_epochs - 1})")
 
     ctx.log(f"killed with its checkpoint at epoch {killed_at}; resuming")
-    log = _Messages("hplandscape.train")
+    log = _Messages("hplandscape.training.sequential_engine")
     resumed = train_run(spec)
     if not any(f"resuming at epoch {killed_at} " in m for m in log.messages):
         problems.append(f"the second call did not resume at epoch {killed_at}: {log.messages[:3]}")

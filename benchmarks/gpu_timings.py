@@ -108,7 +108,7 @@ def _synthetic_data(case: ModelCase, n_train: int, n_test: int, num_classes: int
     """Random uint8 images of the case's shape, held as the engine holds a small dataset."""
     import torch
 
-    from hplandscape.data import DatasetInfo, InMemoryData
+    from hplandscape.training.data import DatasetInfo, InMemoryData
 
     g = torch.Generator().manual_seed(0)
 
@@ -125,10 +125,11 @@ def engine_throughput(case: ModelCase, config: Config, device, eval_batches: int
     steps and bookkeeping (``train._train_epoch``) and its evaluation (``lifecycle.evaluate``)."""
     import torch
 
-    from hplandscape.lifecycle import eval_batch_size, evaluate, grad_scaler, make_optimizer
+    from hplandscape.training.setup import eval_batch_size, grad_scaler, make_optimizer
+    from hplandscape.training.lifecycle import evaluate
     from hplandscape.models import build_model
     from hplandscape.study.recipes import recipe_preset
-    from hplandscape.train import _train_epoch  # the engine's epoch loop itself, on in-memory data
+    from hplandscape.training.sequential_engine import _train_epoch  # the engine's epoch loop itself, on in-memory data
 
     recipe = dataclasses.replace(recipe_preset(case.dataset), batch_size=case.batch,
                                  channels_last=config.channels_last, amp=config.precision == "bf16")
@@ -162,7 +163,7 @@ def part_sequential(ctx: PartContext) -> dict:
 
     device = ctx.device
     if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # as both engines (lifecycle.prepare_process) set it
+        torch.backends.cudnn.benchmark = True  # as both engines (setup.prepare_process) set it
     rows = []
     for case in ctx.sizes.seq_models:
         for config in ctx.sizes.seq_configs:
@@ -246,8 +247,8 @@ def part_fused(ctx: PartContext) -> dict:
 
 def part_grid_time(ctx: PartContext) -> dict:
     from hplandscape.study.loading import load_study, preset_path
-    from hplandscape.fused import train_fused
-    from hplandscape.train import train_run
+    from hplandscape.training.fused_engine import train_fused
+    from hplandscape.training.sequential_engine import train_run
 
     s, device = ctx.sizes, ctx.device
     study = load_study(preset_path(GRID_PRESET))

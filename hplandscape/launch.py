@@ -2,7 +2,7 @@
 
 The unit shipped to a worker is a :class:`RunJob`: a block of :class:`~hplandscape.study.run_spec.RunSpec`
 and the study directory. For each run it takes the claim, trains with
-:func:`hplandscape.train.train_run`, writes the record atomically and drops the epoch checkpoint.
+:func:`hplandscape.training.sequential_engine.train_run`, writes the record atomically and drops the epoch checkpoint.
 A run that raises is recorded as failed (``error.json`` names the traceback) and the block goes on.
 
 A block is either the job's own (its runs claimed together before the first trains: what SLURM
@@ -38,7 +38,7 @@ class RunJob(submitit.helpers.Checkpointable):
     ----------
     specs : sequence of RunSpec
         The runs, trained one after the other, or as one fused network
-        (:func:`hplandscape.fused.train_fused`) when their engine resolves to ``fused``; a fused
+        (:func:`hplandscape.training.fused_engine.train_fused`) when their engine resolves to ``fused``; a fused
         block that raises records all of its runs as failed.
     study_dir : str
         The study directory; the job writes records, errors and claims there.
@@ -47,7 +47,7 @@ class RunJob(submitit.helpers.Checkpointable):
     stale_after, heartbeat_s : float
         Claim staleness and heartbeat period in seconds (see :mod:`hplandscape.store.claims`).
     train_fn : callable, optional
-        Replacement for :func:`hplandscape.train.train_run` (tests); must be picklable.
+        Replacement for :func:`hplandscape.training.sequential_engine.train_run` (tests); must be picklable.
     raise_on_failure : bool
         Raise :class:`RunFailure` at the end of the block when a run failed, so that a SLURM
         dependency (``afterok``) on this job is not satisfied.
@@ -141,7 +141,7 @@ def engine_of(specs, say: bool = True) -> str:
     else ``sequential``. ``say``: print why runs that asked for fusion train one by one."""
     if len(specs) < 2 or all(s.engine == "sequential" for s in specs):
         return "sequential"
-    from hplandscape.fused import choose_engine, fused_unsupported
+    from hplandscape.training.fused_engine import choose_engine, fused_unsupported
 
     engines = {choose_engine(s.engine, s.device) for s in specs}
     if engines != {"fused"}:
@@ -203,7 +203,7 @@ def _store_failure(store: StudyStore, spec, job_id: str, error: Exception) -> st
 
 def _train_one(store: StudyStore, spec, job_id: str, train_fn, heartbeat_s: float) -> str:
     if train_fn is None:
-        from hplandscape.train import train_run as train_fn
+        from hplandscape.training.sequential_engine import train_run as train_fn
     _keep_invalid_record(store, spec)
     ckpt = store.checkpoint_path(spec.run_id)
     # Into the job's log: whoever reads it after a preemption sees where the run picked up.
@@ -223,7 +223,7 @@ def _train_one(store: StudyStore, spec, job_id: str, train_fn, heartbeat_s: floa
 
 
 def _train_fused_block(store: StudyStore, specs, job_id: str, heartbeat_s: float) -> dict:
-    from hplandscape.fused import train_fused
+    from hplandscape.training.fused_engine import train_fused
 
     out = {}
     for spec in specs:

@@ -105,7 +105,7 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None, mask_fn=None) -> lis
         from hplandscape.pruning.structured import prune as prune_fn
     if mask_fn is None and any(c.sparse for c in missing):
         from hplandscape.pruning.unstructured import make_masks as mask_fn
-    from hplandscape.data import dataset_info
+    from hplandscape.training.data import dataset_info
 
     info = dataset_info(config.data)
     shape = (info.in_channels, info.image_size, info.image_size)

@@ -47,7 +47,7 @@ class RunOptions:
     keyword arguments passed down each layer.
     """
 
-    #: Replaces :func:`hplandscape.train.train_run` in the jobs (``spec -> record dict``); must be
+    #: Replaces :func:`hplandscape.training.sequential_engine.train_run` in the jobs (``spec -> record dict``); must be
     #: picklable (a module-level function), since the local and SLURM jobs are pickled. With it the
     #: sweep skips the machine checks (data directory, CUDA, reachable ratios) of
     #: :func:`hplandscape.run.preflight.check_runnable`.

@@ -1,6 +1,6 @@
 """Shared test fixtures: a tiny study config and stand-ins for training and pruning.
 
-The stand-ins behave like :func:`hplandscape.train.train_run` and :func:`hplandscape.pruning.structured.prune`
+The stand-ins behave like :func:`hplandscape.training.sequential_engine.train_run` and :func:`hplandscape.pruning.structured.prune`
 as far as the study machinery can tell (per-epoch checkpoint, resume, ``model.pt``, records), in
 milliseconds. Jobs started by submitit unpickle them by reference, so this folder is put on
 ``PYTHONPATH`` for child processes (fixture ``fake_env``).

@@ -89,7 +89,7 @@ def test_the_record_schema_sits_below_everything_that_reads_or_writes_records():
     training code through it."""
     graph = import_graph()
     assert graph["hplandscape.store.run_record"] <= {"hplandscape.errors", "hplandscape.study.recipes"}
-    for reader in ("hplandscape.lifecycle", "hplandscape.store.study_store", "hplandscape.store.results", "hplandscape.analysis.io"):
+    for reader in ("hplandscape.training.lifecycle", "hplandscape.store.study_store", "hplandscape.store.results", "hplandscape.analysis.io"):
         assert "hplandscape.store.run_record" in graph[reader], reader
 
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torchvision.datasets import CIFAR10
 
 from hplandscape.study.config import DataConfig
-from hplandscape.data import (CIFAR_FOLDER, _cifar_reader, dataset_info, load_data, random_crop,
+from hplandscape.training.data import (CIFAR_FOLDER, _cifar_reader, dataset_info, load_data, random_crop,
                               write_fake_cifar10)
 from hplandscape.errors import UserError
 
@@ -153,7 +153,7 @@ def test_digits_are_scikit_learns_images_and_split_read_without_importing_it():
     data = load_data(DataConfig(name="digits"))
     assert np.array_equal(data.train_x.numpy(), tr_x) and np.array_equal(data.test_x.numpy(), te_x)
     assert np.array_equal(data.train_y.numpy(), tr_y) and np.array_equal(data.test_y.numpy(), te_y)
-    code = ("import sys; from hplandscape.study.config import DataConfig; from hplandscape.data import load_data; "
+    code = ("import sys; from hplandscape.study.config import DataConfig; from hplandscape.training.data import load_data; "
             "load_data(DataConfig(name='digits')); print('sklearn' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -224,7 +224,7 @@ def test_train_order_and_augmentation_follow_the_generator(cifar_root):
 
 
 def test_lone_last_image_is_dropped_for_batchnorm(cifar_root):
-    from hplandscape.data import train_steps
+    from hplandscape.training.data import train_steps
 
     data = load_data(_cifar(cifar_root, train_subset=65))
     sizes = [len(yb) for _, yb in data.train_batches(64, torch.Generator().manual_seed(0), "none")]

@@ -562,9 +562,9 @@ def test_a_checkpoint_of_another_recipe_is_set_aside_and_the_run_starts_afresh(t
     import torch
 
     from hplandscape.study.config import DataConfig
-    from hplandscape.fused import train_fused
+    from hplandscape.training.fused_engine import train_fused
     from hplandscape.store.layout import RunFiles
-    from hplandscape.train import train_run
+    from hplandscape.training.sequential_engine import train_run
     from test_train import make_spec, without_timings
 
     train = train_run if engine == "sequential" else (lambda spec: train_fused([spec])[0])

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import hplandscape.fused as fused_mod
+import hplandscape.training.fused_engine as fused_mod
 from hplandscape.study.config import DataConfig
-from hplandscape.data import InMemoryData
+from hplandscape.training.data import InMemoryData
 from hplandscape.errors import UserError
-from hplandscape.fused import choose_engine, train_fused
+from hplandscape.training.fused_engine import choose_engine, train_fused
 from hplandscape.store.layout import RunFiles
-from hplandscape.train import train_run
+from hplandscape.training.sequential_engine import train_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_train import RECORD_KEYS, make_spec  # noqa: E402
@@ -41,10 +41,10 @@ def nchw_on_the_cpu(monkeypatch):
     errors these tests look for; the layout itself is tested in float64 in ``test_fusion.py``
     and by :func:`test_the_engines_agree_in_the_cpu_default_layout`.
     """
-    import hplandscape.lifecycle as lifecycle
+    import hplandscape.training.setup as setup
 
-    entry = lifecycle.get_entry
-    monkeypatch.setattr(lifecycle, "get_entry", lambda name: entry(name)._replace(cpu_channels_last=False))
+    entry = setup.get_entry
+    monkeypatch.setattr(setup, "get_entry", lambda name: entry(name)._replace(cpu_channels_last=False))
 
 
 @pytest.fixture
@@ -233,8 +233,7 @@ def test_both_engines_finish_a_run_the_same_way(tmp_path):
 
 def test_the_engines_agree_in_the_cpu_default_layout(tmp_path, monkeypatch):
     monkeypatch.undo()  # channels_last, the CPU default for ResNets
-    from hplandscape.lifecycle import choose_placement
-
+    from hplandscape.training.setup import choose_placement
     specs = _specs(tmp_path, [(-1.0, -4.0, 0), (-1.4, -3.0, 0)], epochs=1)
     assert choose_placement(specs[0].recipe, torch.device("cpu"), specs[0].model).memory_format == torch.channels_last
     seq = [train_run(s) for s in _specs(tmp_path / "seq", [(-1.0, -4.0, 0), (-1.4, -3.0, 0)], epochs=1)]
@@ -245,7 +244,7 @@ def test_the_engines_agree_in_the_cpu_default_layout(tmp_path, monkeypatch):
 def test_the_engines_agree_on_milestones_that_fall_on_steps(tmp_path, monkeypatch, float64_engines):
     # 0.2 × 2 epochs rounds to epoch 0, so the milestones fall on steps (issue 29: E): 256 images
     # in batches of 64 are 4 steps an epoch, the lr drops from step 2 and from step 6 (in epoch 1)
-    from hplandscape.fusion import FusedSGD
+    from hplandscape.training.model_fusion import FusedSGD
 
     seq_lrs, fused_lrs = [], []
     sgd_step, fused_step = torch.optim.SGD.step, FusedSGD.step

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hplandscape.errors import UserError
-from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, register_fused_forward, unfuse_state
+from hplandscape.training.model_fusion import FusedSGD, fuse_models, per_model_loss, register_fused_forward, unfuse_state
 from hplandscape.models import build_model
 
 TOL64 = 1e-9

@@ -262,7 +262,7 @@ def test_default_parallelism_is_cores_over_threads():
 def test_fused_engine_trains_the_block_together(setup, monkeypatch):
     import dataclasses
 
-    import hplandscape.fused as fused
+    import hplandscape.training.fused_engine as fused
 
     config, store, specs = setup
     block = [dataclasses.replace(s, engine="fused") for s in _base(specs)[1:3]]

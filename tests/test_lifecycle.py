@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from hplandscape.errors import UserError
-from hplandscape.lifecycle import RunProgress, load_checkpoint, make_optimizer, save_checkpoint
+from hplandscape.training.lifecycle import RunProgress
+from hplandscape.training.checkpoints import load_checkpoint, save_checkpoint
+from hplandscape.training.setup import make_optimizer
 from hplandscape.study.recipes import recipe_preset
 
 
@@ -97,7 +99,7 @@ def test_foreign_or_malformed_checkpoints_are_refused_naming_the_file(tmp_path):
 def test_the_cpu_layout_is_the_architectures_and_amp_means_bf16():
     import dataclasses
 
-    from hplandscape.lifecycle import choose_placement
+    from hplandscape.training.setup import choose_placement
     from hplandscape.models import get_entry
 
     cpu = torch.device("cpu")
@@ -112,8 +114,7 @@ def test_the_cpu_layout_is_the_architectures_and_amp_means_bf16():
 
 
 def test_the_cpu_evaluates_in_batches_no_larger_than_training_ones():
-    from hplandscape.lifecycle import eval_batch_size
-
+    from hplandscape.training.setup import eval_batch_size
     recipe = recipe_preset("cifar10")  # batch 128, eval batch 1000
     assert eval_batch_size(recipe, torch.device("cpu")) == 128
     assert eval_batch_size(recipe, torch.device("cuda")) == 1000
@@ -124,8 +125,7 @@ def test_the_cpu_evaluates_in_batches_no_larger_than_training_ones():
 def test_both_engines_let_cudnn_pick_its_fastest_kernels_on_cuda(monkeypatch):
     """Both engines start a run with ``prepare_process``: on CUDA it turns cuDNN's kernel
     benchmarking on (the fused engine's grouped convolutions included), on the CPU it leaves it."""
-    from hplandscape.lifecycle import prepare_process
-
+    from hplandscape.training.setup import prepare_process
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     assert prepare_process(recipe_preset("cifar10"), "cpu").type == "cpu" and not torch.backends.cudnn.benchmark
     assert prepare_process(recipe_preset("cifar10"), "cuda").type == "cuda" and torch.backends.cudnn.benchmark
@@ -133,7 +133,7 @@ def test_both_engines_let_cudnn_pick_its_fastest_kernels_on_cuda(monkeypatch):
 
 _FAULTS = """
 import resource, sys, torch
-from hplandscape.lifecycle import keep_freed_memory
+from hplandscape.training.setup import keep_freed_memory
 kept = keep_freed_memory() if sys.argv[1] == "keep" else False
 def step():  # like a training step: activations of 8 MiB pile up, then are all freed
     acts = [torch.empty(2 << 20).fill_(1.0) for _ in range(10)]

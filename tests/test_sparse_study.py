@@ -10,7 +10,7 @@ from conftest import minimal_record, tiny_config, tiny_study_dict
 from hplandscape import launch
 from hplandscape.study.validation import study_from_dict
 from hplandscape.errors import UserError
-from hplandscape.fused import choose_engine, fused_unsupported, train_fused
+from hplandscape.training.fused_engine import choose_engine, fused_unsupported, train_fused
 from hplandscape.models import build_model, save_weights
 from hplandscape.plan import plan_study
 from hplandscape.prune_step import conditions_to_prune, make_pruning_specs, stored_arch

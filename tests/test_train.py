@@ -13,15 +13,17 @@ import pytest
 import torch
 
 from hplandscape.study.config import Condition, DataConfig
-from hplandscape.data import write_fake_cifar10
+from hplandscape.training.data import write_fake_cifar10
 from hplandscape.errors import UserError
 from hplandscape.study.grid import GridPoint
 from hplandscape.models import load_weights, model_info
 from hplandscape.study.recipes import recipe_preset
 from hplandscape.study.run_spec import RunSpec
-from hplandscape.lifecycle import RunProgress, make_optimizer, save_checkpoint
+from hplandscape.training.lifecycle import RunProgress
+from hplandscape.training.setup import make_optimizer
+from hplandscape.training.checkpoints import save_checkpoint
 from hplandscape.store.layout import RunFiles
-from hplandscape.train import train_run
+from hplandscape.training.sequential_engine import train_run
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd",
@@ -93,7 +95,7 @@ def test_same_seed_gives_bitwise_identical_records(tmp_path):
 _CHILD = """
 import logging, pickle, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s", force=True)
-from hplandscape.train import train_run
+from hplandscape.training.sequential_engine import train_run
 with open(sys.argv[1], "rb") as f:
     spec = pickle.load(f)
 print("RESULT", train_run(spec), flush=True)
@@ -136,19 +138,19 @@ def test_killed_run_resumes_to_the_uninterrupted_record(tmp_path, amp):
 
 _ALLOCATOR_CHILD = """
 import json, pickle, sys
-import hplandscape.lifecycle, hplandscape.train
+import hplandscape.training.lifecycle, hplandscape.training.sequential_engine
 if sys.argv[2] == "glibc-default":
-    hplandscape.lifecycle.keep_freed_memory = lambda: False
+    hplandscape.training.setup.keep_freed_memory = lambda: False
 with open(sys.argv[1], "rb") as f:
     spec = pickle.load(f)
-record = hplandscape.train.train_run(spec)
-print(json.dumps([bool(hplandscape.lifecycle._kept_freed_memory), record]))
+record = hplandscape.training.sequential_engine.train_run(spec)
+print(json.dumps([bool(hplandscape.training.setup._kept_freed_memory), record]))
 """
 
 
 @pytest.mark.slow
 def test_keeping_freed_memory_changes_nothing_a_run_computes(tmp_path):
-    """The engine raises glibc's malloc thresholds on the CPU (``lifecycle.keep_freed_memory``);
+    """The engine raises glibc's malloc thresholds on the CPU (``setup.keep_freed_memory``);
     a run in a process that does not computes the same record and weights, bit for bit."""
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = {}
@@ -171,7 +173,7 @@ def test_keeping_freed_memory_changes_nothing_a_run_computes(tmp_path):
 def test_checkpoints_are_taken_by_the_clock_and_after_the_last_epoch(tmp_path, monkeypatch, every_s, saved_after):
     """``launcher.checkpoint_every_s``: a 3-epoch run that takes seconds saves only after its last
     epoch at the default; with 0, after every epoch. The record is the same either way."""
-    import hplandscape.train as train_module
+    import hplandscape.training.sequential_engine as train_module
 
     real, saved = train_module.save_checkpoint, []
 
@@ -189,8 +191,7 @@ def test_checkpoints_are_taken_by_the_clock_and_after_the_last_epoch(tmp_path, m
 def test_the_checkpoint_interval_is_a_launcher_setting_outside_the_fingerprint(tmp_path):
     from conftest import tiny_config
     from hplandscape.errors import ConfigError
-    from hplandscape.lifecycle import spec_fingerprint
-
+    from hplandscape.training.setup import spec_fingerprint
     assert tiny_config().launcher.checkpoint_every_s == 30.0
     config = tiny_config(launcher={"executor": "local", "checkpoint_every_s": 5})
     assert config.launcher.checkpoint_every_s == 5.0
@@ -335,7 +336,7 @@ def test_cuda_fp16_run_keeps_its_loss_scaler_across_a_resume(tmp_path, monkeypat
     """A GPU without bf16 trains ``amp`` in fp16 with a loss scaler; a run stopped after its first
     checkpoint resumes with the scaler's state and ends as an uninterrupted run does. cuDNN picks
     its kernels per process and not bit for bit reproducibly, so losses agree to 2 %, not exactly."""
-    import hplandscape.train as train_module
+    import hplandscape.training.sequential_engine as train_module
 
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *args, **kwargs: False)
     spec = dataclasses.replace(make_spec(tmp_path / "cut", epochs=3, amp=True), device="cuda")

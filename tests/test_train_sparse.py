@@ -5,20 +5,21 @@ import dataclasses
 import pytest
 import torch
 
-from hplandscape import train as train_module
+from hplandscape.training import sequential_engine as train_module
 from hplandscape.study.config import Condition, DataConfig
-from hplandscape.data import load_data
+from hplandscape.training.data import load_data
 from hplandscape.errors import UserError
-from hplandscape.fused import train_fused
+from hplandscape.training.fused_engine import train_fused
 from hplandscape.study.grid import GridPoint
-from hplandscape.lifecycle import Placement, evaluate
+from hplandscape.training.setup import Placement
+from hplandscape.training.lifecycle import evaluate
 from hplandscape.models import build_model, load_weights, save_weights
 from hplandscape.pruning.structured import prune, pruned_source
 from hplandscape.study.recipes import recipe_preset
 from hplandscape.pruning.unstructured import make_masks, prunable_weights, save_masks
 from hplandscape.study.run_spec import RunSpec
 from hplandscape.store.layout import RunFiles
-from hplandscape.train import train_run
+from hplandscape.training.sequential_engine import train_run
 
 DATA = DataConfig(name="digits", train_subset=256, test_subset=128)
 SHAPE = (1, 8, 8)

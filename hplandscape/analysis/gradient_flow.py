@@ -2,7 +2,7 @@
 
 Each run that measured gradient flow (``train.gradient_flow``) has in the results table the mean
 of its EGF_1 and EGF_2 measurements over training (``egf1_mean``, ``egf2_mean``;
-:mod:`hplandscape.gradient_flow` defines them). Per condition this module maps them over the
+:mod:`hplandscape.training.gradient_flow` defines them). Per condition this module maps them over the
 (lr, wd) grid, seed-averaged, and measures with Kendall's τ how well they rank the runs' final
 top-1: τ near 1 (or −1) means more (or less) gradient flow goes with higher accuracy at every
 setting of the grid, τ near 0 that it says little about it.

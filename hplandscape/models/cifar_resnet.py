@@ -36,7 +36,7 @@ class BasicBlock(nn.Module):
         """The forward inside a network that fuses ``num_models`` copies of this block.
 
         ``x`` is laid out ``(N, B·C, H, W)`` with the model index outermost and the convolutions
-        and BatchNorms are fused already (:mod:`hplandscape.fusion` calls this method); only the
+        and BatchNorms are fused already (:mod:`hplandscape.training.model_fusion` calls this method); only the
         shortcut needs care, as it must pad each model's channels, not the fused tensor's.
         """
         return F.relu(self._residual(x).add_(self._shortcut(x, num_models)), inplace=True)

@@ -4,7 +4,7 @@ ResNet-50 bottlenecks have two prunable widths: ``conv1`` (consumed by ``conv2``
 (consumed by ``conv3``); ``conv3`` and the downsample branch form the block output, tied to the
 residual addition. MobileNetV2's rule lives in :mod:`hplandscape.models.mobilenetv2`.
 
-Neither block needs a ``fused_forward`` for horizontal fusion (``hplandscape.fusion``): a
+Neither block needs a ``fused_forward`` for horizontal fusion (``hplandscape.training.model_fusion``): a
 ``Bottleneck`` (its downsample branch a strided 1×1 conv and a BatchNorm, no channel padding) and
 an ``InvertedResidual`` are convolutions, BatchNorms, activations and an addition, which all act per
 channel on the fused layout.

@@ -10,7 +10,7 @@ Prunable: the hidden (expanded) width of every inverted residual block with expa
 expansion 1×1 conv, its depthwise conv and their BatchNorms share that width; the projection 1×1
 conv consumes it. Block outputs stay whole because residual additions tie them.
 
-Horizontal fusion (``hplandscape.fusion``) needs no ``fused_forward`` here: torchvision's
+Horizontal fusion (``hplandscape.training.model_fusion``) needs no ``fused_forward`` here: torchvision's
 ``InvertedResidual`` is convolutions, BatchNorms, ReLU6 and an identity addition, all of which act
 per channel, and the head pools, flattens and applies a Linear, which the fusion translates.
 """

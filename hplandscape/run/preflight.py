@@ -23,7 +23,7 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
     what depends on the machine and on the installed architectures:
 
     - ``launcher.device: cuda`` needs a CUDA device here, unless the runs go to SLURM nodes;
-    - the data directory exists and holds the dataset (:func:`hplandscape.data.dataset_info`);
+    - the data directory exists and holds the dataset (:func:`hplandscape.training.data.dataset_info`);
     - every structured condition's ratio is reachable for the architecture at the dataset's input
       shape (:func:`hplandscape.pruning.structured.smallest_ratio`, from the FLOPs model alone: no weights,
       no training).
@@ -39,7 +39,7 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
 
     Returns
     -------
-    hplandscape.data.DatasetInfo
+    hplandscape.training.data.DatasetInfo
         Classes, channels and image size of the data (the pruning step needs them).
 
     Raises
@@ -61,7 +61,7 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
             raise ConfigError(config.source, "launcher.device",
                               f"is 'cuda' but this machine has no CUDA device (executor {kind!r} runs here); "
                               "use device: auto or cpu, or executor: slurm")
-    from hplandscape.data import dataset_info
+    from hplandscape.training.data import dataset_info
 
     info = dataset_info(config.data)
     shape = (info.in_channels, info.image_size, info.image_size)

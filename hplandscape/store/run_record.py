@@ -1,7 +1,7 @@
 """The run record: what one training run leaves behind (``record.json``), its schema defined once.
 
 :class:`RunRecord` is that schema. The engines build one at the end of every run
-(:func:`hplandscape.lifecycle.finish_run`) and return its JSON form (:meth:`RunRecord.to_json`);
+(:func:`hplandscape.training.lifecycle.finish_run`) and return its JSON form (:meth:`RunRecord.to_json`);
 the store writes that form and holds every record it reads to :func:`record_problem`; the results
 table is one :func:`table_row` per record, in the columns :data:`COLUMNS`. No other module lists
 the record's keys.

@@ -79,7 +79,7 @@ class Recipe:
         basemodel's weights); fraction milestones scale to them. None: no condition fine-tunes.
     gradient_flow : bool
         Log the effective gradient flow EGF_1 and EGF_2 at about 11 evenly spaced epochs
-        (:mod:`hplandscape.gradient_flow`); the record gets ``egf``.
+        (:mod:`hplandscape.training.gradient_flow`); the record gets ``egf``.
 
     Examples
     --------

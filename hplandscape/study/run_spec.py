@@ -1,7 +1,7 @@
 """What one run is: the frozen, picklable description shipped to a worker.
 
 A run is one (condition, grid point, seed) of a study. The launcher pickles a :class:`RunSpec`
-(submitit does this), the worker calls :func:`hplandscape.train.train_run` on it, and the store
+(submitit does this), the worker calls :func:`hplandscape.training.sequential_engine.train_run` on it, and the store
 writes the returned record. Everything the worker needs is in the spec; it reads no config file.
 """
 

@@ -5,7 +5,7 @@ import types
 import pytest
 import torch
 
-from hplandscape.fusion import fuse_models
+from hplandscape.training.model_fusion import fuse_models
 from hplandscape.models.cifar_resnet import BasicBlock
 
 

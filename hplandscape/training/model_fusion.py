@@ -17,7 +17,7 @@ device, so B of them are turned into a single module:
 One step of :class:`FusedSGD` updates all B models with per-model lr and wd tensors, and
 :func:`per_model_loss` is each model's mean cross-entropy, so summing it gives every model exactly
 the gradient it would get alone. This module knows nothing of runs, data or records: the engine
-that trains runs with it is :mod:`hplandscape.fused`.
+that trains runs with it is :mod:`hplandscape.training.fused_engine`.
 
 Examples
 --------
@@ -43,10 +43,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hplandscape.errors import UserError
-from hplandscape.lifecycle import upcast_logits
-
-
-# Module types that hold no parameters and act on each channel (or each position) separately, so
+from hplandscape.training.setup import upcast_logits  # Module types that hold no parameters and act on each channel (or each position) separately, so
 # they run unchanged on the fused (N, B·C, H, W) layout.
 _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardtanh,
                 nn.Sigmoid, nn.Tanh, nn.Identity, nn.Dropout, nn.Dropout2d, nn.AdaptiveAvgPool2d,
@@ -313,7 +310,7 @@ def check_fusion(fused: FusedModule, models: list[nn.Module], x: torch.Tensor, r
                     raise UserError(f"the fused network does not reproduce model {b} (relative error {float(err):.2e}): "
                                     f"{type(models[0]).__name__} mixes channels in its forward in a way the fusion "
                                     "does not translate; give the module a fused_forward(x, num_models) "
-                                    "method or register one (hplandscape.fusion.register_fused_forward), "
+                                    "method or register one (hplandscape.training.model_fusion.register_fused_forward), "
                                     "or use engine: sequential")
     finally:
         for m, mode in zip(models, modes):

@@ -77,7 +77,7 @@ def measure(model, weights: dict, masks: dict | None, data, batch_size: int, pla
         The run's data (``train_batches``), already on its device.
     batch_size : int
         Images per forward pass (the recipe's training batch size).
-    placement : hplandscape.lifecycle.Placement
+    placement : hplandscape.training.setup.Placement
     """
     buffers = {k: v.clone() for k, v in model.named_buffers()}
     was_training = model.training

@@ -3,9 +3,9 @@
 Every grid point of a condition trains the same architecture; only the learning rate and the
 weight decay differ. On a GPU one small network occupies a fraction of the device, so
 :func:`train_fused` trains the runs that can share a network as one (horizontal fusion, see
-:mod:`hplandscape.fusion`), with per-model lr and wd. Each run goes through the same lifecycle as
-in the sequential engine (:mod:`hplandscape.lifecycle`: set up, resume, per-run checkpoints in the
-one format, :func:`~hplandscape.lifecycle.finish_run`); only the epoch loop is fused.
+:mod:`hplandscape.training.model_fusion`), with per-model lr and wd. Each run goes through the same lifecycle as
+in the sequential engine (:mod:`hplandscape.training.lifecycle`: set up, resume, per-run checkpoints in the
+one format, :func:`~hplandscape.training.lifecycle.finish_run`); only the epoch loop is fused.
 
 A model whose loss turns NaN/inf is masked out of the loss and frozen; it is recorded as diverged
 and the others go on undisturbed.
@@ -29,12 +29,14 @@ import time
 import torch
 
 from hplandscape.choices import ENGINES
-from hplandscape.data import load_data, train_steps
+from hplandscape.training.data import load_data, train_steps
 from hplandscape.errors import UserError
-from hplandscape.fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
-from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, RunProgress, build_network, check_interval,
-                                   choose_placement, data_seed, eval_batch_size, evaluate, finish_run, init_seed,
-                                   make_optimizer, prepare_process, resume, save_checkpoint, spec_fingerprint, upcast_logits)
+from hplandscape.training.model_fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
+from hplandscape.training.checkpoints import CheckpointClock, resume, save_checkpoint
+from hplandscape.training.setup import (NetworkFacts, build_network, check_interval, choose_placement, data_seed,
+                                         eval_batch_size, init_seed, make_optimizer, prepare_process, spec_fingerprint,
+                                         upcast_logits)
+from hplandscape.training.lifecycle import RunProgress, evaluate, finish_run
 from hplandscape.study.recipes import RANDOMNESS
 from hplandscape.store.layout import RunFiles
 log = logging.getLogger(__name__)
@@ -93,7 +95,7 @@ def train_fused(specs, *, randomness: str | None = None) -> list[dict]:
 
     Runs that can share a network (same architecture, data, recipe and device; they differ in lr,
     wd and seed) are fused; others form separate groups. Each record has the keys of
-    :func:`hplandscape.train.train_run`'s, with ``engine: "fused"``.
+    :func:`hplandscape.training.sequential_engine.train_run`'s, with ``engine: "fused"``.
 
     Parameters
     ----------
@@ -124,7 +126,7 @@ def train_fused(specs, *, randomness: str | None = None) -> list[dict]:
     ------
     UserError
         Bad ``randomness``, a run the fused engine cannot train (:func:`fused_unsupported`), or
-        whatever :func:`~hplandscape.train.train_run` would refuse.
+        whatever :func:`~hplandscape.training.sequential_engine.train_run` would refuse.
     """
     for s in specs:
         why = fused_unsupported(s)
@@ -329,7 +331,7 @@ def _check(alive, loss_sum, opt, fused, dead_at) -> list[int]:
 
 @torch.no_grad()
 def _evaluate_fused(fused, data, recipe, placement, b) -> list[tuple]:
-    """(top-1, top-5) per model, as :func:`hplandscape.lifecycle.evaluate` computes them for one."""
+    """(top-1, top-5) per model, as :func:`hplandscape.training.lifecycle.evaluate` computes them for one."""
     device = placement.device
     fused.eval()
     k = 5 if data.info.num_classes > 5 else None

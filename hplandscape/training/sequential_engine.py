@@ -7,7 +7,7 @@ evaluates after every epoch, and checkpoints atomically at epoch ends (every
 ``launcher.checkpoint_every_s`` seconds, and after the last). A run that finds a
 checkpoint continues from it; on the CPU the resumed run ends with exactly the record an
 uninterrupted run produces (timings aside). Setting up, resuming, checkpointing and finishing a
-run are :mod:`hplandscape.lifecycle`'s, shared with the fused engine; the epoch loop is this
+run are :mod:`hplandscape.training.lifecycle`'s, shared with the fused engine; the epoch loop is this
 module's.
 
 A loss that becomes NaN or infinite ends the run early with ``diverged: true``: high learning
@@ -15,8 +15,8 @@ rates do this at the corners of a grid, and it is a result, not an error.
 
 Unstructured conditions train with their masks held by the optimizer's hooks
 (:class:`hplandscape.pruning.unstructured.MaskedTraining`); SET's topology step and the gradient-flow
-measurements run between epochs (:class:`hplandscape.lifecycle.RunExtras`). Only this engine
-trains them (:func:`hplandscape.fused.fused_unsupported`).
+measurements run between epochs (:class:`hplandscape.training.lifecycle.RunExtras`). Only this engine
+trains them (:func:`hplandscape.training.fused_engine.fused_unsupported`).
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ import time
 import torch
 import torch.nn.functional as F
 
-from hplandscape.data import load_data, train_steps
-from hplandscape.lifecycle import (CheckpointClock, NetworkFacts, build_network, check_interval, choose_placement,
-                                   data_seed, eval_batch_size, evaluate, finish_run, init_seed, grad_scaler,
-                                   make_optimizer, prepare_process, resume, run_extras, save_checkpoint,
-                                   spec_fingerprint, upcast_logits)
+from hplandscape.training.data import load_data, train_steps
+from hplandscape.training.checkpoints import CheckpointClock, resume, save_checkpoint
+from hplandscape.training.setup import (NetworkFacts, build_network, check_interval, choose_placement, data_seed,
+                                         eval_batch_size, init_seed, grad_scaler, make_optimizer, prepare_process,
+                                         spec_fingerprint, upcast_logits)
+from hplandscape.training.lifecycle import evaluate, finish_run, run_extras
 from hplandscape.store.layout import RunFiles
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ def train_run(spec) -> dict:
     -----
     - Checkpoints go to ``RunFiles(run_dir).checkpoint`` after an epoch once
       ``spec.checkpoint_every_s`` seconds passed since the last one, and after the last epoch
-      (temp file + ``os.replace``; :class:`~hplandscape.lifecycle.CheckpointClock`), and stay
+      (temp file + ``os.replace``; :class:`~hplandscape.training.checkpoints.CheckpointClock`), and stay
       until the caller has stored the record; the final weights go to
       ``RunFiles(run_dir).weights`` when ``spec.keep_weights``. The record itself is written by
       the caller (the store).
@@ -70,7 +71,7 @@ def train_run(spec) -> dict:
     UserError
         Data missing or malformed, an architecture that does not fit the data, or CUDA requested
         where there is none. (A checkpoint the run cannot resume, damaged or saved under another
-        config, is set aside and the run starts afresh: :func:`hplandscape.lifecycle.resume`.)
+        config, is set aside and the run starts afresh: :func:`hplandscape.training.checkpoints.resume`.)
     """
     started = time.perf_counter()
     recipe = spec.recipe

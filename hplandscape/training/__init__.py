@@ -1,0 +1,12 @@
+"""Training runs: the data, a run's set-up, checkpoints and life, and the two engines.
+
+- :mod:`~hplandscape.training.data` — datasets and the in-memory batch pipeline;
+- :mod:`~hplandscape.training.setup` — process, device, network, optimiser, seeds, fingerprint;
+- :mod:`~hplandscape.training.checkpoints` — saving, loading and resuming a run's state;
+- :mod:`~hplandscape.training.lifecycle` — a run's progress, what it carries, its evaluation, its
+  record;
+- :mod:`~hplandscape.training.sequential_engine` — one run at a time (:func:`train_run`);
+- :mod:`~hplandscape.training.fused_engine` — many runs as one fused network (:func:`train_fused`),
+  built by :mod:`~hplandscape.training.model_fusion`;
+- :mod:`~hplandscape.training.gradient_flow` — effective gradient flow measured during training.
+"""
