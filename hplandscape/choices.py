@@ -2,15 +2,37 @@
 
 ``config.py`` validates against these; the CLI offers them as ``choices``; the data, launch and
 engine modules import them instead of restating them. Pruning methods are registered in
-:mod:`hplandscape.pruning.methods` (each with its kind, settings and implementation), executors
-with their runners (:func:`hplandscape.runners.executor_names`), augmentations and data orders
-with the recipes (:mod:`hplandscape.study.recipes`).
+:mod:`hplandscape.pruning.methods` (each with its kind, settings and implementation), augmentations
+and data orders with the recipes (:mod:`hplandscape.study.recipes`). Executors are named here
+(:data:`EXECUTORS`); the runner interface that executes a plan is :mod:`hplandscape.run.runners`.
 """
 
 DATASETS = ("digits", "cifar10", "imagenet")
 ENGINES = ("auto", "sequential", "fused")
 DEVICES = ("auto", "cpu", "cuda")
 PRUNING_SOURCES = ("trained", "random")
+
+#: The built-in executors (``launcher.executor``, ``sweep --executor``): name → the runner class
+#: that executes a plan there, as ``"module:Class"`` (imported when first used, by
+#: :func:`hplandscape.run.runners.runner_class`). Order is the order the config's errors and the
+#: CLI's help list them in.
+BUILTIN_EXECUTORS = {
+    "local": "hplandscape.run.local_runner:LocalRunner",
+    "slurm": "hplandscape.run.slurm_runner:SlurmRunner",
+    "debug": "hplandscape.run.local_runner:DebugRunner",
+}
+#: The live registry: the built-in executors and those :func:`hplandscape.run.runners.register_runner`
+#: added (a ``Runner`` subclass or ``"module:Class"``).
+EXECUTORS: dict = dict(BUILTIN_EXECUTORS)
+
+
+def executor_names() -> tuple:
+    """The executor names a config and the CLI may choose, in the registry's order.
+
+    >>> executor_names()[:3]
+    ('local', 'slurm', 'debug')
+    """
+    return tuple(EXECUTORS)
 #: How a pruned condition trains: re-initialised from scratch (the method's) or fine-tuned from the
 #: trained basemodel's weights with its pruning applied.
 PIPELINES = ("retrain", "finetune")

@@ -19,7 +19,7 @@ from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMA
 from hplandscape.pruning.arch_spec import METHODS as PRUNING_METHODS
 from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, FIGURE_FORMATS, METRICS
 from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, Terminated, UserError
-from hplandscape.runners import executor_names
+from hplandscape.choices import executor_names
 
 
 def _print_json(obj) -> None:
@@ -76,7 +76,7 @@ def cmd_grid(args) -> int:
 def cmd_sweep(args) -> int:
     from hplandscape.store.study_store import StudyStore
     from hplandscape.store.layout import default_study_dir
-    from hplandscape.sweep import run_sweep
+    from hplandscape.run.sweep import run_sweep
 
     config = _study_config(args, "sweep")
     study_dir = Path(args.study_dir) if args.study_dir else default_study_dir(config.name)
@@ -102,7 +102,7 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from hplandscape.status import follow, study_status
+    from hplandscape.run.status import follow, study_status
     from hplandscape.store.study_store import StudyStore
     store = StudyStore.open(args.study_dir)
     if args.follow:

@@ -76,11 +76,11 @@ def test_module_import_graph_has_no_cycle():
 def test_data_flows_one_way_through_the_orchestration():
     graph = import_graph()
     # The worker side never reaches back into planning or running; the plan never launches.
-    assert not graph["hplandscape.launch"] & {"hplandscape.sweep", "hplandscape.plan", "hplandscape.run_local",
-                                              "hplandscape.run_slurm"}
-    assert not graph["hplandscape.plan"] & {"hplandscape.executors", "hplandscape.launch", "hplandscape.run_local",
-                                            "hplandscape.run_slurm", "hplandscape.sweep"}
-    assert not graph["hplandscape.store.study_store"] & {"hplandscape.plan", "hplandscape.sweep", "hplandscape.status"}
+    assert not graph["hplandscape.run.worker"] & {"hplandscape.run.sweep", "hplandscape.run.plan", "hplandscape.run.local_runner",
+                                              "hplandscape.run.slurm_runner"}
+    assert not graph["hplandscape.run.plan"] & {"hplandscape.run.executors", "hplandscape.run.worker", "hplandscape.run.local_runner",
+                                            "hplandscape.run.slurm_runner", "hplandscape.run.sweep"}
+    assert not graph["hplandscape.store.study_store"] & {"hplandscape.run.plan", "hplandscape.run.sweep", "hplandscape.run.status"}
 
 
 def test_the_record_schema_sits_below_everything_that_reads_or_writes_records():

@@ -118,7 +118,7 @@ def test_sweep_with_missing_data_exits_2_before_launching_anything(capsys, tmp_p
 def _fake_sweep_cli(monkeypatch, tmp_path):
     """`hplandscape sweep` on the tiny study with the fast stand-ins for training and pruning."""
     from conftest import fake_prune, fake_train_run, tiny_study_dict
-    from hplandscape import sweep
+    from hplandscape.run import sweep
 
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_study_dict()))

@@ -14,7 +14,7 @@ RESNET56 = str(preset_path("resnet56_cifar10.yaml"))
 @pytest.fixture
 def tiny(tmp_path, monkeypatch):
     """The tiny study as a YAML file; `sweep` trains it with the fast stand-ins."""
-    from hplandscape import sweep
+    from hplandscape.run import sweep
 
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_study_dict()))

@@ -77,8 +77,8 @@ def test_one_invalid_record_does_not_stop_the_analysis_of_the_others(study, caps
 def test_a_prior_off_the_grid_is_its_own_point_never_missing_cells(tmp_path, fake_env):
     from conftest import fake_prune, fake_train_run
     from hplandscape import analysis
-    from hplandscape.status import study_status
-    from hplandscape.sweep import RunOptions, run_sweep
+    from hplandscape.run.status import study_status
+    from hplandscape.run.sweep import RunOptions, run_sweep
 
     # explicit axes that leave the prior (lr 0.1, wd 1e-4) out, as an even grid size does
     config = tiny_config(grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -0.5],
@@ -163,7 +163,7 @@ def test_a_damaged_pruning_source_is_set_aside_for_retraining_without_unsafe_adv
     # issue 29 (11): a corrupt model.pt was neither set aside nor retrained, and the message relayed
     # torch's advice to load it with weights_only=False (which runs any code the file holds)
     from hplandscape.errors import RunFailure
-    from hplandscape.prune_step import make_pruning_specs
+    from hplandscape.run.prune_step import make_pruning_specs
     from hplandscape.store.study_store import RunState
     from hplandscape.study.runs import source_run
     store, _ = study
@@ -480,7 +480,8 @@ _CLI_DRIVER = """
 import sys
 sys.path.insert(0, {tests!r})
 from conftest import fake_prune, fake_train_run
-from hplandscape import cli, sweep
+from hplandscape import cli
+from hplandscape.run import sweep
 real = sweep.run_sweep
 fakes = sweep.RunOptions(train_fn=fake_train_run, prune_fn=fake_prune)
 sweep.run_sweep = lambda *a, **k: real(*a, **{{**k, "options": fakes}})
@@ -594,7 +595,7 @@ _VICTIM = "base/lr-1.5000_wd-4.5000/seed0"  # the first run of the base step's w
 
 def _fake_sweep(study, **kwargs):
     from conftest import fake_prune, fake_train_run
-    from hplandscape.sweep import RunOptions, run_sweep
+    from hplandscape.run.sweep import RunOptions, run_sweep
 
     return run_sweep(tiny_config(), study, options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune),
                      progress=False, **kwargs)
@@ -603,8 +604,8 @@ def _fake_sweep(study, **kwargs):
 def test_a_dead_job_is_described_by_its_own_error_not_an_unrelated_log_line(tmp_path, fake_env):
     # issue 29 (13a): "job … died" quoted whatever line ended its log ("…: starting", a submitit line)
     from conftest import BrokenJob
-    from hplandscape import run_local
-    from hplandscape.plan import plan_study
+    from hplandscape.run import local_runner as run_local
+    from hplandscape.run.plan import plan_study
 
     fake_env.setenv("HPL_FAKE_KILL", _VICTIM)
     summary = _fake_sweep(tmp_path / "killed", executor="local", max_parallel=2)

@@ -13,9 +13,9 @@ import submitit
 from conftest import fake_prune, fake_train_run, tiny_config
 from hplandscape.store import claims
 from hplandscape.errors import RunFailure, UserError
-from hplandscape.executors import default_max_parallel, make_executor, max_array_size, submit_slurm_arrays
-from hplandscape.launch import RunJob
-from hplandscape.plan import plan_study
+from hplandscape.run.executors import default_max_parallel, make_executor, max_array_size, submit_slurm_arrays
+from hplandscape.run.worker import RunJob
+from hplandscape.run.plan import plan_study
 from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.study.runs import study_runs
 @pytest.fixture
@@ -174,7 +174,7 @@ class _FakeExecutor:
 
 
 def _fake_local_runner(tmp_path, monkeypatch, **launcher):
-    from hplandscape import run_local
+    from hplandscape.run import local_runner as run_local
 
     config = tiny_config(pruning={"source": "random"},
                          launcher={"executor": "local", "runs_per_job": 1, "cpus_per_task": 1, **launcher})
@@ -280,7 +280,7 @@ def test_fused_engine_trains_the_block_together(setup, monkeypatch):
 
 
 def test_squeue_states_without_sacct(tmp_path, monkeypatch):
-    from hplandscape.executors import slurm_jobs_active, squeue_states
+    from hplandscape.run.executors import slurm_jobs_active, squeue_states
 
     fake = tmp_path / "squeue"
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
@@ -299,7 +299,7 @@ def test_processes_started_by_the_local_runner_write_to_the_study_log(tmp_path, 
     import subprocess
     import sys
 
-    from hplandscape.run_local import _children_write_to
+    from hplandscape.run.local_runner import _children_write_to
 
     log = tmp_path / "logs" / "local-controllers.log"
     with _children_write_to(log):
@@ -311,7 +311,7 @@ def test_processes_started_by_the_local_runner_write_to_the_study_log(tmp_path, 
 
 
 def test_slurm_nodes_are_read_from_sinfo(tmp_path, monkeypatch):
-    from hplandscape.executors import SlurmNode, slurm_nodes
+    from hplandscape.run.executors import SlurmNode, slurm_nodes
 
     fake = tmp_path / "sinfo"
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")

@@ -153,7 +153,7 @@ def test_keys_of_a_later_version_are_kept_and_written_back():
 
 
 def test_engine_fields_come_from_the_spec_in_the_order_the_engines_returned_them(tmp_path):
-    from hplandscape.plan import plan_study
+    from hplandscape.run.plan import plan_study
 
     spec = next(r for r in plan_study(tiny_config(), StudyStore(tmp_path)).runs if r.condition.method == "uniform")
     today = json.loads(TODAY)

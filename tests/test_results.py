@@ -9,7 +9,7 @@ from conftest import fake_prune, fake_train_run, tiny_config
 from hplandscape.errors import UserError
 from hplandscape.store.results import COLUMNS, collect
 from hplandscape.store.study_store import StudyStore
-from hplandscape.sweep import RunOptions, run_sweep
+from hplandscape.run.sweep import RunOptions, run_sweep
 
 
 @pytest.fixture

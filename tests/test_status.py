@@ -7,7 +7,7 @@ import time
 from conftest import minimal_record, tiny_config
 from hplandscape.store import claims
 from hplandscape.cli import main
-from hplandscape.status import follow, study_status
+from hplandscape.run.status import follow, study_status
 from hplandscape.store.study_store import StudyStore
 def _study(tmp_path):
     store = StudyStore(tmp_path / "study")
@@ -39,7 +39,7 @@ def test_follow_waits_while_a_run_is_claimed_or_jobs_are_queued(tmp_path):
 
 def test_status_follow_cli_exit_codes(tmp_path, capsys, monkeypatch):
     store, left = _study(tmp_path)
-    monkeypatch.setattr("hplandscape.status.slurm_jobs_waiting", lambda store: False)
+    monkeypatch.setattr("hplandscape.run.status.slurm_jobs_waiting", lambda store: False)
     assert main(["status", str(store.root), "--follow", "--interval", "0.05"]) == 1
     assert "not finished" in capsys.readouterr().err
     store.write_record(left, minimal_record(left))

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from hplandscape.errors import ConfigError, UserError
 from hplandscape.study.config import StudyConfig
-from hplandscape.runners import executor_names, runner_class
+from hplandscape.choices import executor_names
+from hplandscape.run.runners import runner_class
 
 # --------------------------------------------------------------------------------------------
 # What only the machine can tell.
@@ -34,7 +35,7 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
     ----------
     config : StudyConfig
     executor : str, optional
-        Where the runs will execute (a name of :func:`hplandscape.runners.executor_names`); default
+        Where the runs will execute (a name of :func:`hplandscape.run.runners.executor_names`); default
         ``config.launcher.executor``.
 
     Returns

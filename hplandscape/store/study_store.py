@@ -5,7 +5,7 @@ A run's state is derived from these files alone (:class:`RunState`); nothing kee
 that could disagree with them. Every file is written atomically (temp file + ``os.replace``) so a
 crash leaves either the old file or the new one, never half of one. Claims (who trains a run now)
 are read and written by :mod:`hplandscape.store.claims`; the status display lives in
-:mod:`hplandscape.status`.
+:mod:`hplandscape.run.status`.
 
 The runs of a study are listed once, by :func:`hplandscape.study.runs.study_runs`; the store
 finds each one's files under its run id.

@@ -22,7 +22,7 @@ from hplandscape.choices import DATASETS, DEVICES, ENGINES, PIPELINES, PRUNING_S
 from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
 from hplandscape.errors import ConfigError
 from hplandscape.study.grid import GRID_DECIMALS, axis_values, round_log10
-from hplandscape.runners import executor_names
+from hplandscape.choices import executor_names
 from hplandscape.study.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe
 from hplandscape.study.config import (AnalysisConfig, BUILTIN_MODELS, Condition, DataConfig, GridConfig, LOG10_LIMIT,
                                       LauncherConfig, MAX_AXIS_POINTS, MAX_BATCH, MAX_EPOCHS, MAX_EXTEND_ROUNDS,

@@ -16,9 +16,9 @@ import pytest
 
 from conftest import tiny_study_dict
 from hplandscape.study.validation import study_from_dict
-from hplandscape.executors import squeue_states
+from hplandscape.run.executors import squeue_states
 from hplandscape.store.study_store import RunState, StudyStore
-from hplandscape.sweep import run_sweep
+from hplandscape.run.sweep import run_sweep
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 VOLATILE = ("wall_time_s", "provenance")
@@ -134,7 +134,7 @@ def test_a_request_no_node_can_hold_is_refused_before_anything_is_written(tmp_pa
     # issue 29 (19): sbatch's "Requested node configuration is not available" came back raw, exit 1,
     # after the study directory was written; the sweep now reads the nodes from sinfo first
     from hplandscape.errors import ConfigError
-    from hplandscape.executors import slurm_nodes
+    from hplandscape.run.executors import slurm_nodes
 
     nodes = slurm_nodes()
     largest = max(n.mem_mb for n in nodes if n.default or not any(m.default for m in nodes))

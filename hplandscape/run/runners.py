@@ -1,15 +1,16 @@
 """Runners: what executes a study's plan, by name (``launcher.executor``, ``sweep --executor``).
 
-A sweep (:func:`hplandscape.sweep.run_sweep`) checks, plans and summarises; how the planned runs
+A sweep (:func:`hplandscape.run.sweep.run_sweep`) checks, plans and summarises; how the planned runs
 are executed is a :class:`Runner`'s: it says whether this machine can use it, checks the request
 before anything is written, runs (or submits) the ready runs of each step, follows what it
 submitted, and says where the jobs run for ``--dry-run``. The registry below maps each executor
 name to its runner class; the config's ``launcher.executor`` and the CLI's ``--executor`` offer
 :func:`executor_names`. Adding an executor is one module (a ``Runner`` subclass) and one line in
-``_BUILTIN``.
+:data:`hplandscape.choices.BUILTIN_EXECUTORS` (or a :func:`register_runner` call in user code).
 
-Light on purpose (no submitit, no torch): ``config.py`` and ``cli.py`` read the names without importing
-submitit or torch; a runner's module is imported when the runner is first asked for.
+Light on purpose (no submitit, no torch); the table of names lives in :mod:`hplandscape.choices`,
+so the config's validation and the CLI read the names without importing the running side; a
+runner's module is imported when the runner is first asked for.
 
 >>> executor_names()
 ('local', 'slurm', 'debug')
@@ -23,19 +24,16 @@ from dataclasses import dataclass
 from typing import Callable
 
 from hplandscape.store.claims import STALE_AFTER_S
+from hplandscape.choices import BUILTIN_EXECUTORS, EXECUTORS, executor_names
 from hplandscape.errors import UserError
 
 __all__ = ["RunOptions", "Launch", "Outcome", "Runner", "executor_names", "get_runner", "runner_class",
            "register_runner", "unregister_runner"]
 
-#: The built-in executors: name → "module:Class" (imported when first used). Order is the order
-#: the config's errors and the CLI's help list them in.
-_BUILTIN = {
-    "local": "hplandscape.run_local:LocalRunner",
-    "slurm": "hplandscape.run_slurm:SlurmRunner",
-    "debug": "hplandscape.run_local:DebugRunner",
-}
-_RUNNERS: dict = dict(_BUILTIN)
+#: The registry: executor name → Runner subclass or "module:Class" (:data:`hplandscape.choices.EXECUTORS`,
+#: where the config reads the names without importing the running side).
+_BUILTIN = BUILTIN_EXECUTORS
+_RUNNERS = EXECUTORS
 
 
 @dataclass(frozen=True)
@@ -43,7 +41,7 @@ class RunOptions:
     """How a sweep's runs are run, beyond what the config says: the hooks of tests and benchmarks.
 
     Everything here has a default that a user's sweep keeps; one object travels from
-    :func:`~hplandscape.sweep.run_sweep` to the runner and the jobs it makes instead of five
+    :func:`~hplandscape.run.sweep.run_sweep` to the runner and the jobs it makes instead of five
     keyword arguments passed down each layer.
     """
 
@@ -52,7 +50,7 @@ class RunOptions:
     #: sweep skips the machine checks (data directory, CUDA, reachable ratios) of
     #: :func:`hplandscape.run.preflight.check_runnable`.
     train_fn: Callable | None = None
-    #: Replaces the pruning function of the prune step (:func:`hplandscape.prune_step.make_pruning_specs`'s
+    #: Replaces the pruning function of the prune step (:func:`hplandscape.run.prune_step.make_pruning_specs`'s
     #: ``prune_fn``); picklable. With it the sweep does not look for a damaged pruning source.
     prune_fn: Callable | None = None
     #: Seconds after its last heartbeat that a run's claim counts as abandoned (another job may take
@@ -72,7 +70,7 @@ class Launch:
     ``plan`` is the plan made after the study directory was written; ``replan()`` makes it again
     from the files (a runner that goes in rounds calls it each round). ``make_job(specs,
     raise_on_failure=False, pull_since=None)`` returns the picklable job
-    (:class:`~hplandscape.launch.RunJob`) that trains a block of runs. ``max_parallel``: jobs at
+    (:class:`~hplandscape.run.worker.RunJob`) that trains a block of runs. ``max_parallel``: jobs at
     once on this machine; ``progress``: a progress bar while waiting; ``wait``: follow submitted
     jobs to their end (a runner whose :meth:`Runner.run` returns only when the runs are done
     ignores it).
@@ -92,7 +90,7 @@ class Launch:
 @dataclass(frozen=True)
 class Outcome:
     """What a runner did: runs it trained or submitted, the ids of jobs it left running (for the
-    summary), and jobs that died around their runs (:class:`~hplandscape.run_local.JobFailure`)."""
+    summary), and jobs that died around their runs (:class:`~hplandscape.run.local_runner.JobFailure`)."""
 
     submitted: int
     job_ids: tuple = ()
@@ -103,7 +101,7 @@ class Runner(ABC):
     """How a sweep's planned runs are executed; one subclass per executor name.
 
     The runner executes the plan and decides nothing about its order: a step's runs may start once
-    every step it ``needs`` is done (:class:`~hplandscape.plan.Step`). A runner keeps no state
+    every step it ``needs`` is done (:class:`~hplandscape.run.plan.Step`). A runner keeps no state
     between calls; :func:`get_runner` makes a new one per sweep.
     """
 
@@ -144,11 +142,6 @@ class Runner(ABC):
         """Whether a sweep returns with its runs ended (``--extend`` then goes on to the next round);
         a runner that only submits finishes only when it follows (``wait``)."""
         return True
-
-
-def executor_names() -> tuple:
-    """The executor names a config and the CLI may choose, in the registry's order."""
-    return tuple(_RUNNERS)
 
 
 def runner_class(name: str) -> type:

@@ -1,6 +1,6 @@
 """Submit a study plan to SLURM: one job array per step, chained by the plan's needs.
 
-Every step of the :class:`~hplandscape.plan.StudyPlan` becomes submitit job arrays (split below the
+Every step of the :class:`~hplandscape.run.plan.StudyPlan` becomes submitit job arrays (split below the
 cluster's ``MaxArraySize``) whose ``afterok`` dependencies are the jobs of the steps it needs, so
 nothing waits on the login node. The pruning source runs alone in a job that fails when its run
 fails, so that the prune job and the pruned arrays behind it are cancelled instead of starting
@@ -16,12 +16,12 @@ from typing import Callable
 from submitit.core.utils import FailedJobError, FailedSubmissionError
 
 from hplandscape.errors import RunFailure, UserError
-from hplandscape.executors import (check_executor, check_slurm_request, make_executor, max_array_size,
+from hplandscape.run.executors import (check_executor, check_slurm_request, make_executor, max_array_size,
                                    slurm_base_id, slurm_jobs_active, submit_slurm_arrays)
-from hplandscape.plan import StudyPlan
-from hplandscape.prune_step import make_pruning_specs
-from hplandscape.runners import Launch, Outcome, Runner
-from hplandscape.status import RecordedBar
+from hplandscape.run.plan import StudyPlan
+from hplandscape.run.prune_step import make_pruning_specs
+from hplandscape.run.runners import Launch, Outcome, Runner
+from hplandscape.run.status import RecordedBar
 from hplandscape.store.study_store import StudyStore
 class SlurmRunner(Runner):
     """The ``slurm`` executor: every step as job arrays chained by ``afterok`` (:func:`submit_plan`);

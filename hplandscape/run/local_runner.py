@@ -1,6 +1,6 @@
 """Run a study plan on this machine: local processes (bounded parallelism) or in process (debug).
 
-The runner executes :class:`~hplandscape.plan.StudyPlan` steps and nothing else decides the
+The runner executes :class:`~hplandscape.run.plan.StudyPlan` steps and nothing else decides the
 order: a step's runs are released once every step it ``needs`` is done, so basemodel runs fill
 the free cores while the pruning source trains, and pruned runs start as soon as their
 architectures exist. The prune step runs in this process (it takes seconds).
@@ -38,11 +38,11 @@ from submitit.core.utils import pickle_load
 
 from hplandscape.store import claims
 from hplandscape.errors import RunFailure, Terminated
-from hplandscape.executors import make_executor
-from hplandscape.plan import StudyPlan
-from hplandscape.prune_step import make_pruning_specs
-from hplandscape.runners import Launch, Outcome, Runner
-from hplandscape.status import RecordedBar
+from hplandscape.run.executors import make_executor
+from hplandscape.run.plan import StudyPlan
+from hplandscape.run.prune_step import make_pruning_specs
+from hplandscape.run.runners import Launch, Outcome, Runner
+from hplandscape.run.status import RecordedBar
 from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.study.runs import source_run  #: Rounds of "launch what is missing, wait for what others run" before a local sweep gives up.
 MAX_ROUNDS = 5
@@ -155,7 +155,7 @@ class LocalRunner(Runner):
         """:meth:`run` returned with every run ended: nothing to follow."""
 
     def where(self, config, max_parallel: int, plan) -> str:
-        from hplandscape.launch import engine_of
+        from hplandscape.run.worker import engine_of
 
         if engine_of(plan.runs, say=False) == "fused":
             return (f"local, {max_parallel} job(s) at once, fused blocks of up to "
@@ -203,7 +203,7 @@ def local_job_size(runs_per_job: int, runs: int, max_parallel: int, kind: str = 
 def _pulls(kind: str, runs) -> bool:
     """Whether a step's runs go to workers that share one work list (local, sequential engine)
     rather than to blocks of their own (fused blocks, the debug executor)."""
-    from hplandscape.launch import engine_of
+    from hplandscape.run.worker import engine_of
 
     return kind == "local" and bool(runs) and engine_of(runs, say=False) == "sequential"
 
@@ -234,7 +234,7 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
 
     Runs trained one by one on this machine go to *workers*: whenever a slot is free and some
     ready step has runs nobody holds, a job starts with all of them as a shared work list and
-    claims each run when it gets to it (:class:`~hplandscape.launch.RunJob`'s ``pull_since``).
+    claims each run when it gets to it (:class:`~hplandscape.run.worker.RunJob`'s ``pull_since``).
     The slots then finish within one run of each other whatever the runs cost, and a sweep pays
     one process start per worker, not per block. Fused runs and the debug executor keep blocks.
 
@@ -362,7 +362,7 @@ def _collect(item: _Running, store: StudyStore, failures: list) -> list:
     """The outcomes of a finished job; a job that died is added to ``failures`` as its own files
     explain it, with the runs it was training (their claims name it).
 
-    :class:`~hplandscape.launch.RunJob` records each run's failure itself; a death here is around
+    :class:`~hplandscape.run.worker.RunJob` records each run's failure itself; a death here is around
     the runs (killed, out of memory, an error before the first), leaving the run it held
     unrecorded with a stale claim, so the next sweep trains it again.
     """

@@ -1,10 +1,10 @@
 """A sweep: check the config, plan what is left, hand the plan to a runner, summarise.
 
 ``run_sweep`` is the public entry point of ``hplandscape sweep``. It validates its arguments,
-creates (or checks) the study directory, asks :func:`hplandscape.plan.plan_study` what is left to
-do and gives that plan to the runner its executor names (:mod:`hplandscape.runners`: the local
-and in-process ``debug`` runners of :mod:`hplandscape.run_local`, the SLURM runner of
-:mod:`hplandscape.run_slurm`). The phase order lives in the plan only; nothing here depends on
+creates (or checks) the study directory, asks :func:`hplandscape.run.plan.plan_study` what is left to
+do and gives that plan to the runner its executor names (:mod:`hplandscape.run.runners`: the local
+and in-process ``debug`` runners of :mod:`hplandscape.run.local_runner`, the SLURM runner of
+:mod:`hplandscape.run.slurm_runner`). The phase order lives in the plan only; nothing here depends on
 which runner runs it. With ``extend`` it repeats this on a grid grown where a near-optimal region
 touches the grid's edge (method §3).
 """
@@ -14,18 +14,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from hplandscape.store.claims import HEARTBEAT_S
-from hplandscape.study.config import MAX_AXIS_POINTS
 from hplandscape.run.preflight import check_runnable
 from hplandscape.errors import UserError
-from hplandscape.executors import default_max_parallel, threads_per_run
+from hplandscape.run.executors import default_max_parallel, threads_per_run
 from hplandscape.study.overrides import explain
-from hplandscape.plan import PlannedRun, plan_study
-from hplandscape.prune_step import damaged_source, set_source_aside
-from hplandscape.runners import Launch, Runner, RunOptions, get_runner
-from hplandscape.status import failure_text, study_status
+from hplandscape.run.plan import PlannedRun, plan_study
+from hplandscape.run.prune_step import damaged_source, set_source_aside
+from hplandscape.run.extend import extend_rounds, with_stored_extensions
+from hplandscape.run.runners import Launch, Runner, RunOptions, get_runner
+from hplandscape.run.status import failure_text, study_status
 from hplandscape.store.study_store import StudyStore
 from hplandscape.store.layout import check_dir_target
 from hplandscape.study.runs import source_run
@@ -120,7 +119,7 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         The study directory (created; refused if made from a different config unless ``force``).
     executor : str, optional
         Overrides ``config.launcher.executor``: ``local``, ``slurm``, ``debug`` or another registered
-        runner (:func:`hplandscape.runners.executor_names`).
+        runner (:func:`hplandscape.run.runners.executor_names`).
     max_parallel : int, optional
         Local jobs at once; default: cores // threads per run.
     dry_run : bool
@@ -142,7 +141,7 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     options : RunOptions, optional
         The hooks of tests and benchmarks (stand-ins for training and pruning, claim staleness,
         heartbeat and poll periods); each field is documented on
-        :class:`~hplandscape.runners.RunOptions`. Default: ``RunOptions()``.
+        :class:`~hplandscape.run.runners.RunOptions`. Default: ``RunOptions()``.
 
     Returns
     -------
@@ -165,11 +164,15 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     study_dir = check_dir_target(study_dir, "the study directory")  # before anything in it is read
     store = StudyStore(study_dir, stale_after=options.stale_after)
     if store.study_yaml.exists() and not force:
-        config = _with_stored_extensions(config, store)
+        config = with_stored_extensions(config, store)
     if extend:
         arguments = dict(executor=executor, max_parallel=max_parallel, dry_run=dry_run, force=force,
                          engine=engine, progress=progress, wait=wait, options=options)
-        return _extend_rounds(config, store, runner, arguments)
+        if dry_run and not store.study_yaml.exists():
+            raise UserError(f"nothing to extend in {store.root}: run `hplandscape sweep` without --extend first")
+        summary, note = extend_rounds(config, store, functools.partial(run_sweep, study_dir=store.root, **arguments),
+                                      waits=runner.finishes(wait) and not dry_run, dry_run=dry_run)
+        return dataclasses.replace(summary, extension=note)
     max_parallel = max_parallel or default_max_parallel(config.launcher, config.recipe)
     damaged = _check_before_writing(config, runner, store, force=force, options=options)
     if dry_run:
@@ -187,7 +190,7 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         kept = set_source_aside(store, config)
         notes = (f"The pruning source was damaged ({damaged}); it and its record were set aside as "
                  f"{', '.join(str(k) for k in kept)}, and the basemodel at the prior was trained again.",)
-    from hplandscape.launch import RunJob  # late: submitit is only needed once something runs
+    from hplandscape.run.worker import RunJob  # late: submitit is only needed once something runs
 
     stale_after = options.stale_after
     job_kwargs = dict(threads=threads_per_run(config.launcher, config.recipe), stale_after=stale_after,
@@ -211,7 +214,7 @@ def _check_before_writing(config, runner: Runner, store: StudyStore, *, force: b
     """Every check a sweep makes before it writes anything (the study directory itself was checked
     before its ``study.yaml`` was read); its dry run makes the same ones, so a dry run that passes
     is a sweep that starts. Returns the error of a damaged pruning source that the sweep will set
-    aside and train again (:func:`hplandscape.prune_step.damaged_source`), or None.
+    aside and train again (:func:`hplandscape.run.prune_step.damaged_source`), or None.
 
     Without the stand-ins of tests (``options.train_fn``, ``options.prune_fn``) this also checks what
     the machine decides: a missing data directory, an absent GPU or an unreachable ratio would
@@ -234,78 +237,3 @@ def _summary(store: StudyStore, config, kind: str, plan, submitted: int, job_ids
     return SweepSummary(str(store.root), kind, plan.total, plan.recorded, submitted,
                         finished=status.complete, job_ids=tuple(job_ids), failed_logs=tuple(status.failed),
                         job_failures=tuple(job_failures), **totals)
-
-
-def _with_stored_extensions(config, store: StudyStore):
-    """Keep grid rows/columns added by earlier ``--extend`` sweeps of this directory."""
-    grid = store.read_config_dict().get("grid", {})
-    extra_lr = set(config.grid.extra_log10_lr) | set(grid.get("extra_log10_lr") or ())
-    extra_wd = set(config.grid.extra_log10_wd) | set(grid.get("extra_log10_wd") or ())
-    if extra_lr == set(config.grid.extra_log10_lr) and extra_wd == set(config.grid.extra_log10_wd):
-        return config
-    return config.with_grid(dataclasses.replace(
-        config.grid, extra_log10_lr=tuple(sorted(extra_lr)), extra_log10_wd=tuple(sorted(extra_wd))))
-
-
-def _extend_rounds(config, store: StudyStore, runner: Runner, arguments: dict) -> SweepSummary:
-    """Sweep, then add the rows/columns the analysis asks for and sweep only the new points, until
-    no condition's 1.0-ROI touches the grid's edge or ``grid.max_extend_rounds`` is reached (on
-    SLURM without ``wait``, and in a dry run: one round per call). The summary says which."""
-    from hplandscape import analysis
-    from hplandscape.store.results import records_table
-
-    waits = runner.finishes(arguments["wait"]) and not arguments["dry_run"]
-    summary = None
-    if not arguments["dry_run"]:
-        summary = run_sweep(config, store.root, **arguments)  # the current grid first
-    elif not store.study_yaml.exists():
-        raise UserError(f"nothing to extend in {store.root}: run `hplandscape sweep` without --extend first")
-    limit = config.grid.max_extend_rounds if waits else 1
-    rounds, note = 0, ""
-    while True:
-        table = records_table(store.iter_records(config))
-        if table.empty:
-            note = "Grid extension: no finished runs to analyse yet."
-            break
-        proposal = analysis.edge_proposals(analysis.analyze(table))
-        grid = config.grid
-        new_lr = set(proposal["extra_log10_lr"]) - set(grid.log10_lr_values())
-        new_wd = set(proposal["extra_log10_wd"]) - set(grid.log10_wd_values())
-        if not new_lr and not new_wd:
-            note = (f"Grid extension: every condition's 1.0-ROI is enclosed by the grid"
-                    f"{f' after {rounds} round(s)' if rounds else ''}.")
-            break
-        too_long = [axis for axis, values, new in (("lr", grid.log10_lr_values(), new_lr),
-                                                   ("wd", grid.log10_wd_values(), new_wd))
-                    if len(values) + len(new) > MAX_AXIS_POINTS]
-        if too_long:
-            note = (f"Grid extension stopped: one more round would give the {' and '.join(too_long)} axis more "
-                    f"than {MAX_AXIS_POINTS} points (the limit of a grid axis); the near-optimal region is "
-                    "still cut by the grid: check the prior and the grid step.")
-            break
-        if rounds == limit:
-            sides = "; ".join(f"{c}: {', '.join(v)}" for c, v in proposal["sides"].items() if v)
-            note = (f"Grid extension stopped after {rounds} round(s) (grid.max_extend_rounds = {limit}) with "
-                    f"1.0-ROIs still at the edge ({sides}); raise grid.max_extend_rounds or run "
-                    "`hplandscape sweep --extend` again.")
-            break
-        config = config.with_grid(dataclasses.replace(
-            grid, extra_log10_lr=tuple(sorted(set(grid.extra_log10_lr) | new_lr)),
-            extra_log10_wd=tuple(sorted(set(grid.extra_log10_wd) | new_wd))))
-        summary = run_sweep(config, store.root, **arguments)
-        rounds += 1
-        added = f"{len(new_lr)} lr row(s) and {len(new_wd)} wd column(s)"
-        if arguments["dry_run"]:
-            note = f"Grid extension: the next round would add {added} (a dry run shows one round)."
-            break
-        if not waits:
-            note = (f"Grid extension: one round ({added}) submitted; without --wait each call advances one "
-                    "round: run the same command again once these jobs have finished.")
-            break
-        if not summary.finished:
-            note = (f"Grid extension paused after round {rounds}: its runs are not all finished (see above); "
-                    "run the same command again to continue.")
-            break
-    if summary is None:
-        summary = run_sweep(config, store.root, **arguments)
-    return dataclasses.replace(summary, extension=note)

@@ -184,7 +184,7 @@ def slurm_jobs_waiting(store: StudyStore) -> bool:
     ids = store.submitted_job_ids()
     if not ids:
         return False
-    from hplandscape.executors import slurm_jobs_active
+    from hplandscape.run.executors import slurm_jobs_active
 
     return bool(slurm_jobs_active(ids))
 

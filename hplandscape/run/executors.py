@@ -1,8 +1,8 @@
 """submitit executors for the runners: local processes, SLURM job arrays, or in process.
 
-The runners (:mod:`hplandscape.run_local`, :mod:`hplandscape.run_slurm`) make their executors here
+The runners (:mod:`hplandscape.run.local_runner`, :mod:`hplandscape.run.slurm_runner`) make their executors here
 and ask SLURM about its limits and job states; the worker side (what runs inside a job) is
-:mod:`hplandscape.launch`.
+:mod:`hplandscape.run.worker`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from pathlib import Path
 import submitit
 
 from hplandscape.errors import ConfigError, UserError
-from hplandscape.runners import executor_names
+from hplandscape.choices import executor_names
 
 #: Local jobs have no scheduler limit; submitit's 2-minute default would interrupt real runs.
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60
