@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hplandscape.analysis.io import SOURCE_ATTR, STUDY_ATTR, load_results
+from hplandscape.analysis.results_io import SOURCE_ATTR, STUDY_ATTR, load_results
 from hplandscape.atomic import write_bytes as write_bytes_atomic
 from hplandscape.errors import UserError
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import N_BOOT
-from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.report_parts import DEFAULT_DPI, ReportInput, compose, figure_options, page
 from hplandscape.report_sections import SECTIONS, head

@@ -17,8 +17,8 @@ import pandas as pd
 
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import N_BOOT
-from hplandscape.analysis.info import StudyAnalysis
-from hplandscape.analysis.io import SOURCE_ATTR, STUDY_ATTR
+from hplandscape.analysis.study_analysis import StudyAnalysis
+from hplandscape.analysis.results_io import SOURCE_ATTR, STUDY_ATTR
 from hplandscape.analysis.notation import metric_label, percent_text
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.errors import UserError

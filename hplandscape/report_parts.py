@@ -246,7 +246,7 @@ class ReportInput:
         a results CSV or a table.
     table : pandas.DataFrame
         The results table the analysis read.
-    result : hplandscape.analysis.info.StudyAnalysis
+    result : hplandscape.analysis.study_analysis.StudyAnalysis
         The analysis every section shows.
     out : Path
         The report folder: CSV files go there, static figures to ``out/figures``.

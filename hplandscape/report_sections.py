@@ -34,7 +34,9 @@ from importlib import metadata
 import pandas as pd
 
 from hplandscape import analysis
-from hplandscape.analysis.info import FAMILY_CORRECTION, StudyAnalysis, roi_key
+from hplandscape.analysis.shift import FAMILY_CORRECTION
+from hplandscape.analysis.study_analysis import StudyAnalysis
+from hplandscape.analysis.regions import roi_key
 from hplandscape.analysis.notation import hp_text, metric_label, percent_text
 from hplandscape.analysis.verdict import (EXTEND, describe_excess, describe_noise, describe_region, describe_shift,
                                           format_p, seeds_line)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.errors import UserError
 from hplandscape.report_parts import ReportInput, Section, fig_div, html_table, html_text, md_table, md_text
 
@@ -152,7 +152,7 @@ def width_section(r: ReportInput):
     specs, problems = pruned_specs(r.source, r.result)
     if not specs and not problems:
         return None
-    from hplandscape.plots.info import width_info
+    from hplandscape.plots.figure_data import width_info
 
     rows = pd.DataFrame([{"condition": n, "method": s.method, "normalizer": s.normalizer or "—",
                           "max layer prune": "—" if s.max_layer_prune is None else f"{s.max_layer_prune:g}",

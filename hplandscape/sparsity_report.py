@@ -2,9 +2,9 @@
 
 Shown for a study with an unstructured or a fine-tuned condition, or whose runs measured gradient
 flow: the conditions side by side by kind and pipeline with their measured densities, FLOPs kept
-and the shift test's verdict (:mod:`hplandscape.analysis.sparsity`), and the effective gradient
+and the shift test's verdict (:mod:`hplandscape.analysis.sparsity_kinds`), and the effective gradient
 flow over the grid with its Kendall τ against the final top-1
-(:mod:`hplandscape.analysis.gradient_flow`, drawn by :mod:`hplandscape.plots.gradient_flow`).
+(:mod:`hplandscape.analysis.egf_correlation`, drawn by :mod:`hplandscape.plots.egf_maps`).
 Writes ``sparsity.csv``, ``gradient_flow.csv`` and ``figures/egf_map.<format>`` (the report's
 formats and resolution) next to the report; :data:`hplandscape.report_sections.SECTIONS` places
 the section on the page.
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from hplandscape.analysis.gradient_flow import correlation_table, gradient_flow_info, has_gradient_flow
-from hplandscape.analysis.info import StudyAnalysis
-from hplandscape.analysis.sparsity import describe_kinds, has_sparsity, kind_summary, sparsity_table
+from hplandscape.analysis.egf_correlation import correlation_table, gradient_flow_info, has_gradient_flow
+from hplandscape.analysis.study_analysis import StudyAnalysis
+from hplandscape.analysis.sparsity_kinds import describe_kinds, has_sparsity, kind_summary, sparsity_table
 from hplandscape.report_parts import (FigureOptions, ReportInput, Section, fig_div, html_table, html_text, md_table,
                                       md_text)
 
@@ -50,7 +50,7 @@ def sparsity_flow_section(r: ReportInput):
         body.append("<ul>" + "".join(f"<li>{html_text(w)}</li>" for w in words) + "</ul>")
     figures = ()
     if flow:
-        from hplandscape.plots import gradient_flow as gf  # late: plotting libraries
+        from hplandscape.plots import egf_maps as gf  # late: plotting libraries
 
         info = gradient_flow_info(r.table, order=r.result.names)
         taus = correlation_table(info)

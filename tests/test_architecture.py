@@ -20,15 +20,29 @@ def _modules() -> dict[str, Path]:
     return out
 
 
+def _runtime_nodes(tree):
+    """Every node of ``tree`` except those under ``if TYPE_CHECKING:``."""
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and isinstance(child.test, ast.Name) and child.test.id == "TYPE_CHECKING":
+                stack.extend(child.orelse)
+                continue
+            stack.append(child)
+
+
 def import_graph() -> dict[str, set[str]]:
     """Module → the hplandscape modules it imports anywhere (top level or inside functions).
 
-    A package importing its own submodules (re-exports in ``__init__``) is not an edge.
+    A package importing its own submodules (re-exports in ``__init__``) is not an edge, nor is an
+    import under ``if TYPE_CHECKING:`` (for annotations only: nothing runs it).
     """
     mods = _modules()
     graph = {m: set() for m in mods}
     for name, path in mods.items():
-        for node in ast.walk(ast.parse(path.read_text())):
+        for node in _runtime_nodes(ast.parse(path.read_text())):
             targets = []
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("hplandscape"):
                 targets = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
@@ -89,7 +103,7 @@ def test_the_record_schema_sits_below_everything_that_reads_or_writes_records():
     training code through it."""
     graph = import_graph()
     assert graph["hplandscape.store.run_record"] <= {"hplandscape.errors", "hplandscape.study.recipes"}
-    for reader in ("hplandscape.training.lifecycle", "hplandscape.store.study_store", "hplandscape.store.results", "hplandscape.analysis.io"):
+    for reader in ("hplandscape.training.lifecycle", "hplandscape.store.study_store", "hplandscape.store.results", "hplandscape.analysis.results_io"):
         assert "hplandscape.store.run_record" in graph[reader], reader
 
 

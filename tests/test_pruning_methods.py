@@ -58,7 +58,9 @@ def test_a_toy_method_flows_through_config_and_spec_making(toy_method, tmp_path)
     from hplandscape.plots.pooled import method_colour, method_order
     from hplandscape.run.prune_step import conditions_to_prune, make_pruning_specs, stored_arch
     from hplandscape.pruning.structured import prune, smallest_ratio
-    from hplandscape.store.study_store import StudyStore  # config: allowed, structured, named by default as the built-in methods are
+    from hplandscape.store.study_store import StudyStore
+
+    # config: allowed, structured, named by default as the built-in methods are
     config = tiny_config(conditions=_conditions(), pruning={"source": "random"})
     toy = config.condition(f"{TOY}-0.5")
     assert toy.structured and not toy.sparse and TOY in METHODS

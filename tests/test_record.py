@@ -211,7 +211,7 @@ def test_a_record_is_checked_against_the_run_it_names_or_the_one_asked_for():
 
 def test_the_results_columns_are_the_records_and_the_analysis_needs_a_subset_of_them():
     from hplandscape.store import results
-    from hplandscape.analysis import io
+    from hplandscape.analysis import results_io as io
 
     assert results.COLUMNS is COLUMNS and set(io.REQUIRED) <= set(COLUMNS) and io.REQUIRED == REQUIRED_COLUMNS
     row = table_row(json.loads(TODAY))

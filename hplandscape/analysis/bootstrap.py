@@ -20,13 +20,68 @@ numpy only; every function is vectorised over the resamples.
 from __future__ import annotations
 
 import math
-import zlib
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
+
+import zlib
+
+
 from hplandscape.errors import UserError
-from hplandscape.study.recipes import LEGACY_RANDOMNESS, RANDOMNESS  # noqa: F401  (defined once, for every reader)
+from hplandscape.study.recipes import RANDOMNESS
+
+
+# -- what this module's computation gives: its Info types ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Interval:
+    """An estimate with its two-sided confidence interval (``lo``/``hi`` None: no interval).
+
+    Without replicates (one seed) there is nothing to resample: the estimate stands alone and
+    ``lo``/``hi`` are None. ``level`` is the interval's confidence level (0.95).
+    """
+
+    estimate: Optional[float]
+    lo: Optional[float] = None
+    hi: Optional[float] = None
+    level: float = 0.95
+
+    @property
+    def defined(self) -> bool:
+        return self.lo is not None and self.hi is not None
+
+    @property
+    def ci(self) -> Optional[tuple]:
+        """``(lo, hi)`` or None."""
+        return (self.lo, self.hi) if self.defined else None
+
+    def excludes(self, value: float = 0.0) -> bool:
+        """True when the interval exists and lies entirely on one side of ``value``."""
+        return self.defined and (self.lo > value or self.hi < value)
+
+    def to_json(self) -> dict:
+        """``{"estimate": float | null, "ci": [lo, hi] | null}``."""
+        return {"estimate": finite_or_none(self.estimate),
+                "ci": None if not self.defined else [finite_or_none(self.lo), finite_or_none(self.hi)]}
+
+
+def finite_or_none(v) -> Optional[float]:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+@dataclass(frozen=True)
+class BootstrapInfo:
+    """How the seed resampling was done: resamples, generator seed, level, design per condition."""
+
+    n_boot: int
+    seed: int
+    level: float
+    randomness: tuple  # ((condition, "independent" | "common"), ...)
+    shift_x: float
+
 
 # Resamples per condition. 1999 puts the 2.5 %/97.5 % percentiles and the 95 % critical value on
 # whole order statistics ((B + 1)·0.025 = 50) and keeps their Monte Carlo error below a tenth of

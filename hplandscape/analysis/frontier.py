@@ -9,11 +9,66 @@ what re-tuning buys across the accuracy–cost trade-off.
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from hplandscape.analysis.info import FrontierInfo, FrontierPoint, StudyAnalysis
+
+from typing import Sequence
+
+
+from hplandscape.analysis.study_analysis import StudyAnalysis
+
+
+@dataclass(frozen=True)
+class FrontierPoint:
+    """One condition on the accuracy–cost plane.
+
+    ``best_top1`` is the condition's best seed-averaged top-1 over its grid (re-tuned);
+    ``prior_top1`` its seed-averaged top-1 at the basemodel's prior (not re-tuned; None when the
+    prior was not measured for it). ``on_best_front`` / ``on_prior_front``: the point is Pareto
+    optimal (fewer FLOPs, higher top-1) among the points of that kind.
+    """
+
+    study: str
+    condition: str
+    method: str
+    ratio: float
+    flops: Optional[float]
+    params: Optional[float]
+    best_top1: float
+    prior_top1: Optional[float]
+    on_best_front: bool = False
+    on_prior_front: bool = False
+
+
+@dataclass(frozen=True)
+class FrontierInfo:
+    """Accuracy vs cost across conditions (and studies): points, Pareto fronts, hypervolumes.
+
+    Hypervolumes are taken in a minimisation space where both objectives are normalised to
+    [0, 1] by min–max over every point of both kinds together (log10 FLOPs; error = 1 − top-1),
+    with reference point ``reference`` = (1.1, 1.1); a single shared normalisation makes
+    ``hypervolume_best − hypervolume_prior`` "what re-tuning buys" in one number. They are None
+    (with ``reason``) when no condition has FLOPs.
+    """
+
+    points: tuple  # FrontierPoint, in condition order
+    hypervolume_best: Optional[float]
+    hypervolume_prior: Optional[float]
+    log10_flops_range: Optional[tuple]  # (min, max) used for the normalisation
+    error_range: Optional[tuple]  # (min, max) of 1 − top-1/100 used for the normalisation
+    reference: tuple = (1.1, 1.1)
+    reason: Optional[str] = None
+
+    @property
+    def retuning_gain(self) -> Optional[float]:
+        """``hypervolume_best − hypervolume_prior`` (None if either is undefined)."""
+        if self.hypervolume_best is None or self.hypervolume_prior is None:
+            return None
+        return self.hypervolume_best - self.hypervolume_prior
+
 
 REFERENCE = (1.1, 1.1)  # in the normalised minimisation space: just beyond the worst point
 

@@ -11,12 +11,55 @@ and r add up to the variance of f. :func:`anova2` computes the three fractions;
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from hplandscape.analysis.core import roi_mask
-from hplandscape.analysis.info import ImportanceInfo
+
+from typing import Sequence
+
+
+from hplandscape.analysis.regions import roi_mask
+
+
+@dataclass(frozen=True)
+class ImportanceInfo:
+    """Exact two-way functional ANOVA of the seed-averaged top-1 over a full lr × wd (sub)grid.
+
+    On a full factorial grid the decomposition f(i, j) = μ + a_i + b_j + r_ij is exact and its
+    variances add up: ``lr``, ``wd`` and ``interaction`` are the fractions of the variance of the
+    cell means (population variance, every cell weighted equally) explained by a_i, b_j and r_ij;
+    they sum to 1. They are None, with ``reason`` set, where the decomposition is undefined (a
+    grid cell without any measured seed, or a flat landscape).
+
+    ``x`` is None for the condition's whole grid; otherwise the fractions cover the x-ROI
+    neighbourhood: the smallest sub-grid holding every x-ROI point, grown by ``pad`` grid steps on
+    each side (clipped to the grid), so it includes where accuracy falls off the region.
+    ``log10_lr`` / ``log10_wd`` are the axis values the decomposition covers; ``variance`` is the
+    total variance in accuracy points².
+    """
+
+    lr: Optional[float]
+    wd: Optional[float]
+    interaction: Optional[float]
+    log10_lr: tuple
+    log10_wd: tuple
+    variance: float
+    x: Optional[float] = None
+    pad: int = 0
+    reason: Optional[str] = None
+
+    @property
+    def defined(self) -> bool:
+        return self.reason is None
+
+    def to_json(self) -> Optional[dict]:
+        """``{"lr", "wd", "interaction"}``, or None when undefined."""
+        if not self.defined:
+            return None
+        return {"lr": self.lr, "wd": self.wd, "interaction": self.interaction}
+
 
 ROI_PAD = 1  # grid steps the x-ROI's bounding sub-grid grows by on each side
 

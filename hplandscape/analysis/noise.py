@@ -15,12 +15,65 @@ interval is the chi-square interval on df = Σ(n_i − 1) degrees of freedom.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
+
+
+
 from scipy import stats
 
 from hplandscape.analysis.bootstrap import POOL_WITHIN, SeedMatrix
-from hplandscape.analysis.info import NoiseInfo
+from hplandscape.analysis.bootstrap import finite_or_none
+from hplandscape.analysis.regions import roi_key
+
+
+@dataclass(frozen=True)
+class NoiseInfo:
+    """One condition's seed noise: how far apart two seeds of the same grid point land.
+
+    ``sd`` is the pooled within-point standard deviation of top-1 (points with two or more seeds
+    whose mean lies within ``within`` points of the best), with its 95 % chi-square interval
+    ``sd_ci`` on ``df`` degrees of freedom; None with one seed. ``resolution`` = 2·sd/√seeds, the
+    smallest ROI threshold the study resolves (a point's mean then errs by at most half the
+    threshold, one standard error); ``resolvable`` maps each ROI threshold to whether it is at least
+    that. ``eval_size`` is the evaluation split's size where the records carry it and
+    ``binomial_se`` the binomial standard error of top-1 at the best accuracy on that split.
+    """
+
+    n_seeds: int
+    sd: Optional[float]
+    sd_ci: Optional[tuple]
+    df: int
+    n_points: int
+    within: float
+    resolution: Optional[float]
+    resolvable: tuple  # ((x, bool), ...) in the order of the study's xs
+    eval_size: Optional[int] = None
+    binomial_se: Optional[float] = None
+
+    def seeds_needed(self, x: float) -> Optional[int]:
+        """Seeds per point that resolve an x-ROI at this noise: (2·sd/x)², rounded up."""
+        if self.sd is None:
+            return None
+        return max(2, math.ceil((2.0 * self.sd / x) ** 2 - 1e-9))
+
+    def resolves(self, x: float) -> Optional[bool]:
+        for key, ok in self.resolvable:
+            if math.isclose(key, x):
+                return ok
+        return None
+
+    def to_json(self) -> dict:
+        return {"seed_noise_sd": finite_or_none(self.sd),
+                "seed_noise_sd_ci": None if self.sd_ci is None else [finite_or_none(v) for v in self.sd_ci],
+                "noise_df": int(self.df), "noise_points": int(self.n_points), "noise_within": float(self.within),
+                "n_seeds": int(self.n_seeds), "noise_resolution": finite_or_none(self.resolution),
+                "roi_resolved": {roi_key(x): ok for x, ok in self.resolvable},
+                "seeds_needed": {roi_key(x): self.seeds_needed(x) for x, _ in self.resolvable},
+                "eval_size": self.eval_size, "binomial_se": finite_or_none(self.binomial_se)}
+
 
 
 def noise_within(xs) -> float:

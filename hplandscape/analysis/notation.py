@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 
-from hplandscape.choices import METRICS  # noqa: F401 (the accuracies a study can be analysed on)
 
 HP_DIGITS = 2  # significant digits of a learning rate or weight decay
 

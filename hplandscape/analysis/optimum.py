@@ -26,10 +26,36 @@ means and returns ``B`` locations.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from hplandscape.analysis.core import axis_step
+
+
+
+from hplandscape.analysis.regions import axis_step
+from hplandscape.analysis.bootstrap import Interval, finite_or_none
+
+
+# -- what this module's computation gives: its Info types ----------------------------------------
+
+
+@dataclass(frozen=True)
+class OptimumInfo:
+    """Where one condition's optimum lies: the peak of its local surface fit (log10 units), with
+    95 % percentile intervals over the seed resamples (None with one seed). ``censored``: the fitted
+    surface still rises at the grid's edge, so the optimum may lie beyond it;
+    ``censored_share`` the fraction of resamples where it did."""
+
+    log10_lr: Interval
+    log10_wd: Interval
+    censored: bool = False
+    censored_share: Optional[float] = None
+
+    def to_json(self) -> dict:
+        return {"log10_lr": self.log10_lr.to_json(), "log10_wd": self.log10_wd.to_json(),
+                "censored": bool(self.censored), "censored_share": finite_or_none(self.censored_share)}
+
 
 #: Grid steps on each side of the estimate that the fit reaches (across the band after the first fit).
 WINDOW = 2

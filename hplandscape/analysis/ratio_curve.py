@@ -15,12 +15,51 @@ optimum of a fit that plain Gauss–Newton from a guessed start often misses.
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
+
+
+from typing import Sequence
+
 from scipy.optimize import minimize_scalar
 
-from hplandscape.analysis.info import RatioCurveInfo
+
+
+@dataclass(frozen=True)
+class RatioCurveInfo:
+    """acc(r) = acc_p − a·e^{b(r−1)} fitted over r = fraction of FLOPs pruned, for one method.
+
+    ``kind`` is ``"best"`` (each condition's best top-1: re-tuned) or ``"prior"`` (top-1 at the
+    basemodel's prior: not re-tuned). ``conditions`` / ``r`` / ``top1`` are the fitted points,
+    the basemodel first at r = 0. ``r_drop`` is where the curve falls ``drop`` accuracy points
+    below acc_p (None if not within 0 ≤ r ≤ 1); ``rmse`` the fit's root-mean-square residual.
+    Without a fit (``reason`` set) the parameters are NaN.
+    """
+
+    method: str
+    kind: str
+    conditions: tuple
+    r: tuple
+    top1: tuple
+    acc_p: float
+    a: float
+    b: float
+    rmse: float
+    r_drop: Optional[float]
+    drop: float = 1.0
+    reason: Optional[str] = None
+
+    def value(self, r) -> np.ndarray:
+        """The fitted curve at ``r`` (scalar or array)."""
+        return self.acc_p - self.a * np.exp(self.b * (np.asarray(r, dtype=float) - 1.0))
+
+    @property
+    def ratio_at_drop(self) -> Optional[float]:
+        """The FLOPs fraction *kept* where the curve has dropped ``drop`` points (1 − r_drop)."""
+        return None if self.r_drop is None else 1.0 - self.r_drop
+
 
 MIN_RATIOS = 3  # pruned ratios of one method needed for a fit (3 parameters)
 B_RANGE = (1e-2, 1e4)  # the search range of b; e^{b(r-1)} at r = 0 spans e^-0.01 … 0

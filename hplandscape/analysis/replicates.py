@@ -16,14 +16,97 @@ resample b is paired with the basemodel's resample b.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from typing import Optional
+
 import numpy as np
+
+from hplandscape.study.grid import Log10Values
+
 
 from hplandscape.analysis.bootstrap import (LEVEL, SeedMatrix, best_index, condition_rng, ellipse_samples,
                                             percentile_interval, pool_within, replicate_means, roi_masks)
-from hplandscape.analysis.core import MIN_ELLIPSE_POINTS
-from hplandscape.analysis.info import EllipseIntervals, Interval, PointProbability, ReplicateInfo
+from hplandscape.analysis.regions import MIN_ELLIPSE_POINTS
+from hplandscape.analysis.bootstrap import Interval
 from hplandscape.analysis.optimum import crossfit_best
 from hplandscape.analysis.shift import shift_tests
+from hplandscape.analysis.bootstrap import finite_or_none
+from hplandscape.analysis.regions import roi_key
+
+
+# -- what this module's computation gives: its Info types ----------------------------------------
+
+
+@dataclass(frozen=True)
+class EllipseIntervals:
+    """Bootstrap intervals of one x-ROI's ellipse (method §8) over the seed resamples.
+
+    ``fitted`` is the fraction of resamples whose x-ROI held enough points for an ellipse; the
+    intervals cover those resamples only. They are None with one seed, where no resample had an
+    ellipse, and where the data themselves have none (the estimate is None).
+    """
+
+    x: float
+    centre_log10_wd: Interval
+    centre_log10_lr: Interval
+    length: Interval
+    width: Interval
+    fitted: Optional[float]
+
+    def to_json(self) -> dict:
+        """``{"centre_log10_wd": [lo, hi] | null, "centre_log10_lr", "length", "width", "fitted"}``."""
+        out = {name: None if not getattr(self, name).defined else
+               [finite_or_none(getattr(self, name).lo), finite_or_none(getattr(self, name).hi)]
+               for name in ("centre_log10_wd", "centre_log10_lr", "length", "width")}
+        out["fitted"] = finite_or_none(self.fitted)
+        return out
+
+
+@dataclass(frozen=True)
+class PointProbability(Log10Values):
+    """How often a grid point is the best one over the seed resamples."""
+
+    log10_lr: float
+    log10_wd: float
+    p: float
+
+
+@dataclass(frozen=True)
+class ReplicateInfo:
+    """What a condition's seeds, read as replicates, say about the uncertainty of its numbers.
+
+    ``n_seeds`` counts the condition's seeds with a result; with fewer than two every interval
+    is None and ``p_best`` is empty. ``randomness`` is the design the resampling followed
+    (``"independent"``: seeds resampled per grid point; ``"common"``: whole seeds).
+    ``best_top1`` is the best point's seed-averaged top-1 with the interval of its cross-fitted
+    estimate ``best_top1_crossfit`` (the max over noisy means is biased upwards; see
+    :func:`hplandscape.analysis.optimum.crossfit_best`); ``p_best`` the points that were the
+    best in at least one resample, most often first; ``ellipses`` one entry per requested x;
+    ``d_mean``/``d_std`` the performance risk; ``excess_over_base`` this condition's d_mean
+    minus the basemodel's (0 for the basemodel itself).
+    """
+
+    n_seeds: int
+    randomness: str
+    best_top1: Interval
+    p_best: tuple  # PointProbability, p descending
+    ellipses: tuple  # EllipseIntervals, in the order of the requested xs
+    d_mean: Interval
+    d_std: Interval
+    excess_over_base: Interval
+    best_top1_crossfit: Optional[float] = None
+
+    @property
+    def replicated(self) -> bool:
+        return self.n_seeds >= 2
+
+    def ellipse(self, x: float) -> EllipseIntervals:
+        for e in self.ellipses:
+            if math.isclose(e.x, x):
+                return e
+        raise KeyError(f"no {x}-ROI intervals; computed: " + ", ".join(roi_key(e.x) for e in self.ellipses))
+
 
 
 def _interval(estimate, samples, level: float, bounds=(-np.inf, np.inf)) -> Interval:

@@ -20,14 +20,95 @@ studentized bootstrap (bootstrap-t; Hall 1992) over both axes, per condition
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
+
+
+
 from hplandscape.analysis.bootstrap import (BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, condition_rng, order_statistic,
                                             percentile_interval, pool_within, replicate_means)
-from hplandscape.analysis.info import Interval, OptimumInfo, RegionShift, ShiftInfo
+from hplandscape.analysis.bootstrap import Interval
+from hplandscape.analysis.optimum import OptimumInfo
 from hplandscape.analysis.noise import mean_variance, noise_within
 from hplandscape.analysis.optimum import PeakFinder, Peaks
+from hplandscape.analysis.bootstrap import finite_or_none
+
+
+# -- what this module's computation gives: its Info types ----------------------------------------
+
+
+SHIFT_VERDICTS = ("moved", "no_evidence", "single_seed")
+
+
+@dataclass(frozen=True)
+class RegionShift:
+    """The shift of the margin-weighted x-ROI centre (condition − basemodel): where the
+    near-optimal *region* lies, not the best setting. Simultaneous intervals over both axes and
+    their studentized bootstrap test, for this condition alone."""
+
+    x: float
+    log10_lr: Interval
+    log10_wd: Interval
+    p_value: Optional[float]
+    verdict: str  # one of SHIFT_VERDICTS
+
+    def to_json(self) -> dict:
+        return {"x": float(self.x), "log10_lr": self.log10_lr.to_json(), "log10_wd": self.log10_wd.to_json(),
+                "p_value": finite_or_none(self.p_value), "verdict": self.verdict}
+
+
+@dataclass(frozen=True)
+class ShiftInfo:
+    """Did a pruned condition's optimum (its best setting) move away from the basemodel's?
+
+    ``log10_lr``/``log10_wd``: the shift of the optimum (condition − basemodel; each optimum the
+    peak of a local surface fit, :mod:`hplandscape.analysis.optimum`) with intervals that are
+    simultaneous over both axes *and* over the ``family_size`` pruned conditions of the study;
+    ``p_value`` is family-wise adjusted (single-step max-T) and ``verdict`` is ``"moved"``
+    exactly when it is at most 1 − level, so "moved" is wrong for any condition of the study at
+    most 5 % of the time when nothing moved; ``p_value_single`` tests this condition alone. With
+    one seed the intervals and p-values are None and the verdict is ``"single_seed"``.
+    ``base_optimum``/``optimum`` say where each optimum lies; ``region`` is the second question,
+    whether the centre of the near-optimal x-ROI moved. ``studentized``: the test scaled each
+    resample by the size of its own delta-method covariance (False: the landscape was too irregular
+    for it and the resamples' common covariance was used alone; None with one seed).
+    """
+
+    x: float
+    n_seeds: int
+    log10_lr: Interval
+    log10_wd: Interval
+    p_value: Optional[float]
+    verdict: str  # one of SHIFT_VERDICTS
+    p_value_single: Optional[float] = None
+    family_size: int = 1
+    base_optimum: Optional[OptimumInfo] = None
+    optimum: Optional[OptimumInfo] = None
+    region: Optional[RegionShift] = None
+    studentized: Optional[bool] = None
+
+    @property
+    def censored(self) -> bool:
+        """Either optimum lies at the grid's edge, where the surface still rises."""
+        return any(o is not None and o.censored for o in (self.base_optimum, self.optimum))
+
+    def to_json(self) -> dict:
+        """The ``conditions.NAME.shift`` document of ``analyze --json``."""
+        return {"log10_lr": self.log10_lr.to_json(), "log10_wd": self.log10_wd.to_json(),
+                "p_value": finite_or_none(self.p_value), "p_value_single": finite_or_none(self.p_value_single),
+                "correction": {"method": FAMILY_CORRECTION, "family_size": int(self.family_size)},
+                "n_seeds": int(self.n_seeds), "x": float(self.x), "verdict": self.verdict,
+                "statistic": "optimum", "studentized": self.studentized, "censored": self.censored,
+                "base_optimum": None if self.base_optimum is None else self.base_optimum.to_json(),
+                "optimum": None if self.optimum is None else self.optimum.to_json(),
+                "region_centre": None if self.region is None else self.region.to_json()}
+
+
+#: How the shift test corrects for testing every pruned condition of a study.
+FAMILY_CORRECTION = "single-step max-T (Westfall-Young) over the pruned conditions"
+
 
 
 def cap_centre(values: np.ndarray, coords: np.ndarray, x: float, randomness: str) -> tuple:

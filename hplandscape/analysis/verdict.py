@@ -8,8 +8,9 @@ report and the notebooks all use these sentences.
 
 from __future__ import annotations
 
-from hplandscape.analysis.info import ConditionAnalysis, Interval, ShiftInfo, StudyAnalysis
-
+from hplandscape.analysis.study_analysis import ConditionAnalysis, StudyAnalysis
+from hplandscape.analysis.bootstrap import Interval
+from hplandscape.analysis.shift import ShiftInfo
 ADD_SEEDS = ("add seeds (`seeds: [0, 1, 2]` in the study YAML, then `hplandscape sweep` again: "
              "only the new runs train)")
 EXTEND = "`hplandscape sweep CONFIG --extend`"
@@ -31,7 +32,8 @@ def describe_shift(s: ShiftInfo) -> str:
 
     Examples
     --------
-    >>> from hplandscape.analysis.info import Interval, ShiftInfo
+    >>> from hplandscape.analysis.bootstrap import Interval
+    >>> from hplandscape.analysis.shift import ShiftInfo
     >>> describe_shift(ShiftInfo(0.5, 3, Interval(0.21, 0.05, 0.38), Interval(0.01, -0.08, 0.1), 0.01, "moved"))
     'the optimum moved by +0.21 decades in lr (95 % CI 0.05 to 0.38, p = 0.01); in wd +0.01 decades (95 % CI -0.08 to 0.10)'
     >>> describe_shift(ShiftInfo(0.5, 3, Interval(0.08, -0.02, 0.18), Interval(-0.08, -0.19, 0.03), 0.02, "moved",
@@ -75,7 +77,8 @@ def describe_region(s: ShiftInfo) -> str:
 
     Examples
     --------
-    >>> from hplandscape.analysis.info import Interval, RegionShift, ShiftInfo
+    >>> from hplandscape.analysis.bootstrap import Interval
+    >>> from hplandscape.analysis.shift import RegionShift, ShiftInfo
     >>> r = RegionShift(0.5, Interval(0.12, 0.02, 0.22), Interval(0.0, -0.1, 0.1), 0.03, "moved")
     >>> describe_region(ShiftInfo(0.5, 3, Interval(0.0), Interval(0.0), 0.5, "no_evidence", region=r))
     'The centre of its 0.5-ROI (where the near-optimal settings lie, not the best one) shifted by +0.12 decades in lr (95 % CI 0.02 to 0.22) and +0.00 in wd (95 % CI -0.10 to 0.10), p = 0.03 for this condition alone.'
@@ -97,7 +100,7 @@ def describe_noise(c: ConditionAnalysis, xs) -> str:
 
     Examples
     --------
-    >>> from hplandscape.analysis.info import NoiseInfo
+    >>> from hplandscape.analysis.noise import NoiseInfo
     >>> from types import SimpleNamespace
     >>> n = NoiseInfo(2, 0.9, (0.7, 1.3), 30, 30, 2.0, 1.27, ((0.5, False), (2.0, True)), 450, 0.6)
     >>> print(describe_noise(SimpleNamespace(noise=n, name="base"), (0.5, 2.0)))

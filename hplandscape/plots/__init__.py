@@ -1,6 +1,6 @@
 """Two renderers of the same Info objects.
 
-The data layer is numpy/scipy only: :mod:`hplandscape.plots.info` (landscapes with their colour
+The data layer is numpy/scipy only: :mod:`hplandscape.plots.figure_data` (landscapes with their colour
 scales, risk, widths, frontier, ratio curves), :mod:`~hplandscape.plots.curves` (training curves),
 :mod:`~hplandscape.plots.gridmap` (the grid and its extensions) and :mod:`~hplandscape.plots.pooled`
 (risk over several studies). ``plotly_backend`` draws interactive figures (the HTML report,

@@ -13,7 +13,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
 from hplandscape.study.grid import GridPoint
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
 from hplandscape.study.grid import round_log10
 

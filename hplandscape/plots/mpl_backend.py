@@ -12,10 +12,10 @@ import math
 import numpy as np
 from matplotlib.figure import Figure
 
-from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.choices import DEFAULT_DPI, FIGURE_FORMATS  # the static formats save() writes, by suffix
-from hplandscape.plots.info import (D_MEAN_RANGE, PanelInfo, WidthInfo, common_best_label, frontier_plot_info, landscape_info,
-                                    panel_info, ratio_plot_info, risk_plot_info)
+from hplandscape.plots.figure_data import (D_MEAN_RANGE, PanelInfo, WidthInfo, common_best_label, frontier_plot_info,
+                                           landscape_info, panel_info, ratio_plot_info, risk_plot_info)
 
 CMAP = "viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"

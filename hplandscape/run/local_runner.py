@@ -44,7 +44,9 @@ from hplandscape.run.prune_step import make_pruning_specs
 from hplandscape.run.runners import Launch, Outcome, Runner
 from hplandscape.run.status import RecordedBar
 from hplandscape.store.study_store import RunState, StudyStore
-from hplandscape.study.runs import source_run  #: Rounds of "launch what is missing, wait for what others run" before a local sweep gives up.
+from hplandscape.study.runs import source_run
+
+#: Rounds of "launch what is missing, wait for what others run" before a local sweep gives up.
 MAX_ROUNDS = 5
 #: Seconds a stopped job gets to end; submitit's controller kills its task 1 s after the SIGINT.
 STOP_TIMEOUT_S = 15.0

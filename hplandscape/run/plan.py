@@ -31,7 +31,9 @@ from pathlib import Path
 from hplandscape.run.prune_step import conditions_to_prune, stored_arch
 from hplandscape.study.run_spec import RunSpec
 from hplandscape.store.study_store import StudyStore
-from hplandscape.study.runs import source_run  #: Dry-run phase of each step: 1 source, 2 prune, 3 the rest.
+from hplandscape.study.runs import source_run
+
+#: Dry-run phase of each step: 1 source, 2 prune, 3 the rest.
 PHASES = {"source": 1, "prune": 2, "base": 3, "pruned": 3}
 
 

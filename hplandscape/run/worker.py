@@ -28,7 +28,9 @@ from submitit.core.utils import UncompletedJobError
 from hplandscape.store import claims
 from hplandscape.store.claims import HEARTBEAT_S, STALE_AFTER_S, current_job_id
 from hplandscape.errors import RunFailure
-from hplandscape.store.study_store import RunState, StudyStore, set_aside  # -- the job ----------------------------------------------------------------------------------
+from hplandscape.store.study_store import RunState, StudyStore, set_aside
+
+# -- the job ----------------------------------------------------------------------------------
 
 
 class RunJob(submitit.helpers.Checkpointable):

@@ -10,7 +10,7 @@ import pytest
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import (SeedMatrix, best_index, condition_rng, ellipse_samples,
                                             order_statistic, percentile_interval, replicate_means)
-from hplandscape.analysis.core import fit_ellipse, roi_mask
+from hplandscape.analysis.regions import fit_ellipse, roi_mask
 from hplandscape.analysis.example import synthetic_replicate_results
 from hplandscape.analysis.optimum import crossfit_best
 from hplandscape.errors import UserError
@@ -246,7 +246,7 @@ def test_the_results_loader_applies_the_record_checker_s_rules(column, value, wo
 
 
 def test_the_loader_knows_the_config_s_methods():
-    from hplandscape.analysis.io import METHODS
+    from hplandscape.analysis.results_io import METHODS
     from hplandscape.study.config import METHODS as CONFIG_METHODS
     assert METHODS == CONFIG_METHODS
 

@@ -11,7 +11,7 @@ from scipy import stats
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import SeedMatrix
 from hplandscape.analysis.example import synthetic_replicate_results, synthetic_results
-from hplandscape.analysis.io import ROI_ATTR
+from hplandscape.analysis.results_io import ROI_ATTR
 from hplandscape.analysis.noise import seed_noise
 
 

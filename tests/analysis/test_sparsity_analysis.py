@@ -6,8 +6,8 @@ import pytest
 
 from hplandscape.analysis import analyze, load_results
 from hplandscape.analysis.example import synthetic_results, synthetic_sparse_results as sparse_results
-from hplandscape.analysis.gradient_flow import correlation_table, gradient_flow_info, has_gradient_flow
-from hplandscape.analysis.sparsity import describe_kinds, has_sparsity, kind_of, kind_summary, sparsity_table
+from hplandscape.analysis.egf_correlation import correlation_table, gradient_flow_info, has_gradient_flow
+from hplandscape.analysis.sparsity_kinds import describe_kinds, has_sparsity, kind_of, kind_summary, sparsity_table
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 
 from hplandscape.pruning.arch_spec import ArchSpec
 from hplandscape.plots import mpl_backend, plotly_backend
-from hplandscape.plots.info import width_info
+from hplandscape.plots.figure_data import width_info
 
 ORIGINAL = {"a": 16, "b": 32, "c": 64}
 

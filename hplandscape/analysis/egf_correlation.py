@@ -23,13 +23,56 @@ Examples
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
+
+
+from typing import Sequence
+
 import pandas as pd
 from scipy.stats import kendalltau
 
-from hplandscape.analysis.info import EgfCorrelation, EgfMap, GradientFlowInfo
+
+
+@dataclass(frozen=True)
+class EgfMap:
+    """One condition's effective gradient flow over the grid: ``values[i][j]`` is the seed-mean of
+    the runs' mean EGF_p at ``log10_lr[i]``, ``log10_wd[j]`` (NaN where no run measured it)."""
+
+    condition: str
+    p: int
+    log10_lr: tuple
+    log10_wd: tuple
+    values: tuple  # rows (lr) of columns (wd)
+
+
+@dataclass(frozen=True)
+class EgfCorrelation:
+    """Kendall's τ between a condition's runs' mean EGF_p and their final top-1 (non-diverged runs);
+    ``tau`` and ``p_value`` are NaN with a ``reason`` when fewer than three runs have both."""
+
+    condition: str
+    p: int
+    tau: float
+    p_value: float
+    n: int
+    reason: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class GradientFlowInfo:
+    """The gradient-flow maps and correlations of a study, conditions in the analysis' order;
+    empty with a ``reason`` when no run measured gradient flow."""
+
+    maps: tuple = ()  # EgfMap, for p = 1 then p = 2 per condition
+    correlations: tuple = ()  # EgfCorrelation, same order
+    reason: Optional[str] = None
+
+    def map(self, condition: str, p: int = 2) -> EgfMap:
+        return next(m for m in self.maps if m.condition == condition and m.p == p)
+
 
 COLUMNS = {1: "egf1_mean", 2: "egf2_mean"}
 MIN_RUNS = 3  # a rank correlation of fewer runs says nothing

@@ -6,12 +6,189 @@ Pure functions on plain arrays, so each can be checked against a hand-computed c
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
-from hplandscape.analysis.info import EdgeInfo, EllipseInfo, GridAxes, RiskInfo, RoiInfo
+from hplandscape.study.grid import Log10Values
+
+from typing import Sequence
+
+
 from hplandscape.study.grid import GRID_DECIMALS
+
+
+# -- what this module's computation gives: its Info types ----------------------------------------
+
+
+#: Two seed-averaged accuracies this close are a tie for the best point.
+TIE_TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class PointStat(Log10Values):
+    """One grid point of one condition, aggregated over its measured seeds.
+
+    ``top1`` is the mean top-1 (percent) over the seeds with a result; diverged seeds count with
+    their recorded (chance-level) accuracy.
+    """
+
+    log10_lr: float
+    log10_wd: float
+    top1: float
+    top1_std: float
+    n_seeds: int
+    n_diverged: int
+
+
+@dataclass(frozen=True)
+class BestPoint(Log10Values):
+    """θ* of one condition: the grid point with the highest mean top-1."""
+
+    log10_lr: float
+    log10_wd: float
+    top1: float
+
+
+@dataclass(frozen=True)
+class EllipseInfo:
+    """A k-scaled standard-deviation ellipse in the (log10 wd, log10 lr) plane.
+
+    ``length`` = 2k√λ1 and ``width`` = 2k√λ2 are full diameters; ``angle_deg`` is the direction of
+    the major axis measured from the log10 wd axis, in (−90, 90]. A band where a larger lr needs a
+    smaller wd has a negative angle. ``confidence`` = 1 − exp(−k²/2).
+    """
+
+    centre_log10_wd: float
+    centre_log10_lr: float
+    length: float
+    width: float
+    angle_deg: float
+    confidence: float
+    k: float
+    n: int
+
+    def outline(self, n: int = 120) -> tuple[np.ndarray, np.ndarray]:
+        """Closed outline of the ellipse as ``(log10_wd, log10_lr)`` arrays of ``n + 1`` points."""
+        t = np.linspace(0.0, 2.0 * np.pi, n + 1)
+        a, b = self.length / 2.0, self.width / 2.0
+        phi = math.radians(self.angle_deg)
+        x = a * np.cos(t) * math.cos(phi) - b * np.sin(t) * math.sin(phi)
+        y = a * np.cos(t) * math.sin(phi) + b * np.sin(t) * math.cos(phi)
+        return self.centre_log10_wd + x, self.centre_log10_lr + y
+
+    def to_json(self) -> dict:
+        return {"length": self.length, "width": self.width,
+                "centre_log10_wd": self.centre_log10_wd, "centre_log10_lr": self.centre_log10_lr,
+                "angle_deg": self.angle_deg, "confidence": self.confidence}
+
+
+@dataclass(frozen=True)
+class RoiInfo:
+    """The x-ROI of one condition and its ellipse, or the reason there is none."""
+
+    x: float
+    n: int
+    points: tuple  # ((log10_wd, log10_lr), ...)
+    ellipse: Optional[EllipseInfo]
+    reason: Optional[str]
+    # the grid sides ("lr_low", "lr_high", "wd_low", "wd_high") this ROI touches: an ellipse
+    # fitted to it is truncated by the grid (method §3: extend until the region is enclosed)
+    touches_edge: tuple = ()
+
+    @property
+    def truncated(self) -> bool:
+        """True when the ROI reaches the grid's edge, so its ellipse is cut off by the grid."""
+        return bool(self.touches_edge)
+
+    @property
+    def key(self) -> str:
+        """The ROI's name in JSON and tables: ``"0.5"``, ``"1.0"``."""
+        return roi_key(self.x)
+
+
+def roi_key(x: float) -> str:
+    return str(float(x))
+
+
+@dataclass(frozen=True)
+class RiskInfo:
+    """Performance risk of keeping the basemodel's near-optimal settings (method §8).
+
+    ``d`` and ``dR`` hold one value per point of Θ_R (the basemodel's 0.5-ROI) that this condition
+    measured, in the order of ``points``; ``missing`` lists the Θ_R points it lacks. Statistics
+    use the population standard deviation; they are NaN when no point could be used.
+    """
+
+    condition: str
+    best_top1: float
+    points: tuple  # ((log10_wd, log10_lr), ...)
+    d: tuple
+    dR: tuple
+    missing: tuple  # ((log10_wd, log10_lr), ...)
+
+    @property
+    def n(self) -> int:
+        return len(self.d)
+
+    def _stat(self, values, fn) -> float:
+        return float(fn(np.asarray(values, dtype=float))) if values else float("nan")
+
+    @property
+    def d_mean(self) -> float:
+        return self._stat(self.d, np.mean)
+
+    @property
+    def d_std(self) -> float:
+        return self._stat(self.d, np.std)  # ddof=0: population std, Eq. 3.5
+
+    @property
+    def d_max(self) -> float:
+        return self._stat(self.d, np.max)
+
+    @property
+    def dR_mean(self) -> float:
+        return self._stat(self.dR, np.mean)
+
+    @property
+    def dR_std(self) -> float:
+        return self._stat(self.dR, np.std)
+
+
+@dataclass(frozen=True)
+class EdgeInfo:
+    """Where a condition's edge-ROI touches the grid boundary and which values would enclose it.
+
+    ``sides`` ⊆ {"lr_low", "lr_high", "wd_low", "wd_high"}; ``new_log10_lr`` / ``new_log10_wd``
+    are the proposed extra axis values, one step beyond the touched boundary.
+    """
+
+    condition: str
+    x: float
+    sides: tuple
+    new_log10_lr: tuple
+    new_log10_wd: tuple
+    note: Optional[str] = None
+
+    @property
+    def touches(self) -> bool:
+        return bool(self.sides)
+
+
+@dataclass(frozen=True)
+class GridAxes:
+    """The study's rectangular grid: sorted log10 axis values and their step (None if one value)."""
+
+    log10_lr: tuple
+    log10_wd: tuple
+    step_lr: Optional[float]
+    step_wd: Optional[float]
+
+    @property
+    def size(self) -> int:
+        return len(self.log10_lr) * len(self.log10_wd)
+
 
 MIN_ELLIPSE_POINTS = 5  # thesis §4.1.1: five points guarantee a unique fit
 # Mean accuracies such as 93.34 − 0.5 are not exact in binary; a point sitting exactly on the

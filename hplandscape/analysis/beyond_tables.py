@@ -2,7 +2,7 @@
 
 The numbers come from :mod:`~hplandscape.analysis.importance`,
 :mod:`~hplandscape.analysis.frontier` and :mod:`~hplandscape.analysis.ratio_curve` through the
-:class:`~hplandscape.analysis.info.StudyAnalysis`; this module only lays them out for the CLI,
+:class:`~hplandscape.analysis.study_analysis.StudyAnalysis`; this module only lays them out for the CLI,
 the report and the notebooks.
 """
 
@@ -12,7 +12,8 @@ import math
 
 import pandas as pd
 
-from hplandscape.analysis.info import StudyAnalysis, roi_key
+from hplandscape.analysis.study_analysis import StudyAnalysis
+from hplandscape.analysis.regions import roi_key
 from hplandscape.analysis.notation import hp_text
 
 

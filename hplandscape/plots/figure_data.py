@@ -12,10 +12,10 @@ from typing import Optional
 import numpy as np
 from scipy.interpolate import griddata
 
-from hplandscape.analysis.beyond import describe_curve
-from hplandscape.analysis.core import MIN_ELLIPSE_POINTS
+from hplandscape.analysis.beyond_tables import describe_curve
+from hplandscape.analysis.regions import MIN_ELLIPSE_POINTS
 from hplandscape.analysis.frontier import frontier_info
-from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text, metric_label, nice_step, nice_ticks, tick_text
 from hplandscape.choices import COLOUR_SCALES
 

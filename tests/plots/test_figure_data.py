@@ -5,7 +5,7 @@ import pytest
 
 from hplandscape import analysis
 from hplandscape.analysis.example import synthetic_results
-from hplandscape.plots.info import (colour_range, condition_range, landscape_info, panel_info, real_label,
+from hplandscape.plots.figure_data import (colour_range, condition_range, landscape_info, panel_info, real_label,
                                     risk_plot_info, shared_range)
 
 
@@ -74,7 +74,7 @@ import dataclasses  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
-from hplandscape.plots.info import ColourScale, PanelInfo, RiskPlotInfo  # noqa: E402
+from hplandscape.plots.figure_data import ColourScale, PanelInfo, RiskPlotInfo  # noqa: E402
 
 # rows lr 10^-2, 10^-1, 10^0; columns wd 10^-5, 10^-4, 10^-3
 BASE = [[80, 85, 84], [86, 90, 89.7], [70, 88, 60]]

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hplandscape.analysis.bootstrap import LEGACY_RANDOMNESS, RANDOMNESS
+from hplandscape.study.recipes import LEGACY_RANDOMNESS, RANDOMNESS
 from hplandscape.analysis.notation import hp_text
 from hplandscape.choices import plain_name
 from hplandscape.study.config import METHODS  # a condition's method, as a study config names it

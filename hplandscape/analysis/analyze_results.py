@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import math
 
 import numpy as np
+
+
+import dataclasses
+import itertools
+
 import pandas as pd
 
 from hplandscape.analysis.bootstrap import BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, check_n_boot
-from hplandscape.analysis.core import edge_info, grid_axes, risk_info, roi_info
+from hplandscape.analysis.regions import edge_info, grid_axes, risk_info, roi_info
 from hplandscape.analysis.frontier import frontier_info
 from hplandscape.analysis.importance import importance_info
-from hplandscape.analysis.info import (BestPoint, BootstrapInfo, ConditionAnalysis, PointStat, PriorInfo,
-                                       RunIssue, StudyAnalysis)
-from hplandscape.analysis.io import PRIOR_ATTR, ROI_ATTR, SOURCE_ATTR, load_results
+from hplandscape.analysis.regions import BestPoint, PointStat
+from hplandscape.analysis.bootstrap import BootstrapInfo
+from hplandscape.analysis.results_io import PRIOR_ATTR, ROI_ATTR, SOURCE_ATTR, load_results
 from hplandscape.analysis.noise import seed_noise
-from hplandscape.analysis.notation import METRICS
+from hplandscape.choices import METRICS
 from hplandscape.analysis.ratio_curve import ratio_curves
 from hplandscape.analysis.replicates import study_replicates
 from hplandscape.errors import UserError
 from hplandscape.study.grid import GridPoint
+from hplandscape.analysis.study_analysis import ConditionAnalysis, PriorInfo, RunIssue, StudyAnalysis
+
+
+# -- what this module's computation gives: its Info types ----------------------------------------
 
 
 def analyze(table, xs=None, k: float = 2.0, base=None, *, risk_x=None,

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from hplandscape.analysis.info import StudyAnalysis
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.pruning.arch_spec import METHODS as STRUCTURED_METHODS
 from hplandscape.pruning.mask_spec import SPARSE_METHODS
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from hplandscape.analysis import confidence_level, fit_ellipse, roi_mask
-from hplandscape.analysis.core import edge_info, grid_axes, risk_info, roi_info
+from hplandscape.analysis.regions import edge_info, grid_axes, risk_info, roi_info
 
 # Points (wd, lr) with mean 0 and sample covariance diag(0.5, 0.125): deviations ±1 on wd and
 # ±0.5 on lr, divided by n − 1 = 4.

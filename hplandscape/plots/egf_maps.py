@@ -1,7 +1,7 @@
 """Maps of effective gradient flow over the (lr, wd) grid, one panel per condition, in both back ends.
 
-Both render the same :class:`~hplandscape.analysis.info.GradientFlowInfo` (from
-:func:`hplandscape.analysis.gradient_flow.gradient_flow_info`): a heat map of log10 EGF_p per
+Both render the same :class:`~hplandscape.analysis.egf_correlation.GradientFlowInfo` (from
+:func:`hplandscape.analysis.egf_correlation.gradient_flow_info`): a heat map of log10 EGF_p per
 condition on the plane of the landscape figures (weight decay across, learning rate up), one
 colour range for all panels so they compare, Kendall's τ with the final top-1 in each title.
 """
@@ -12,8 +12,8 @@ import math
 
 import numpy as np
 
-from hplandscape.analysis.info import GradientFlowInfo
-from hplandscape.plots.info import real_label
+from hplandscape.analysis.egf_correlation import GradientFlowInfo
+from hplandscape.plots.figure_data import real_label
 
 CMAP, COLOURSCALE = "magma", "Magma"
 
