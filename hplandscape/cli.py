@@ -94,7 +94,7 @@ def cmd_sweep(args) -> int:
         collect(study_dir)
         print(f"Results table: {StudyStore(study_dir).results_csv}")
         return EXIT_OK
-    from hplandscape.report import write_report
+    from hplandscape.report.study_report import write_report
 
     report = write_report(study_dir)
     print(f"Report: {report}")
@@ -151,7 +151,7 @@ def cmd_report(args) -> int:
     options = dict(xs=args.x and tuple(args.x), k=args.k, n_boot=args.n_boot, base=args.base, metric=args.metric,
                    scale=args.color_scale, formats=args.format, dpi=args.dpi)
     if len(args.source) > 1:
-        from hplandscape.report_multi import make_multi_report
+        from hplandscape.report.multi_study import make_multi_report
 
         report = make_multi_report(args.source, out_dir=args.out, **options)
         if args.json:
@@ -160,7 +160,7 @@ def cmd_report(args) -> int:
             print(f"Report over {len(args.source)} studies: {report.index}")
         return EXIT_OK
     from hplandscape.analysis import to_json
-    from hplandscape.report import make_report
+    from hplandscape.report.study_report import make_report
 
     report = make_report(args.source[0], out_dir=args.out, **options)
     if args.json:

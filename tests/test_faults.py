@@ -99,7 +99,7 @@ def test_names_with_html_are_refused_before_any_report_is_written(tmp_path):
     # or a spreadsheet formula never reaches the summary, the figures or the CSV files
     from hplandscape.analysis.example import synthetic_results
     from hplandscape.errors import UserError
-    from hplandscape.report import write_report
+    from hplandscape.report.study_report import write_report
 
     table = synthetic_results()
     table["condition"] = table["condition"].replace({"uniform-0.6": "<script>x</script>|u"})

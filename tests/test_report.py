@@ -8,7 +8,7 @@ import pytest
 
 from hplandscape.analysis.example import synthetic_results, write_example_results
 from hplandscape.errors import UserError
-from hplandscape.report import write_report
+from hplandscape.report.study_report import write_report
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_report_with_one_seed_says_what_it_cannot_tell_and_flags_truncated_ellip
 def test_the_report_says_which_conditions_were_judged_by_their_resamples_common_spread():
     from types import SimpleNamespace as NS
 
-    from hplandscape.report import _studentized_words
+    from hplandscape.report.study_report import _studentized_words
 
     def result(*flags):
         conds = [NS(name="base", shift=None)] + [NS(name=f"c{i}", shift=NS(studentized=f)) for i, f in enumerate(flags)]

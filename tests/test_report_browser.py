@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hplandscape.analysis.example import write_example_results
-from hplandscape.report import write_report
+from hplandscape.report.study_report import write_report
 
 CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser

@@ -153,7 +153,7 @@ def _quickstart_shaped(root: Path) -> Path:
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     _need_browser()
-    from hplandscape.report import write_report
+    from hplandscape.report.study_report import write_report
 
     study = _quickstart_shaped(tmp_path_factory.mktemp("layout") / "quickstart")
     reports = {}
@@ -179,7 +179,7 @@ def test_the_checks_fail_on_a_page_with_each_defect(tmp_path):
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    from hplandscape.report_parts import fig_div, page
+    from hplandscape.report.page import fig_div, page
 
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.02)
     z = np.add.outer(np.arange(5.0), np.arange(5.0))

@@ -8,7 +8,7 @@ import pytest
 from conftest import run_cli
 from hplandscape.analysis.example import synthetic_results
 from hplandscape.errors import UserError
-from hplandscape.report_multi import make_multi_report
+from hplandscape.report.multi_study import make_multi_report
 
 
 @pytest.fixture(scope="module")

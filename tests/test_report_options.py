@@ -9,7 +9,7 @@ import pytest
 from conftest import run_cli
 from hplandscape.analysis.example import synthetic_results
 from hplandscape.errors import UserError
-from hplandscape.report import make_report, write_report
+from hplandscape.report.study_report import make_report, write_report
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import fake_prune, study_record, tiny_config
 from hplandscape.study.grid import make_grid
-from hplandscape.report import make_report
+from hplandscape.report.study_report import make_report
 from hplandscape.store.study_store import StudyStore
 CONDITIONS = [{"method": "none"}, {"method": "uniform", "ratio": 0.5}]
 

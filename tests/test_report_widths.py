@@ -6,7 +6,7 @@ from conftest import fake_prune, study_record, tiny_config
 from hplandscape.analysis.example import write_example_results
 from hplandscape.study.grid import make_grid
 from hplandscape.pruning.structured import prune
-from hplandscape.report import write_report
+from hplandscape.report.study_report import write_report
 from hplandscape.store.study_store import StudyStore
 CONDITIONS = [{"method": "none"}, {"method": "uniform", "ratio": 0.5}, {"method": "global", "ratio": 0.5}]
 

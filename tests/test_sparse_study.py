@@ -115,7 +115,7 @@ def test_auto_engine_trains_masked_and_gradient_flow_runs_one_by_one(pruned_stud
 @pytest.mark.slow
 def test_real_tiny_sparse_study_sweeps_and_reports(tmp_path):
     """resnet20 on digits, one epoch: real masks from the trained basemodel, real records, the report."""
-    from hplandscape.report import write_report
+    from hplandscape.report.study_report import write_report
 
     d = tiny_study_dict(conditions=CONDITIONS,
                         grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -1.0], "log10_wd": [-4.0]},

@@ -7,7 +7,7 @@ from hplandscape.analysis.egf_correlation import gradient_flow_info
 from hplandscape.analysis.egf_correlation import GradientFlowInfo
 from hplandscape.plots.egf_maps import egf_map_mpl, egf_map_plotly
 from hplandscape.analysis.example import synthetic_sparse_results as sparse_results
-from hplandscape.sparsity_report import sparsity_section
+from hplandscape.report.sparsity_section import sparsity_section
 
 
 def test_both_back_ends_draw_one_panel_per_condition():

@@ -11,7 +11,7 @@ from hplandscape import analysis
 from hplandscape.analysis.example import synthetic_results
 from hplandscape.plots import mpl_backend, plotly_backend
 from hplandscape.plots.figure_data import colour_range, landscape_info, panel_info
-from hplandscape.report import answers
+from hplandscape.report.study_report import answers
 
 HP = re.compile(r"^\d\.\de-?\d+$")  # 3.2e-5: the one way lr and wd are written
 

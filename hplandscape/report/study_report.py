@@ -1,7 +1,7 @@
 """The study report: a self-contained HTML page, a Markdown summary, CSV tables and static figures.
 
 The page and the summary are written from one ordered list of sections
-(:data:`hplandscape.report_sections.SECTIONS`), each built once, so both show the same sections in
+(:data:`hplandscape.report.sections.SECTIONS`), each built once, so both show the same sections in
 the same order; every section writes its own figures (in the report's formats and resolution)
 and CSV files.
 
@@ -22,13 +22,13 @@ from hplandscape import analysis
 from hplandscape.analysis.bootstrap import N_BOOT
 from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.atomic import write_text as write_text_atomic
-from hplandscape.report_parts import DEFAULT_DPI, ReportInput, compose, figure_options, page
-from hplandscape.report_sections import SECTIONS, head
+from hplandscape.report.page import DEFAULT_DPI, ReportInput, compose, figure_options, page
+from hplandscape.report.sections import SECTIONS, head
 # the words and tables of the report, where notebooks, tests and the report over several studies
 # have always imported them from
-from hplandscape.report_sections import (_studentized_words, answers, display_tables, environment,  # noqa: F401
+from hplandscape.report.sections import (_studentized_words, answers, display_tables, environment,  # noqa: F401
                                          noise_display, prior_display, shift_display)
-from hplandscape.report_study import pruned_specs  # noqa: F401 (public name)
+from hplandscape.report.study_dir_sections import pruned_specs  # noqa: F401 (public name)
 
 
 class Report(NamedTuple):
@@ -89,9 +89,9 @@ def make_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot:
         Resolution of PNG figures.
     sections : sequence of callables
         The report's sections in order, each a function of a
-        :class:`~hplandscape.report_parts.ReportInput` returning a
-        :class:`~hplandscape.report_parts.Section` or None; default
-        :data:`hplandscape.report_sections.SECTIONS`.
+        :class:`~hplandscape.report.page.ReportInput` returning a
+        :class:`~hplandscape.report.page.Section` or None; default
+        :data:`hplandscape.report.sections.SECTIONS`.
 
     Returns
     -------

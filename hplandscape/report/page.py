@@ -1,13 +1,13 @@
 """The pieces every report page is built from: sections, figure files, tables in HTML and Markdown.
 
-A single-study report is an ordered list of sections (:data:`hplandscape.report_sections.SECTIONS`);
+A single-study report is an ordered list of sections (:data:`hplandscape.report.sections.SECTIONS`);
 each is a function of a :class:`ReportInput` that returns a :class:`Section`: its heading, its
 body as Markdown and as HTML, and the figure and table files it wrote. The heading is written
 here, from the section's title and level, so the HTML page and the Markdown summary name and
-order their sections alike. Shared by the single-study report (:mod:`hplandscape.report`), its
-sections (:mod:`hplandscape.report_sections`, :mod:`hplandscape.report_study`,
-:mod:`hplandscape.sparsity_report`) and the report over several studies
-(:mod:`hplandscape.report_multi`). Plotting libraries are imported only when a figure is made.
+order their sections alike. Shared by the single-study report (:mod:`hplandscape.report.study_report`), its
+sections (:mod:`hplandscape.report.sections`, :mod:`hplandscape.report.study_dir_sections`,
+:mod:`hplandscape.report.sparsity_section`) and the report over several studies
+(:mod:`hplandscape.report.multi_study`). Plotting libraries are imported only when a figure is made.
 """
 
 from __future__ import annotations

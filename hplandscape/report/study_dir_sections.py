@@ -2,9 +2,9 @@
 
 A results table holds one accuracy per run; the study directory also holds the config (so the
 initial grid and its extensions), every run's per-epoch history and the pruned architectures.
-Each section here is a function of a :class:`~hplandscape.report_parts.ReportInput` returning a
-:class:`~hplandscape.report_parts.Section`, or None for a bare results CSV (which has none of
-these files); :data:`hplandscape.report_sections.SECTIONS` places them on the page. Nothing here
+Each section here is a function of a :class:`~hplandscape.report.page.ReportInput` returning a
+:class:`~hplandscape.report.page.Section`, or None for a bare results CSV (which has none of
+these files); :data:`hplandscape.report.sections.SECTIONS` places them on the page. Nothing here
 imports torch.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.errors import UserError
-from hplandscape.report_parts import ReportInput, Section, fig_div, html_table, html_text, md_table, md_text
+from hplandscape.report.page import ReportInput, Section, fig_div, html_table, html_text, md_table, md_text
 
 
 def _store(source):

@@ -6,7 +6,7 @@ and the shift test's verdict (:mod:`hplandscape.analysis.sparsity_kinds`), and t
 flow over the grid with its Kendall τ against the final top-1
 (:mod:`hplandscape.analysis.egf_correlation`, drawn by :mod:`hplandscape.plots.egf_maps`).
 Writes ``sparsity.csv``, ``gradient_flow.csv`` and ``figures/egf_map.<format>`` (the report's
-formats and resolution) next to the report; :data:`hplandscape.report_sections.SECTIONS` places
+formats and resolution) next to the report; :data:`hplandscape.report.sections.SECTIONS` places
 the section on the page.
 """
 
@@ -19,7 +19,7 @@ import pandas as pd
 from hplandscape.analysis.egf_correlation import correlation_table, gradient_flow_info, has_gradient_flow
 from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.sparsity_kinds import describe_kinds, has_sparsity, kind_summary, sparsity_table
-from hplandscape.report_parts import (FigureOptions, ReportInput, Section, fig_div, html_table, html_text, md_table,
+from hplandscape.report.page import (FigureOptions, ReportInput, Section, fig_div, html_table, html_text, md_table,
                                       md_text)
 
 INTRO = ("Every condition with what it keeps and whether its optimum moved, by kind of sparsity and pipeline. "

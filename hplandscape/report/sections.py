@@ -1,20 +1,20 @@
 """The sections of a single-study report, in the order a reader needs them: :data:`SECTIONS`.
 
 The page (``index.html``) and the summary (``summary.md``) are written from this one list
-(:func:`hplandscape.report.make_report`), so both show the same sections in the same order:
+(:func:`hplandscape.report.study_report.make_report`), so both show the same sections in the same order:
 
 1. the answers: can the unpruned model's lr and wd be kept, seed noise, did the optimum move,
    warnings (what to distrust before reading on);
 2. the method's figures and tables: landscapes, performance risk with Tables 4.2, 4.1 and 3.4,
    the top-5 landscapes, each condition's panel;
 3. what only a study directory holds: grid map, training curves, pruned widths
-   (:mod:`hplandscape.report_study`); sparsity and gradient flow
-   (:mod:`hplandscape.sparsity_report`);
+   (:mod:`hplandscape.report.study_dir_sections`); sparsity and gradient flow
+   (:mod:`hplandscape.report.sparsity_section`);
 4. beyond the method: which hyperparameter matters, accuracy vs FLOPs, accuracy over the
    pruning ratio; last the environment.
 
-A section is a function of a :class:`~hplandscape.report_parts.ReportInput` that returns a
-:class:`~hplandscape.report_parts.Section` (its heading, its body in Markdown and HTML, the figure
+A section is a function of a :class:`~hplandscape.report.page.ReportInput` that returns a
+:class:`~hplandscape.report.page.Section` (its heading, its body in Markdown and HTML, the figure
 and table files it wrote; figures in the report's formats and resolution), or None when it has
 nothing to show. Adding one to the report is that function plus its entry in :data:`SECTIONS`.
 
@@ -41,9 +41,9 @@ from hplandscape.analysis.notation import hp_text, metric_label, percent_text
 from hplandscape.analysis.verdict import (EXTEND, describe_excess, describe_noise, describe_region, describe_shift,
                                           format_p, seeds_line)
 from hplandscape.provenance import git_state
-from hplandscape.report_parts import ReportInput, Section, fig_div, html_table, html_text, md_table, md_text, slug
-from hplandscape.report_study import curve_section, grid_map_section, study_files_section, width_section
-from hplandscape.sparsity_report import sparsity_flow_section
+from hplandscape.report.page import ReportInput, Section, fig_div, html_table, html_text, md_table, md_text, slug
+from hplandscape.report.study_dir_sections import curve_section, grid_map_section, study_files_section, width_section
+from hplandscape.report.sparsity_section import sparsity_flow_section
 
 # version key -> distribution name; read from the installed metadata, so no package is imported
 # (a report must not pay for importing torch; each run record keeps torch's full build tag).

@@ -22,8 +22,8 @@ from hplandscape.analysis.results_io import SOURCE_ATTR, STUDY_ATTR
 from hplandscape.analysis.notation import metric_label, percent_text
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.errors import UserError
-from hplandscape.report_sections import answers, display_tables, environment
-from hplandscape.report_parts import (DEFAULT_DPI, fig_div, figure_options, html_table, html_text, md_figure, md_table,
+from hplandscape.report.sections import answers, display_tables, environment
+from hplandscape.report.page import (DEFAULT_DPI, fig_div, figure_options, html_table, html_text, md_figure, md_table,
                                       md_text, page, slug)
 
 
@@ -160,7 +160,7 @@ def make_multi_report(sources, out_dir=None, xs=None, k: float = 2.0, n_boot: in
     out_dir : str or os.PathLike, optional
         Where to write; default :func:`default_out`.
     xs, k, n_boot, base, metric, scale, formats, dpi
-        As for :func:`hplandscape.report.make_report`, applied to every study (``base`` names
+        As for :func:`hplandscape.report.study_report.make_report`, applied to every study (``base`` names
         the basemodel condition in each).
 
     Returns
