@@ -173,15 +173,16 @@ def cmd_report(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from hplandscape import export
+    from hplandscape.interop.optuna_storage import to_optuna  # late: pandas
+    from hplandscape.interop.parquet_file import to_parquet
 
     if not (args.optuna or args.parquet):
         raise UserError("export: nothing to write; give --optuna sqlite:///FILE.db and/or --parquet FILE.parquet")
     if args.parquet:
-        path = export.to_parquet(args.source, args.parquet)
+        path = to_parquet(args.source, args.parquet)
         print(f"Parquet: {path}")
     if args.optuna:
-        names = export.to_optuna(args.source, args.optuna, prefix=args.name, overwrite=args.overwrite)
+        names = to_optuna(args.source, args.optuna, prefix=args.name, overwrite=args.overwrite)
         print(f"Optuna: {len(names)} studies in {args.optuna}: {', '.join(names)}")
         print(f"  open them with optuna.load_study(study_name=..., storage={args.optuna!r}) "
               f"or `optuna-dashboard {args.optuna}`")

@@ -9,7 +9,8 @@ from hplandscape import analysis
 from hplandscape.analysis.example import synthetic_results
 from hplandscape.cli import main
 from hplandscape.errors import UserError
-from hplandscape.export import to_optuna, to_parquet
+from hplandscape.interop.optuna_storage import to_optuna
+from hplandscape.interop.parquet_file import to_parquet
 
 optuna = pytest.importorskip("optuna")
 

@@ -1,4 +1,4 @@
-"""Export a study's results to the tools researchers already use: Optuna storages and Parquet.
+"""Export a study's results to Optuna storages, which the tools researchers already use read.
 
 An Optuna study per condition lets ``optuna.visualization`` (contour, slice, parameter
 importances), optuna-dashboard and DeepCAVE, which all read Optuna storages, open the grid as
@@ -16,14 +16,12 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import io
 import math
 from pathlib import Path
 
 import pandas as pd
 
 from hplandscape.analysis.results_io import SOURCE_ATTR, STUDY_ATTR, load_results
-from hplandscape.atomic import write_bytes as write_bytes_atomic
 from hplandscape.errors import UserError
 
 OPTUNA_HINT = "pip install optuna (or pip install 'hplandscape[optuna]')"
@@ -150,21 +148,3 @@ def to_optuna(results, storage: str, prefix: str | None = None, overwrite: bool 
             study.add_trials(_trials(optuna, rows, dist))
             names.append(name)
     return names
-
-
-def to_parquet(results, path) -> Path:
-    """Write the validated results table (see :func:`~hplandscape.analysis.load_results`) as Parquet.
-
-    The file holds the same columns as ``results.csv`` plus the recomputed ``log10_lr`` /
-    ``log10_wd``; :func:`hplandscape.analysis.load_results` reads it back. Written atomically.
-    """
-    from hplandscape.store.layout import check_file_target
-    path = check_file_target(path, "the Parquet file", example="results.parquet")
-    table = load_results(results)
-    table.attrs = {}  # where it came from is this machine's business, not the file's
-    buf = io.BytesIO()
-    try:
-        table.to_parquet(buf, index=False)
-    except ImportError:
-        raise UserError("Parquet output needs pyarrow, which is not installed: pip install pyarrow") from None
-    return write_bytes_atomic(path, buf.getvalue())
