@@ -1,4 +1,5 @@
-"""The shape of the package: the module import graph has no cycle, and one module names files."""
+"""The shape of the package: its layers import only downward, the module import graph has no cycle,
+no two modules share a name, and one module names files."""
 
 from __future__ import annotations
 
@@ -77,6 +78,74 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+#: The layers, bottom first (docs/architecture.md draws them): a module may import its own layer and
+#: those below it, never one above. The foundation is the package's top-level modules; the CLI
+#: sits on everything.
+LAYERS = (
+    ("hplandscape", "hplandscape.errors", "hplandscape.atomic", "hplandscape.path_checks", "hplandscape.choices",
+     "hplandscape.provenance"),
+    ("hplandscape.models",),
+    ("hplandscape.pruning",),
+    ("hplandscape.study",),
+    ("hplandscape.store",),
+    ("hplandscape.training",),
+    ("hplandscape.analysis",),
+    ("hplandscape.run",),
+    ("hplandscape.plots",),
+    ("hplandscape.report",),
+    ("hplandscape.interop",),
+    ("hplandscape.cli", "hplandscape.__main__"),
+)
+
+
+def layer_of(module: str, layers=LAYERS) -> int:
+    """The index of the layer ``module`` belongs to (the longest name that contains it)."""
+    found = [(len(name), i) for i, names in enumerate(layers) for name in names
+             if module == name or module.startswith(name + ".")]
+    if not found:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS and docs/architecture.md")
+    return max(found)[1]
+
+
+def upward_imports(graph: dict[str, set[str]], layers=LAYERS) -> list[str]:
+    return [f"{a} -> {b}" for a in sorted(graph) for b in sorted(graph[a])
+            if layer_of(b, layers) > layer_of(a, layers)]
+
+
+def test_the_layer_check_finds_an_upward_import():
+    layers = (("p",), ("p.low",), ("p.high",))
+    assert upward_imports({"p.low.a": {"p.high.b"}, "p.high.b": set()}, layers) == ["p.low.a -> p.high.b"]
+    assert upward_imports({"p.high.b": {"p.low.a", "p"}, "p.low.a": set()}, layers) == []
+
+
+def test_every_module_is_in_a_layer_and_imports_only_downward():
+    graph = import_graph()
+    for module in graph:
+        layer_of(module)
+    assert upward_imports(graph) == []
+
+
+def test_no_two_modules_share_a_name():
+    """A name says what a module holds, once: ``from ... import sections`` never needs its package to
+    be told apart from another."""
+    by_name: dict[str, list[str]] = {}
+    for module, path in _modules().items():
+        if path.stem not in ("__init__", "__main__"):
+            by_name.setdefault(path.stem, []).append(module)
+    assert {n: m for n, m in by_name.items() if len(m) > 1} == {}
+
+
+def test_every_package_is_installed():
+    """setup.cfg lists packages one by one: one left out would be missing from a non-editable install."""
+    import configparser
+
+    cfg = configparser.ConfigParser()
+    cfg.read(PACKAGE.parent / "setup.cfg")
+    listed = set(cfg["options"]["packages"].split())
+    packages = {".".join(p.parent.relative_to(PACKAGE.parent).parts) for p in PACKAGE.rglob("__init__.py")}
+    assert packages - listed == set()
+
+
 def test_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) is not None
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": set()}) is None
@@ -90,10 +159,11 @@ def test_module_import_graph_has_no_cycle():
 def test_data_flows_one_way_through_the_orchestration():
     graph = import_graph()
     # The worker side never reaches back into planning or running; the plan never launches.
-    assert not graph["hplandscape.run.worker"] & {"hplandscape.run.sweep", "hplandscape.run.plan", "hplandscape.run.local_runner",
-                                              "hplandscape.run.slurm_runner"}
-    assert not graph["hplandscape.run.plan"] & {"hplandscape.run.executors", "hplandscape.run.worker", "hplandscape.run.local_runner",
-                                            "hplandscape.run.slurm_runner", "hplandscape.run.sweep"}
+    assert not graph["hplandscape.run.worker"] & {"hplandscape.run.sweep", "hplandscape.run.plan",
+                                                  "hplandscape.run.local_runner", "hplandscape.run.slurm_runner"}
+    assert not graph["hplandscape.run.plan"] & {"hplandscape.run.executors", "hplandscape.run.worker",
+                                                "hplandscape.run.local_runner", "hplandscape.run.slurm_runner",
+                                                "hplandscape.run.sweep"}
     assert not graph["hplandscape.store.study_store"] & {"hplandscape.run.plan", "hplandscape.run.sweep", "hplandscape.run.status"}
 
 

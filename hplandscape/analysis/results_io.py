@@ -63,7 +63,7 @@ def load_results(path_or_df) -> pd.DataFrame:
         df = _normalise(path_or_df.copy(), source)
         df.attrs.update(keep)
         return df
-    from hplandscape.paths import check_path
+    from hplandscape.path_checks import check_path
 
     path = check_path(path_or_df, "the results source")
     if path.is_dir():

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hplandscape.errors import UserError
-from hplandscape.paths import check_path
+from hplandscape.path_checks import check_path
 
 
 @dataclass(frozen=True)
