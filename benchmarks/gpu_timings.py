@@ -122,7 +122,7 @@ def _synthetic_data(case: ModelCase, n_train: int, n_test: int, num_classes: int
 
 def engine_throughput(case: ModelCase, config: Config, device, eval_batches: int) -> tuple[float, float]:
     """(training images/s, evaluation images/s) of the sequential engine's epoch: its augmentation,
-    steps and bookkeeping (``train._train_epoch``) and its evaluation (``lifecycle.evaluate``)."""
+    steps and bookkeeping (``sequential_engine._train_epoch``) and its evaluation (``lifecycle.evaluate``)."""
     import torch
 
     from hplandscape.training.setup import eval_batch_size, grad_scaler, make_optimizer

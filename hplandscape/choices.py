@@ -1,7 +1,7 @@
 """The named choices of a study config, defined once (no imports: every module may use them).
 
-``config.py`` validates against these; the CLI offers them as ``choices``; the data, launch and
-engine modules import them instead of restating them. Pruning methods are registered in
+The config's validation (:mod:`hplandscape.study.validation`) checks against these; the CLI offers
+them as ``choices``; the data, worker and engine modules import them instead of restating them. Pruning methods are registered in
 :mod:`hplandscape.pruning.methods` (each with its kind, settings and implementation), augmentations
 and data orders with the recipes (:mod:`hplandscape.study.recipes`). Executors are named here
 (:data:`EXECUTORS`); the runner interface that executes a plan is :mod:`hplandscape.run.runners`.

@@ -89,7 +89,7 @@ def _point_of(run_id: str):
 
 def minimal_record(run_id: str, **overrides) -> dict:
     """The smallest record the store accepts as a finished run of ``run_id`` (see
-    ``record.record_problem``); the point's lr and wd are read from the id. ``overrides`` replace
+    ``run_record.record_problem``); the point's lr and wd are read from the id. ``overrides`` replace
     keys of its JSON form as they are, so a test can make it invalid on purpose."""
     condition, _, seed = run_id.split("/")
     point = _point_of(run_id)

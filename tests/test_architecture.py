@@ -168,7 +168,7 @@ def test_data_flows_one_way_through_the_orchestration():
 
 
 def test_the_record_schema_sits_below_everything_that_reads_or_writes_records():
-    """record.py is read by the engines, the store, the results table and the analysis: it may
+    """store/run_record.py is read by the engines, the store, the results table and the analysis: it may
     import nothing of theirs (nor torch, which ``test_record`` checks), or analysis would pull in
     training code through it."""
     graph = import_graph()

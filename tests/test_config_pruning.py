@@ -1,4 +1,4 @@
-"""The ``pruning:`` section: normaliser and layer cap of global pruning, validated in config.py."""
+"""The ``pruning:`` section: normaliser and layer cap of global pruning, validated in study/validation.py."""
 
 import pytest
 import yaml

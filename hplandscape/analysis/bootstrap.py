@@ -251,7 +251,7 @@ def percentile_interval(samples, level: float = LEVEL) -> tuple:
 
 
 def roi_masks(means: np.ndarray, x: float, tol: float = 1e-9) -> np.ndarray:
-    """``(B, P)`` x-ROI membership of each resample (Eq. 3.3, as :func:`core.roi_mask`)."""
+    """``(B, P)`` x-ROI membership of each resample (Eq. 3.3, as :func:`~hplandscape.analysis.regions.roi_mask`)."""
     return means >= np.nanmax(means, axis=-1, keepdims=True) - x - tol
 
 
@@ -259,7 +259,7 @@ def ellipse_samples(means: np.ndarray, coords: np.ndarray, x: float, k: float,
                     min_points: int) -> dict:
     """Centre, length and width of the x-ROI ellipse of every resample (NaN: too few points).
 
-    The same numbers as :func:`core.fit_ellipse` (mean, sample covariance, 2k√λ), for ``B``
+    The same numbers as :func:`~hplandscape.analysis.regions.fit_ellipse` (mean, sample covariance, 2k√λ), for ``B``
     resamples at once.
     """
     mask = roi_masks(means, x).astype(float)  # (B, P)

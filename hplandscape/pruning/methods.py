@@ -14,7 +14,7 @@ Each method declares, in one place, everything the rest of the package asks abou
   so how a stored spec is **checked** against a config (:meth:`PruningMethod.stored_settings_match`);
 - what acts between epochs (SET's prune-and-regrow), and how plots tell it apart (its colour).
 
-The module is light: it imports neither torch nor numpy, so that ``config.py`` validates a
+The module is light: it imports neither torch nor numpy, so that the config's validation checks a
 condition's method from the registry and commands that only read YAML or JSON stay without torch.
 An implementation may therefore be given as ``"module:function"`` and is imported when first
 used; the built-in methods at the end of this module name theirs in :mod:`hplandscape.pruning.structured` and

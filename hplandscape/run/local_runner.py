@@ -144,7 +144,7 @@ class LocalRunner(Runner):
     (:func:`run_local`); the sweep returns when they are done."""
 
     def check_request(self, config) -> None:
-        """Nothing to ask of a scheduler: the machine checks are ``config.check_runnable``'s."""
+        """Nothing to ask of a scheduler: the machine checks are ``preflight.check_runnable``'s."""
 
     def run(self, launch: Launch) -> Outcome:
         opts = launch.options

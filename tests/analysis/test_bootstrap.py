@@ -198,7 +198,7 @@ def test_randomness_column_is_validated():
 
 def test_old_records_without_a_design_are_read_as_common_on_every_path(tmp_path):
     # Records written before train.randomness existed seeded the He init by the seed alone: common
-    # random numbers. The records path (results.py) and the table path (analysis/io.py, a results
+    # random numbers. The records path (store/results.py) and the table path (analysis/results_io.py, a results
     # CSV of that time had no randomness column) must resample them the same way.
     from hplandscape.store.results import records_table
 
