@@ -148,8 +148,8 @@ def variants(kind, name, args) -> dict:
 
         return {f"batch_{s}": (lambda s=s: evaluate(s)) for s in args.sizes}
     if kind == "checkpoint":
-        from hplandscape.training.lifecycle import RunProgress
         from hplandscape.training.checkpoints import save_checkpoint
+        from hplandscape.training.lifecycle import RunProgress
         step = _train_step(_model(name, args), *_batch(args))
         step()  # momentum buffers exist, as in a real checkpoint
         path = Path(tempfile.mkdtemp()) / "checkpoint.pt"

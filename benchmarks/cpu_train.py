@@ -77,8 +77,8 @@ def plain_run(model: str, root: str, args, seed: int) -> float:
     from torch.utils.data import DataLoader
     from torchvision import transforms as T
 
-    from hplandscape.training.data import _cifar_reader  # torchvision's CIFAR10, md5 check off for generated files
     from hplandscape.models import build_model
+    from hplandscape.training.data import _cifar_reader  # torchvision's CIFAR10, md5 check off for generated files
 
     torch.set_num_threads(args.threads)
     start = time.perf_counter()

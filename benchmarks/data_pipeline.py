@@ -81,9 +81,9 @@ def _time_epoch(batches, model=None, optimizer=None):
 
 def run(dataset: str, n_train: int, model_name: str, threads: int, workers: int, batch_size: int,
         repeats: int) -> dict:
+    from hplandscape.models import build_model
     from hplandscape.study.config import DataConfig
     from hplandscape.training.data import load_data, write_fake_cifar10
-    from hplandscape.models import build_model
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as root:

@@ -125,11 +125,11 @@ def engine_throughput(case: ModelCase, config: Config, device, eval_batches: int
     steps and bookkeeping (``sequential_engine._train_epoch``) and its evaluation (``lifecycle.evaluate``)."""
     import torch
 
-    from hplandscape.training.setup import eval_batch_size, grad_scaler, make_optimizer
-    from hplandscape.training.lifecycle import evaluate
     from hplandscape.models import build_model
     from hplandscape.study.recipes import recipe_preset
+    from hplandscape.training.lifecycle import evaluate
     from hplandscape.training.sequential_engine import _train_epoch  # the engine's epoch loop itself, on in-memory data
+    from hplandscape.training.setup import eval_batch_size, grad_scaler, make_optimizer
 
     recipe = dataclasses.replace(recipe_preset(case.dataset), batch_size=case.batch,
                                  channels_last=config.channels_last, amp=config.precision == "bf16")
@@ -296,8 +296,8 @@ def part_grid_time(ctx: PartContext) -> dict:
 
 
 def part_extrapolation(ctx: PartContext) -> dict:
-    from hplandscape.study.loading import load_study, preset_path
     from hplandscape.study.grid import make_grid
+    from hplandscape.study.loading import load_study, preset_path
 
     study = load_study(preset_path(GRID_PRESET))
     runs = len(make_grid(study.grid)) * len(study.seeds)  # one condition

@@ -14,12 +14,11 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from hplandscape.choices import ENGINES
-from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS
-from hplandscape.pruning.arch_spec import METHODS as PRUNING_METHODS
-from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, FIGURE_FORMATS, METRICS
+from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, ENGINES, FIGURE_FORMATS, METRICS, executor_names
 from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, Terminated, UserError
-from hplandscape.choices import executor_names
+from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
+from hplandscape.pruning.arch_spec import METHODS as PRUNING_METHODS
+from hplandscape.pruning.arch_spec import NORMALIZERS
 
 
 def _print_json(obj) -> None:
@@ -74,9 +73,9 @@ def cmd_grid(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from hplandscape.store.study_store import StudyStore
-    from hplandscape.store.layout import default_study_dir
     from hplandscape.run.sweep import run_sweep
+    from hplandscape.store.layout import default_study_dir
+    from hplandscape.store.study_store import StudyStore
 
     config = _study_config(args, "sweep")
     study_dir = Path(args.study_dir) if args.study_dir else default_study_dir(config.name)

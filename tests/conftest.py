@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 
 from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
-from hplandscape.study.grid import GridPoint
 from hplandscape.store.run_record import RunRecord
+from hplandscape.study.grid import GridPoint
 
 TESTS_DIR = Path(__file__).resolve().parent
 
@@ -204,8 +204,8 @@ def fake_prune(model_name, method, ratio, *, num_classes, in_channels, input_sha
     sweep finds them matching the config."""
     import hashlib
 
-    from hplandscape.pruning.arch_spec import ArchSpec
     from hplandscape.models import original_widths
+    from hplandscape.pruning.arch_spec import ArchSpec
 
     if source is not None and not Path(source).exists():
         raise FileNotFoundError(source)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import run_cli
-from hplandscape.study.loading import preset_path
+
 from hplandscape.errors import RunFailure
+from hplandscape.study.loading import preset_path
 
 RESNET56 = str(preset_path("resnet56_cifar10.yaml"))
 
@@ -118,6 +118,7 @@ def test_sweep_with_missing_data_exits_2_before_launching_anything(capsys, tmp_p
 def _fake_sweep_cli(monkeypatch, tmp_path):
     """`hplandscape sweep` on the tiny study with the fast stand-ins for training and pruning."""
     from conftest import fake_prune, fake_train_run, tiny_study_dict
+
     from hplandscape.run import sweep
 
     config = tmp_path / "tiny.yaml"

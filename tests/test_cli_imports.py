@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import fake_prune, study_record, tiny_config
 
 import hplandscape
-from conftest import fake_prune, study_record, tiny_config
 from hplandscape.analysis.example import write_example_results
-from hplandscape.study.loading import preset_path
-from hplandscape.study.grid import make_grid
 from hplandscape.store.study_store import StudyStore
+from hplandscape.study.grid import make_grid
+from hplandscape.study.loading import preset_path
+
 REPO = Path(hplandscape.__file__).resolve().parent.parent
 RESNET56 = str(preset_path("resnet56_cifar10.yaml"))
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 import yaml
-
 from conftest import fake_prune, fake_train_run, run_cli, tiny_study_dict
-from hplandscape.study.loading import preset_path
+
 from hplandscape.store.study_store import StudyStore
+from hplandscape.study.loading import preset_path
+
 RESNET56 = str(preset_path("resnet56_cifar10.yaml"))
 
 

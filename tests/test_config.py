@@ -6,10 +6,10 @@ import math
 import pytest
 import yaml
 
-from hplandscape.study.loading import load_quickstart, load_study, preset_path
-from hplandscape.study.validation import study_from_dict
 from hplandscape.errors import ConfigError
 from hplandscape.study.grid import make_grid
+from hplandscape.study.loading import load_quickstart, load_study, preset_path
+from hplandscape.study.validation import study_from_dict
 
 
 def test_resnet56_preset_reproduces_thesis_setup():
@@ -166,7 +166,8 @@ def test_unreadable_files(tmp_path):
 
 def test_config_error_survives_python_O():
     # Validation uses real checks, not asserts: the message is the same with -O.
-    import subprocess, sys
+    import subprocess
+    import sys
     code = ("from hplandscape.study.validation import study_from_dict\n"
             "try:\n study_from_dict({'model': 'resnet20', 'data': {'name': 'digits'}, 'conditions': [],"
             " 'grid': {}}, 'x.yaml')\nexcept Exception as e: print(e)")
@@ -276,8 +277,8 @@ def test_anchors_and_merge_keys_still_load(tmp_path):
 
 
 def test_builtin_model_names_are_the_registry():
-    from hplandscape.study.config import BUILTIN_MODELS
     from hplandscape.models import list_models
+    from hplandscape.study.config import BUILTIN_MODELS
 
     assert sorted(BUILTIN_MODELS) == list_models()
 
@@ -303,8 +304,8 @@ def test_check_runnable_returns_the_data_shape_and_accepts_the_quickstart():
 
 
 def test_check_runnable_refuses_an_unreachable_ratio_before_any_training():
-    from hplandscape.run.preflight import check_runnable
     from hplandscape.pruning.structured import smallest_ratio
+    from hplandscape.run.preflight import check_runnable
 
     d = _base()
     d["conditions"].append({"method": "uniform", "ratio": 0.01})
@@ -319,8 +320,8 @@ def test_check_runnable_refuses_an_unreachable_ratio_before_any_training():
 
 
 def test_check_runnable_needs_the_data_directory(tmp_path):
-    from hplandscape.run.preflight import check_runnable
     from hplandscape.errors import UserError
+    from hplandscape.run.preflight import check_runnable
 
     d = _base()
     d["data"] = {"name": "cifar10", "root": str(tmp_path / "nope")}
@@ -331,8 +332,8 @@ def test_check_runnable_needs_the_data_directory(tmp_path):
 def test_check_runnable_refuses_cuda_on_a_machine_without_it():
     import torch
 
-    from hplandscape.run.preflight import check_runnable
     from hplandscape.errors import UserError
+    from hplandscape.run.preflight import check_runnable
 
     d = _base()
     d["launcher"] = {"device": "cuda"}

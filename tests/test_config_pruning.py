@@ -3,10 +3,10 @@
 import pytest
 import yaml
 
+from hplandscape.errors import ConfigError
 from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
 from hplandscape.study.loading import load_study
 from hplandscape.study.validation import study_from_dict
-from hplandscape.errors import ConfigError
 
 
 def _study(**pruning):
@@ -50,8 +50,8 @@ def test_bad_pruning_settings_name_file_key_and_value(tmp_path, pruning, key, wo
 
 
 def test_check_runnable_counts_the_cap_in_the_smallest_ratio():
-    from hplandscape.run.preflight import check_runnable
     from hplandscape.pruning.structured import smallest_ratio
+    from hplandscape.run.preflight import check_runnable
 
     shape = dict(in_channels=1, input_shape=(1, 8, 8))  # digits
     capped = smallest_ratio("resnet20", "global", **shape)

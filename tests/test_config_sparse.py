@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import tiny_study_dict
+
+from hplandscape.errors import ConfigError
 from hplandscape.study.loading import load_study
 from hplandscape.study.validation import study_from_dict
-from hplandscape.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

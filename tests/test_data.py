@@ -8,10 +8,10 @@ import torch
 import torch.nn.functional as F
 from torchvision.datasets import CIFAR10
 
+from hplandscape.errors import UserError
 from hplandscape.study.config import DataConfig
 from hplandscape.training.data import (CIFAR_FOLDER, _cifar_reader, dataset_info, load_data, random_crop,
-                              write_fake_cifar10)
-from hplandscape.errors import UserError
+                                       write_fake_cifar10)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,11 @@ import os
 
 import pytest
 import yaml
-
 from conftest import minimal_record, run_cli, tiny_config, tiny_study_dict
+
 from hplandscape.store.study_store import StudyStore
+
+
 @pytest.fixture
 def study(tmp_path):
     """The tiny study with every run recorded except one basemodel run."""
@@ -76,6 +78,7 @@ def test_one_invalid_record_does_not_stop_the_analysis_of_the_others(study, caps
 
 def test_a_prior_off_the_grid_is_its_own_point_never_missing_cells(tmp_path, fake_env):
     from conftest import fake_prune, fake_train_run
+
     from hplandscape import analysis
     from hplandscape.run.status import study_status
     from hplandscape.run.sweep import RunOptions, run_sweep
@@ -109,8 +112,8 @@ def test_names_with_html_are_refused_before_any_report_is_written(tmp_path):
 
 
 def test_one_epoch_with_an_epoch_milestone_says_what_to_do(tmp_path):
-    from hplandscape.study.validation import study_from_dict
     from hplandscape.errors import ConfigError
+    from hplandscape.study.validation import study_from_dict
 
     d = tiny_study_dict(train={"preset": "digits", "epochs": 1, "milestones": [1], "milestones_unit": "epoch"})
     with pytest.raises(ConfigError, match="1-epoch recipe has no epoch to decay at"):
@@ -237,6 +240,7 @@ def test_two_sweeps_of_different_configs_on_a_new_study_cannot_both_be_accepted(
 def _seeded_study(tmp_path, capsys):
     """A two-seed study (16 runs) of a config file, every run recorded, its results.csv collected."""
     from conftest import fake_prune
+
     from hplandscape.study.loading import load_study
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(tiny_study_dict(seeds=[0, 1], pruning={"source": "random"})))
@@ -561,12 +565,12 @@ def test_a_checkpoint_of_another_recipe_is_set_aside_and_the_run_starts_afresh(t
     import logging
 
     import torch
+    from test_train import make_spec, without_timings
 
+    from hplandscape.store.layout import RunFiles
     from hplandscape.study.config import DataConfig
     from hplandscape.training.fused_engine import train_fused
-    from hplandscape.store.layout import RunFiles
     from hplandscape.training.sequential_engine import train_run
-    from test_train import make_spec, without_timings
 
     train = train_run if engine == "sequential" else (lambda spec: train_fused([spec])[0])
     data = DataConfig(name="digits", train_subset=64, test_subset=32)
@@ -595,6 +599,7 @@ _VICTIM = "base/lr-1.5000_wd-4.5000/seed0"  # the first run of the base step's w
 
 def _fake_sweep(study, **kwargs):
     from conftest import fake_prune, fake_train_run
+
     from hplandscape.run.sweep import RunOptions, run_sweep
 
     return run_sweep(tiny_config(), study, options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune),
@@ -604,6 +609,7 @@ def _fake_sweep(study, **kwargs):
 def test_a_dead_job_is_described_by_its_own_error_not_an_unrelated_log_line(tmp_path, fake_env):
     # issue 29 (13a): "job … died" quoted whatever line ended its log ("…: starting", a submitit line)
     from conftest import BrokenJob
+
     from hplandscape.run import local_runner as run_local
     from hplandscape.run.plan import plan_study
 

@@ -18,11 +18,11 @@ import pytest
 import torch
 
 import hplandscape.training.fused_engine as fused_mod
+from hplandscape.errors import UserError
+from hplandscape.store.layout import RunFiles
 from hplandscape.study.config import DataConfig
 from hplandscape.training.data import InMemoryData
-from hplandscape.errors import UserError
 from hplandscape.training.fused_engine import choose_engine, train_fused
-from hplandscape.store.layout import RunFiles
 from hplandscape.training.sequential_engine import train_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

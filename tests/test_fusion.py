@@ -13,8 +13,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from hplandscape.errors import UserError
-from hplandscape.training.model_fusion import FusedSGD, fuse_models, per_model_loss, register_fused_forward, unfuse_state
 from hplandscape.models import build_model
+from hplandscape.training.model_fusion import (FusedSGD, fuse_models, per_model_loss, register_fused_forward,
+                                               unfuse_state)
 
 TOL64 = 1e-9
 

@@ -9,15 +9,17 @@ import stat
 
 import pytest
 import submitit
-
 from conftest import fake_prune, fake_train_run, tiny_config
-from hplandscape.store import claims
+
 from hplandscape.errors import RunFailure, UserError
 from hplandscape.run.executors import default_max_parallel, make_executor, max_array_size, submit_slurm_arrays
-from hplandscape.run.worker import RunJob
 from hplandscape.run.plan import plan_study
+from hplandscape.run.worker import RunJob
+from hplandscape.store import claims
 from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.study.runs import study_runs
+
+
 @pytest.fixture
 def setup(tmp_path, fake_env):
     config = tiny_config()

@@ -12,11 +12,10 @@ import pytest
 import torch
 
 from hplandscape.errors import UserError
-from hplandscape.training.lifecycle import RunProgress
-from hplandscape.training.checkpoints import load_checkpoint, save_checkpoint
-from hplandscape.training.setup import make_optimizer
 from hplandscape.study.recipes import recipe_preset
-
+from hplandscape.training.checkpoints import load_checkpoint, save_checkpoint
+from hplandscape.training.lifecycle import RunProgress
+from hplandscape.training.setup import make_optimizer
 
 
 def _diverged_progress():
@@ -99,8 +98,8 @@ def test_foreign_or_malformed_checkpoints_are_refused_naming_the_file(tmp_path):
 def test_the_cpu_layout_is_the_architectures_and_amp_means_bf16():
     import dataclasses
 
-    from hplandscape.training.setup import choose_placement
     from hplandscape.models import get_entry
+    from hplandscape.training.setup import choose_placement
 
     cpu = torch.device("cpu")
     recipe = dataclasses.replace(recipe_preset("cifar10"), channels_last=True, amp=True)

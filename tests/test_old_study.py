@@ -11,9 +11,10 @@ import shutil
 from pathlib import Path
 
 import torch
-
 from conftest import run_cli
+
 from hplandscape.store.study_store import StudyStore
+
 OLD = Path(__file__).parent / "data" / "study_0_1_0"
 KILLED = "uniform-0.5/lr-1.7500_wd-1.7500/seed1"
 

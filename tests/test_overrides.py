@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hplandscape.study.loading import load_quickstart, load_study, preset_path
-from hplandscape.study.validation import study_from_dict
 from hplandscape.errors import ConfigChanged, ConfigError, UserError
-from hplandscape.study.overrides import (apply_overrides, explain, is_override, parse_override, parse_overrides, restoring,
-                                   split_config)
+from hplandscape.study.loading import load_quickstart, load_study, preset_path
+from hplandscape.study.overrides import (apply_overrides, explain, is_override, parse_override, parse_overrides,
+                                         restoring, split_config)
+from hplandscape.study.validation import study_from_dict
 
 QUICKSTART = preset_path("quickstart.yaml")
 

@@ -3,8 +3,11 @@
 import dataclasses
 
 from conftest import fake_prune, tiny_config
+
 from hplandscape.run.prune_step import conditions_to_prune, make_pruning_specs, stored_arch
 from hplandscape.store.study_store import StudyStore
+
+
 def _config(**pruning):
     conditions = [{"method": "none"}, {"method": "uniform", "ratio": 0.5}, {"method": "global", "ratio": 0.5}]
     return tiny_config(conditions=conditions, pruning={"source": "random", **pruning})

@@ -8,8 +8,9 @@ from hplandscape.errors import UserError
 from hplandscape.models import (build_model, count_flops, count_params, current_widths, get_entry, input_shape_of,
                                 list_models, prunable_groups, save_weights)
 from hplandscape.pruning.structured import (NORMALIZERS, ArchSpec, _flops_model, _global_widths, _uniform_widths,
-                                 build_from_spec, filter_l1_norms, layer_floor, load_spec, normalize_importance, prune,
-                                 prune_model, reachable, save_spec, smallest_ratio)
+                                            build_from_spec, filter_l1_norms, layer_floor, load_spec,
+                                            normalize_importance, prune, prune_model, reachable, save_spec,
+                                            smallest_ratio)
 
 _CACHE = {}
 
@@ -164,6 +165,7 @@ def _checkpoint_with_one_strong_block(tmp_path):
 
 def test_l1_norms_are_torch_prunings_magnitude_importance():
     import torch_pruning as tp
+
     from hplandscape.pruning.structured import filter_l1_norms
 
     torch.manual_seed(0)

@@ -15,8 +15,8 @@ import torch
 from hplandscape.errors import UserError
 from hplandscape.models import build_model, get_entry, input_shape_of
 from hplandscape.pruning.structured import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, _flops_model,
-                                 _global_widths, filter_l1_norms, layer_floor, load_spec, normalize_importance,
-                                 prune, save_spec)
+                                            _global_widths, filter_l1_norms, layer_floor, load_spec,
+                                            normalize_importance, prune, save_spec)
 
 # The widths of the raw single threshold (normalizer none, no cap) before the cap existed, from
 # `hplandscape prune NAME --method global --ratio R --json` (random init, seed 0).

@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
-
 from conftest import tiny_config
-from hplandscape.pruning.arch_spec import ArchSpec
-from hplandscape.study.config import METHODS
+
 from hplandscape.errors import ConfigError, UserError
-from hplandscape.pruning.methods import (STRUCTURED, UNSTRUCTURED, get_kind, get_method, method_names,
-                                         register_method, unregister_method)
+from hplandscape.pruning.arch_spec import ArchSpec
+from hplandscape.pruning.methods import (STRUCTURED, UNSTRUCTURED, get_kind, get_method, method_names, register_method,
+                                         unregister_method)
+from hplandscape.study.config import METHODS
 
 TOY = "widest_first"
 
@@ -56,8 +56,8 @@ def test_a_second_registration_and_a_bad_kind_are_refused(toy_method):
 
 def test_a_toy_method_flows_through_config_and_spec_making(toy_method, tmp_path):
     from hplandscape.plots.pooled import method_colour, method_order
-    from hplandscape.run.prune_step import conditions_to_prune, make_pruning_specs, stored_arch
     from hplandscape.pruning.structured import prune, smallest_ratio
+    from hplandscape.run.prune_step import conditions_to_prune, make_pruning_specs, stored_arch
     from hplandscape.store.study_store import StudyStore
 
     # config: allowed, structured, named by default as the built-in methods are

@@ -10,12 +10,13 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import minimal_record, tiny_config
+
 from hplandscape.atomic import write_json
 from hplandscape.errors import UserError
 from hplandscape.store.run_record import ABSENT, COLUMNS, REQUIRED_COLUMNS, RunRecord, record_problem, table_row
 from hplandscape.store.study_store import RunState, StudyStore
+
 RUN = "base/lr-0.5000_wd-2.0000/seed1"
 # A record.json exactly as the sequential engine writes it today (keys sorted by the store's JSON
 # writer), from a quickstart run on digits, its history cut to two epochs.
@@ -210,8 +211,8 @@ def test_a_record_is_checked_against_the_run_it_names_or_the_one_asked_for():
 
 
 def test_the_results_columns_are_the_records_and_the_analysis_needs_a_subset_of_them():
-    from hplandscape.store import results
     from hplandscape.analysis import results_io as io
+    from hplandscape.store import results
 
     assert results.COLUMNS is COLUMNS and set(io.REQUIRED) <= set(COLUMNS) and io.REQUIRED == REQUIRED_COLUMNS
     row = table_row(json.loads(TODAY))

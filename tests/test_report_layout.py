@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import study_record, tiny_config
-from hplandscape.study.grid import make_grid
-from hplandscape.store.study_store import StudyStore
 from test_report_browser import CHROMIUM, _need_browser  # one definition of "a browser is here"
+
+from hplandscape.store.study_store import StudyStore
+from hplandscape.study.grid import make_grid
+
 WIDTH = 1400
 pytestmark = pytest.mark.browser
 

@@ -4,8 +4,8 @@ import json
 
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from hplandscape.analysis.example import synthetic_results
 from hplandscape.errors import UserError
 from hplandscape.report.multi_study import make_multi_report

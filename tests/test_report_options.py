@@ -5,8 +5,8 @@ import re
 
 import pandas as pd
 import pytest
-
 from conftest import run_cli
+
 from hplandscape.analysis.example import synthetic_results
 from hplandscape.errors import UserError
 from hplandscape.report.study_report import make_report, write_report

@@ -16,10 +16,10 @@ import pytest
 
 from hplandscape.analysis import analyze, load_results
 from hplandscape.analysis.example import synthetic_results, synthetic_sparse_results
-from hplandscape.report.study_report import make_report
 from hplandscape.report.page import FigureOptions, ReportInput, Section, compose
 from hplandscape.report.sections import SECTIONS, warnings_section
 from hplandscape.report.sparsity_section import sparsity_section
+from hplandscape.report.study_report import make_report
 
 
 def _md_headings(md: str) -> list[tuple[int, str]]:

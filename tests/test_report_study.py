@@ -2,11 +2,12 @@
 the records' per-epoch histories (divergence visible), the pruned widths."""
 
 import pytest
-
 from conftest import fake_prune, study_record, tiny_config
-from hplandscape.study.grid import make_grid
+
 from hplandscape.report.study_report import make_report
 from hplandscape.store.study_store import StudyStore
+from hplandscape.study.grid import make_grid
+
 CONDITIONS = [{"method": "none"}, {"method": "uniform", "ratio": 0.5}]
 
 

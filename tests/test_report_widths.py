@@ -1,13 +1,14 @@
 """The report's "Pruned widths" section: each pruned condition's kept fraction per layer."""
 
 import pytest
-
 from conftest import fake_prune, study_record, tiny_config
+
 from hplandscape.analysis.example import write_example_results
-from hplandscape.study.grid import make_grid
 from hplandscape.pruning.structured import prune
 from hplandscape.report.study_report import write_report
 from hplandscape.store.study_store import StudyStore
+from hplandscape.study.grid import make_grid
+
 CONDITIONS = [{"method": "none"}, {"method": "uniform", "ratio": 0.5}, {"method": "global", "ratio": 0.5}]
 
 

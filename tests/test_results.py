@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-
 from conftest import fake_prune, fake_train_run, tiny_config
+
 from hplandscape.errors import UserError
+from hplandscape.run.sweep import RunOptions, run_sweep
 from hplandscape.store.results import COLUMNS, collect
 from hplandscape.store.study_store import StudyStore
-from hplandscape.run.sweep import RunOptions, run_sweep
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from conftest import fake_prune, fake_train_run, tiny_config
 
-from hplandscape.run import runners
 from hplandscape.cli import build_parser
 from hplandscape.errors import ConfigError, UserError
+from hplandscape.run import runners
 from hplandscape.run.prune_step import make_pruning_specs
 from hplandscape.run.runners import Outcome, Runner, RunOptions, executor_names, get_runner, register_runner
 from hplandscape.run.sweep import run_sweep

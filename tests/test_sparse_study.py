@@ -5,18 +5,18 @@ import json
 
 import pytest
 import torch
-
 from conftest import minimal_record, tiny_config, tiny_study_dict
-from hplandscape.run import worker as launch
-from hplandscape.study.validation import study_from_dict
+
 from hplandscape.errors import UserError
-from hplandscape.training.fused_engine import choose_engine, fused_unsupported, train_fused
 from hplandscape.models import build_model, save_weights
+from hplandscape.run import worker as launch
 from hplandscape.run.plan import plan_study
 from hplandscape.run.prune_step import conditions_to_prune, make_pruning_specs, stored_arch
+from hplandscape.run.sweep import run_sweep
 from hplandscape.store.study_store import StudyStore
 from hplandscape.study.runs import source_run
-from hplandscape.run.sweep import run_sweep
+from hplandscape.study.validation import study_from_dict
+from hplandscape.training.fused_engine import choose_engine, fused_unsupported, train_fused
 
 CONDITIONS = [{"method": "none"}, {"method": "magnitude", "ratio": 0.2}, {"method": "set", "ratio": 0.05},
               {"method": "random", "ratio": 0.2, "pipeline": "finetune"},

@@ -7,11 +7,11 @@ import torch
 from torch import nn
 
 from hplandscape.errors import UserError
-from hplandscape.pruning.mask_spec import MaskSpec, load_mask_spec, save_mask_spec
 from hplandscape.models import build_model
+from hplandscape.pruning.mask_spec import MaskSpec, load_mask_spec, save_mask_spec
 from hplandscape.pruning.set_topology import epoch_generator, prune_and_regrow
-from hplandscape.pruning.unstructured import (MaskedTraining, erdos_renyi_counts, load_masks, magnitude_counts, make_masks,
-                                  masks_sha256, measure, prunable_weights, save_masks)
+from hplandscape.pruning.unstructured import (MaskedTraining, erdos_renyi_counts, load_masks, magnitude_counts,
+                                              make_masks, masks_sha256, measure, prunable_weights, save_masks)
 
 SHAPE = (1, 8, 8)  # digits
 

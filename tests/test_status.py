@@ -5,10 +5,13 @@ from __future__ import annotations
 import time
 
 from conftest import minimal_record, tiny_config
-from hplandscape.store import claims
+
 from hplandscape.cli import main
 from hplandscape.run.status import follow, study_status
+from hplandscape.store import claims
 from hplandscape.store.study_store import StudyStore
+
+
 def _study(tmp_path):
     store = StudyStore(tmp_path / "study")
     store.init_study(tiny_config())

@@ -9,12 +9,13 @@ import sys
 import time
 
 import pytest
-
 from conftest import minimal_record, tiny_config
-from hplandscape.store import claims
+
 from hplandscape.errors import UserError
 from hplandscape.run.status import follow, study_status
+from hplandscape.store import claims
 from hplandscape.store.study_store import RunState, StudyStore
+
 RUN = "base/lr-1.0000_wd-4.0000/seed0"
 
 

@@ -12,14 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import TESTS_DIR, fake_prune, fake_train_run, minimal_record, tiny_config, tiny_study_dict
+
 from hplandscape.errors import UserError
-from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.run.plan import plan_study
 from hplandscape.run.status import study_status
-from hplandscape.study.runs import source_run
 from hplandscape.run.sweep import RunOptions, run_sweep
+from hplandscape.store.study_store import RunState, StudyStore
+from hplandscape.study.runs import source_run
 
 FAKES = dict(options=RunOptions(train_fn=fake_train_run, prune_fn=fake_prune), progress=False)
 
@@ -55,8 +55,8 @@ def test_plan_puts_the_pruning_source_first_and_skips_recorded_runs(tmp_path):
 
 
 def test_jobs_split_each_condition_evenly_and_local_jobs_fill_every_slot():
-    from hplandscape.run.plan import Step
     from hplandscape.run.local_runner import local_job_size
+    from hplandscape.run.plan import Step
 
     class Run:
         def __init__(self, condition):
@@ -188,6 +188,7 @@ def test_workers_that_die_before_claiming_anything_are_not_started_again_and_aga
     """Every worker dies at once: the sweep gives up on their runs for this round and returns,
     naming the dead jobs, instead of starting new workers for the same runs forever."""
     from conftest import DyingJob
+
     from hplandscape.run import local_runner as run_local
 
     config = tiny_config(pruning={"source": "random"})  # no pruning source to wait for

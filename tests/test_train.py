@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from hplandscape.study.config import Condition, DataConfig
-from hplandscape.training.data import write_fake_cifar10
 from hplandscape.errors import UserError
-from hplandscape.study.grid import GridPoint
 from hplandscape.models import load_weights, model_info
+from hplandscape.store.layout import RunFiles
+from hplandscape.study.config import Condition, DataConfig
+from hplandscape.study.grid import GridPoint
 from hplandscape.study.recipes import recipe_preset
 from hplandscape.study.run_spec import RunSpec
-from hplandscape.training.lifecycle import RunProgress
-from hplandscape.training.setup import make_optimizer
 from hplandscape.training.checkpoints import save_checkpoint
-from hplandscape.store.layout import RunFiles
+from hplandscape.training.data import write_fake_cifar10
+from hplandscape.training.lifecycle import RunProgress
 from hplandscape.training.sequential_engine import train_run
+from hplandscape.training.setup import make_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd",
@@ -190,6 +190,7 @@ def test_checkpoints_are_taken_by_the_clock_and_after_the_last_epoch(tmp_path, m
 
 def test_the_checkpoint_interval_is_a_launcher_setting_outside_the_fingerprint(tmp_path):
     from conftest import tiny_config
+
     from hplandscape.errors import ConfigError
     from hplandscape.training.setup import spec_fingerprint
     assert tiny_config().launcher.checkpoint_every_s == 30.0

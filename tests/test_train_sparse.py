@@ -5,21 +5,21 @@ import dataclasses
 import pytest
 import torch
 
-from hplandscape.training import sequential_engine as train_module
-from hplandscape.study.config import Condition, DataConfig
-from hplandscape.training.data import load_data
 from hplandscape.errors import UserError
-from hplandscape.training.fused_engine import train_fused
-from hplandscape.study.grid import GridPoint
-from hplandscape.training.setup import Placement
-from hplandscape.training.lifecycle import evaluate
 from hplandscape.models import build_model, load_weights, save_weights
 from hplandscape.pruning.structured import prune, pruned_source
-from hplandscape.study.recipes import recipe_preset
 from hplandscape.pruning.unstructured import make_masks, prunable_weights, save_masks
-from hplandscape.study.run_spec import RunSpec
 from hplandscape.store.layout import RunFiles
+from hplandscape.study.config import Condition, DataConfig
+from hplandscape.study.grid import GridPoint
+from hplandscape.study.recipes import recipe_preset
+from hplandscape.study.run_spec import RunSpec
+from hplandscape.training import sequential_engine as train_module
+from hplandscape.training.data import load_data
+from hplandscape.training.fused_engine import train_fused
+from hplandscape.training.lifecycle import evaluate
 from hplandscape.training.sequential_engine import train_run
+from hplandscape.training.setup import Placement
 
 DATA = DataConfig(name="digits", train_subset=256, test_subset=128)
 SHAPE = (1, 8, 8)

@@ -15,34 +15,27 @@ Examples
 ['best', 'importance', 'importance_roi', 'noise', 'risk', 'roi']
 """
 
+from hplandscape.analysis.analyze_results import analyze, has_metric
 from hplandscape.analysis.beyond_tables import (describe_curve, format_beyond, frontier_table, importance_table,
                                                 ratio_curve_table)
-from hplandscape.analysis.bootstrap import BOOT_SEED, N_BOOT, SeedMatrix
-from hplandscape.analysis.regions import confidence_level, fit_ellipse, roi_mask
+from hplandscape.analysis.bootstrap import BOOT_SEED, N_BOOT, BootstrapInfo, Interval, SeedMatrix
+from hplandscape.analysis.frontier import FrontierInfo, FrontierPoint, frontier_info, hypervolume_2d, pareto_mask
+from hplandscape.analysis.importance import ImportanceInfo, anova2, importance_info
+from hplandscape.analysis.noise import NoiseInfo, seed_noise
+from hplandscape.analysis.notation import hp_text, metric_label
+from hplandscape.analysis.optimum import OptimumInfo, PeakFinder, crossfit_best
+from hplandscape.analysis.prior_table import prior_table
+from hplandscape.analysis.ratio_curve import RatioCurveInfo, fit_ratio_curve, r_at_drop, ratio_curve
+from hplandscape.analysis.regions import (BestPoint, EdgeInfo, EllipseInfo, GridAxes, PointStat, RiskInfo, RoiInfo,
+                                          confidence_level, fit_ellipse, roi_mask)
+from hplandscape.analysis.replicates import EllipseIntervals, PointProbability, ReplicateInfo
+from hplandscape.analysis.results_io import load_results
+from hplandscape.analysis.shift import RegionShift, ShiftInfo, cap_centre, shift_test, shift_tests
+from hplandscape.analysis.study_analysis import ConditionAnalysis, PriorInfo, RunIssue, StudyAnalysis
 from hplandscape.analysis.tables import (edge_proposals, format_tables, shift_table, tables, to_json, warning_lines,
                                          write_json, write_tables)
-from hplandscape.analysis.frontier import frontier_info, hypervolume_2d, pareto_mask
-from hplandscape.analysis.importance import anova2, importance_info
-from hplandscape.analysis.regions import BestPoint, EdgeInfo, EllipseInfo, GridAxes, PointStat, RiskInfo, RoiInfo
-from hplandscape.analysis.bootstrap import BootstrapInfo, Interval
-from hplandscape.analysis.study_analysis import ConditionAnalysis, PriorInfo, RunIssue, StudyAnalysis
-from hplandscape.analysis.replicates import EllipseIntervals, PointProbability, ReplicateInfo
-from hplandscape.analysis.frontier import FrontierInfo, FrontierPoint
-from hplandscape.analysis.importance import ImportanceInfo
-from hplandscape.analysis.ratio_curve import RatioCurveInfo
-from hplandscape.analysis.noise import NoiseInfo
-from hplandscape.analysis.optimum import OptimumInfo
-from hplandscape.analysis.shift import RegionShift, ShiftInfo
-from hplandscape.analysis.results_io import load_results
-from hplandscape.analysis.notation import hp_text, metric_label
-from hplandscape.choices import METRICS
-from hplandscape.analysis.prior_table import prior_table
-from hplandscape.analysis.ratio_curve import fit_ratio_curve, r_at_drop, ratio_curve
-from hplandscape.analysis.noise import seed_noise
-from hplandscape.analysis.optimum import PeakFinder, crossfit_best
-from hplandscape.analysis.shift import cap_centre, shift_test, shift_tests
-from hplandscape.analysis.analyze_results import analyze, has_metric
 from hplandscape.analysis.verdict import describe_excess, describe_noise, describe_region, describe_shift
+from hplandscape.choices import METRICS
 
 __all__ = ["load_results", "analyze", "to_json", "tables", "write_tables", "write_json", "format_tables",
            "edge_proposals", "warning_lines", "fit_ellipse", "roi_mask", "confidence_level",

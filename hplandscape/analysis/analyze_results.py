@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 
 import numpy as np
-
-
-import dataclasses
-import itertools
-
 import pandas as pd
 
-from hplandscape.analysis.bootstrap import BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, check_n_boot
-from hplandscape.analysis.regions import edge_info, grid_axes, risk_info, roi_info
+from hplandscape.analysis.bootstrap import BOOT_SEED, LEVEL, N_BOOT, BootstrapInfo, SeedMatrix, check_n_boot
 from hplandscape.analysis.frontier import frontier_info
 from hplandscape.analysis.importance import importance_info
-from hplandscape.analysis.regions import BestPoint, PointStat
-from hplandscape.analysis.bootstrap import BootstrapInfo
-from hplandscape.analysis.results_io import PRIOR_ATTR, ROI_ATTR, SOURCE_ATTR, load_results
 from hplandscape.analysis.noise import seed_noise
-from hplandscape.choices import METRICS
 from hplandscape.analysis.ratio_curve import ratio_curves
+from hplandscape.analysis.regions import BestPoint, PointStat, edge_info, grid_axes, risk_info, roi_info
 from hplandscape.analysis.replicates import study_replicates
+from hplandscape.analysis.results_io import PRIOR_ATTR, ROI_ATTR, SOURCE_ATTR, load_results
+from hplandscape.analysis.study_analysis import ConditionAnalysis, PriorInfo, RunIssue, StudyAnalysis
+from hplandscape.choices import METRICS
 from hplandscape.errors import UserError
 from hplandscape.study.grid import GridPoint
-from hplandscape.analysis.study_analysis import ConditionAnalysis, PriorInfo, RunIssue, StudyAnalysis
-
 
 # -- what this module's computation gives: its Info types ----------------------------------------
 

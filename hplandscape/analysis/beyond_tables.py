@@ -12,9 +12,9 @@ import math
 
 import pandas as pd
 
-from hplandscape.analysis.study_analysis import StudyAnalysis
-from hplandscape.analysis.regions import roi_key
 from hplandscape.analysis.notation import hp_text
+from hplandscape.analysis.regions import roi_key
+from hplandscape.analysis.study_analysis import StudyAnalysis
 
 
 def importance_table(result: StudyAnalysis) -> pd.DataFrame:

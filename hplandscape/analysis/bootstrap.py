@@ -20,18 +20,14 @@ numpy only; every function is vectorised over the resamples.
 from __future__ import annotations
 
 import math
+import zlib
 from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 
-
-import zlib
-
-
 from hplandscape.errors import UserError
 from hplandscape.study.recipes import RANDOMNESS
-
 
 # -- what this module's computation gives: its Info types ----------------------------------------
 

@@ -24,16 +24,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
-
-
-from typing import Sequence
-
 import pandas as pd
 from scipy.stats import kendalltau
-
 
 
 @dataclass(frozen=True)

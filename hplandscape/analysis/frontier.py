@@ -10,13 +10,9 @@ what re-tuning buys across the accuracy–cost trade-off.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
-
-
-from typing import Sequence
-
 
 from hplandscape.analysis.study_analysis import StudyAnalysis
 

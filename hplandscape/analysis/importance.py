@@ -12,13 +12,9 @@ and r add up to the variance of f. :func:`anova2` computes the three fractions;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
-
-
-from typing import Sequence
-
 
 from hplandscape.analysis.regions import roi_mask
 

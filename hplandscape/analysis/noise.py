@@ -19,13 +19,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
-
-
-
 from scipy import stats
 
-from hplandscape.analysis.bootstrap import POOL_WITHIN, SeedMatrix
-from hplandscape.analysis.bootstrap import finite_or_none
+from hplandscape.analysis.bootstrap import POOL_WITHIN, SeedMatrix, finite_or_none
 from hplandscape.analysis.regions import roi_key
 
 

@@ -15,7 +15,6 @@ import math
 
 import numpy as np
 
-
 HP_DIGITS = 2  # significant digits of a learning rate or weight decay
 
 

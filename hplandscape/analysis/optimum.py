@@ -30,12 +30,8 @@ from typing import Optional
 
 import numpy as np
 
-
-
-
-from hplandscape.analysis.regions import axis_step
 from hplandscape.analysis.bootstrap import Interval, finite_or_none
-
+from hplandscape.analysis.regions import axis_step
 
 # -- what this module's computation gives: its Info types ----------------------------------------
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.results_io import load_results
+from hplandscape.analysis.study_analysis import StudyAnalysis
 
 COLUMNS = ("condition", "method", "ratio", "lr", "wd", "n_seeds", "top1_mean", "top1_std", "top5_mean",
            "top5_std", "best_top1", "retuning_gain")

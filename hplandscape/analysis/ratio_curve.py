@@ -16,15 +16,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
-
-
-from typing import Sequence
-
 from scipy.optimize import minimize_scalar
-
 
 
 @dataclass(frozen=True)

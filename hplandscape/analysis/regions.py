@@ -7,17 +7,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import numpy as np
 
-from hplandscape.study.grid import Log10Values
-
-from typing import Sequence
-
-
-from hplandscape.study.grid import GRID_DECIMALS
-
+from hplandscape.study.grid import GRID_DECIMALS, Log10Values
 
 # -- what this module's computation gives: its Info types ----------------------------------------
 

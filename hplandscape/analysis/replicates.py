@@ -22,18 +22,13 @@ from typing import Optional
 
 import numpy as np
 
-from hplandscape.study.grid import Log10Values
-
-
-from hplandscape.analysis.bootstrap import (LEVEL, SeedMatrix, best_index, condition_rng, ellipse_samples,
-                                            percentile_interval, pool_within, replicate_means, roi_masks)
-from hplandscape.analysis.regions import MIN_ELLIPSE_POINTS
-from hplandscape.analysis.bootstrap import Interval
+from hplandscape.analysis.bootstrap import (LEVEL, Interval, SeedMatrix, best_index, condition_rng, ellipse_samples,
+                                            finite_or_none, percentile_interval, pool_within, replicate_means,
+                                            roi_masks)
 from hplandscape.analysis.optimum import crossfit_best
+from hplandscape.analysis.regions import MIN_ELLIPSE_POINTS, roi_key
 from hplandscape.analysis.shift import shift_tests
-from hplandscape.analysis.bootstrap import finite_or_none
-from hplandscape.analysis.regions import roi_key
-
+from hplandscape.study.grid import Log10Values
 
 # -- what this module's computation gives: its Info types ----------------------------------------
 

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hplandscape.study.recipes import LEGACY_RANDOMNESS, RANDOMNESS
 from hplandscape.analysis.notation import hp_text
 from hplandscape.choices import plain_name
-from hplandscape.study.config import METHODS  # a condition's method, as a study config names it
 from hplandscape.errors import UserError
-from hplandscape.study.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
 from hplandscape.store.run_record import REQUIRED_COLUMNS as REQUIRED  # defined with the table's columns; no torch
+from hplandscape.study.config import METHODS  # a condition's method, as a study config names it
+from hplandscape.study.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
+from hplandscape.study.recipes import LEGACY_RANDOMNESS, RANDOMNESS
 
 SOURCE_ATTR = "hplandscape_source"
 # (log10 lr, log10 wd) of the basemodel's prior and the study's name, when the table came from a

@@ -24,17 +24,11 @@ from typing import Optional
 
 import numpy as np
 
-
-
-
-from hplandscape.analysis.bootstrap import (BOOT_SEED, LEVEL, N_BOOT, SeedMatrix, condition_rng, order_statistic,
-                                            percentile_interval, pool_within, replicate_means)
-from hplandscape.analysis.bootstrap import Interval
-from hplandscape.analysis.optimum import OptimumInfo
+from hplandscape.analysis.bootstrap import (BOOT_SEED, LEVEL, N_BOOT, Interval, SeedMatrix, condition_rng,
+                                            finite_or_none, order_statistic, percentile_interval, pool_within,
+                                            replicate_means)
 from hplandscape.analysis.noise import mean_variance, noise_within
-from hplandscape.analysis.optimum import PeakFinder, Peaks
-from hplandscape.analysis.bootstrap import finite_or_none
-
+from hplandscape.analysis.optimum import OptimumInfo, PeakFinder, Peaks
 
 # -- what this module's computation gives: its Info types ----------------------------------------
 

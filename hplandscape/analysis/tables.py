@@ -9,11 +9,10 @@ from pathlib import Path
 import pandas as pd
 
 from hplandscape.analysis.beyond_tables import format_beyond
-from hplandscape.analysis.regions import confidence_level
+from hplandscape.analysis.notation import hp_log10_text, hp_text, metric_label
+from hplandscape.analysis.regions import confidence_level, roi_key
 from hplandscape.analysis.shift import FAMILY_CORRECTION
 from hplandscape.analysis.study_analysis import StudyAnalysis
-from hplandscape.analysis.regions import roi_key
-from hplandscape.analysis.notation import hp_log10_text, hp_text, metric_label
 from hplandscape.analysis.verdict import (describe_excess, describe_noise, describe_region, describe_shift, seeds_line,
                                           truncated_lines)
 from hplandscape.atomic import write_text as write_text_atomic

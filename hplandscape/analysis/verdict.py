@@ -8,9 +8,10 @@ report and the notebooks all use these sentences.
 
 from __future__ import annotations
 
-from hplandscape.analysis.study_analysis import ConditionAnalysis, StudyAnalysis
 from hplandscape.analysis.bootstrap import Interval
 from hplandscape.analysis.shift import ShiftInfo
+from hplandscape.analysis.study_analysis import ConditionAnalysis, StudyAnalysis
+
 ADD_SEEDS = ("add seeds (`seeds: [0, 1, 2]` in the study YAML, then `hplandscape sweep` again: "
              "only the new runs train)")
 EXTEND = "`hplandscape sweep CONFIG --extend`"

@@ -13,8 +13,8 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.study.grid import GridPoint
 
 #: Line styles per role, shared by both back ends: where the condition is best, and the prior.

@@ -13,10 +13,10 @@ import numpy as np
 from scipy.interpolate import griddata
 
 from hplandscape.analysis.beyond_tables import describe_curve
-from hplandscape.analysis.regions import MIN_ELLIPSE_POINTS
 from hplandscape.analysis.frontier import frontier_info
-from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text, metric_label, nice_step, nice_ticks, tick_text
+from hplandscape.analysis.regions import MIN_ELLIPSE_POINTS
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.choices import COLOUR_SCALES
 
 TOP_FRACTION = 0.15  # thesis Fig. 4.1/4.2: the colour bar covers the top 15 % of observations

@@ -15,8 +15,8 @@ from typing import Optional
 
 import numpy as np
 
-from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.study.grid import round_log10
 
 #: Ring colours: the initial grid, then extensions 1, 2, 3, … (the last colour repeats).

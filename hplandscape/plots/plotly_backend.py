@@ -12,8 +12,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.notation import hp_log10_text
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.plots.figure_data import (D_MEAN_RANGE, PanelInfo, WidthInfo, common_best_label, frontier_plot_info,
                                            landscape_info, panel_info, ratio_plot_info, risk_plot_info)
 

@@ -44,13 +44,13 @@ import torch
 import torch_pruning as tp
 from torch import nn
 
-from hplandscape.pruning.arch_spec import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, METHODS,  # noqa: F401  (re-exported)
-                                  NORMALIZERS, RANDOM_INIT, ArchSpec, is_layer_cap, layer_floor, load_spec,
-                                  save_spec)
 from hplandscape.errors import UserError
-from hplandscape.models import (build_model, count_params, current_widths, get_entry, input_shape_of,
-                                load_weights, prunable_groups)
+from hplandscape.models import (build_model, count_params, current_widths, get_entry, input_shape_of, load_weights,
+                                prunable_groups)
 from hplandscape.models.counting import layer_costs
+from hplandscape.pruning.arch_spec import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER,  # noqa: F401  (re-exported)
+                                           METHODS, NORMALIZERS, RANDOM_INIT, ArchSpec, is_layer_cap, layer_floor,
+                                           load_spec, save_spec)
 from hplandscape.pruning.methods import STRUCTURED, get_kind
 
 TOLERANCE = 0.02  # relative FLOPs error accepted before a ratio counts as unreachable

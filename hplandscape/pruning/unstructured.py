@@ -46,9 +46,9 @@ from torch import nn
 
 from hplandscape.atomic import atomic_open
 from hplandscape.errors import UserError
-from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, MaskSpec, is_fraction
 from hplandscape.models import build_model, count_params, input_shape_of
 from hplandscape.models.counting import layer_costs
+from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, MaskSpec, is_fraction
 from hplandscape.pruning.methods import UNSTRUCTURED, get_kind
 
 MASKS_FORMAT = 1

@@ -17,14 +17,14 @@ import pandas as pd
 
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import N_BOOT
-from hplandscape.analysis.study_analysis import StudyAnalysis
-from hplandscape.analysis.results_io import SOURCE_ATTR, STUDY_ATTR
 from hplandscape.analysis.notation import metric_label, percent_text
+from hplandscape.analysis.results_io import SOURCE_ATTR, STUDY_ATTR
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.errors import UserError
-from hplandscape.report.sections import answers, display_tables, environment
 from hplandscape.report.page import (DEFAULT_DPI, fig_div, figure_options, html_table, html_text, md_figure, md_table,
-                                      md_text, page, slug)
+                                     md_text, page, slug)
+from hplandscape.report.sections import answers, display_tables, environment
 
 
 class StudyEntry(NamedTuple):
@@ -177,7 +177,8 @@ def make_multi_report(sources, out_dir=None, xs=None, k: float = 2.0, n_boot: in
     """
     opts = figure_options(formats, dpi, scale)
     entries = load_studies(sources, xs=xs, k=k, n_boot=n_boot, base=base, metric=metric)
-    from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+    from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+    from hplandscape.plots import plotly_backend as pb
     from hplandscape.plots.pooled import pooled_risk_info
     from hplandscape.store.layout import check_dir_target
     out = check_dir_target(Path(out_dir) if out_dir is not None else default_out(entries), "the report folder")

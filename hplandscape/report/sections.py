@@ -34,16 +34,16 @@ from importlib import metadata
 import pandas as pd
 
 from hplandscape import analysis
+from hplandscape.analysis.notation import hp_text, metric_label, percent_text
+from hplandscape.analysis.regions import roi_key
 from hplandscape.analysis.shift import FAMILY_CORRECTION
 from hplandscape.analysis.study_analysis import StudyAnalysis
-from hplandscape.analysis.regions import roi_key
-from hplandscape.analysis.notation import hp_text, metric_label, percent_text
 from hplandscape.analysis.verdict import (EXTEND, describe_excess, describe_noise, describe_region, describe_shift,
                                           format_p, seeds_line)
 from hplandscape.provenance import git_state
 from hplandscape.report.page import ReportInput, Section, fig_div, html_table, html_text, md_table, md_text, slug
-from hplandscape.report.study_dir_sections import curve_section, grid_map_section, study_files_section, width_section
 from hplandscape.report.sparsity_section import sparsity_flow_section
+from hplandscape.report.study_dir_sections import curve_section, grid_map_section, study_files_section, width_section
 
 # version key -> distribution name; read from the installed metadata, so no package is imported
 # (a report must not pay for importing torch; each run record keeps torch's full build tag).
@@ -403,7 +403,8 @@ def warnings_section(r: ReportInput) -> Section:
 
 def landscapes_section(r: ReportInput) -> Section:
     """Every condition's landscape: contour above, measured points below (``figures/landscapes``)."""
-    from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+    from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+    from hplandscape.plots import plotly_backend as pb
 
     scale = r.opts.scale
     paths = r.save_figure(mb.landscape_figure(r.result, scale=scale), "landscapes")
@@ -415,7 +416,8 @@ def landscapes_section(r: ReportInput) -> Section:
 
 def risk_section(r: ReportInput) -> Section:
     """Box plots of d and dᴿ per condition (``figures/risk``); Tables 4.2 and 4.1 follow."""
-    from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+    from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+    from hplandscape.plots import plotly_backend as pb
 
     paths = r.save_figure(mb.risk_boxplot(r.result), "risk")
     return Section("risk", "Performance risk", "\n".join([md_text(_RISK_WORDS), "", *r.md_figure(paths)]),
@@ -454,7 +456,8 @@ def top5_section(r: ReportInput):
     result = r.result
     if result.metric != "top1" or not analysis.has_metric(r.table, "top5"):
         return None
-    from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+    from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+    from hplandscape.plots import plotly_backend as pb
 
     r5 = analysis.analyze(r.table, base=result.base, metric="top5", **r.analyze_kw)
     paths = r.save_figure(mb.landscape_figure(r5, scale=r.opts.scale), "landscapes_top5")
@@ -472,7 +475,8 @@ def top5_section(r: ReportInput):
 
 def panels_section(r: ReportInput) -> Section:
     """Each condition's contour and scatter, larger, under its name (``figures/panel_<condition>``)."""
-    from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+    from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+    from hplandscape.plots import plotly_backend as pb
 
     md, body, figures = [], [], []
     for i, name in enumerate(r.result.names):
@@ -513,7 +517,8 @@ def _figure_and_table(r: ReportInput, md: list, body: list, figure, stem: str, d
     section's table to ``md`` and ``body``; return the figure's files."""
     paths = ()
     if figure is not None:
-        from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+        from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+        from hplandscape.plots import plotly_backend as pb
 
         paths = r.save_figure(getattr(mb, figure)(r.result), stem)
         md += ["", *r.md_figure(paths)]

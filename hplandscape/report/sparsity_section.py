@@ -17,10 +17,10 @@ from pathlib import Path
 import pandas as pd
 
 from hplandscape.analysis.egf_correlation import correlation_table, gradient_flow_info, has_gradient_flow
-from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.sparsity_kinds import describe_kinds, has_sparsity, kind_summary, sparsity_table
+from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.report.page import (FigureOptions, ReportInput, Section, fig_div, html_table, html_text, md_table,
-                                      md_text)
+                                     md_text)
 
 INTRO = ("Every condition with what it keeps and whether its optimum moved, by kind of sparsity and pipeline. "
          "target: the FLOPs fraction of a structured condition, the density (fraction of the prunable weights "

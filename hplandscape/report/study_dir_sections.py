@@ -61,7 +61,8 @@ def grid_map_section(r: ReportInput):
     _, config, _ = _study(r.source)
     if config is None:
         return None
-    from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+    from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+    from hplandscape.plots import plotly_backend as pb
     from hplandscape.plots.gridmap import grid_map_info
 
     initial = dataclasses.replace(config.grid, extra_log10_lr=(), extra_log10_wd=())
@@ -96,7 +97,8 @@ def curve_section(r: ReportInput):
         none = "No run record holds a per-epoch history to draw."
         return Section("training-curves", "Training curves", "\n".join([none, *(f"- {m}" for m in missing)]),
                        f"<p>{none}</p>")
-    from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+    from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+    from hplandscape.plots import plotly_backend as pb
 
     words = ("Per epoch, the training loss and the accuracy (held-out solid, training dotted) of each condition's "
              "runs at its best grid point (blue) and at the basemodel's prior (orange), one line per seed; a red "
@@ -171,7 +173,8 @@ def width_section(r: ReportInput):
         body.append('<div class="warn"><ul>' + "".join(f"<li>{html_text(p)}</li>" for p in problems) + "</ul></div>")
     paths = ()
     if specs:
-        from hplandscape.plots import mpl_backend as mb, plotly_backend as pb  # late: plotting libraries
+        from hplandscape.plots import mpl_backend as mb  # late: plotting libraries
+        from hplandscape.plots import plotly_backend as pb
 
         info = width_info(specs)
         paths = r.save_figure(mb.width_figure(info), "widths")

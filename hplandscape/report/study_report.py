@@ -23,11 +23,10 @@ from hplandscape.analysis.bootstrap import N_BOOT
 from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.atomic import write_text as write_text_atomic
 from hplandscape.report.page import DEFAULT_DPI, ReportInput, compose, figure_options, page
-from hplandscape.report.sections import SECTIONS, head
 # the words and tables of the report, where notebooks, tests and the report over several studies
 # have always imported them from
-from hplandscape.report.sections import (_studentized_words, answers, display_tables, environment,  # noqa: F401
-                                         noise_display, prior_display, shift_display)
+from hplandscape.report.sections import (SECTIONS, _studentized_words, answers, display_tables,  # noqa: F401
+                                         environment, head, noise_display, prior_display, shift_display)
 from hplandscape.report.study_dir_sections import pruned_specs  # noqa: F401 (public name)
 
 

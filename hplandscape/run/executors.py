@@ -17,8 +17,8 @@ from pathlib import Path
 
 import submitit
 
-from hplandscape.errors import ConfigError, UserError
 from hplandscape.choices import executor_names
+from hplandscape.errors import ConfigError, UserError
 
 #: Local jobs have no scheduler limit; submitit's 2-minute default would interrupt real runs.
 LOCAL_TIMEOUT_MIN = 7 * 24 * 60

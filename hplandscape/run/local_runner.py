@@ -36,13 +36,13 @@ from typing import Callable
 from submitit import LocalJob
 from submitit.core.utils import pickle_load
 
-from hplandscape.store import claims
 from hplandscape.errors import RunFailure, Terminated
 from hplandscape.run.executors import make_executor
 from hplandscape.run.plan import StudyPlan
 from hplandscape.run.prune_step import make_pruning_specs
 from hplandscape.run.runners import Launch, Outcome, Runner
 from hplandscape.run.status import RecordedBar
+from hplandscape.store import claims
 from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.study.runs import source_run
 

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hplandscape.run.prune_step import conditions_to_prune, stored_arch
-from hplandscape.study.run_spec import RunSpec
 from hplandscape.store.study_store import StudyStore
+from hplandscape.study.run_spec import RunSpec
 from hplandscape.study.runs import source_run
 
 #: Dry-run phase of each step: 1 source, 2 prune, 3 the rest.

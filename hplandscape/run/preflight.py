@@ -6,12 +6,10 @@ decides; :func:`check_runnable` adds CUDA, the data directory and the reachable 
 
 from __future__ import annotations
 
-
-
-from hplandscape.errors import ConfigError, UserError
-from hplandscape.study.config import StudyConfig
 from hplandscape.choices import executor_names
+from hplandscape.errors import ConfigError, UserError
 from hplandscape.run.runners import runner_class
+from hplandscape.study.config import StudyConfig
 
 # --------------------------------------------------------------------------------------------
 # What only the machine can tell.

@@ -18,6 +18,8 @@ from hplandscape.errors import RunFailure
 from hplandscape.pruning.methods import get_method
 from hplandscape.store.study_store import RunState, StudyStore, set_aside
 from hplandscape.study.runs import source_run
+
+
 def stored_arch(store: StudyStore, config, condition):
     """The stored architecture of a pruned condition when it was made for this config (model,
     method, ratio, ranking source and the method's settings, e.g. global pruning's normaliser and

@@ -23,9 +23,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
-from hplandscape.store.claims import STALE_AFTER_S
 from hplandscape.choices import BUILTIN_EXECUTORS, EXECUTORS, executor_names
 from hplandscape.errors import UserError
+from hplandscape.store.claims import STALE_AFTER_S
 
 __all__ = ["RunOptions", "Launch", "Outcome", "Runner", "executor_names", "get_runner", "runner_class",
            "register_runner", "unregister_runner"]

@@ -17,12 +17,14 @@ from submitit.core.utils import FailedJobError, FailedSubmissionError
 
 from hplandscape.errors import RunFailure, UserError
 from hplandscape.run.executors import (check_executor, check_slurm_request, make_executor, max_array_size,
-                                   slurm_base_id, slurm_jobs_active, submit_slurm_arrays)
+                                       slurm_base_id, slurm_jobs_active, submit_slurm_arrays)
 from hplandscape.run.plan import StudyPlan
 from hplandscape.run.prune_step import make_pruning_specs
 from hplandscape.run.runners import Launch, Outcome, Runner
 from hplandscape.run.status import RecordedBar
 from hplandscape.store.study_store import StudyStore
+
+
 class SlurmRunner(Runner):
     """The ``slurm`` executor: every step as job arrays chained by ``afterok`` (:func:`submit_plan`);
     the sweep returns once they are submitted, or with ``wait`` once they have left the queue."""

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from hplandscape.store.study_store import RunState, StudyStore
+
 _MAP_CHARS = {RunState.DONE: "#", RunState.DIVERGED: "x", RunState.RUNNING: "R",
               RunState.FAILED: "!", RunState.MISSING: ".", RunState.CORRUPT: "?"}
 # When seeds of one grid point disagree, the map shows the state that needs attention first.

@@ -15,19 +15,20 @@ import dataclasses
 import functools
 from dataclasses import dataclass, field
 
-from hplandscape.store.claims import HEARTBEAT_S
-from hplandscape.run.preflight import check_runnable
 from hplandscape.errors import UserError
 from hplandscape.run.executors import default_max_parallel, threads_per_run
-from hplandscape.study.overrides import explain
-from hplandscape.run.plan import PlannedRun, plan_study
-from hplandscape.run.prune_step import damaged_source, set_source_aside
 from hplandscape.run.extend import extend_rounds, with_stored_extensions
+from hplandscape.run.plan import PlannedRun, plan_study
+from hplandscape.run.preflight import check_runnable
+from hplandscape.run.prune_step import damaged_source, set_source_aside
 from hplandscape.run.runners import Launch, Runner, RunOptions, get_runner
 from hplandscape.run.status import failure_text, study_status
-from hplandscape.store.study_store import StudyStore
+from hplandscape.store.claims import HEARTBEAT_S
 from hplandscape.store.layout import check_dir_target
+from hplandscape.store.study_store import StudyStore
+from hplandscape.study.overrides import explain
 from hplandscape.study.runs import source_run
+
 __all__ = ["SweepSummary", "PlannedRun", "RunOptions", "run_sweep"]
 
 

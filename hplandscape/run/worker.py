@@ -25,9 +25,9 @@ import traceback
 import submitit
 from submitit.core.utils import UncompletedJobError
 
+from hplandscape.errors import RunFailure
 from hplandscape.store import claims
 from hplandscape.store.claims import HEARTBEAT_S, STALE_AFTER_S, current_job_id
-from hplandscape.errors import RunFailure
 from hplandscape.store.study_store import RunState, StudyStore, set_aside
 
 # -- the job ----------------------------------------------------------------------------------

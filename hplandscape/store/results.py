@@ -19,12 +19,13 @@ import io
 
 import pandas as pd
 
-from hplandscape.errors import UserError
-from hplandscape.study.grid import GridPoint
 from hplandscape.atomic import write_text as atomic_write_text
+from hplandscape.errors import UserError
+from hplandscape.store.layout import check_file_target
 from hplandscape.store.run_record import COLUMNS, table_row
 from hplandscape.store.study_store import StudyStore
-from hplandscape.store.layout import check_file_target
+from hplandscape.study.grid import GridPoint
+
 FORMATS = ("csv", "parquet")
 
 

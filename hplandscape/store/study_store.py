@@ -32,13 +32,13 @@ from pathlib import Path
 
 import yaml
 
-from hplandscape.store import claims
 from hplandscape.atomic import file_lock
 from hplandscape.atomic import write_json as atomic_write_json
 from hplandscape.atomic import write_text as atomic_write_text
-from hplandscape.store.claims import STALE_AFTER_S
 from hplandscape.errors import ConfigChanged, UserError
 from hplandscape.path_checks import check_path
+from hplandscape.store import claims
+from hplandscape.store.claims import STALE_AFTER_S
 from hplandscape.store.layout import StudyLayout, check_dir_target
 from hplandscape.store.run_record import record_problem  # the record's schema; callers may import it from here
 from hplandscape.study.runs import StudyRun, study_runs

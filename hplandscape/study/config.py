@@ -26,7 +26,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-
 from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
 from hplandscape.pruning.arch_spec import METHODS as PRUNING_METHODS
 from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS

@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 
 from hplandscape.errors import ConfigError
-from hplandscape.study.overrides import apply_overrides, explain, parse_overrides
 from hplandscape.path_checks import check_path
 from hplandscape.study.config import QUICKSTART, StudyConfig
+from hplandscape.study.overrides import apply_overrides, explain, parse_overrides
 from hplandscape.study.validation import study_from_dict
 
 # --------------------------------------------------------------------------------------------

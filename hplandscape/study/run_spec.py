@@ -13,6 +13,8 @@ from hplandscape.study.config import Condition, DataConfig
 from hplandscape.study.grid import GridPoint
 from hplandscape.study.recipes import Recipe
 from hplandscape.study.runs import run_id
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One run of a study.

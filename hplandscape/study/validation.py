@@ -16,18 +16,16 @@ import os
 from pathlib import Path
 from typing import Any
 
-
-from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
-from hplandscape.choices import DATASETS, DEVICES, ENGINES, PIPELINES, PRUNING_SOURCES, plain_name
-from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
+from hplandscape.choices import DATASETS, DEVICES, ENGINES, PIPELINES, PRUNING_SOURCES, executor_names, plain_name
 from hplandscape.errors import ConfigError
+from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
+from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
+from hplandscape.study.config import (BUILTIN_MODELS, LOG10_LIMIT, MAX_AXIS_POINTS, MAX_BATCH, MAX_EPOCHS,
+                                      MAX_EXTEND_ROUNDS, MAX_IMAGE_SIZE, MAX_NAME_BYTES, MAX_ROIS, MAX_SEED,
+                                      MAX_THREADS, METHODS, AnalysisConfig, Condition, DataConfig, GridConfig,
+                                      LauncherConfig, PruningConfig, StudyConfig)
 from hplandscape.study.grid import GRID_DECIMALS, axis_values, round_log10
-from hplandscape.choices import executor_names
-from hplandscape.study.recipes import AUGMENTATIONS, MILESTONE_UNITS, RANDOMNESS, PRESETS, Recipe
-from hplandscape.study.config import (AnalysisConfig, BUILTIN_MODELS, Condition, DataConfig, GridConfig, LOG10_LIMIT,
-                                      LauncherConfig, MAX_AXIS_POINTS, MAX_BATCH, MAX_EPOCHS, MAX_EXTEND_ROUNDS,
-                                      MAX_IMAGE_SIZE, MAX_NAME_BYTES, MAX_ROIS, MAX_SEED, MAX_THREADS, METHODS,
-                                      PruningConfig, StudyConfig)
+from hplandscape.study.recipes import AUGMENTATIONS, MILESTONE_UNITS, PRESETS, RANDOMNESS, Recipe
 
 # --------------------------------------------------------------------------------------------
 # Parsing and validation: the one place.

@@ -19,7 +19,6 @@ from hplandscape.atomic import atomic_open
 from hplandscape.errors import UserError
 from hplandscape.store.layout import RunFiles
 from hplandscape.store.study_store import set_aside
-
 from hplandscape.training.lifecycle import RunExtras, RunProgress
 
 log = logging.getLogger(__name__)

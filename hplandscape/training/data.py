@@ -497,7 +497,8 @@ class FolderData:
     """ImageNet from ``root/train`` and ``root/val`` ImageFolders (method §6 transforms)."""
 
     def __init__(self, cfg):
-        from torchvision import datasets, transforms as T
+        from torchvision import datasets
+        from torchvision import transforms as T
 
         train_dir, val_dir = _imagenet_dirs(cfg)
         crop = cfg.image_size or 224

@@ -29,16 +29,17 @@ import time
 import torch
 
 from hplandscape.choices import ENGINES
-from hplandscape.training.data import load_data, train_steps
 from hplandscape.errors import UserError
-from hplandscape.training.model_fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
-from hplandscape.training.checkpoints import CheckpointClock, resume, save_checkpoint
-from hplandscape.training.setup import (NetworkFacts, build_network, check_interval, choose_placement, data_seed,
-                                         eval_batch_size, init_seed, make_optimizer, prepare_process, spec_fingerprint,
-                                         upcast_logits)
-from hplandscape.training.lifecycle import RunProgress, evaluate, finish_run
-from hplandscape.study.recipes import RANDOMNESS
 from hplandscape.store.layout import RunFiles
+from hplandscape.study.recipes import RANDOMNESS
+from hplandscape.training.checkpoints import CheckpointClock, resume, save_checkpoint
+from hplandscape.training.data import load_data, train_steps
+from hplandscape.training.lifecycle import RunProgress, evaluate, finish_run
+from hplandscape.training.model_fusion import FusedSGD, fuse_models, per_model_loss, unfuse_state
+from hplandscape.training.setup import (NetworkFacts, build_network, check_interval, choose_placement, data_seed,
+                                        eval_batch_size, init_seed, make_optimizer, prepare_process, spec_fingerprint,
+                                        upcast_logits)
+
 log = logging.getLogger(__name__)
 
 

@@ -45,16 +45,15 @@ from typing import Callable
 import torch
 
 from hplandscape.errors import UserError
-from hplandscape.training.gradient_flow import GradientFlowLog
-from hplandscape.training.gradient_flow import measure as measure_gradient_flow
-from hplandscape.pruning.mask_spec import MaskSpec
 from hplandscape.models import save_weights
 from hplandscape.provenance import device_name, provenance
-from hplandscape.study.recipes import PARAMETRISATION, STEP_MILESTONES
-from hplandscape.store.run_record import RunRecord
+from hplandscape.pruning.mask_spec import MaskSpec
 from hplandscape.pruning.unstructured import MaskedTraining, density_of, load_masks, measure, prunable_weights
 from hplandscape.store.layout import RunFiles
-
+from hplandscape.store.run_record import RunRecord
+from hplandscape.study.recipes import PARAMETRISATION, STEP_MILESTONES
+from hplandscape.training.gradient_flow import GradientFlowLog
+from hplandscape.training.gradient_flow import measure as measure_gradient_flow
 from hplandscape.training.setup import NetworkFacts, Placement, eval_batch_size, sparsity_seed, upcast_logits
 
 log = logging.getLogger(__name__)

@@ -45,7 +45,6 @@ from torch import nn
 from hplandscape.errors import UserError
 from hplandscape.training.setup import upcast_logits
 
-
 # Module types that hold no parameters and act on each channel (or each position) separately, so
 # they run unchanged on the fused (N, B·C, H, W) layout.
 _CHANNELWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Hardswish, nn.Hardtanh,

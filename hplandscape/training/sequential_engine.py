@@ -27,13 +27,14 @@ import time
 import torch
 import torch.nn.functional as F
 
-from hplandscape.training.data import load_data, train_steps
-from hplandscape.training.checkpoints import CheckpointClock, resume, save_checkpoint
-from hplandscape.training.setup import (NetworkFacts, build_network, check_interval, choose_placement, data_seed,
-                                         eval_batch_size, init_seed, grad_scaler, make_optimizer, prepare_process,
-                                         spec_fingerprint, upcast_logits)
-from hplandscape.training.lifecycle import evaluate, finish_run, run_extras
 from hplandscape.store.layout import RunFiles
+from hplandscape.training.checkpoints import CheckpointClock, resume, save_checkpoint
+from hplandscape.training.data import load_data, train_steps
+from hplandscape.training.lifecycle import evaluate, finish_run, run_extras
+from hplandscape.training.setup import (NetworkFacts, build_network, check_interval, choose_placement, data_seed,
+                                        eval_batch_size, grad_scaler, init_seed, make_optimizer, prepare_process,
+                                        spec_fingerprint, upcast_logits)
+
 log = logging.getLogger(__name__)
 
 

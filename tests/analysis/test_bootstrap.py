@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 
 from hplandscape import analysis
-from hplandscape.analysis.bootstrap import (SeedMatrix, best_index, condition_rng, ellipse_samples,
-                                            order_statistic, percentile_interval, replicate_means)
-from hplandscape.analysis.regions import fit_ellipse, roi_mask
+from hplandscape.analysis.bootstrap import (SeedMatrix, best_index, condition_rng, ellipse_samples, order_statistic,
+                                            percentile_interval, replicate_means)
 from hplandscape.analysis.example import synthetic_replicate_results
 from hplandscape.analysis.optimum import crossfit_best
+from hplandscape.analysis.regions import fit_ellipse, roi_mask
 from hplandscape.errors import UserError
 
 # Two points, two seeds, both with residuals ±√2 (rescaled: √(n/(n−1))·(y − ȳ) = √2·(±1)), so

@@ -11,8 +11,8 @@ from scipy import stats
 from hplandscape import analysis
 from hplandscape.analysis.bootstrap import SeedMatrix
 from hplandscape.analysis.example import synthetic_replicate_results, synthetic_results
-from hplandscape.analysis.results_io import ROI_ATTR
 from hplandscape.analysis.noise import seed_noise
+from hplandscape.analysis.results_io import ROI_ATTR
 
 
 def test_pooled_sd_matches_an_anova_within_group_estimate_and_its_chi_square_interval():

@@ -5,8 +5,9 @@ import math
 import pytest
 
 from hplandscape.analysis import analyze, load_results
-from hplandscape.analysis.example import synthetic_results, synthetic_sparse_results as sparse_results
 from hplandscape.analysis.egf_correlation import correlation_table, gradient_flow_info, has_gradient_flow
+from hplandscape.analysis.example import synthetic_results
+from hplandscape.analysis.example import synthetic_sparse_results as sparse_results
 from hplandscape.analysis.sparsity_kinds import describe_kinds, has_sparsity, kind_of, kind_summary, sparsity_table
 
 

@@ -214,9 +214,9 @@ def test_analysis_imports_neither_torch_nor_plotting():
 
 def test_the_prior_comes_from_the_study_yaml_of_a_study_directory(tmp_path):
     import yaml
+    from conftest import tiny_config
 
     from hplandscape.store.study_store import StudyStore
-    from conftest import tiny_config
 
     # a study whose prior is not the centre of the results' grid: only study.yaml can tell
     StudyStore(tmp_path).init_study(tiny_config(grid={"prior_lr": 1.0, "prior_wd": 1e-5,

@@ -5,8 +5,8 @@ import types
 import pytest
 import torch
 
-from hplandscape.training.model_fusion import fuse_models
 from hplandscape.models.cifar_resnet import BasicBlock
+from hplandscape.training.model_fusion import fuse_models
 
 
 @pytest.mark.parametrize("in_planes, planes, stride", [(16, 16, 1), (16, 32, 2)])

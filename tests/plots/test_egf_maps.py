@@ -3,10 +3,9 @@
 import pytest
 
 from hplandscape.analysis import analyze, load_results
-from hplandscape.analysis.egf_correlation import gradient_flow_info
-from hplandscape.analysis.egf_correlation import GradientFlowInfo
-from hplandscape.plots.egf_maps import egf_map_mpl, egf_map_plotly
+from hplandscape.analysis.egf_correlation import GradientFlowInfo, gradient_flow_info
 from hplandscape.analysis.example import synthetic_sparse_results as sparse_results
+from hplandscape.plots.egf_maps import egf_map_mpl, egf_map_plotly
 from hplandscape.report.sparsity_section import sparsity_section
 
 

@@ -6,7 +6,7 @@ import pytest
 from hplandscape import analysis
 from hplandscape.analysis.example import synthetic_results
 from hplandscape.plots.figure_data import (colour_range, condition_range, landscape_info, panel_info, real_label,
-                                    risk_plot_info, shared_range)
+                                           risk_plot_info, shared_range)
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ import dataclasses
 
 import pytest
 
-from hplandscape.pruning.arch_spec import ArchSpec
 from hplandscape.plots import mpl_backend, plotly_backend
 from hplandscape.plots.figure_data import width_info
+from hplandscape.pruning.arch_spec import ArchSpec
 
 ORIGINAL = {"a": 16, "b": 32, "c": 64}
 

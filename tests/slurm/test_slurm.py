@@ -13,12 +13,12 @@ import subprocess
 import time
 
 import pytest
-
 from conftest import tiny_study_dict
-from hplandscape.study.validation import study_from_dict
+
 from hplandscape.run.executors import squeue_states
-from hplandscape.store.study_store import RunState, StudyStore
 from hplandscape.run.sweep import run_sweep
+from hplandscape.store.study_store import RunState, StudyStore
+from hplandscape.study.validation import study_from_dict
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 VOLATILE = ("wall_time_s", "provenance")
