@@ -5,9 +5,10 @@ not re-tuning? A study trains one run per (condition, lr × wd grid point, seed)
 confidence ellipses to the near-optimal regions and computes the performance risk of keeping the
 unpruned model's hyperparameters.
 
-The pipeline, one module per concept (see ``docs/architecture.md``)::
+One package per layer, data flowing one way (see ``docs/architecture.md``)::
 
-    config -> grid -> spec -> train (launch, sweep, store) -> results -> analysis -> plots -> report
+    study (config, grid, runs) -> run (preflight, plan, runner, worker) -> training (engines)
+        -> store (records, results table) -> analysis -> plots -> report; pruning and models below
 """
 
 #: The one place the version is written: ``setup.cfg`` reads it (``version = attr:``), and
