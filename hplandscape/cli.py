@@ -81,7 +81,8 @@ def cmd_sweep(args) -> int:
     study_dir = Path(args.study_dir) if args.study_dir else default_study_dir(config.name)
     summary = run_sweep(config, study_dir, executor=args.executor, max_parallel=args.max_parallel,
                         dry_run=args.dry_run, force=args.force, engine=args.engine,
-                        extend=args.extend, progress=not args.no_progress, wait=args.wait)
+                        extend=args.extend, progress=not args.no_progress, wait=args.wait,
+                        estimate=args.estimate)
     print(summary.describe())
     if args.dry_run or (summary.job_ids and not args.wait):
         return EXIT_OK  # what was asked is done: the plan shown, or the jobs submitted
@@ -327,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-parallel", type=_positive_int, help="jobs running at once (local executor)")
     s.add_argument("--dry-run", action="store_true",
                    help="make every check the sweep makes, then print what would run and where; run and write nothing")
+    s.add_argument("--estimate", action="store_true",
+                   help="with --dry-run: time a few training steps of each architecture on the configured device "
+                        "and print what the runs will cost (compute hours, wall time)")
     s.add_argument("--extend", action="store_true",
                    help="extend the grid where the near-optimal region touches its edge, run only new points")
     s.add_argument("--force", action="store_true",

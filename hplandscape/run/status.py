@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from hplandscape.run.estimate import duration_text, eta_seconds
+from hplandscape.run.executors import default_max_parallel
 from hplandscape.store.study_store import RunState, StudyStore
 
 _MAP_CHARS = {RunState.DONE: "#", RunState.DIVERGED: "x", RunState.RUNNING: "R",
@@ -69,11 +71,16 @@ class StudyStatus:
     conditions: tuple
     corrupt: tuple = field(default=())  # "record path: what is wrong with it"
     failed: tuple = field(default=())  # (run_id, error log path, the error: "Type: message" or None)
+    #: Wall seconds until the runs left are done, from the recorded runs' times
+    #: (:func:`hplandscape.run.estimate.eta_seconds`); None before any run is recorded.
+    eta_s: float | None = None
+    parallel: int = 1  # runs at once the ETA assumes
 
     def to_json(self) -> dict:
         """``{"conditions": {NAME: {"total", "done", "running", "failed", "missing", "diverged",
         "corrupt"}}}``."""
-        return {"conditions": {c.name: c.counts() for c in self.conditions}}
+        return {"conditions": {c.name: c.counts() for c in self.conditions}, "eta_s": self.eta_s,
+                "parallel": self.parallel}
 
     @property
     def total(self) -> int:
@@ -101,6 +108,10 @@ class StudyStatus:
             n = c.counts()
             lines.append(f"  {c.name:<{w}}{n['total']:>7}{n['done']:>7}{n['running']:>9}{n['failed']:>8}"
                          f"{n['missing']:>9}{n['diverged']:>10}")
+        if self.eta_s is not None and not self.complete:
+            left = self.total - self.finished - self.count(RunState.FAILED)
+            lines.append(f"  ETA: about {duration_text(self.eta_s)} for the {left} run(s) left at {self.parallel} at once "
+                         "(each condition's mean recorded run time)")
         legend = "  map: # done, x diverged, R running, ! failed, . missing, ? corrupt record"
         for c in self.conditions:
             lines += ["", f"{c.name}:"] + c.grid_map()
@@ -121,10 +132,16 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
     with its condition and drawn in the map at its own lr and wd.
     """
     config = config or store.config()
-    conditions, corrupt, failed = [], [], []
+    conditions, corrupt, failed, times = [], [], [], []
+    left: dict = {}
     states: dict = {c.name: {} for c in config.conditions}
     for run in store.runs(config):
         state = store.run_state(run.run_id)
+        if state.finished:
+            record = store.read_record(run.run_id)[1] or {}
+            times.append((run.condition.name, record.get("wall_time_s")))
+        elif state is not RunState.FAILED:
+            left[run.condition.name] = left.get(run.condition.name, 0) + 1
         states[run.condition.name].setdefault((run.point.log10_lr, run.point.log10_wd), []).append(state)
         if state is RunState.CORRUPT:
             corrupt.append(f"{store.record_path(run.run_id)}: {store.record_problem(run.run_id)}")
@@ -135,7 +152,17 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
         lrs = tuple(sorted({lr for lr, _ in states[c.name]}))
         wds = tuple(sorted({wd for _, wd in states[c.name]}))
         conditions.append(ConditionStatus(c.name, lrs, wds, states[c.name]))
-    return StudyStatus(str(store.root), tuple(conditions), tuple(corrupt), tuple(failed))
+    parallel = _parallel(config)
+    return StudyStatus(str(store.root), tuple(conditions), tuple(corrupt), tuple(failed),
+                       eta_seconds(times, left, parallel), parallel)
+
+
+def _parallel(config) -> int:
+    """Runs at once a sweep of ``config`` uses by default: ``launcher.max_parallel`` or the cores
+    over each run's threads (local), the array parallelism (SLURM)."""
+    if config.launcher.executor == "slurm":
+        return config.launcher.array_parallelism
+    return config.launcher.max_parallel or default_max_parallel(config.launcher, config.recipe)
 
 
 def failure_text(error: str | None, log: str) -> str:

@@ -110,7 +110,7 @@ def _explaining_overrides(sweep):
 def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: int | None = None,
               dry_run: bool = False, force: bool = False, engine: str | None = None,
               extend: bool = False, progress: bool = True, wait: bool = False,
-              options: RunOptions | None = None) -> SweepSummary:
+              options: RunOptions | None = None, estimate: bool = False) -> SweepSummary:
     """Run every run of the study that has no valid record yet.
 
     Parameters
@@ -139,6 +139,10 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         tqdm progress bar while waiting (local/debug, or SLURM with ``wait``).
     wait : bool
         SLURM only: poll ``squeue`` and the store until the submitted jobs end.
+    estimate : bool
+        With ``dry_run``: time each distinct architecture on the configured device and add what the
+        runs will cost (compute hours, wall time at the parallelism) to the summary
+        (:func:`hplandscape.run.estimate.estimate_cost`).
     options : RunOptions, optional
         The hooks of tests and benchmarks (stand-ins for training and pruning, claim staleness,
         heartbeat and poll periods); each field is documented on
@@ -160,6 +164,8 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     options = options if options is not None else RunOptions()
     kind = executor or config.launcher.executor
     runner = get_runner(kind)  # an unknown executor: a UserError listing the registered ones
+    if estimate and not dry_run:
+        raise UserError("--estimate goes with --dry-run: it says what the sweep would cost, then runs nothing")
     if max_parallel is not None and (not isinstance(max_parallel, int) or max_parallel < 1):
         raise UserError(f"max_parallel must be a positive integer, got {max_parallel!r}")
     study_dir = check_dir_target(study_dir, "the study directory")  # before anything in it is read
@@ -183,6 +189,11 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         if damaged:
             text = (f"The pruning source is damaged ({damaged}): the sweep will set it and its record aside "
                     f"(kept as *.corrupt-<time>) and train the basemodel at the prior ({source}) again.\n" + text)
+        if estimate:
+            from hplandscape.run.estimate import estimate_cost  # late: torch
+
+            parallel = max_parallel if runner.runs_here else min(config.launcher.array_parallelism, max(len(plan.runs), 1))
+            text += "\n" + "\n".join(estimate_cost(config, plan, parallel=parallel, engine=engine).lines())
         return SweepSummary(str(study_dir), kind, plan.total, plan.recorded, 0, dry_run=True,
                             plan=tuple(plan.lines(store)), text=text)
     store.init_study(config, force=force)
