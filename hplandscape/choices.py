@@ -43,6 +43,8 @@ METRICS = ("top1", "top5")
 COLOUR_SCALES = ("condition", "shared")
 FIGURE_FORMATS = ("png", "svg", "pdf")
 DEFAULT_DPI = 150
+#: Seconds between looks at a running study (``report --watch`` without a value).
+WATCH_S = 60
 DPI_RANGE = (50, 1200)
 
 

@@ -14,7 +14,8 @@ import tempfile
 import traceback
 from pathlib import Path
 
-from hplandscape.choices import COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, ENGINES, FIGURE_FORMATS, METRICS, executor_names
+from hplandscape.choices import (COLOUR_SCALES, DEFAULT_DPI, DPI_RANGE, ENGINES, FIGURE_FORMATS, METRICS, WATCH_S,
+                                 executor_names)
 from hplandscape.errors import EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, RunFailure, Terminated, UserError
 from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER
 from hplandscape.pruning.arch_spec import METHODS as PRUNING_METHODS
@@ -150,6 +151,8 @@ def cmd_analyze(args) -> int:
 def cmd_report(args) -> int:
     options = dict(xs=args.x and tuple(args.x), k=args.k, n_boot=args.n_boot, base=args.base, metric=args.metric,
                    scale=args.color_scale, formats=args.format, dpi=args.dpi)
+    if args.watch is not None and (len(args.source) > 1 or args.json):
+        raise UserError("report --watch follows one study directory as it runs (no --json, no several sources)")
     if len(args.source) > 1:
         from hplandscape.report.multi_study import make_multi_report
 
@@ -159,6 +162,10 @@ def cmd_report(args) -> int:
         else:
             print(f"Report over {len(args.source)} studies: {report.index}")
         return EXIT_OK
+    if args.watch is not None:
+        from hplandscape.report.watch import watch_report
+
+        return watch_report(args.source[0], args.out, args.watch, report_kw=options)
     from hplandscape.analysis import to_json
     from hplandscape.report.study_report import make_report
 
@@ -387,6 +394,10 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--dpi", type=_positive_int, default=DEFAULT_DPI,
                            help=f"resolution of PNG figures (default {DEFAULT_DPI}, from {DPI_RANGE[0]} to "
                                 f"{DPI_RANGE[1]})")
+            s.add_argument("--watch", type=_positive_int, nargs="?", const=WATCH_S, default=None, metavar="SECONDS",
+                           help=f"a study still running: rewrite the report whenever records land, every SECONDS "
+                                f"(default {WATCH_S}) the page reloads itself; ends with exit 0 when every run "
+                                "is recorded, 1 when nothing runs or waits any more")
         s.set_defaults(func=func)
 
     s = sub.add_parser("export", help="write the results as Optuna studies (one per condition) and/or Parquet")

@@ -99,6 +99,11 @@ class ColourScale:
         return np.round(self.zmin + self.step * np.arange(n + 1), 10)
 
 
+#: How both back ends mark a grid point of a running study that has no record yet.
+PENDING_LABEL = "pending (no record yet)"
+PENDING_COLOUR = "#888888"
+
+
 @dataclass(frozen=True)
 class PanelInfo:
     """One condition's landscape on the (log10 wd, log10 lr) plane.
@@ -129,6 +134,9 @@ class PanelInfo:
     best_ties: tuple = ()  # ((log10_wd, log10_lr), ...): every point as good as ``best``
     notes: tuple = ()  # short lines drawn on the panel
     colours: Optional[ColourScale] = None
+    #: Grid points of a study still running that have no record yet (drawn as pending, never as an
+    #: accuracy): ((log10_wd, log10_lr), ...).
+    pending: tuple = ()
 
     @property
     def best_label(self) -> str:
@@ -247,7 +255,7 @@ def _zrange(result: StudyAnalysis, condition: str, scale: str) -> tuple:
 
 
 def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = None,
-               mesh: int = 60, scale: str = "condition") -> PanelInfo:
+               mesh: int = 60, scale: str = "condition", pending=()) -> PanelInfo:
     """The landscape of one condition.
 
     Parameters
@@ -261,9 +269,15 @@ def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = 
     scale : {"condition", "shared"}
         ``"condition"``: the condition's own range (:func:`condition_range`); ``"shared"``: one
         range for every panel (:func:`shared_range`).
+    pending : sequence of (log10_wd, log10_lr)
+        Grid points of a study still running with no record of this condition yet: drawn as
+        pending, and the axes span them too.
     """
     _check_scale(scale)
     c = result.condition(condition)
+    pending = tuple((round(float(w), 4), round(float(l), 4)) for w, l in pending)
+    wd_axis = tuple(sorted(set(result.grid.log10_wd) | {w for w, _ in pending}))
+    lr_axis = tuple(sorted(set(result.grid.log10_lr) | {l for _, l in pending}))
     colours = colour_scale(zrange if zrange is not None else _zrange(result, condition, scale), scale,
                            f"{metric_label(result.metric)} (%)", band=BAND_FACTOR * max(result.xs))
     zmin, zmax = colours.zmin, colours.zmax
@@ -296,10 +310,10 @@ def panel_info(result: StudyAnalysis, condition: str, zrange: Optional[tuple] = 
                      mesh_wd=mesh_wd, mesh_lr=mesh_lr, mesh_z=z, zmin=zmin, zmax=zmax,
                      ellipses=tuple(ellipses), no_ellipse=tuple(no_ellipse),
                      best=(c.best.log10_wd, c.best.log10_lr, c.best.top1),
-                     wd_ticks=_ticks(result.grid.log10_wd), lr_ticks=_ticks(result.grid.log10_lr),
-                     wd_range=_limits(result.grid.log10_wd, result.grid.step_wd),
-                     lr_range=_limits(result.grid.log10_lr, result.grid.step_lr),
-                     best_ties=ties, notes=tuple(notes), colours=colours)
+                     wd_ticks=_ticks(wd_axis), lr_ticks=_ticks(lr_axis),
+                     wd_range=_limits(wd_axis, result.grid.step_wd or _step(wd_axis)),
+                     lr_range=_limits(lr_axis, result.grid.step_lr or _step(lr_axis)),
+                     best_ties=ties, notes=tuple(notes), colours=colours, pending=pending)
 
 
 def _centre_ci(c, x: float) -> Optional[tuple]:
@@ -313,17 +327,26 @@ def _centre_ci(c, x: float) -> Optional[tuple]:
     return (e.centre_log10_wd.lo, e.centre_log10_wd.hi, e.centre_log10_lr.lo, e.centre_log10_lr.hi)
 
 
+def _step(axis: tuple):
+    """The smallest spacing of an axis (None for a single value)."""
+    gaps = [b - a for a, b in zip(axis, axis[1:]) if b - a > 1e-9]
+    return min(gaps) if gaps else None
+
+
 def _limits(axis: tuple, step) -> tuple:
     pad = (step or 0.2) / 2.0
     return (min(axis) - pad, max(axis) + pad)
 
 
-def landscape_info(result: StudyAnalysis, mesh: int = 60, scale: str = "condition") -> LandscapeInfo:
+def landscape_info(result: StudyAnalysis, mesh: int = 60, scale: str = "condition",
+                   pending: Optional[dict] = None) -> LandscapeInfo:
     """All conditions' panels, each with its own colour range (``scale="condition"``) or one
-    shared range (``scale="shared"``)."""
+    shared range (``scale="shared"``); ``pending``: {condition: grid points with no record yet}
+    of a study still running (:func:`panel_info`)."""
     _check_scale(scale)
     zr = shared_range(result) if scale == "shared" else None
-    panels = tuple(panel_info(result, n, zr, mesh, scale=scale) for n in result.names)
+    pending = pending or {}
+    panels = tuple(panel_info(result, n, zr, mesh, scale=scale, pending=pending.get(n, ())) for n in result.names)
     label = metric_label(result.metric)
     if scale == "shared":
         p = panels[0]

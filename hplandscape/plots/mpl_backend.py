@@ -14,8 +14,9 @@ from matplotlib.figure import Figure
 
 from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.choices import DEFAULT_DPI, FIGURE_FORMATS  # the static formats save() writes, by suffix
-from hplandscape.plots.figure_data import (D_MEAN_RANGE, PanelInfo, WidthInfo, common_best_label, frontier_plot_info,
-                                           landscape_info, panel_info, ratio_plot_info, risk_plot_info)
+from hplandscape.plots.figure_data import (D_MEAN_RANGE, PENDING_COLOUR, PENDING_LABEL, PanelInfo, WidthInfo,
+                                           common_best_label, frontier_plot_info, landscape_info, panel_info,
+                                           ratio_plot_info, risk_plot_info)
 
 CMAP = "viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"
@@ -91,6 +92,9 @@ def draw_scatter(ax, panel: PanelInfo, legend: bool = False, *, y_label: bool = 
     if panel.diverged.any():
         ax.scatter(panel.wd[panel.diverged], panel.lr[panel.diverged],
                    marker="x", c="black", s=40, label="diverged")
+    if panel.pending:
+        ax.scatter([w for w, _ in panel.pending], [l for _, l in panel.pending], s=45, facecolors="none",
+                   edgecolors=PENDING_COLOUR, linewidths=1.0, linestyle="--", label=PENDING_LABEL)
     _decorate(ax, panel, y_label=y_label, notes=False, best_name=best_name)
     if legend:
         ax.legend(loc="lower right", fontsize=7, facecolor=LEGEND_BG, framealpha=1.0)
@@ -112,10 +116,11 @@ def condition_panel(result: StudyAnalysis, condition: str, scale: str = "conditi
     return fig
 
 
-def landscape_figure(result: StudyAnalysis, scale: str = "condition") -> Figure:
+def landscape_figure(result: StudyAnalysis, scale: str = "condition", pending: dict = None) -> Figure:
     """Per condition a column, contour on top and scatter below; a colour bar per column
-    (``scale="condition"``) or one for all (``"shared"``). More than four conditions wrap."""
-    info = landscape_info(result, scale=scale)
+    (``scale="condition"``) or one for all (``"shared"``). More than four conditions wrap.
+    ``pending``: grid points of a study still running, drawn as pending (:func:`landscape_info`)."""
+    info = landscape_info(result, scale=scale, pending=pending)
     n = len(info.panels)
     blocks = math.ceil(n / _MAX_COLUMNS)
     cols = math.ceil(n / blocks)

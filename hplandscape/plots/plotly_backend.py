@@ -14,8 +14,9 @@ from plotly.subplots import make_subplots
 
 from hplandscape.analysis.notation import hp_log10_text
 from hplandscape.analysis.study_analysis import StudyAnalysis
-from hplandscape.plots.figure_data import (D_MEAN_RANGE, PanelInfo, WidthInfo, common_best_label, frontier_plot_info,
-                                           landscape_info, panel_info, ratio_plot_info, risk_plot_info)
+from hplandscape.plots.figure_data import (D_MEAN_RANGE, PENDING_COLOUR, PENDING_LABEL, PanelInfo, WidthInfo,
+                                           common_best_label, frontier_plot_info, landscape_info, panel_info,
+                                           ratio_plot_info, risk_plot_info)
 
 COLOURSCALE = "Viridis"
 _BASE_COLOUR, _PRUNED_COLOUR = "#1f3b73", "#7fa7d9"  # thesis Fig. 4.5: basemodel darker
@@ -135,6 +136,14 @@ def _scatter(fig, panel: PanelInfo, row: int, col: int, shown: set) -> None:
                     symbol=np.where(panel.diverged, "x", "circle"), line=dict(color="grey", width=0.5)),
         text=text, hovertemplate="%{text}<extra></extra>"), row=row, col=col)
     shown.add(name)
+    if panel.pending:
+        fig.add_trace(go.Scatter(
+            x=[w for w, _ in panel.pending], y=[l for _, l in panel.pending], mode="markers", name=PENDING_LABEL,
+            legendgroup="pending", showlegend=PENDING_LABEL not in shown,
+            marker=dict(symbol="circle-open", size=11, color=PENDING_COLOUR, line=dict(width=1.5)),
+            text=[f"pending: no record yet<br>lr {hp_log10_text(y)}, wd {hp_log10_text(x)}" for x, y in panel.pending],
+            hovertemplate="%{text}<extra></extra>"), row=row, col=col)
+        shown.add(PENDING_LABEL)
 
 
 def _notes(fig: go.Figure, panel: PanelInfo, row: int, col: int) -> None:
@@ -171,13 +180,14 @@ def condition_panel(result: StudyAnalysis, condition: str, scale: str = "conditi
     return fig
 
 
-def landscape_figure(result: StudyAnalysis, scale: str = "condition") -> go.Figure:
+def landscape_figure(result: StudyAnalysis, scale: str = "condition", pending: dict = None) -> go.Figure:
     """The whole study: per condition a column with the contour on top and the scatter below.
 
     ``scale="condition"`` gives each column its own colour bar; ``"shared"`` one for all.
-    More than four conditions wrap into several blocks of columns.
+    More than four conditions wrap into several blocks of columns. ``pending``: grid points of a
+    study still running, drawn as pending (:func:`~hplandscape.plots.figure_data.landscape_info`).
     """
-    info = landscape_info(result, scale=scale)
+    info = landscape_info(result, scale=scale, pending=pending)
     blocks, cols, titles = _panel_grid([p.title for p in info.panels])
     own = scale == "condition"
     fig = make_subplots(rows=2 * blocks, cols=cols, subplot_titles=titles,

@@ -147,11 +147,15 @@ def fig_div(fig, div_id: str) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=False, div_id=div_id, config=PLOTLY_CONFIG)
 
 
-def page(title: str, body: list[str]) -> str:
-    """The whole HTML page: plotly.js embedded once in the head, so it works offline."""
+def page(title: str, body: list[str], refresh_s: int | None = None) -> str:
+    """The whole HTML page: plotly.js embedded once in the head, so it works offline.
+
+    ``refresh_s``: the browser reloads the page this often (the live report of a running study).
+    """
     import plotly.offline as po  # late: plotly is only needed here
 
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+    refresh = f"<meta http-equiv=\"refresh\" content=\"{int(refresh_s)}\">" if refresh_s else ""
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">" + refresh +
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{html.escape(title)}</title><style>{CSS}</style>"
             f"<script type=\"text/javascript\">{po.get_plotlyjs()}</script></head>\n<body>\n"
@@ -255,6 +259,8 @@ class ReportInput:
     analyze_kw : dict
         How ``result`` was analysed (``xs``, ``k``, ``n_boot``), for a section that analyses the
         table again (the top-5 landscapes).
+    live : hplandscape.report.live.LiveState, optional
+        The state of a study still running (the live report); None for a finished one.
     """
 
     source: object
@@ -263,6 +269,7 @@ class ReportInput:
     out: Path
     opts: FigureOptions = FigureOptions()
     analyze_kw: dict = field(default_factory=dict)
+    live: object = None
 
     def save_figure(self, fig, stem: str) -> tuple:
         """Write a matplotlib figure as ``out/figures/STEM.<format>`` in every format asked for."""

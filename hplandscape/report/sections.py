@@ -41,6 +41,7 @@ from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.verdict import (EXTEND, describe_excess, describe_noise, describe_region, describe_shift,
                                           format_p, seeds_line)
 from hplandscape.provenance import git_state
+from hplandscape.report.live import live_section
 from hplandscape.report.page import ReportInput, Section, fig_div, html_table, html_text, md_table, md_text, slug
 from hplandscape.report.sparsity_section import sparsity_flow_section
 from hplandscape.report.study_dir_sections import curve_section, grid_map_section, study_files_section, width_section
@@ -407,11 +408,12 @@ def landscapes_section(r: ReportInput) -> Section:
     from hplandscape.plots import plotly_backend as pb
 
     scale = r.opts.scale
-    paths = r.save_figure(mb.landscape_figure(r.result, scale=scale), "landscapes")
+    pending = r.live.pending if r.live is not None else None  # a study still running
+    paths = r.save_figure(mb.landscape_figure(r.result, scale=scale, pending=pending), "landscapes")
     words = _landscape_words(r.result, scale)
+    figure = pb.landscape_figure(r.result, scale=scale, pending=pending)
     return Section("landscapes", "Landscapes", "\n".join([md_text(words), "", *r.md_figure(paths)]),
-                   f"<p>{html_text(words)}</p>\n{fig_div(pb.landscape_figure(r.result, scale=scale), 'landscapes')}",
-                   figures=paths)
+                   f"<p>{html_text(words)}</p>\n{fig_div(figure, 'landscapes')}", figures=paths)
 
 
 def risk_section(r: ReportInput) -> Section:
@@ -554,6 +556,7 @@ def environment_section(r: ReportInput) -> Section:
 # The report, in order: the page and the summary both walk this list. Adding a section to the
 # report: a function of ReportInput returning a Section (or None), and its entry here.
 SECTIONS = (
+    live_section,
     answers_section, noise_section, shift_section, warnings_section,
     landscapes_section, risk_section, table_4_2_section, table_4_1_section, table_3_4_section,
     top5_section, panels_section,

@@ -54,7 +54,7 @@ def write_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot
 
 def make_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot: int = N_BOOT, *,
                 base=None, metric: str = "top1", scale: str = "condition", formats="png",
-                dpi: int = DEFAULT_DPI, sections=SECTIONS) -> Report:
+                dpi: int = DEFAULT_DPI, sections=SECTIONS, live=None) -> Report:
     """Analyse a study and write its report.
 
     The page and the summary show the same sections in the same order: each function of
@@ -91,6 +91,9 @@ def make_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot:
         :class:`~hplandscape.report.page.ReportInput` returning a
         :class:`~hplandscape.report.page.Section` or None; default
         :data:`hplandscape.report.sections.SECTIONS`.
+    live : hplandscape.report.live.LiveState, optional
+        The study is still running (``report --watch``): the page opens with its state, marks the
+        grid points without a record as pending and reloads itself every ``live.refresh_s``.
 
     Returns
     -------
@@ -115,13 +118,14 @@ def make_report(study_dir_or_csv, out_dir=None, xs=None, k: float = 2.0, n_boot:
     out.mkdir(parents=True, exist_ok=True)
     analysis.write_json(result, out / "analysis.json")
     inputs = ReportInput(source=study_dir_or_csv, table=table, result=result, out=out, opts=opts,
-                         analyze_kw={"xs": xs, "k": k, "n_boot": n_boot})
+                         analyze_kw={"xs": xs, "k": k, "n_boot": n_boot}, live=live)
     built = compose(inputs, sections)
     shown = [s for s in built if s.shown]
     md_head, html_head = head(result)
     summary = write_text_atomic(out / "summary.md", "\n".join([md_head, *(s.to_markdown() for s in shown)]))
     index = write_text_atomic(out / "index.html", page(f"hplandscape report: {result.source}",
-                                                       [html_head, *(s.to_html() for s in shown)]))
+                                                       [html_head, *(s.to_html() for s in shown)],
+                                                       refresh_s=live.refresh_s if live is not None else None))
     return Report(index=index, summary=summary, result=result, figures=tuple(p for s in built for p in s.figures),
                   tables=tuple(p for s in built for p in s.tables))
 
