@@ -182,9 +182,11 @@ def cmd_report(args) -> int:
 def cmd_export(args) -> int:
     from hplandscape.interop.optuna_storage import to_optuna  # late: pandas
     from hplandscape.interop.parquet_file import to_parquet
+    from hplandscape.interop.tensorboard_logs import has_curves, to_tensorboard  # torch only when it writes
 
-    if not (args.optuna or args.parquet):
-        raise UserError("export: nothing to write; give --optuna sqlite:///FILE.db and/or --parquet FILE.parquet")
+    if not (args.optuna or args.parquet or args.tensorboard):
+        raise UserError("export: nothing to write; give --optuna sqlite:///FILE.db, --parquet FILE.parquet "
+                        "and/or --tensorboard DIR")
     if args.parquet:
         path = to_parquet(args.source, args.parquet)
         print(f"Parquet: {path}")
@@ -193,6 +195,12 @@ def cmd_export(args) -> int:
         print(f"Optuna: {len(names)} studies in {args.optuna}: {', '.join(names)}")
         print(f"  open them with optuna.load_study(study_name=..., storage={args.optuna!r}) "
               f"or `optuna-dashboard {args.optuna}`")
+    if args.tensorboard:
+        runs = to_tensorboard(args.source, args.tensorboard, overwrite=args.overwrite)
+        what = "per-epoch curves and HParams" if has_curves(args.source) else \
+            "HParams and final metrics only (a results table has no per-epoch curves: export the study directory)"
+        print(f"TensorBoard: {len(runs)} runs in {args.tensorboard} ({what})")
+        print(f"  open them with `tensorboard --logdir {args.tensorboard}` (the HParams tab shows the grid)")
     return EXIT_OK
 
 
@@ -400,12 +408,18 @@ def build_parser() -> argparse.ArgumentParser:
                                 "is recorded, 1 when nothing runs or waits any more")
         s.set_defaults(func=func)
 
-    s = sub.add_parser("export", help="write the results as Optuna studies (one per condition) and/or Parquet")
+    s = sub.add_parser("export", help="write the results as Optuna studies (one per condition), Parquet and/or "
+                                      "TensorBoard logs")
     s.add_argument("source", help="a study directory or a results CSV/Parquet file")
     s.add_argument("--optuna", metavar="URL", help="Optuna storage URL, e.g. sqlite:///FILE.db")
     s.add_argument("--parquet", metavar="PATH", help="write the results table as Parquet here")
+    s.add_argument("--tensorboard", metavar="DIR",
+                   help="write one TensorBoard run per run (per-epoch curves from a study directory) and the "
+                        "HParams data here; open with `tensorboard --logdir DIR`")
     s.add_argument("--name", help="Optuna study names are NAME/CONDITION (default: the study's name)")
-    s.add_argument("--overwrite", action="store_true", help="replace Optuna studies of the same names")
+    s.add_argument("--overwrite", action="store_true",
+                   help="replace Optuna studies of the same names; write into a non-empty --tensorboard DIR "
+                        "that is not an earlier export of this source (nothing an export did not write is deleted)")
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("prune", help="prune an architecture to a FLOPs budget and show the result")

@@ -1,4 +1,4 @@
-"""Commands that only read YAML, JSON or CSV stay light: they never import torch.
+"""Commands that only read YAML, JSON or CSV stay light: they never import torch (nor tensorboard).
 
 Each command runs in a fresh interpreter (this test process has torch loaded already) on a small
 study directory of fake records, and the interpreter checks ``sys.modules`` on its way out.
@@ -38,7 +38,7 @@ for argv in json.loads(sys.argv[1]):
     if code != 0:
         print(f"{argv}: exit {code}", file=sys.stderr)
         sys.exit(1)
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "torch_pruning"))
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "torchvision", "torch_pruning", "tensorboard"))
     if heavy:
         print(f"{argv} imported: {', '.join(heavy[:5])}", file=sys.stderr)
         sys.exit(3)
@@ -78,6 +78,7 @@ def _light_commands(study: Path, tmp: Path) -> list[list[str]]:
     return [
         ["--help"],
         ["--version"],
+        ["export", "--help"],
         ["grid", RESNET56, "--json"],
         ["grid", RESNET56, "grid.size=[3,3]", "train.epochs=3"],
         ["grid", str(preset_path("quickstart.yaml"))],

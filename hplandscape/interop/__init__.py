@@ -1,2 +1,3 @@
 """A study's results in the formats other tools read: Optuna storages
-(:mod:`~hplandscape.interop.optuna_storage`) and Parquet (:mod:`~hplandscape.interop.parquet_file`)."""
+(:mod:`~hplandscape.interop.optuna_storage`), Parquet (:mod:`~hplandscape.interop.parquet_file`) and
+TensorBoard logs with the HParams plugin's data (:mod:`~hplandscape.interop.tensorboard_logs`)."""
