@@ -106,9 +106,9 @@ def study_cost(run_counts: dict, run_seconds: dict, source_s: float, parallel: i
 def _time_architecture(model, data, recipe, placement, steps: int, warmup: int, eval_batches: int):
     """Seconds per SGD step and per evaluation batch of ``model`` on ``data`` with ``recipe``."""
     import torch
-    import torch.nn.functional as F
 
-    from hplandscape.training.setup import eval_batch_size, grad_scaler, make_optimizer, upcast_logits
+    from hplandscape.training.sequential_engine import train_step
+    from hplandscape.training.setup import eval_batch_size, grad_scaler, make_optimizer
 
     device = placement.device
     model = model.to(device, memory_format=placement.memory_format)
@@ -130,16 +130,7 @@ def _time_architecture(model, data, recipe, placement, steps: int, warmup: int, 
             sync()
             started = time.perf_counter()
         x, y = next(stream)
-        with placement.autocast():
-            loss = F.cross_entropy(upcast_logits(model(x)), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        loss, _ = train_step(model, optimizer, x, y, placement, scaler)  # the engine's own step
         loss.item()  # the engine reads the loss as often on the CPU
     sync()
     step_s = (time.perf_counter() - started) / steps

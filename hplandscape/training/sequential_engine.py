@@ -132,6 +132,23 @@ def train_run(spec) -> dict:
     return finish_run(spec, progress, model, data, placement, facts, wall_s=wall, engine="sequential", extras=extras)
 
 
+def train_step(model, optimizer, x, y, placement, scaler=None):
+    """One SGD step on the batch ``(x, y)``: forward (under the placement's autocast), cross-entropy,
+    backward (through the loss scaler with fp16), the optimizer's step. Returns (loss, logits)."""
+    with placement.autocast():
+        out = model(x)
+        loss = F.cross_entropy(upcast_logits(out), y)
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is not None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        loss.backward()
+        optimizer.step()
+    return loss, out
+
+
 def _train_epoch(model, optimizer, data, recipe, generator, placement, scaler, lr_at=None):
     """One epoch; returns (mean train loss, train accuracy in %, whether the loss stayed finite).
 
@@ -152,17 +169,7 @@ def _train_epoch(model, optimizer, data, recipe, generator, placement, scaler, l
             if lr != optimizer.param_groups[0]["lr"]:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-        with placement.autocast():
-            out = model(x)
-            loss = F.cross_entropy(upcast_logits(out), y)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is not None:
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-        else:
-            loss.backward()
-            optimizer.step()
+        loss, out = train_step(model, optimizer, x, y, placement, scaler)
         # Losses are ≥ 0, so the running sum turns NaN/inf exactly when one batch loss did.
         loss_sum += loss.detach().double() * len(y)
         correct += (out.detach().argmax(1) == y).sum()
