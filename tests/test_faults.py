@@ -695,3 +695,31 @@ def test_a_one_epoch_sweep_runs_with_the_lr_dropping_at_50_and_75_percent_of_its
     record = StudyStore(tmp_path / "s").read_record("base/lr-1.0000_wd-4.0000/seed0")[1]
     assert record["epochs_completed"] == 1 and record["history"][0]["lr"] == 0.1
     assert "fractions of all SGD steps" in record["parametrisation"]
+
+
+def test_a_task_that_outlives_its_stopped_job_is_killed_before_the_sweep_says_it_stopped():
+    # the SIGTERM test failed once in a CI run with both workers training on after exit 143: a task
+    # the runner waits for but that no signal reaches (its controller gone) must not outlive it
+    import subprocess
+    import sys
+    import time
+
+    from hplandscape.run.local_runner import _running, _SigtermStops, _stop_jobs
+
+    class Gone:  # a job whose controlling process has already ended
+        def done(self):
+            return False if not self.cancelled else True
+
+        def cancel(self, check=False):
+            self.cancelled = True
+
+        cancelled = False
+
+    task = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        t0 = time.monotonic()
+        assert _stop_jobs([Gone()], _SigtermStops(), timeout_s=1.0, tasks=[task.pid]) == 1
+        task.wait(timeout=10)  # reaped: it was killed
+        assert not _running(task.pid) and time.monotonic() - t0 < 10
+    finally:
+        task.kill()

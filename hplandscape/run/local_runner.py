@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -50,6 +51,8 @@ from hplandscape.study.runs import source_run
 MAX_ROUNDS = 5
 #: Seconds a stopped job gets to end; submitit's controller kills its task 1 s after the SIGINT.
 STOP_TIMEOUT_S = 15.0
+#: Seconds to wait for the tasks killed after a stop to end.
+KILL_WAIT_S = 5.0
 
 
 #: Workers that may die holding no run (a broken environment kills each one as it starts) in one
@@ -330,7 +333,8 @@ def _execute(steps, config, store, kind, max_parallel, make_job, prune_fn, poll_
             if kind != "debug" or not (pending and any(set(p[1]) <= done for p in pending)):
                 time.sleep(poll_s)
     except Terminated:
-        raise _terminated(_stop_jobs([item.job for item in running], sigterm), kind) from None
+        stopped = _stop_jobs([item.job for item in running], sigterm, tasks=_claimed_by(store, running))
+        raise _terminated(stopped, kind) from None
 
 
 @contextlib.contextmanager
@@ -483,26 +487,53 @@ class _SigtermStops:
             self.ignore = False
 
 
-def _stop_jobs(jobs, sigterm: _SigtermStops, timeout_s: float = STOP_TIMEOUT_S) -> int:
+def _stop_jobs(jobs, sigterm: _SigtermStops, timeout_s: float = STOP_TIMEOUT_S, tasks=()) -> int:
     """Stop the jobs still running as Ctrl-C does and wait (at most ``timeout_s``) until they have
     ended; returns how many were stopped.
 
     Ctrl-C sends SIGINT to every process of the terminal's group; here each job's controlling
     process gets it (``LocalJob.cancel``), which interrupts its task and kills it a second later.
     A run interrupted so keeps its last checkpoint, and its claim goes stale with its process.
+    ``tasks``: pids of the processes training the jobs' runs (their claims name them); any of
+    them, or of the controllers' children, still running after the wait is killed (SIGKILL), so
+    no task trains on once the sweep says it stopped, even one whose controller is gone and whom
+    no signal of its controller reaches.
     """
     with sigterm.stopping():
         alive = [job for job in jobs if not job.done()]
         # the tasks the controllers run: a controller SIGKILLs its task and exits without waiting
         # for it to die, so on a busy machine the task may outlive its controller for a moment
-        tasks = _children({getattr(getattr(job, "_process", None), "pid", None) for job in alive} - {None})
+        tasks = set(tasks) | set(_children({getattr(getattr(job, "_process", None), "pid", None)
+                                            for job in alive} - {None}))
         for job in alive:
             job.cancel(check=False)
         deadline = time.monotonic() + timeout_s
         while (any(not job.done() for job in alive) or any(_running(pid) for pid in tasks)) \
                 and time.monotonic() < deadline:
             time.sleep(0.05)
+        left = [pid for pid in tasks if _running(pid)]
+        for pid in left:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + KILL_WAIT_S
+        while any(_running(pid) for pid in left) and time.monotonic() < deadline:
+            time.sleep(0.05)
     return len(alive)
+
+
+def _claimed_by(store: StudyStore, running) -> list[int]:
+    """Pids of the processes that hold claims of the runs of ``running`` for those very jobs (the
+    claim names its job as ``worker``; another sweep's claims are left alone), on this host."""
+    host, pids = socket.gethostname(), []
+    for item in running:
+        job_id = str(getattr(item.job, "job_id", ""))
+        for run_id in item.runs:
+            claim = claims.read_claim(store.files(run_id)) or {}
+            pid = claim.get("pid")
+            if claim.get("worker") == job_id and claim.get("host") == host and isinstance(pid, int) \
+                    and pid != os.getpid():
+                pids.append(pid)
+    return pids
 
 
 def _children(parents: set) -> list[int]:
