@@ -14,6 +14,7 @@ from hplandscape.report.page import Section, md_text
 from hplandscape.run.status import StudyStatus, study_status
 from hplandscape.store.study_store import RunState, StudyStore
 
+
 @dataclass(frozen=True)
 class LiveState:
     """A study still running, as its files say: what the live report adds to the analysis."""
@@ -23,6 +24,7 @@ class LiveState:
     updated: str  # when this report was written (UTC)
     seeds: int  # seeds per grid point the study asks for
     source_run: str  # the pruning source's run id
+    source_done: bool  # whether it is recorded (the pruned conditions wait for it)
     conditions: tuple  # (name, structured or unstructured: pruned?) of every condition of the config
 
     @property
@@ -43,13 +45,11 @@ class LiveState:
         """What the analysis cannot show yet, and what it waits for."""
         lines = []
         by_name = {c.name: c for c in self.status.conditions}
-        source_done = any(st.finished for c in self.status.conditions for st in _states_of(c, self.source_run))
         for name, pruned in self.conditions:
             c = by_name[name]
-            done = sum(st.finished for states in c.states.values() for st in states)
-            if done == 0:
+            if _finished(c) == 0:
                 why = (f" (the pruned conditions wait for the pruning source, {self.source_run})"
-                       if pruned and not source_done else "")
+                       if pruned and not self.source_done else "")
                 lines.append(f"{name}: no run recorded yet; its landscape, risk and shift appear once its runs "
                              f"land{why}.")
             elif self.seeds > 1:
@@ -60,15 +60,10 @@ class LiveState:
         return lines
 
 
-def _states_of(condition_status, run_id: str):
-    """The states of ``run_id`` in one condition's status (none when it is another condition's)."""
-    name, point, seed = run_id.split("/")
-    if name != condition_status.name:
-        return []
-    lr, wd = (float(p[2:]) for p in point.split("_"))
-    states = condition_status.states.get((round(lr, 4), round(wd, 4)), [])
-    k = int(seed.removeprefix("seed"))
-    return states[k:k + 1] if k < len(states) else states[:1]
+def _finished(condition_status) -> int:
+    """Runs of one condition with a record (diverged ones included)."""
+    n = condition_status.counts()
+    return n["done"] + n["diverged"]
 
 
 def live_state(store: StudyStore, refresh_s: int, status: StudyStatus | None = None) -> LiveState:
@@ -76,9 +71,10 @@ def live_state(store: StudyStore, refresh_s: int, status: StudyStatus | None = N
     from hplandscape.study.runs import source_run
 
     config = store.config()
+    source = source_run(config).run_id
     return LiveState(status or study_status(store, config), int(refresh_s),
                      time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), len(config.seeds),
-                     source_run(config).run_id, tuple((c.name, c.pruned) for c in config.conditions))
+                     source, store.run_state(source).finished, tuple((c.name, c.pruned) for c in config.conditions))
 
 
 def live_section(r):
@@ -97,8 +93,7 @@ def _live_body(live: LiveState, problem: str | None = None) -> Section:
             f"{live.refresh_s} s and is rewritten when new records land. Everything below uses only the runs "
             "recorded so far; in the landscapes, grid points with no record yet are open grey circles "
             "(pending), never an accuracy.")
-    rows = [(c.name, c.total, sum(s.finished for v in c.states.values() for s in v), c.count(RunState.RUNNING),
-             c.count(RunState.MISSING) + c.count(RunState.CORRUPT), c.count(RunState.FAILED))
+    rows = [(c.name, c.total, _finished(c), c.counts()["running"], c.counts()["missing"], c.counts()["failed"])
             for c in live.status.conditions]
     waits = live.waiting() + ([f"the analysis: {problem}"] if problem else [])
     md = [md_text(head), "", "| condition | runs | done | running | queued | failed |", "|---|---|---|---|---|---|"]

@@ -12,7 +12,8 @@ import time
 from dataclasses import dataclass, field
 
 from hplandscape.run.estimate import duration_text, eta_seconds
-from hplandscape.run.executors import default_max_parallel
+from hplandscape.run.executors import runs_at_once
+from hplandscape.run.runners import runner_class
 from hplandscape.store.study_store import RunState, StudyStore
 
 _MAP_CHARS = {RunState.DONE: "#", RunState.DIVERGED: "x", RunState.RUNNING: "R",
@@ -136,12 +137,13 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
     left: dict = {}
     states: dict = {c.name: {} for c in config.conditions}
     for run in store.runs(config):
-        state = store.run_state(run.run_id)
+        state, record = store.read_record(run.run_id)  # read once: its state and its time
         if state.finished:
-            record = store.read_record(run.run_id)[1] or {}
             times.append((run.condition.name, record.get("wall_time_s")))
-        elif state is not RunState.FAILED:
-            left[run.condition.name] = left.get(run.condition.name, 0) + 1
+        else:
+            state = store.run_state(run.run_id)  # running, failed, corrupt or missing
+            if state is not RunState.FAILED:
+                left[run.condition.name] = left.get(run.condition.name, 0) + 1
         states[run.condition.name].setdefault((run.point.log10_lr, run.point.log10_wd), []).append(state)
         if state is RunState.CORRUPT:
             corrupt.append(f"{store.record_path(run.run_id)}: {store.record_problem(run.run_id)}")
@@ -152,17 +154,9 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
         lrs = tuple(sorted({lr for lr, _ in states[c.name]}))
         wds = tuple(sorted({wd for _, wd in states[c.name]}))
         conditions.append(ConditionStatus(c.name, lrs, wds, states[c.name]))
-    parallel = _parallel(config)
+    parallel = runs_at_once(config, runner_class(config.launcher.executor).runs_here)
     return StudyStatus(str(store.root), tuple(conditions), tuple(corrupt), tuple(failed),
                        eta_seconds(times, left, parallel), parallel)
-
-
-def _parallel(config) -> int:
-    """Runs at once a sweep of ``config`` uses by default: ``launcher.max_parallel`` or the cores
-    over each run's threads (local), the array parallelism (SLURM)."""
-    if config.launcher.executor == "slurm":
-        return config.launcher.array_parallelism
-    return config.launcher.max_parallel or default_max_parallel(config.launcher, config.recipe)
 
 
 def failure_text(error: str | None, log: str) -> str:

@@ -16,7 +16,7 @@ import functools
 from dataclasses import dataclass, field
 
 from hplandscape.errors import UserError
-from hplandscape.run.executors import default_max_parallel, threads_per_run
+from hplandscape.run.executors import runs_at_once, threads_per_run
 from hplandscape.run.extend import extend_rounds, with_stored_extensions
 from hplandscape.run.plan import PlannedRun, plan_study
 from hplandscape.run.preflight import check_runnable
@@ -180,7 +180,7 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         summary, note = extend_rounds(config, store, functools.partial(run_sweep, study_dir=store.root, **arguments),
                                       waits=runner.finishes(wait) and not dry_run, dry_run=dry_run)
         return dataclasses.replace(summary, extension=note)
-    max_parallel = max_parallel or default_max_parallel(config.launcher, config.recipe)
+    max_parallel = runs_at_once(config, True, max_parallel)
     damaged = _check_before_writing(config, runner, store, force=force, options=options)
     if dry_run:
         source = source_run(config).run_id
@@ -192,7 +192,7 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         if estimate:
             from hplandscape.run.estimate import estimate_cost  # late: torch
 
-            parallel = max_parallel if runner.runs_here else min(config.launcher.array_parallelism, max(len(plan.runs), 1))
+            parallel = runs_at_once(config, runner.runs_here, max_parallel, len(plan.runs))
             text += "\n" + "\n".join(estimate_cost(config, plan, parallel=parallel, engine=engine).lines())
         return SweepSummary(str(study_dir), kind, plan.total, plan.recorded, 0, dry_run=True,
                             plan=tuple(plan.lines(store)), text=text)
