@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from hplandscape.errors import UserError
@@ -195,9 +196,7 @@ def estimate_cost(config, plan, *, parallel: int, engine: str | None = None, ste
         data = load_data(config.data).to(device) if device.type == "cuda" else load_data(config.data)
         info = data.info
         shape = (info.in_channels, info.image_size, info.image_size)
-        remaining: dict[str, int] = {}
-        for planned in plan.runs:
-            remaining[planned.condition.name] = remaining.get(planned.condition.name, 0) + 1
+        remaining = Counter(planned.condition.name for planned in plan.runs)
         groups: dict[str, list] = {"base": []}
         for c in config.conditions:  # the dense ones that train as long as the basemodel time as it
             dense_like_base = not c.structured and config.recipe_for(c) == config.recipe
@@ -224,12 +223,11 @@ def estimate_cost(config, plan, *, parallel: int, engine: str | None = None, ste
             per_epoch = (train_steps(data.num_train, recipe.batch_size) * step_s
                          + math.ceil(data.num_test / eval_batch_size(recipe, device)) * eval_s)
             run_s = recipe.epochs * per_epoch
-            n = sum(remaining.get(x.name, 0) for x in conditions)
-            if label == "base" and source_pending:
-                n -= 1  # the pruning source is counted on its own: it trains first, alone
+            n = sum(remaining[x.name] for x in conditions)
             archs.append(ArchCost(label if label != "base" else "basemodel (dense)", tuple(x.name for x in conditions),
-                                  params, flops, step_s, eval_s, run_s, n + (1 if label == "base" and source_pending else 0)))
-            run_seconds[label], run_counts[label] = run_s, n
+                                  params, flops, step_s, eval_s, run_s, n))
+            alone = label == "base" and source_pending  # the pruning source trains first, alone: counted apart
+            run_seconds[label], run_counts[label] = run_s, n - alone
         source_s = run_seconds.get("base", 0.0) if source_pending else 0.0
         compute, wall = study_cost(run_counts, run_seconds, source_s, parallel)
     finally:
