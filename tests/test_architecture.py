@@ -83,7 +83,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 #: sits on everything.
 LAYERS = (
     ("hplandscape", "hplandscape.errors", "hplandscape.atomic", "hplandscape.path_checks", "hplandscape.choices",
-     "hplandscape.provenance"),
+     "hplandscape.provenance", "hplandscape.user_code"),
     ("hplandscape.models",),
     ("hplandscape.pruning",),
     ("hplandscape.study",),

@@ -52,6 +52,7 @@ from hplandscape.pruning.arch_spec import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORM
                                            METHODS, NORMALIZERS, RANDOM_INIT, ArchSpec, is_layer_cap, layer_floor,
                                            load_spec, save_spec)
 from hplandscape.pruning.methods import STRUCTURED, get_kind
+from hplandscape.user_code import file_sha256
 
 TOLERANCE = 0.02  # relative FLOPs error accepted before a ratio counts as unreachable
 
@@ -305,15 +306,6 @@ def _check_normalizer(normalizer: Any) -> str:
     if normalizer not in NORMALIZERS:
         raise UserError(f"unknown importance normalizer {normalizer!r}; allowed: {', '.join(NORMALIZERS)}")
     return normalizer
-
-
-def file_sha256(path) -> str:
-    """sha256 of a file's bytes (a weights file's identity in ``source`` labels)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def source_model(model_name: str, num_classes, in_channels, source, seed: int):

@@ -28,7 +28,8 @@ from hplandscape.errors import UserError
 from hplandscape.models import build_model, count_flops, count_params, get_entry, load_weights
 from hplandscape.pruning.arch_spec import ArchSpec
 from hplandscape.pruning.mask_spec import MaskSpec
-from hplandscape.pruning.structured import build_from_spec, file_sha256
+from hplandscape.pruning.structured import build_from_spec
+from hplandscape.user_code import file_sha256
 
 log = logging.getLogger(__name__)
 
