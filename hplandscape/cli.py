@@ -209,6 +209,10 @@ def cmd_prune(args) -> int:
     from hplandscape.store.layout import check_file_target
     if args.out:  # before the pruning: its result must have somewhere to go
         check_file_target(args.out, "the spec file", example="spec.json")
+    from hplandscape.user_code import is_import_path
+    if is_import_path(args.model):  # your own: on PYTHONPATH or in the working directory
+        from hplandscape.models.imported import locate_model
+        locate_model(args.model, os.getcwd())
     shape = None if args.input_size is None else (args.in_channels or 3, args.input_size, args.input_size)
     spec = prune(args.model, args.method, args.ratio, num_classes=args.num_classes,
                  in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed,
@@ -423,7 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_export)
 
     s = sub.add_parser("prune", help="prune an architecture to a FLOPs budget and show the result")
-    s.add_argument("model", help="registered architecture (see `hplandscape models`)")
+    s.add_argument("model", help="registered architecture (see `hplandscape models`), or your own builder as "
+                                 "package.module:function (on PYTHONPATH or in the working directory)")
     s.add_argument("--method", required=True, choices=PRUNING_METHODS,
                    help="uniform: every layer loses the same fraction of channels; global: channels of all "
                         "layers are ranked together")

@@ -20,7 +20,8 @@ from torch import nn
 from hplandscape.errors import UserError
 from hplandscape.models.counting import count_flops, count_params
 from hplandscape.models.init import he_init
-from hplandscape.models.registry import ModelEntry, get_entry, list_models, register_model
+from hplandscape.models.graph_groups import apply_graph_widths, graph_widths
+from hplandscape.models.registry import ModelEntry, find_entry, get_entry, list_models, register_model
 from hplandscape.models.weights import Weights, load_weights, save_weights
 from hplandscape.models.widths import PrunableGroup, apply_widths, check_widths, current_widths, prunable_groups
 
@@ -28,7 +29,7 @@ from hplandscape.models.widths import PrunableGroup, apply_widths, check_widths,
 from hplandscape.models import cifar_resnet, imagenet, mobilenetv2  # noqa: E402,F401  isort:skip
 
 __all__ = ["ModelInfo", "ModelEntry", "PrunableGroup", "Weights", "build_model", "count_flops", "count_params",
-           "current_widths", "get_entry", "he_init", "input_shape_of", "list_models", "load_weights", "model_info",
+           "current_widths", "declares_groups", "find_entry", "get_entry", "prunable_widths", "he_init", "input_shape_of", "list_models", "load_weights", "model_info",
            "original_widths", "prunable_groups", "register_model", "save_weights"]
 
 
@@ -47,8 +48,20 @@ def _positive_int(value, what: str) -> int:
     return int(value)
 
 
+def declares_groups(model: nn.Module) -> bool:
+    """Whether ``model``'s blocks declare their prunable groups (the built-ins); the others' groups
+    come from torch-pruning's dependency graph (:mod:`hplandscape.models.graph_groups`)."""
+    return bool(prunable_groups(model))
+
+
+def prunable_widths(model: nn.Module, input_shape: Sequence[int]) -> dict[str, int]:
+    """``{layer: out_channels}`` of every prunable width of ``model``: its declared groups, or the
+    dependency graph's groups traced at ``input_shape``."""
+    return current_widths(model) if declares_groups(model) else graph_widths(model, input_shape)
+
+
 def build_model(name: str, num_classes: int | None = None, in_channels: int = 3,
-                widths: dict[str, int] | None = None) -> nn.Module:
+                widths: dict[str, int] | None = None, input_shape: Sequence[int] | None = None) -> nn.Module:
     """Build a registered architecture with fresh He initialisation.
 
     Parameters
@@ -64,6 +77,9 @@ def build_model(name: str, num_classes: int | None = None, in_channels: int = 3,
         ``{layer_name: out_channels}`` for prunable inner convolutions (see
         :func:`original_widths`); other layers keep their size. This is how a pruned
         architecture is rebuilt from its JSON spec.
+    input_shape : sequence of int, optional
+        (channels, height, width) the dependency graph of a model without declared groups is
+        traced at to apply ``widths`` (its spec's ``input_shape``); default the model's.
 
     Returns
     -------
@@ -81,7 +97,10 @@ def build_model(name: str, num_classes: int | None = None, in_channels: int = 3,
     in_channels = _positive_int(in_channels, "in_channels")
     model = entry.builder(num_classes=num_classes, in_channels=in_channels)
     if widths:
-        apply_widths(model, check_widths(widths, current_widths(model), f"model {name!r}"))
+        if declares_groups(model):
+            apply_widths(model, check_widths(widths, current_widths(model), f"model {name!r}"))
+        else:
+            apply_graph_widths(model, widths, input_shape_of(name, in_channels, input_shape))
     return he_init(model)
 
 
@@ -100,9 +119,16 @@ def input_shape_of(name: str, in_channels: int = 3, input_shape: Sequence[int] |
 
 @functools.lru_cache(maxsize=64)
 def _meta_info(name: str, num_classes: int | None, in_channels: int, shape: tuple[int, int, int]):
-    with torch.device("meta"):
+    if ":" not in name:  # a built-in: shapes only, on the meta device
+        with torch.device("meta"):
+            model = build_model(name, num_classes=num_classes, in_channels=in_channels)
+        if declares_groups(model):
+            return count_params(model), count_flops(model, shape), current_widths(model)
+    # A model without declared groups is traced by torch-pruning, far faster on real tensors (0.04 s
+    # against 1.6 s for ResNet-56 on the meta device); a user's builder need not support meta.
+    with torch.random.fork_rng(devices=[]):
         model = build_model(name, num_classes=num_classes, in_channels=in_channels)
-    return count_params(model), count_flops(model, shape), current_widths(model)
+    return count_params(model), count_flops(model, shape), graph_widths(model, shape)
 
 
 def model_info(name: str, input_shape: Sequence[int] | None = None, num_classes: int | None = None) -> ModelInfo:
@@ -130,8 +156,10 @@ def model_info(name: str, input_shape: Sequence[int] | None = None, num_classes:
     return ModelInfo(name, params, flops, shape)
 
 
-def original_widths(name: str, num_classes: int | None = None, in_channels: int = 3) -> dict[str, int]:
+def original_widths(name: str, num_classes: int | None = None, in_channels: int = 3,
+                    input_shape: Sequence[int] | None = None) -> dict[str, int]:
     """``{layer_name: out_channels}`` of every prunable layer of the unpruned architecture, in
-    module order (these are the keys a ``widths`` mapping may use)."""
-    shape = input_shape_of(name, in_channels)
+    module order (these are the keys a ``widths`` mapping may use). ``input_shape``: where a model
+    without declared groups is traced (default the model's)."""
+    shape = input_shape_of(name, in_channels, input_shape)
     return dict(_meta_info(name, num_classes, in_channels, shape)[2])

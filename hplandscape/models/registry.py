@@ -69,12 +69,28 @@ def register_model(name: str, input_shape: tuple[int, int, int] = (3, 32, 32), n
 
 
 def list_models() -> list[str]:
-    """Names of all registered architectures, sorted."""
-    return sorted(_REGISTRY)
+    """Names of the architectures registered by name, sorted (models loaded by import path left out)."""
+    return sorted(n for n in _REGISTRY if ":" not in n)
+
+
+def add_entry(entry: ModelEntry) -> None:
+    """Register a ready entry (a model named by import path: :mod:`hplandscape.models.imported`)."""
+    if entry.name in _REGISTRY:
+        raise ValueError(f"model {entry.name!r} is already registered")
+    _REGISTRY[entry.name] = entry
+
+
+def find_entry(name: str) -> ModelEntry | None:
+    """The registry entry of ``name``, or None."""
+    return _REGISTRY.get(name) if isinstance(name, str) else None
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registry entry of ``name``; an unknown name raises ``UserError`` listing the known ones."""
     if not isinstance(name, str) or name not in _REGISTRY:
-        raise UserError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+        if isinstance(name, str) and ":" in name:
+            raise UserError(f"model {name!r} is named by import path but was not loaded in this process; "
+                            f"give it in a study config (model: {name}) so it is located and recorded")
+        raise UserError(f"unknown model {name!r}; available: {', '.join(list_models())}, "
+                        f"or your own as 'package.module:builder'")
     return _REGISTRY[name]

@@ -98,7 +98,7 @@ def load_weights(path, expected_model: str | None = None) -> Weights:
         Missing or corrupt file, missing fields, an unknown architecture or one other than
         ``expected_model``; the message names the path.
     """
-    from hplandscape.models.registry import list_models
+    from hplandscape.models.registry import find_entry, list_models
 
     path = str(path)
     if not os.path.isfile(path):
@@ -116,7 +116,7 @@ def load_weights(path, expected_model: str | None = None) -> Weights:
         raise UserError(f"{path}: not an hplandscape weights file (missing {', '.join(missing)}); "
                         f"expected a dict with keys {', '.join(_KEYS)} as written by save_weights")
     name = data["model"]
-    if name not in list_models():
+    if find_entry(name) is None:
         raise UserError(f"{path}: holds weights of unknown model {name!r}; available: {', '.join(list_models())}")
     if expected_model is not None and name != expected_model:
         raise UserError(f"{path}: holds weights of {name!r}, not of {expected_model!r}")

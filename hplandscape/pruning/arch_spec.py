@@ -206,9 +206,9 @@ def _spec_from_dict(d: Any, where: str, check_architecture: bool = True) -> Arch
         return v
 
     if check_architecture:
-        from hplandscape.models import list_models  # late: torch is needed only here
+        from hplandscape.models import find_entry, list_models  # late: torch is needed only here
 
-        if d["model"] not in list_models():
+        if find_entry(d["model"]) is None:
             raise fail("model", f"is not a registered architecture: {d['model']!r}; "
                                 f"available: {', '.join(list_models())}")
     elif not isinstance(d["model"], str) or not d["model"]:
@@ -261,7 +261,7 @@ def _expected_widths(d: dict, check_architecture: bool, fail) -> dict:
     if check_architecture:
         from hplandscape.models import original_widths
 
-        return original_widths(d["model"], d["num_classes"], d["in_channels"])
+        return original_widths(d["model"], d["num_classes"], d["in_channels"], tuple(d["input_shape"]))
     w = d["original_widths"]  # trusted as written: only its form is checked
     if not isinstance(w, dict) or not w or \
             any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in w.values()):

@@ -35,19 +35,18 @@ Examples
 from __future__ import annotations
 
 import functools
-import hashlib
 import math
 from typing import Any
 
 import numpy as np
 import torch
-import torch_pruning as tp
 from torch import nn
 
 from hplandscape.errors import UserError
-from hplandscape.models import (build_model, count_params, current_widths, get_entry, input_shape_of, load_weights,
-                                prunable_groups)
+from hplandscape.models import (build_model, count_flops, count_params, declares_groups, get_entry, input_shape_of,
+                                load_weights, prunable_groups)
 from hplandscape.models.counting import layer_costs
+from hplandscape.models.graph_groups import dependency_graph, graph_groups, remove_channels
 from hplandscape.pruning.arch_spec import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER,  # noqa: F401  (re-exported)
                                            METHODS, NORMALIZERS, RANDOM_INIT, ArchSpec, is_layer_cap, layer_floor,
                                            load_spec, save_spec)
@@ -60,21 +59,28 @@ TOLERANCE = 0.02  # relative FLOPs error accepted before a ratio counts as unrea
 
 
 @functools.lru_cache(maxsize=32)
-def _flops_model(name: str, num_classes: int, in_channels: int, input_shape: tuple[int, int, int]) -> "_FlopsModel":
-    return _FlopsModel(name, num_classes, in_channels, input_shape)
+def _flops_model(name: str, num_classes: int, in_channels: int, input_shape: tuple[int, int, int]):
+    """The FLOPs model of an architecture: from its declared groups (:class:`_FlopsModel`, the
+    built-ins), else from torch-pruning's dependency graph (:class:`_GraphFlopsModel`)."""
+    if ":" not in name:  # a built-in: its declared groups, traced on the meta device
+        with torch.device("meta"):
+            model = build_model(name, num_classes=num_classes, in_channels=in_channels)
+        if declares_groups(model):
+            return _FlopsModel(model, input_shape)
+    return _GraphFlopsModel(name, num_classes, in_channels, input_shape)
 
 
 class _FlopsModel:
-    """FLOPs of an architecture as a function of its prunable widths.
+    """FLOPs of an architecture as a function of its prunable widths, from its declared groups.
 
     Each conv/linear layer costs ``2 · coef · w[out] · w[in]`` where ``w[out]``/``w[in]`` is a
     prunable width, or 1 when that side is fixed (its size is then folded into ``coef``).
     Traced once on the ``meta`` device, evaluated in microseconds.
     """
 
-    def __init__(self, name: str, num_classes: int, in_channels: int, input_shape: tuple[int, int, int]):
-        with torch.device("meta"):
-            model = build_model(name, num_classes=num_classes, in_channels=in_channels)
+    graph = False  # prune with the declared groups
+
+    def __init__(self, model: nn.Module, input_shape: tuple[int, int, int]):
         groups = prunable_groups(model)
         self.keys = [g.key for g in groups]
         self.original = np.array([model.get_submodule(k).out_channels for k in self.keys], dtype=np.int64)
@@ -100,6 +106,57 @@ class _FlopsModel:
     def flops(self, widths: np.ndarray) -> int:
         w = np.append(np.asarray(widths, dtype=np.int64), 1)
         return int(2 * (self.coef * w[self.oi] * w[self.ii]).sum())
+
+
+class _GraphFlopsModel:
+    """FLOPs as a function of the prunable widths of a model whose groups come from torch-pruning's
+    dependency graph (:mod:`hplandscape.models.graph_groups`).
+
+    Removing a channel of a group removes a fixed number of output and input channels from each
+    layer (one per tied layer, H·W from a linear layer behind a flatten, none from a depthwise
+    convolution's per-group input), so each layer's ``weight.shape[0]`` and ``weight.shape[1]``
+    are affine in the widths. The slopes are measured once, by removing one channel of each group
+    in turn from a copy of the model; the FLOPs of any widths are then a sum of products, and
+    :func:`prune_model` checks them against the pruned module's counted FLOPs.
+
+    ``keys`` restricts the groups to those named (a test compares this engine with the declared
+    groups' on the built-ins).
+    """
+
+    graph = True  # prune through the dependency graph
+
+    def __init__(self, name: str, num_classes: int, in_channels: int, input_shape: tuple[int, int, int],
+                 keys: tuple[str, ...] | None = None):
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(name, num_classes=num_classes, in_channels=in_channels)
+        model.eval()
+        dg = dependency_graph(model, input_shape)
+        groups = graph_groups(model, input_shape, dg)
+        if keys is not None:
+            groups = [g for g in groups if g.key in keys]
+        if not groups:
+            raise UserError(f"model {name!r}: no prunable width: every convolution and linear layer is the "
+                            f"first layer, the classifier, or tied to one of them")
+        self.keys = [g.key for g in groups]
+        self.original = np.array([model.get_submodule(k).weight.shape[0] for k in self.keys], dtype=np.int64)
+        costs = layer_costs(model, input_shape)
+        layers = [m for m, _ in costs.values()]
+        shapes = lambda: np.array([m.weight.shape[:2] for m in layers], dtype=np.int64)  # noqa: E731
+        self.base = shapes()
+        self.coef = np.array([p * m.weight.shape[2:].numel() for m, p in costs.values()], dtype=np.int64)
+        slopes = np.zeros((len(self.keys), *self.base.shape), dtype=np.int64)
+        before = self.base
+        for j, key in enumerate(self.keys):
+            remove_channels(model, {key: [int(self.original[j]) - 1]}, input_shape, dg)
+            after = shapes()
+            slopes[j] = before - after
+            before = after
+        self.slopes = slopes  # (group, layer, [out, in])
+
+    def flops(self, widths: np.ndarray) -> int:
+        removed = self.original - np.asarray(widths, dtype=np.int64)
+        shape = self.base - np.tensordot(removed, self.slopes, axes=1)
+        return int(2 * (self.coef * shape[:, 0] * shape[:, 1]).sum())
 
 
 def filter_l1_norms(conv: nn.Conv2d) -> np.ndarray:
@@ -368,8 +425,11 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
     widths = registered.maker()(fm, norms, target, **settings)
 
     original_params = count_params(model)
-    _cut(model, dict(zip(fm.keys, (int(w) for w in widths))), shape)
+    _cut(model, dict(zip(fm.keys, (int(w) for w in widths))), shape, fm.graph)
     flops = fm.flops(widths)
+    if fm.graph and count_flops(model, shape) != flops:  # the affine shape model must hold for this network
+        raise RuntimeError(f"model {model_name!r}: the pruned network counts {count_flops(model, shape)} FLOPs, "
+                           f"the dependency graph's FLOPs model {flops}")
     spec = ArchSpec(model=model_name, num_classes=num_classes, in_channels=in_channels, input_shape=shape,
                     method=method, target_ratio=ratio, achieved_ratio=round(flops / original_flops, 6),
                     widths={k: int(w) for k, w in zip(fm.keys, widths)},
@@ -379,24 +439,22 @@ def prune_model(model_name: str, method: str, ratio: float, *, num_classes: int 
     return spec, model
 
 
-def _cut(model: nn.Module, widths: dict[str, int], shape) -> None:
+def _cut(model: nn.Module, widths: dict[str, int], shape, graph: bool = False) -> None:
     """Remove from ``model`` (in place) each prunable layer's weakest filters by L1 norm, down to
-    ``widths[layer]`` (ties: the later channel goes first)."""
+    ``widths[layer]`` (ties: the later channel goes first). ``graph``: the model's groups come from
+    the dependency graph (traced at ``shape``), not from declarations."""
     model.eval()
-    # the dependency graph only needs the wiring, not the resolution: trace at most 32×32
-    example = torch.zeros(1, shape[0], min(shape[1], 32), min(shape[2], 32))
-    dg = tp.DependencyGraph().build_dependency(model, example_inputs=example, verbose=False)
+    # the declared groups' wiring does not depend on the resolution: trace them at most 32×32; a
+    # model of the user's may need its own input size (a flatten into a linear layer)
+    trace = tuple(shape) if graph else (shape[0], min(shape[1], 32), min(shape[2], 32))
     # every layer's norms before any cut: a cut changes the input channels of the next layer, not
     # the filters this layer is ranked by
     norms = {key: filter_l1_norms(model.get_submodule(key)) for key in widths}
-    for key, keep in widths.items():
-        order = np.argsort(-norms[key], kind="stable")  # strongest first, ties by channel index
-        drop = sorted(int(i) for i in order[keep:])
-        if drop:
-            dg.get_pruning_group(model.get_submodule(key), tp.prune_conv_out_channels, idxs=drop).prune()
-    got = current_widths(model)
-    if list(got.values()) != list(widths.values()):  # torch-pruning must cut exactly what was chosen
-        raise RuntimeError(f"torch-pruning left widths {got}, expected {list(widths.values())}")
+    drop = {key: np.argsort(-norms[key], kind="stable")[keep:] for key, keep in widths.items()}  # strongest first
+    remove_channels(model, drop, trace)
+    got = {key: model.get_submodule(key).weight.shape[0] for key in widths}
+    if got != widths:  # torch-pruning must cut exactly what was chosen
+        raise RuntimeError(f"torch-pruning left widths {got}, expected {widths}")
 
 
 def pruned_source(spec: ArchSpec, source) -> nn.Module:
@@ -416,7 +474,7 @@ def pruned_source(spec: ArchSpec, source) -> nn.Module:
         raise UserError(f"{source}: is not the checkpoint the pruned architecture was made from ({spec.source}); "
                         "delete the condition's spec so it is made again from these weights")
     model, *_ = source_model(spec.model, spec.num_classes, spec.in_channels, source, 0)
-    _cut(model, dict(spec.widths), spec.input_shape)
+    _cut(model, dict(spec.widths), spec.input_shape, not declares_groups(model))
     return model
 
 
@@ -479,4 +537,4 @@ def build_from_spec(spec: ArchSpec | dict) -> nn.Module:
     if not isinstance(spec, ArchSpec):
         spec = ArchSpec.from_dict(spec)
     return build_model(spec.model, num_classes=spec.num_classes, in_channels=spec.in_channels,
-                       widths=spec.widths)
+                       widths=spec.widths, input_shape=spec.input_shape)

@@ -202,7 +202,7 @@ def plan_study(config, store: StudyStore, *, engine: str | None = None,
                      sparsity=stored.get(r.condition.name) if r.condition.sparse else None,
                      masks_file=str(store.masks_path(r.condition.name)) if r.condition.sparse else None,
                      start_weights=_start_weights(store, source, r.condition),
-                     checkpoint_every_s=config.launcher.checkpoint_every_s)
+                     checkpoint_every_s=config.launcher.checkpoint_every_s, model_source=config.model_source)
              for r in todo]
     to_prune = tuple(c.name for c in conditions_to_prune(store, config))
     source_step = tuple(s for s in specs if s.run_id == source.run_id)

@@ -23,6 +23,8 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
 
     - ``launcher.device: cuda`` needs a CUDA device here, unless the runs go to SLURM nodes;
     - the data directory exists and holds the dataset (:func:`hplandscape.training.data.dataset_info`);
+    - a model of the user's (named by import path) builds, and one input of the dataset's shape
+      gives one logit per class;
     - every structured condition's ratio is reachable for the architecture at the dataset's input
       shape (:func:`hplandscape.pruning.structured.smallest_ratio`, from the FLOPs model alone: no weights,
       no training).
@@ -64,6 +66,13 @@ def check_runnable(config: StudyConfig, executor: str | None = None):
 
     info = dataset_info(config.data)
     shape = (info.in_channels, info.image_size, info.image_size)
+    if config.model_source is not None:  # the user's builder: it must take the data before any run does
+        from hplandscape.models.imported import check_builder_output
+
+        try:
+            check_builder_output(config.model, info.num_classes, shape)
+        except UserError as e:
+            raise UserError(f"{config.source}: {e}") from None
     # unstructured conditions keep the dense architecture: every density in (0, 1) is reachable
     pruned = [(i, c) for i, c in enumerate(config.conditions) if c.structured]
     if pruned:

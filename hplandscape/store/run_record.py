@@ -158,6 +158,9 @@ class RunRecord:
     egf : list of dict or None
         ``[{epoch, egf1, egf2}]``, the effective gradient flow with ``train.gradient_flow``; None
         without it.
+    model_source : dict
+        A model of the user's (named by import path): the import path, file, sha256 of the file
+        and import root it was trained from. Absent for a built-in architecture.
     extra : dict
         Keys this version does not know, kept so that a record read and written back loses nothing.
     """
@@ -199,6 +202,7 @@ class RunRecord:
     dense_params: int | _Absent = ABSENT
     dense_flops: int | _Absent = ABSENT
     egf: list | None | _Absent = ABSENT
+    model_source: dict | _Absent = ABSENT
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -214,7 +218,9 @@ class RunRecord:
                    method=spec.condition.method, ratio=spec.condition.ratio, model=spec.model, lr=spec.lr,
                    wd=spec.wd, log10_lr=spec.point.log10_lr, log10_wd=spec.point.log10_wd, seed=spec.seed,
                    recipe=spec.recipe.to_dict(), randomness=spec.recipe.randomness,
-                   data=dataclasses.asdict(spec.data), pipeline=spec.condition.pipeline, **measured)
+                   data=dataclasses.asdict(spec.data), pipeline=spec.condition.pipeline,
+                   **({"model_source": dict(spec.model_source)} if getattr(spec, "model_source", None) else {}),
+                   **measured)
 
     def to_json(self) -> dict:
         """The record as ``record.json`` holds it: known keys in field order without the

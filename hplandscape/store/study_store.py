@@ -154,9 +154,10 @@ class StudyStore(StudyLayout):
         """
         if not self.study_yaml.exists():
             return
-        changes = config_changes(self.read_config_dict(), config.to_dict())
+        stored = self.read_config_dict()
+        changes = config_changes(stored, config.to_dict())
         if changes:
-            raise ConfigChanged(self.study_yaml, changes)
+            raise ConfigChanged(self.study_yaml, changes, _code_hint(stored, changes))
 
     def read_config_dict(self) -> dict:
         """The resolved config stored in ``study.yaml`` as plain data.
@@ -372,6 +373,15 @@ def _strip_volatile(d: dict) -> dict:
     grid.pop("max_extend_rounds", None)
     d["grid"] = grid
     return d
+
+
+def _code_hint(stored: dict, changes: list[tuple]) -> str:
+    """A sentence naming the source file of the study's own model when it is what changed."""
+    if not any(key.startswith("model_source.") for key, *_ in changes):
+        return ""
+    file = (stored.get("model_source") or {}).get("file", "?")
+    return (f"The model's source file {file} changed since the study began (its sha256 is recorded in "
+            f"study.yaml and every run record): restore it, or use a new --study-dir for the changed model.")
 
 
 def config_changes(old: dict, new: dict) -> list[tuple]:

@@ -241,6 +241,9 @@ class StudyConfig:
     launcher: LauncherConfig = LauncherConfig()
     analysis: AnalysisConfig = AnalysisConfig()
     source: str = "<dict>"
+    #: Where a model named by import path came from (a :class:`hplandscape.user_code.CodeSource` as
+    #: a dict: import path, file, sha256, import root); None for a built-in architecture.
+    model_source: dict | None = None
     #: The ``KEY=VALUE`` overrides applied to the file's settings (:mod:`hplandscape.study.overrides`);
     #: like ``source``, where the config came from, not part of it.
     overrides: tuple = field(default=(), compare=False)
@@ -284,6 +287,8 @@ class StudyConfig:
             "pruning": self.pruning.to_dict(),
             "launcher": dataclasses.asdict(self.launcher),
             "analysis": {"roi": list(self.analysis.roi)},
+            # only for a model of the user's: a built-in study's file stays as it was
+            **({"model_source": dict(self.model_source)} if self.model_source else {}),
         }
 
     def with_grid(self, grid: GridConfig) -> "StudyConfig":

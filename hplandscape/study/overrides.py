@@ -268,7 +268,8 @@ def explain(overrides: Iterable[str]) -> Iterator[None]:
     except ConfigChanged as e:
         if getattr(e, "explained", False):
             raise
-        raise _explained(ConfigChanged(e.study_yaml, e.changes, _changed_hint(e.changes, overrides))) from None
+        hint = " ".join(h for h in (e.hint, _changed_hint(e.changes, overrides)) if h)
+        raise _explained(ConfigChanged(e.study_yaml, e.changes, hint)) from None
 
 
 def _explained(error: UserError) -> UserError:

@@ -50,6 +50,10 @@ class RunSpec:
     start_weights : str or None
         The weights file a fine-tuned condition starts from: the trained basemodel's (masked by
         the run) or its structured pruning's surviving filters. None: fresh He init.
+    model_source : dict or None
+        Where a model named by import path came from (``StudyConfig.model_source``: import path,
+        file, sha256, import root); the worker imports it from there and refuses a changed file.
+        None for a built-in architecture.
     checkpoint_every_s : float
         Save the training state after an epoch once this many seconds passed since the last save,
         and after the last epoch; 0: after every epoch (``launcher.checkpoint_every_s``). Not part
@@ -72,6 +76,7 @@ class RunSpec:
     masks_file: str | None = None
     start_weights: str | None = None
     checkpoint_every_s: float = 30.0
+    model_source: dict | None = None
 
     @property
     def run_id(self) -> str:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hplandscape.choices import DATASETS, DEVICES, ENGINES, PIPELINES, PRUNING_SOURCES, executor_names, plain_name
-from hplandscape.errors import ConfigError
+from hplandscape.errors import ConfigError, UserError
 from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER, NORMALIZERS, is_layer_cap
 from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
 from hplandscape.study.config import (BUILTIN_MODELS, LOG10_LIMIT, MAX_AXIS_POINTS, MAX_BATCH, MAX_EPOCHS,
@@ -26,6 +26,7 @@ from hplandscape.study.config import (BUILTIN_MODELS, LOG10_LIMIT, MAX_AXIS_POIN
                                       LauncherConfig, PruningConfig, StudyConfig)
 from hplandscape.study.grid import GRID_DECIMALS, axis_values, round_log10
 from hplandscape.study.recipes import AUGMENTATIONS, MILESTONE_UNITS, PRESETS, RANDOMNESS, Recipe
+from hplandscape.user_code import is_import_path
 
 # --------------------------------------------------------------------------------------------
 # Parsing and validation: the one place.
@@ -150,7 +151,8 @@ def _finite(v) -> bool:
         return False
 
 
-_TOP_KEYS = {"name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher", "analysis"}
+_TOP_KEYS = {"name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher", "analysis",
+             "model_source"}
 _DATA_KEYS = {f.name for f in dataclasses.fields(DataConfig)}
 _GRID_KEYS = {"prior_lr", "prior_wd", "size", "step", "log10_lr", "log10_wd", "lr_values", "max_extend_rounds",
               "wd_values", "extra_log10_lr", "extra_log10_wd"}
@@ -175,7 +177,7 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
     top.check_keys(_TOP_KEYS)
     default_name = Path(source).stem if source and not source.startswith("<") else "study"
     name = _name(top, "name", top.str_("name", default_name))
-    model = _model(top)
+    model, model_source = _model(top)
     data_cfg = _data(top.section("data"))
     pruning = _pruning(top.section("pruning"))
     conditions = _conditions(top, pruning)
@@ -189,7 +191,7 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
     _check_sparse_study(top, conditions, recipe, pruning, launcher)
     return StudyConfig(name=name, model=model, data=data_cfg, conditions=conditions, grid=grid,
                        seeds=tuple(seeds), recipe=recipe, pruning=pruning, launcher=launcher,
-                       analysis=_analysis(top.section("analysis")), source=source)
+                       analysis=_analysis(top.section("analysis")), source=source, model_source=model_source)
 
 
 def _analysis(s: _Section) -> AnalysisConfig:
@@ -245,17 +247,46 @@ def _name(s: _Section, key: str, name: str) -> str:
     return name
 
 
-def _model(top: _Section) -> str:
+def _model(top: _Section) -> tuple[str, dict | None]:
+    """The architecture's name and, for a model of the user's, where its builder came from."""
     model = top.str_("model", required=True)
+    if "model_source" in top.data and not is_import_path(model):
+        raise top.error("model_source", f"is recorded only for a model named by import path, but model is {model!r}")
     if model in BUILTIN_MODELS:
-        return model
+        return model, None
+    if is_import_path(model):
+        return model, _model_source(top, model)
     # Not built in: a model registered by user code, or a typo. Only now is torch worth importing.
     from hplandscape.models import list_models
 
     available = list_models()
     if model not in available:
-        raise top.error("model", f"is not a registered architecture: {model!r}; available: {', '.join(available)}")
-    return model
+        raise top.error("model", f"is not a registered architecture: {model!r}; available: {', '.join(available)}, "
+                                 f"or your own as 'package.module:builder'")
+    return model, None
+
+
+def _model_source(top: _Section, model: str) -> dict:
+    """Locate a model named by import path (PYTHONPATH, then beside the study file) and register it;
+    a config read back from ``study.yaml`` names the file it recorded, which is checked when the
+    network is first built (no import before)."""
+    from hplandscape.models.imported import locate_model, use_source
+    from hplandscape.user_code import CodeSource
+
+    try:
+        recorded = top.data.get("model_source")
+        if recorded is not None:
+            source = CodeSource.from_dict(recorded, "model_source")
+            if source.import_path != model:
+                raise top.error("model_source", f"records {source.import_path!r}, but model is {model!r}")
+            use_source(source)
+            return source.to_dict()
+        from_file = not top.source.startswith("<")
+        return locate_model(model, os.path.dirname(os.path.abspath(top.source)) if from_file else None).to_dict()
+    except ConfigError:
+        raise
+    except UserError as e:
+        raise UserError(f"{top.source}: {e}") from None
 
 
 def _data(s: _Section) -> DataConfig:

@@ -88,6 +88,10 @@ def fused_unsupported(spec) -> str | None:
         return f"its weights are masked (unstructured {spec.sparsity.get('method')})"
     if spec.recipe.gradient_flow:
         return "it measures gradient flow (train.gradient_flow)"
+    if getattr(spec, "model_source", None) is not None:
+        # fusing B copies relies on each block's channel layout (a concatenation or a reshape of
+        # the fused (N, B·C, H, W) tensor would mix the models), known only for the built-ins
+        return f"its model is your own ({spec.model}): only the built-in architectures fuse"
     return None
 
 

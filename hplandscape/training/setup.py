@@ -25,7 +25,8 @@ import torch
 
 from hplandscape.choices import DEVICES
 from hplandscape.errors import UserError
-from hplandscape.models import build_model, count_flops, count_params, get_entry, load_weights
+from hplandscape.models import build_model, count_flops, count_params, find_entry, load_weights
+from hplandscape.models.imported import use_source
 from hplandscape.pruning.arch_spec import ArchSpec
 from hplandscape.pruning.mask_spec import MaskSpec
 from hplandscape.pruning.structured import build_from_spec
@@ -76,7 +77,8 @@ def choose_placement(recipe, device: torch.device, model: str) -> Placement:
     continues and every run of a study trains in the same precision.
     """
     if device.type != "cuda":
-        fast = get_entry(model).cpu_channels_last
+        entry = find_entry(model)  # a model by import path is registered with the built-ins' default
+        fast = entry is not None and entry.cpu_channels_last
         return Placement(device, torch.channels_last if fast else torch.contiguous_format,
                          torch.bfloat16 if recipe.amp else None)
     memory_format = torch.channels_last if recipe.channels_last else torch.contiguous_format
@@ -210,7 +212,15 @@ def build_network(spec, info) -> tuple[torch.nn.Module, str | None]:
     return model, arch_hash
 
 
+def use_model_source(spec) -> None:
+    """Register the run's model when the study names it by import path (a worker process starts
+    with the built-ins only); its file is imported, and its hash checked, when first built."""
+    if getattr(spec, "model_source", None) is not None:
+        use_source(spec.model_source)
+
+
 def _fresh_network(spec, info) -> tuple[torch.nn.Module, str | None]:
+    use_model_source(spec)
     if spec.arch is None:
         return build_model(spec.model, num_classes=info.num_classes, in_channels=info.in_channels), None
     arch = ArchSpec.from_dict(spec.arch, where=f"run {spec.run_id}: pruned architecture")
@@ -320,4 +330,6 @@ def spec_fingerprint(spec) -> str:
            "data": dataclasses.asdict(spec.data), "recipe": recipe, "arch": spec.arch}
     if spec.sparsity is not None:
         doc["sparsity"] = spec.sparsity
+    if getattr(spec, "model_source", None) is not None:  # the user's model: its file's hash decides the numbers
+        doc["model_source"] = spec.model_source
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
