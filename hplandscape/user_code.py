@@ -151,6 +151,10 @@ def _import(import_path: str, what: str, looked_in=None) -> tuple[Any, str | Non
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
+        missing = getattr(e, "name", None)
+        if missing and missing != module_name and not module_name.startswith(missing + "."):
+            # the module was found; something it imports was not
+            raise UserError(f"{what} {import_path!r}: importing module {module_name!r} failed ({e})") from None
         where = f" or in {os.path.abspath(looked_in)}" if looked_in is not None else ""
         raise UserError(f"{what} {import_path!r}: cannot import module {module_name!r} ({e}); it is looked "
                         f"for on PYTHONPATH{where}") from None

@@ -229,3 +229,55 @@ def fake_env(monkeypatch):
     monkeypatch.delenv("HPL_FAKE_DIVERGE", raising=False)
     monkeypatch.delenv("HPL_FAKE_PEAK", raising=False)
     return monkeypatch
+
+
+#: A network of the user's, as a file outside the package: two branches joined by a concatenation,
+#: then a residual block (its addition ties ``mix`` to ``block.b``), a 1×1 head and a classifier.
+USER_MODEL = '''\
+import torch
+from torch import nn
+
+
+class Block(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.a = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bna = nn.BatchNorm2d(c)
+        self.b = nn.Conv2d(c, c, 3, padding=1, bias=False)
+        self.bnb = nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        return torch.relu(x + self.bnb(self.b(torch.relu(self.bna(self.a(x))))))
+
+
+class Net(nn.Module):
+    def __init__(self, num_classes=10, in_channels=3):
+        super().__init__()
+        self.stem = nn.Conv2d(in_channels, 16, 3, padding=1)
+        self.left = nn.Conv2d(16, 16, 3, padding=1)
+        self.right = nn.Conv2d(16, 8, 1)
+        self.mix = nn.Conv2d(24, 32, 3, padding=1, stride=2)
+        self.block = Block(32)
+        self.head = nn.Conv2d(32, 32, 1)
+        self.fc = nn.Linear(32, num_classes)
+
+    def forward(self, x):
+        x = torch.relu(self.stem(x))
+        x = torch.cat([torch.relu(self.left(x)), torch.relu(self.right(x))], 1)
+        x = self.block(torch.relu(self.mix(x)))
+        x = torch.relu(self.head(x))
+        return self.fc(x.mean((2, 3)))
+
+
+def build(num_classes, in_channels=3):
+    return Net(num_classes, in_channels)
+'''
+
+
+def write_user_model(folder, module: str = "usernets") -> str:
+    """Write :data:`USER_MODEL` as ``folder/<module>.py``; returns its import path ``<module>:build``."""
+    from pathlib import Path
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    (Path(folder) / f"{module}.py").write_text(USER_MODEL)
+    return f"{module}:build"

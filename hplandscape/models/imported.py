@@ -124,8 +124,14 @@ def check_builder_output(name: str, num_classes: int, input_shape: Sequence[int]
     from hplandscape.models import build_model
 
     shape = tuple(int(v) for v in input_shape)
-    with torch.random.fork_rng(devices=[]):
-        model = build_model(name, num_classes=num_classes, in_channels=shape[0])
+    try:
+        with torch.random.fork_rng(devices=[]):
+            model = build_model(name, num_classes=num_classes, in_channels=shape[0])
+    except UserError:
+        raise
+    except Exception as e:  # the He init of what the builder returned (e.g. uninitialised lazy layers)
+        raise UserError(f"model {name!r}: initialising the network the builder returned raised "
+                        f"{type(e).__name__}: {e}") from None
     model.eval()
     try:
         with torch.no_grad():

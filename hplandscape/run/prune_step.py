@@ -102,6 +102,10 @@ def make_pruning_specs(config, study_dir, *, prune_fn=None, mask_fn=None) -> lis
     missing = conditions_to_prune(store, config)
     if not missing:
         return []
+    if config.model_source is not None:  # a job on another node: the user's model, registered as the CLI did
+        from hplandscape.models.imported import use_source
+
+        use_source(config.model_source)
     source = _source_weights(store, config) if config.pruning.source == "trained" else None
     if prune_fn is None:
         from hplandscape.pruning.structured import prune as prune_fn

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 from conftest import tiny_study_dict
@@ -147,3 +148,32 @@ def test_a_request_no_node_can_hold_is_refused_before_anything_is_written(tmp_pa
     fit = float(str(e.value).rsplit("set launcher.mem_gb to ", 1)[1].split()[0])
     fitting = study_from_dict(tiny_study_dict(launcher={**launcher, "mem_gb": fit}), "<slurm-test>")
     assert run_sweep(fitting, tmp_path / "s", executor="slurm", dry_run=True, progress=False).dry_run
+
+
+def test_a_user_model_beside_its_study_file_sweeps_on_slurm_from_the_cli(tmp_path):
+    """The array jobs import the user's module as the CLI did: from the import root recorded in the
+    study (the study file's folder), with no PYTHONPATH pointing there."""
+    import sys
+    import uuid
+
+    import yaml
+    from conftest import write_user_model
+
+    code = tmp_path / "code"
+    model = write_user_model(code, f"slurmnets_{uuid.uuid4().hex[:8]}")
+    study = tiny_study_dict(model=model, launcher={"executor": "slurm", "runs_per_job": 1, "cpus_per_task": 1,
+                                                   "mem_gb": 1.0, "timeout_min": 10, "array_parallelism": 2},
+                            conditions=[{"method": "none"}, {"method": "global", "ratio": 0.5}],
+                            grid={"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -1.0], "log10_wd": [-4.0]},
+                            train={"preset": "digits", "epochs": 1, "milestones": [], "batch_size": 64})
+    config = code / "study.yaml"
+    config.write_text(yaml.safe_dump(study, sort_keys=False))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # this checkout, not the code
+    out = tmp_path / "study"
+    run = subprocess.run([sys.executable, "-m", "hplandscape", "sweep", str(config), "--study-dir", str(out), "--wait",
+                          "--no-report"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert run.returncode == 0, run.stdout + run.stderr + _logs(out)
+    records = [json.loads(p.read_text()) for p in (out / "runs").rglob("record.json")]
+    assert len(records) == 4 and all(r["model_source"]["import_root"] == str(code) for r in records)
+    spec = json.loads((out / "specs" / "global-0.5.json").read_text())
+    assert spec["model"] == model and abs(spec["achieved_ratio"] - 0.5) <= 0.01
