@@ -205,7 +205,9 @@ def cmd_export(args) -> int:
 
 
 def cmd_prune(args) -> int:
-    from hplandscape.pruning.structured import prune
+    from hplandscape.models import declares_groups
+    from hplandscape.models.graph_groups import graph_groups
+    from hplandscape.pruning.structured import prune_model
     from hplandscape.store.layout import check_file_target
     if args.out:  # before the pruning: its result must have somewhere to go
         check_file_target(args.out, "the spec file", example="spec.json")
@@ -214,10 +216,14 @@ def cmd_prune(args) -> int:
         from hplandscape.models.imported import locate_model
         locate_model(args.model, os.getcwd())
     shape = None if args.input_size is None else (args.in_channels or 3, args.input_size, args.input_size)
-    spec = prune(args.model, args.method, args.ratio, num_classes=args.num_classes,
-                 in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed,
-                 normalizer=args.normalizer, max_layer_prune=args.max_layer_prune)
+    spec, model = prune_model(args.model, args.method, args.ratio, num_classes=args.num_classes,
+                              in_channels=args.in_channels, input_shape=shape, source=args.source, seed=args.seed,
+                              normalizer=args.normalizer, max_layer_prune=args.max_layer_prune)
     summary = spec.summary()
+    if not declares_groups(model):  # the dependency graph's groups: say which layers each width carries
+        tied = {g.key: [m for m in g.members if m != g.key] for g in graph_groups(model, spec.input_shape)}
+        for layer in summary["layers"]:
+            layer["tied_layers"] = tied.get(layer["name"], [])
     if args.out:
         from hplandscape.pruning.arch_spec import save_spec
 
@@ -237,7 +243,8 @@ def cmd_prune(args) -> int:
     print(f"  {'layer':<40}{'original':>10}{'kept':>8}{'fraction':>10}")
     for layer in summary["layers"]:
         print(f"  {layer['name']:<40}{layer['original_channels']:>10}{layer['kept_channels']:>8}"
-              f"{layer['kept_fraction']:>10.3f}")
+              f"{layer['kept_fraction']:>10.3f}"
+              + (f"   (with {', '.join(layer['tied_layers'])})" if layer.get("tied_layers") else ""))
     print(f"  minimum kept fraction: {summary['min_kept_fraction']:.3f}"
           + ("" if spec.layers_at_cap is None else f"; {len(spec.layers_at_cap)} of {len(spec.widths)} layers at the cap"))
     if args.out:

@@ -43,8 +43,8 @@ def nchw_on_the_cpu(monkeypatch):
     """
     import hplandscape.training.setup as setup
 
-    entry = setup.get_entry
-    monkeypatch.setattr(setup, "get_entry", lambda name: entry(name)._replace(cpu_channels_last=False))
+    entry = setup.find_entry
+    monkeypatch.setattr(setup, "find_entry", lambda name: entry(name)._replace(cpu_channels_last=False))
 
 
 @pytest.fixture

@@ -228,6 +228,8 @@ def test_the_cli_prunes_a_user_model_from_the_working_directory(tmp_path):
     assert run.returncode == 0, run.stderr
     summary = json.loads(run.stdout)
     assert [layer["name"] for layer in summary["layers"]] == ["left", "right", "mix", "block.a", "head"]
+    # the residual addition ties block.b's output to mix's: the spec's one width carries both
+    assert {layer["name"]: layer["tied_layers"] for layer in summary["layers"]}["mix"] == ["block.b"]
     assert abs(summary["achieved_ratio"] - 0.5) <= 0.01
 
 
