@@ -261,6 +261,21 @@ def test_default_parallelism_is_cores_over_threads():
     assert default_max_parallel(cfg.launcher) == max(1, len(os.sched_getaffinity(0)) // 1)
 
 
+def test_launcher_max_parallel_bounds_the_local_runs_unless_the_command_line_says_otherwise(tmp_path):
+    """``launcher.max_parallel`` is a documented config key: a sweep of this machine runs that many
+    at once; ``--max-parallel`` overrides it; without either, cores ÷ threads."""
+    from hplandscape.run.executors import runs_at_once
+    from hplandscape.run.sweep import run_sweep
+
+    launcher = {"executor": "local", "runs_per_job": 2, "cpus_per_task": 1, "max_parallel": 1}
+    cfg = tiny_config(launcher=launcher)
+    assert runs_at_once(cfg) == 1
+    assert runs_at_once(cfg, max_parallel=3) == 3
+    assert runs_at_once(tiny_config()) == default_max_parallel(tiny_config().launcher)
+    text = run_sweep(cfg, tmp_path, dry_run=True, progress=False).describe()
+    assert "local, 1 worker(s) at once" in text, text
+
+
 def test_fused_engine_trains_the_block_together(setup, monkeypatch):
     import dataclasses
 

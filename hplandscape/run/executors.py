@@ -49,11 +49,12 @@ def default_max_parallel(launcher_cfg, recipe=None) -> int:
 
 def runs_at_once(config, runs_here: bool = True, max_parallel: int | None = None, runs: int | None = None) -> int:
     """How many runs of ``config`` train at once: on this machine the sweep's ``max_parallel``
-    (``--max-parallel``; by default :func:`default_max_parallel`), on a scheduler the array
+    (``--max-parallel``), else ``launcher.max_parallel``, else :func:`default_max_parallel`; on a
+    scheduler the array
     parallelism (no more than the ``runs`` to train). The sweep, its cost estimate and the
     status's ETA all count with it."""
     if runs_here:
-        return max_parallel or default_max_parallel(config.launcher, config.recipe)
+        return max_parallel or config.launcher.max_parallel or default_max_parallel(config.launcher, config.recipe)
     return max(1, min(config.launcher.array_parallelism, runs if runs is not None else config.launcher.array_parallelism))
 
 
