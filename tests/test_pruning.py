@@ -267,8 +267,8 @@ def test_bad_ratio(ratio):
 def test_unknown_method_and_model():
     with pytest.raises(UserError, match="unknown pruning method 'random'; allowed: uniform, global"):
         prune("resnet20", "random", 0.5)
-    with pytest.raises(UserError, match="unknown model 'vgg16'; available: .*resnet20"):
-        prune("vgg16", "uniform", 0.5)
+    with pytest.raises(UserError, match="unknown model 'vgg19'; available: .*resnet20"):
+        prune("vgg19", "uniform", 0.5)
 
 
 def test_unreachable_ratio_names_the_smallest_reachable_one():

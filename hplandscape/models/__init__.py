@@ -26,7 +26,7 @@ from hplandscape.models.weights import Weights, load_weights, save_weights
 from hplandscape.models.widths import PrunableGroup, apply_widths, check_widths, current_widths, prunable_groups
 
 # importing the architecture modules registers them
-from hplandscape.models import cifar_resnet, imagenet, mobilenetv2  # noqa: E402,F401  isort:skip
+from hplandscape.models import cifar_resnet, imagenet, mobilenetv2, vgg, wide_resnet  # noqa: E402,F401  isort:skip
 
 __all__ = ["ModelInfo", "ModelEntry", "PrunableGroup", "Weights", "build_model", "count_flops", "count_params",
            "current_widths", "declares_groups", "find_entry", "get_entry", "prunable_widths", "he_init", "input_shape_of", "list_models", "load_weights", "model_info",

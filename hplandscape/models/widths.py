@@ -2,7 +2,8 @@
 
 A *prunable group* is one width inside a residual block: the convolution whose filters are removed
 (its ``key``, a module name such as ``"layer1.0.conv1"``), the BatchNorms and depthwise
-convolutions that carry the same channels, and the convolutions that consume them as inputs.
+convolutions that carry the same channels, and the layers that consume them as inputs: convolutions,
+or a ``Linear`` reading the globally pooled channels (VGG's last convolution feeds its classifier).
 Block outputs are never part of a group because a residual addition ties them to the block input.
 
 Block classes declare their groups either with a method ``prunable_groups(prefix)`` or, for
@@ -97,22 +98,33 @@ def check_widths(widths: dict, allowed: dict[str, int], what: str) -> dict[str, 
 def apply_widths(model: nn.Module, widths: dict[str, int]) -> nn.Module:
     """Replace the modules of each prunable group by fresh ones with the requested width.
 
-    The new modules are default-initialised; callers re-initialise the whole model afterwards.
-    Only shapes change, so this works on the ``meta`` device as well.
+    Consumers are convolutions or a ``Linear`` on the globally pooled channels (a VGG's classifier),
+    whose ``in_features`` then follow the width. The new modules are default-initialised; callers
+    re-initialise the whole model afterwards. Only shapes change, so this works on the ``meta``
+    device as well.
     """
     groups = {g.key: g for g in prunable_groups(model)}
     widths = check_widths(widths, {k: model.get_submodule(k).out_channels for k in groups}, type(model).__name__)
     conv_shape: dict[str, dict[str, int]] = {}
     bn_width: dict[str, int] = {}
+    linear_in: dict[str, int] = {}
     for key, width in widths.items():
         g = groups[key]
         conv_shape.setdefault(key, {})["out_channels"] = width
         for name in g.depthwise:  # a depthwise conv has one filter per channel: all three follow
             conv_shape.setdefault(name, {}).update(in_channels=width, out_channels=width, groups=width)
         for name in g.consumers:
-            conv_shape.setdefault(name, {})["in_channels"] = width
+            consumer = model.get_submodule(name)
+            if isinstance(consumer, nn.Linear):
+                _check_linear_consumer(model, key, name, consumer)
+                linear_in[name] = width
+            else:
+                conv_shape.setdefault(name, {})["in_channels"] = width
         for name in g.bns:
             bn_width[name] = width
+    for name, width in linear_in.items():
+        old = model.get_submodule(name)
+        _replace(model, name, nn.Linear(width, old.out_features, bias=old.bias is not None, device=old.weight.device))
     for name, changes in conv_shape.items():
         old = model.get_submodule(name)
         kw = dict(in_channels=old.in_channels, out_channels=old.out_channels, groups=old.groups)
@@ -126,6 +138,15 @@ def apply_widths(model: nn.Module, widths: dict[str, int]) -> nn.Module:
                                         track_running_stats=old.track_running_stats,
                                         device=old.weight.device if old.affine else None))
     return model
+
+
+def _check_linear_consumer(model: nn.Module, key: str, name: str, linear: nn.Linear) -> None:
+    # Only a Linear reading one feature per channel can follow the width; one reading a flattened
+    # H×W map per channel would need H·W features per channel (a wrong group declaration).
+    channels = model.get_submodule(key).out_channels
+    if linear.in_features != channels:
+        raise ValueError(f"{type(model).__name__}: the Linear {name!r} has {linear.in_features} input features, not "
+                         f"the {channels} channels of {key!r}; a Linear consumer must read globally pooled channels")
 
 
 def _replace(model: nn.Module, name: str, new: nn.Module) -> None:

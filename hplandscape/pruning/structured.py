@@ -97,6 +97,8 @@ class _FlopsModel:
         for name_, (m, positions) in layer_costs(model, input_shape).items():
             macs_per_out = m.weight.shape[1:].numel()  # (in/groups)·kernel, or in_features
             c = positions * (1 if name_ in out_of else m.weight.shape[0])
+            # per input channel: the kernel size, or 1 for a Linear consumer (VGG's classifier reads
+            # one pooled feature per channel, see models.widths.apply_widths)
             c *= (macs_per_out // m.weight.shape[1]) if name_ in in_of else macs_per_out
             coef.append(c)
             oi.append(out_of.get(name_, fixed))

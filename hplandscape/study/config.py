@@ -44,7 +44,7 @@ QUICKSTART = "quickstart.yaml"
 #: is checked without importing torch (``hplandscape grid`` stays light); any other name is looked
 #: up in the live registry, where user code may have registered its own models.
 BUILTIN_MODELS = ("mobilenet_v2", "mobilenet_v2_imagenet", "resnet110", "resnet20", "resnet32", "resnet44",
-                  "resnet50", "resnet56")
+                  "resnet50", "resnet56", "vgg16", "wrn22_2")
 
 #: Largest ``data.image_size`` (pixels per side). CIFAR-10 at 1024² is ~190 GB of uint8 in memory;
 #: anything larger is a typo, not a study.

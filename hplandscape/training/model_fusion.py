@@ -6,7 +6,8 @@ device, so B of them are turned into a single module:
 
 - ``Conv2d(C_in, C_out, groups=g)`` becomes ``Conv2d(B·C_in, B·C_out, groups=B·g)`` with the B
   weights stacked along the output channels; depthwise convolutions stay depthwise.
-- ``BatchNorm2d(C)`` becomes ``BatchNorm2d(B·C)``: statistics are per channel, hence per model.
+- ``BatchNorm2d(C)`` becomes ``BatchNorm2d(B·C)``: statistics are per channel, hence per model;
+  likewise ``BatchNorm1d(F)`` on the ``(N, B·F)`` output of a fused ``Linear`` (VGG's classifier).
 - ``Linear`` becomes a batched matmul with weight ``(B, out, in)``.
 - Activations, pooling, flattening and residual additions act per channel or per position and run
   unchanged on the fused tensor, laid out as ``(N, B·C, H, W)`` with the model index outermost.
@@ -109,11 +110,11 @@ def _fuse_conv(convs: list[nn.Conv2d]) -> FusedConv2d:
     return fused
 
 
-def _fuse_bn(bns: list[nn.BatchNorm2d]) -> nn.BatchNorm2d:
+def _fuse_bn(bns: list[nn.modules.batchnorm._BatchNorm]) -> nn.modules.batchnorm._BatchNorm:
     m, b = bns[0], len(bns)
-    fused = nn.BatchNorm2d(m.num_features * b, eps=m.eps, momentum=m.momentum, affine=m.affine,
-                           track_running_stats=m.track_running_stats, device=m.running_mean.device
-                           if m.running_mean is not None else None, dtype=_dtype_of(m))
+    fused = type(m)(m.num_features * b, eps=m.eps, momentum=m.momentum, affine=m.affine,
+                    track_running_stats=m.track_running_stats, device=m.running_mean.device
+                    if m.running_mean is not None else None, dtype=_dtype_of(m))
     with torch.no_grad():
         if m.affine:
             fused.weight.copy_(torch.cat([x.weight for x in bns]))
@@ -143,9 +144,10 @@ _SIGNATURE = {
     nn.Conv2d: ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
                 "padding_mode"),
     nn.BatchNorm2d: ("num_features", "eps", "momentum", "affine", "track_running_stats"),
+    nn.BatchNorm1d: ("num_features", "eps", "momentum", "affine", "track_running_stats"),
     nn.Linear: ("in_features", "out_features"),
 }
-_FUSERS = {nn.Conv2d: _fuse_conv, nn.BatchNorm2d: _fuse_bn, nn.Linear: _fuse_linear}
+_FUSERS = {nn.Conv2d: _fuse_conv, nn.BatchNorm2d: _fuse_bn, nn.BatchNorm1d: _fuse_bn, nn.Linear: _fuse_linear}
 
 
 # --------------------------------------------------------------------------------------------
@@ -280,7 +282,7 @@ def fuse_models(models: list[nn.Module], example_input: torch.Tensor | None = No
             continue
         else:
             raise UserError(f"{where} ({type(mod).__name__}) cannot be fused; supported layers with "
-                            "parameters: Conv2d, BatchNorm2d, Linear; use engine: sequential")
+                            "parameters: Conv2d, BatchNorm2d, BatchNorm1d, Linear; use engine: sequential")
     shapes = {k: tuple(v.shape) for k, v in template.state_dict().items()}
     ndims = {k: p.ndim for k, p in template.named_parameters()}
     fused = FusedModule(net, b, shapes, ndims)

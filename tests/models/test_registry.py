@@ -5,7 +5,7 @@ from torch import nn
 from hplandscape.errors import UserError
 from hplandscape.models import build_model, list_models, original_widths, register_model
 
-CIFAR = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "mobilenet_v2"]
+CIFAR = ["resnet20", "resnet32", "resnet44", "resnet56", "resnet110", "mobilenet_v2", "vgg16", "wrn22_2"]
 
 
 def test_all_architectures_registered():
