@@ -95,7 +95,8 @@ def test_a_ratio_below_what_the_user_model_can_reach_names_the_smallest(user_mod
 
 
 @pytest.mark.parametrize("name,shape,classes", [("resnet20", (3, 32, 32), 10), ("mobilenet_v2", (3, 32, 32), 10),
-                                                ("resnet56", (1, 8, 8), 10)])
+                                                ("resnet56", (1, 8, 8), 10), ("vgg16", (3, 32, 32), 10),
+                                                ("wrn22_2", (3, 32, 32), 100)])
 def test_the_builtins_fast_path_and_the_dependency_graph_give_identical_specs(monkeypatch, name, shape, classes):
     """The built-ins keep their declared groups only because the graph engine, given the same
     groups, makes the same specs: same keys, same FLOPs for any widths, same pruned network."""
