@@ -214,7 +214,7 @@ class RunRecord:
                    method=spec.condition.method, ratio=spec.condition.ratio, model=spec.model, lr=spec.lr,
                    wd=spec.wd, log10_lr=spec.point.log10_lr, log10_wd=spec.point.log10_wd, seed=spec.seed,
                    recipe=spec.recipe.to_dict(), randomness=spec.recipe.randomness,
-                   data=dataclasses.asdict(spec.data), pipeline=spec.condition.pipeline, **measured)
+                   data=spec.data.to_dict(), pipeline=spec.condition.pipeline, **measured)
 
     def to_json(self) -> dict:
         """The record as ``record.json`` holds it: known keys in field order without the
