@@ -346,8 +346,14 @@ class _Cache:
     def __init__(self, cfg, channels: int, size: int):
         self.dir = cache_dir()
         self.cfg, self.channels, self.size = cfg, channels, size
+        self._keys: dict = {}  # split → key: each file is looked up once
 
     def key(self, files: list, split: str) -> str:
+        if split not in self._keys:
+            self._keys[split] = self._key(files, split)
+        return self._keys[split]
+
+    def _key(self, files: list, split: str) -> str:
         from PIL import __version__ as pillow
 
         h = hashlib.sha256(json.dumps({"format": CACHE_FORMAT, "pillow": pillow, "split": split, "size": self.size,
@@ -427,7 +433,7 @@ def _read_array(path: Path, shape: tuple) -> torch.Tensor | None:
     shared), or None when it is absent or not the array expected."""
     try:
         a = np.load(path, mmap_mode="c")
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError, EOFError) as e:
         log.warning("%s: unreadable cache entry (%s: %s); decoding again", path, type(e).__name__, e)
@@ -441,7 +447,7 @@ def _read_array(path: Path, shape: tuple) -> torch.Tensor | None:
 def _read_counts(path: Path, shape: tuple) -> torch.Tensor | None:
     try:
         counts = torch.tensor(json.loads(path.read_text())["counts"], dtype=torch.int64)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except (OSError, ValueError, KeyError, TypeError) as e:
         log.warning("%s: unreadable cache entry (%s: %s); counting again", path, type(e).__name__, e)
