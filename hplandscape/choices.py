@@ -7,7 +7,9 @@ and data orders with the recipes (:mod:`hplandscape.study.recipes`). Executors a
 (:data:`EXECUTORS`); the runner interface that executes a plan is :mod:`hplandscape.run.runners`.
 """
 
-DATASETS = ("digits", "cifar10", "imagenet")
+#: ``imagefolder``: train/ and val/ class folders of images; ``python``: ``(train, test)`` from a
+#: loader of one's own (``data.python``).
+DATASETS = ("digits", "cifar10", "cifar100", "imagenet", "imagefolder", "python")
 ENGINES = ("auto", "sequential", "fused")
 DEVICES = ("auto", "cpu", "cuda")
 PRUNING_SOURCES = ("trained", "random")

@@ -106,7 +106,7 @@ MALFORMED = [
     ("model", "resnet57", "model", "available"),
     ("model", _DELETE, "model", "is required"),
     ("modle", "resnet20", "modle", "not a known key"),
-    ("data.name", "mnist", "data.name", "digits, cifar10, imagenet"),
+    ("data.name", "mnist", "data.name", "digits, cifar10, cifar100, imagenet, imagefolder, python"),
     ("data", {"name": "cifar10"}, "data.root", "required for dataset 'cifar10'"),
     ("conditions", [], "conditions", "non-empty list"),
     ("conditions.1.method", "lottery", "conditions[1].method",

@@ -167,7 +167,7 @@ def test_engine_fields_come_from_the_spec_in_the_order_the_engines_returned_them
                                                                              0.5)
     assert (out["lr"], out["log10_wd"], out["seed"], out["pipeline"]) == (spec.lr, spec.point.log10_wd, 0, "retrain")
     assert out["recipe"] == spec.recipe.to_dict() and out["randomness"] == spec.recipe.randomness
-    assert out["data"] == dataclasses.asdict(spec.data)
+    assert out["data"] == spec.data.to_dict()
     # the order lifecycle's record literal had, before this module held it
     assert list(out) == ["run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr",
                          "log10_wd", "seed", "recipe", "randomness", "data", "top1", "top5", "history",

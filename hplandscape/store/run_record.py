@@ -218,7 +218,7 @@ class RunRecord:
                    method=spec.condition.method, ratio=spec.condition.ratio, model=spec.model, lr=spec.lr,
                    wd=spec.wd, log10_lr=spec.point.log10_lr, log10_wd=spec.point.log10_wd, seed=spec.seed,
                    recipe=spec.recipe.to_dict(), randomness=spec.recipe.randomness,
-                   data=dataclasses.asdict(spec.data), pipeline=spec.condition.pipeline,
+                   data=spec.data.to_dict(), pipeline=spec.condition.pipeline,
                    **({"model_source": dict(spec.model_source)} if getattr(spec, "model_source", None) else {}),
                    **measured)
 

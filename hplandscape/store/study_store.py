@@ -372,6 +372,8 @@ def _strip_volatile(d: dict) -> dict:
     grid.pop("extra_log10_wd", None)
     grid.pop("max_extend_rounds", None)
     d["grid"] = grid
+    if isinstance(d.get("data"), dict):
+        d["data"] = {k: v for k, v in d["data"].items() if k != "in_memory"}  # the same batches either way
     return d
 
 

@@ -72,7 +72,16 @@ MAX_NAME_BYTES = 128
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where the data comes from. ``root`` is required for CIFAR-10 and ImageNet."""
+    """Where the data comes from. ``root`` is required for CIFAR, ImageNet and image folders.
+
+    ``channels`` (image folders): 3 converts every image to RGB (None: the default), 1 to greyscale.
+    ``in_memory`` (image folders): hold the decoded images in memory (True), stream them from the
+    files (False), or decide by their size (None: ``auto``, see
+    :func:`hplandscape.training.image_folder.in_memory_limit`); the batches are the same either way.
+    ``python`` names a loader of one's own (``data.name: python``), and ``python_source`` records
+    where it was found (a :class:`hplandscape.user_code.CodeSource` as a dict), so that every
+    process imports the same file and a changed file is refused.
+    """
 
     name: str
     root: str | None = None
@@ -81,6 +90,23 @@ class DataConfig:
     image_size: int | None = None
     train_subset: int | None = None
     test_subset: int | None = None
+    channels: int | None = None
+    in_memory: bool | None = None
+    python: str | None = None
+    python_source: dict | None = None
+
+    def to_dict(self) -> dict:
+        """Plain data; the settings added with image folders and loaders of one's own appear only
+        when set, so the data of a study written before them compares (and fingerprints) equal."""
+        d = dataclasses.asdict(self)
+        for key in _DATA_OPTIONAL:
+            if d[key] is None:
+                del d[key]
+        return d
+
+
+#: DataConfig fields left out of :meth:`DataConfig.to_dict` while they are None.
+_DATA_OPTIONAL = ("channels", "in_memory", "python", "python_source")
 
 
 @dataclass(frozen=True)
@@ -279,7 +305,7 @@ class StudyConfig:
         return {
             "name": self.name,
             "model": self.model,
-            "data": dataclasses.asdict(self.data),
+            "data": self.data.to_dict(),
             "conditions": [c.to_dict() for c in self.conditions],
             "grid": grid,
             "seeds": list(self.seeds),

@@ -212,6 +212,22 @@ PRESETS = {
 }
 
 
+#: What a study trains with when ``train.preset`` and ``train.augment`` are not given, per dataset:
+#: ``(preset, augmentation)``. The CIFAR-10 recipe (180 epochs, batch 128, lr ÷ 10 after 50 % and
+#: 75 %) and its pad-crop-flip augmentation serve CIFAR-100 (the same images; the recipe of the
+#: CIFAR ResNet papers) and the data of one's own, image folders and loaders alike: both are held
+#: in uint8 batches (an image folder even when streamed) and padded by 4 px per 32 px of image.
+#: ImageNet keeps its own (method §6). Change either with ``train.preset`` / ``train.augment``.
+DATASET_DEFAULTS = {
+    "digits": ("digits", "digits"),
+    "cifar10": ("cifar10", "cifar"),
+    "cifar100": ("cifar10", "cifar"),
+    "imagenet": ("imagenet", "imagenet"),
+    "imagefolder": ("cifar10", "cifar"),
+    "python": ("cifar10", "cifar"),
+}
+
+
 def recipe_preset(name: str) -> Recipe:
     """The preset recipe called ``name``; unknown names raise ``KeyError`` listing the presets."""
     try:

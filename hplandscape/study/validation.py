@@ -25,8 +25,8 @@ from hplandscape.study.config import (BUILTIN_MODELS, LOG10_LIMIT, MAX_AXIS_POIN
                                       MAX_THREADS, METHODS, AnalysisConfig, Condition, DataConfig, GridConfig,
                                       LauncherConfig, PruningConfig, StudyConfig)
 from hplandscape.study.grid import GRID_DECIMALS, axis_values, round_log10
-from hplandscape.study.recipes import AUGMENTATIONS, MILESTONE_UNITS, PRESETS, RANDOMNESS, Recipe
-from hplandscape.user_code import is_import_path
+from hplandscape.study.recipes import AUGMENTATIONS, DATASET_DEFAULTS, MILESTONE_UNITS, PRESETS, RANDOMNESS, Recipe
+from hplandscape.user_code import CodeSource, is_import_path, locate
 
 # --------------------------------------------------------------------------------------------
 # Parsing and validation: the one place.
@@ -157,7 +157,6 @@ _DATA_KEYS = {f.name for f in dataclasses.fields(DataConfig)}
 _GRID_KEYS = {"prior_lr", "prior_wd", "size", "step", "log10_lr", "log10_wd", "lr_values", "max_extend_rounds",
               "wd_values", "extra_log10_lr", "extra_log10_wd"}
 _TRAIN_KEYS = {f.name for f in dataclasses.fields(Recipe)}
-_AUGMENT_OF = {"digits": "digits", "cifar10": "cifar", "imagenet": "imagenet"}
 _LAUNCHER_KEYS = {f.name for f in dataclasses.fields(LauncherConfig)}
 
 
@@ -178,7 +177,7 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
     default_name = Path(source).stem if source and not source.startswith("<") else "study"
     name = _name(top, "name", top.str_("name", default_name))
     model, model_source = _model(top)
-    data_cfg = _data(top.section("data"))
+    data_cfg = _data(top.section("data"), _study_dir(source))
     pruning = _pruning(top.section("pruning"))
     conditions = _conditions(top, pruning)
     grid = _grid(top.section("grid"))
@@ -281,35 +280,93 @@ def _model_source(top: _Section, model: str) -> dict:
                 raise top.error("model_source", f"records {source.import_path!r}, but model is {model!r}")
             use_source(source)
             return source.to_dict()
-        from_file = not top.source.startswith("<")
-        return locate_model(model, os.path.dirname(os.path.abspath(top.source)) if from_file else None).to_dict()
+        return locate_model(model, _study_dir(top.source)).to_dict()
     except ConfigError:
         raise
     except UserError as e:
         raise UserError(f"{top.source}: {e}") from None
 
 
-def _data(s: _Section) -> DataConfig:
+def _study_dir(source: str) -> str | None:
+    """The directory of the study's YAML file (code it names may sit beside it); None for a
+    config that came from no file (``"<dict>"``, ``"<quickstart>"``)."""
+    if not source or source.startswith("<"):
+        return None
+    return os.path.dirname(os.path.abspath(source))
+
+
+#: Data settings that only one kind of data has.
+_ONLY_FOR = {"channels": ("imagefolder",), "in_memory": ("imagefolder",), "python_source": ("python",)}
+
+
+def _data(s: _Section, study_dir: str | None) -> DataConfig:
     s.check_keys(_DATA_KEYS)
-    name = s.str_("name", required=True, choices=DATASETS)
+    python = s.str_("python")
+    # data.python alone means data.name: python
+    name = s.str_("name", "python" if python is not None else None, required=python is None, choices=DATASETS)
+    if python is not None and name != "python":
+        raise s.error("python", f"names a loader of one's own, which is data.name: python (or no data.name); "
+                                f"got data.name: {name!r}")
+    if name == "python" and python is None:
+        raise s.error("python", "is required for data.name: python: the loader, as 'package.module:function', "
+                                "looked for on PYTHONPATH and beside the study's YAML file")
+    for key, names in _ONLY_FOR.items():
+        if s.get(key) is not None and name not in names:
+            raise s.error(key, f"is only for data.name {' or '.join(names)}; got {_show(s.data[key])} with "
+                               f"dataset {name!r}")
     root = s.str_("root")
     if root is not None:
         # Absolute from here on: jobs may start in another working directory (SLURM nodes).
         root = os.path.abspath(os.path.expanduser(root))
-    if name != "digits" and root is None:
+    if name not in ("digits", "python") and root is None:
         raise s.error("root", f"is required for dataset {name!r} (the directory holding the data)")
     download = s.bool_("download", False)
-    if download and name != "cifar10":
-        raise s.error("download", f"is only supported for cifar10 (digits ships with scikit-learn, ImageNet "
-                                  f"must be fetched by hand); got download: true with dataset {name!r}")
+    if download and name not in ("cifar10", "cifar100"):
+        raise s.error("download", f"is only supported for cifar10 or cifar100 (digits ships with scikit-learn, "
+                                  f"ImageNet and folders or loaders of one's own are not fetched); got download: "
+                                  f"true with dataset {name!r}")
     image_size = s.int_("image_size")
     if image_size is not None and image_size > MAX_IMAGE_SIZE:
         raise s.error("image_size", f"must be at most {MAX_IMAGE_SIZE} pixels per side, got {image_size}")
+    if name == "imagefolder" and image_size is None:
+        raise s.error("image_size", "is required for imagefolder: every image is cropped to its central square "
+                                    "and resized to image_size × image_size pixels (e.g. 32 for the CIFAR "
+                                    "ResNets, 224 for ImageNet models)")
+    channels = s.get("channels")
+    if channels not in (None, 1, 3) or isinstance(channels, bool):
+        raise s.error("channels", f"must be 3 (RGB, the default) or 1 (greyscale), got {_show(channels)}")
+    in_memory = s.get("in_memory")
+    if in_memory == "auto":
+        in_memory = None
+    if not (in_memory is None or isinstance(in_memory, bool)):
+        raise s.error("in_memory", f"must be auto (by the decoded images' size), true (hold them in memory) or "
+                                   f"false (stream them from the files), got {_show(in_memory)}")
     return DataConfig(
         name=name, root=root, download=download,
         num_workers=s.int_("num_workers", 4, minimum=0),
         image_size=image_size,
-        train_subset=s.int_("train_subset"), test_subset=s.int_("test_subset"))
+        train_subset=s.int_("train_subset"), test_subset=s.int_("test_subset"),
+        channels=channels, in_memory=in_memory, python=python,
+        python_source=_python_source(s, python, study_dir) if python is not None else None)
+
+
+def _python_source(s: _Section, python: str, study_dir: str | None) -> dict:
+    """Where ``data.python`` is: located now (beside the YAML, or on PYTHONPATH), or as the stored
+    ``study.yaml`` recorded it, so a worker imports what the sweep located (and checks its hash)."""
+    stored = s.get("python_source")
+    if stored is None:
+        try:
+            return locate(python, base_dir=study_dir, what="data.python").to_dict()
+        except UserError as e:
+            raise UserError(f"{s.source}: {e}") from None
+    try:
+        source = CodeSource.from_dict(stored, "data.python_source")
+    except UserError as e:
+        raise s.error("python_source", f"is the recorded place of data.python: {e}") from None
+    if source.import_path != python:
+        raise s.error("python_source", f"records {source.import_path!r}, but data.python is {python!r}; leave "
+                                       "python_source out (it is located again)")
+    return source.to_dict()
 
 
 def _conditions(top: _Section, pruning: PruningConfig) -> tuple:
@@ -429,7 +486,8 @@ def _axis_list(s: _Section, axis: str) -> tuple:
 
 def _recipe(s: _Section, data: DataConfig) -> Recipe:
     s.check_keys(_TRAIN_KEYS)
-    preset = s.str_("preset", data.name, choices=tuple(sorted(PRESETS)))  # presets are named after datasets
+    default_preset, default_augment = DATASET_DEFAULTS[data.name]
+    preset = s.str_("preset", default_preset, choices=tuple(sorted(PRESETS)))
     base = PRESETS[preset]
     unit = s.str_("milestones_unit", base.milestones_unit, choices=MILESTONE_UNITS)
     milestones = s.number_list("milestones", nonempty=False)
@@ -457,7 +515,7 @@ def _recipe(s: _Section, data: DataConfig) -> Recipe:
         lr_gamma=s.float_("lr_gamma", base.lr_gamma, maximum=1.0),
         weight_decay_on_bn_bias=s.bool_("weight_decay_on_bn_bias", base.weight_decay_on_bn_bias),
         # The augmentation follows the data, whichever preset the schedule came from.
-        augment=s.str_("augment", _AUGMENT_OF[data.name], choices=AUGMENTATIONS),
+        augment=s.str_("augment", default_augment, choices=AUGMENTATIONS),
         channels_last=s.bool_("channels_last", base.channels_last),
         amp=s.bool_("amp", base.amp),
         threads=s.int_("threads", base.threads, maximum=MAX_THREADS),

@@ -1,6 +1,10 @@
 """Training runs: the data, a run's set-up, checkpoints and life, and the two engines.
 
-- :mod:`~hplandscape.training.data` — datasets and the in-memory batch pipeline;
+- :mod:`~hplandscape.training.data` — the datasets a study may name (:func:`load_data`);
+- :mod:`~hplandscape.training.batches` — the in-memory batch pipeline they share;
+- :mod:`~hplandscape.training.image_folder` — class folders of images, in memory or streamed,
+  and the cache of their decoded arrays;
+- :mod:`~hplandscape.training.user_data` — ``(train, test)`` from a loader of one's own;
 - :mod:`~hplandscape.training.setup` — process, device, network, optimiser, seeds, fingerprint;
 - :mod:`~hplandscape.training.checkpoints` — saving, loading and resuming a run's state;
 - :mod:`~hplandscape.training.lifecycle` — a run's progress, what it carries, its evaluation, its

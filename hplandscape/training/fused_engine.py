@@ -155,7 +155,7 @@ def train_fused(specs, *, randomness: str | None = None) -> list[dict]:
 
 
 def _group_key(spec) -> str:
-    doc = [spec.study, spec.model, spec.arch, dataclasses.asdict(spec.data), dataclasses.asdict(spec.recipe), spec.device]
+    doc = [spec.study, spec.model, spec.arch, spec.data.to_dict(), dataclasses.asdict(spec.recipe), spec.device]
     return repr(doc)
 
 

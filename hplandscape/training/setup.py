@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import dataclasses
 import hashlib
 import json
 import logging
@@ -316,18 +315,21 @@ def _run_seed(spec, stream: str) -> int:
 def spec_fingerprint(spec) -> str:
     """Hash of everything that decides a run's numbers; a checkpoint only resumes the same run.
 
-    Thread count, memory format and where the run lives do not change what is computed, so they
-    are left out (a run may resume on another worker with another ``run_dir`` mount point); the
-    masks count through their spec (which holds their content hash), fine-tuning's start weights
-    through the condition's pipeline and the spec that names their source. Settings added later
+    Thread count, memory format, whether the images are held in memory and where the run lives do
+    not change what is computed, so they are left out (a run may resume on another worker with
+    another ``run_dir`` mount point); the masks count through their spec (which holds their content
+    hash), fine-tuning's start weights through the condition's pipeline and the spec that names
+    their source. Settings added later
     enter only when set, so a run planned before they existed keeps its fingerprint.
     """
     recipe = spec.recipe.to_dict()
     recipe.pop("threads", None)
     recipe.pop("channels_last", None)
+    data = spec.data.to_dict()
+    data.pop("in_memory", None)  # in memory or streamed, an image folder gives the same batches
     doc = {"study": spec.study, "condition": spec.condition.to_dict(),
            "point": [spec.point.log10_lr, spec.point.log10_wd], "seed": spec.seed, "model": spec.model,
-           "data": dataclasses.asdict(spec.data), "recipe": recipe, "arch": spec.arch}
+           "data": data, "recipe": recipe, "arch": spec.arch}
     if spec.sparsity is not None:
         doc["sparsity"] = spec.sparsity
     if getattr(spec, "model_source", None) is not None:  # the user's model: its file's hash decides the numbers
