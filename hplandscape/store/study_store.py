@@ -378,12 +378,16 @@ def _strip_volatile(d: dict) -> dict:
 
 
 def _code_hint(stored: dict, changes: list[tuple]) -> str:
-    """A sentence naming the source file of the study's own model when it is what changed."""
-    if not any(key.startswith("model_source.") for key, *_ in changes):
-        return ""
-    file = (stored.get("model_source") or {}).get("file", "?")
-    return (f"The model's source file {file} changed since the study began (its sha256 is recorded in "
-            f"study.yaml and every run record): restore it, or use a new --study-dir for the changed model.")
+    """Sentences naming the source files of the study's own code (its model, its data loader) when
+    they are what changed."""
+    hints = []
+    for prefix, what, recorded in (("model_source.", "model", stored.get("model_source")),
+                                   ("data.python_source.", "data loader", (stored.get("data") or {}).get("python_source"))):
+        if any(key.startswith(prefix) for key, *_ in changes):
+            hints.append(f"The {what}'s source file {(recorded or {}).get('file', '?')} changed since the study began "
+                         f"(its sha256 is recorded in study.yaml and every run record): restore it, or use a new "
+                         f"--study-dir for the changed {what}.")
+    return " ".join(hints)
 
 
 def config_changes(old: dict, new: dict) -> list[tuple]:
