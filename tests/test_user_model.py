@@ -238,3 +238,21 @@ def test_check_builder_output_accepts_the_user_model(user_model):
     name = locate_model(user_model[0], user_model[1]).import_path
     check_builder_output(name, 10, DIGITS)
     assert build_model(name, num_classes=10, in_channels=1).fc.out_features == 10
+
+
+def test_two_studies_of_one_import_path_from_different_files_read_in_one_process_but_do_not_build(tmp_path):
+    """A study, its model edited, a second study in a new directory (as the refusal advises): one
+    process (a report over both) reads both configs; building either would be ambiguous, and says so."""
+    from hplandscape.models.imported import use_source
+
+    name = _module_name()
+    first = locate(write_user_model(tmp_path / "a", name), tmp_path / "a")
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / f"{name}.py").write_text(USER_MODEL + "\n# the edited model\n")
+    second = CodeSource(first.import_path, str(tmp_path / "b" / f"{name}.py"),
+                        __import__("hplandscape.user_code").user_code.file_sha256(tmp_path / "b" / f"{name}.py"),
+                        str(tmp_path / "b"))
+    assert use_source(first) == use_source(second) == first.import_path
+    assert use_source(first) == first.import_path  # the same source again: nothing new
+    with pytest.raises(UserError, match=f"from two files in this process: {tmp_path / 'a'}.* and {tmp_path / 'b'}"):
+        build_model(first.import_path, num_classes=10, in_channels=1)

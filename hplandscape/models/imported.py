@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from hplandscape.errors import UserError
-from hplandscape.models.registry import ModelEntry, add_entry, find_entry
+from hplandscape.models.registry import ModelEntry, add_entry, find_entry, replace_entry
 from hplandscape.user_code import CodeSource, is_import_path, locate
 
 __all__ = ["accepts_in_channels", "check_builder_output", "locate_model", "use_source"]
@@ -70,23 +70,39 @@ class _LazyBuilder:
         return model
 
 
+class _Ambiguous:
+    """The builder of an import path that studies read in one process recorded from different
+    files: Python imports a module name once, so neither can be built here."""
+
+    def __init__(self, sources: list[CodeSource]):
+        self.sources = sources
+
+    def __call__(self, num_classes: int, in_channels: int = 3) -> nn.Module:
+        files = " and ".join(f"{s.file} (sha256 {s.sha256[:12]}…)" for s in self.sources)
+        raise UserError(f"model {self.sources[0].import_path!r} is recorded from two files in this process: {files}; "
+                        f"build each study's networks in a process of its own (one sweep per study)")
+
+
 def use_source(source: CodeSource | dict) -> str:
     """Register the model a study recorded (``study.yaml``'s ``model_source``) and return its name.
 
     Nothing is imported yet: the module is imported, and its file's hash checked, when the network
-    is first built. Registering the same source again is a no-op; another file under the same
-    import path in one process is an error.
+    is first built. Registering the same source again is a no-op. Studies that recorded the same
+    import path from different files (an edited model studied again in a new directory) can be read
+    in one process, e.g. by a report over both; building the network there is refused by name.
     """
     if isinstance(source, dict):
         source = CodeSource.from_dict(source, "model_source")
     existing = find_entry(source.import_path)
-    if existing is not None:
-        known = getattr(existing.builder, "source", None)
-        if known is None or (known.file, known.sha256) != (source.file, source.sha256):
-            raise UserError(f"model {source.import_path!r} is already loaded in this process from "
-                            f"{known.file if known else 'a registered builder'}, not {source.file}")
+    if existing is None:
+        add_entry(ModelEntry(source.import_path, _LazyBuilder(source), (3, 32, 32), 10))
         return source.import_path
-    add_entry(ModelEntry(source.import_path, _LazyBuilder(source), (3, 32, 32), 10))
+    builder = existing.builder
+    known = [builder.source] if isinstance(builder, _LazyBuilder) else getattr(builder, "sources", None)
+    if known is None:
+        raise UserError(f"model {source.import_path!r} is a registered architecture's name, not your file {source.file}")
+    if all((k.file, k.sha256) != (source.file, source.sha256) for k in known):
+        replace_entry(existing._replace(builder=_Ambiguous([*known, source])))
     return source.import_path
 
 

@@ -80,6 +80,13 @@ def add_entry(entry: ModelEntry) -> None:
     _REGISTRY[entry.name] = entry
 
 
+def replace_entry(entry: ModelEntry) -> None:
+    """Replace the entry of a model named by import path (never a built-in's)."""
+    if ":" not in entry.name or entry.name not in _REGISTRY:
+        raise ValueError(f"only a registered model named by import path can be replaced, not {entry.name!r}")
+    _REGISTRY[entry.name] = entry
+
+
 def find_entry(name: str) -> ModelEntry | None:
     """The registry entry of ``name``, or None."""
     return _REGISTRY.get(name) if isinstance(name, str) else None
