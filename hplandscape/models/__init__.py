@@ -29,7 +29,7 @@ from hplandscape.models.widths import PrunableGroup, apply_widths, check_widths,
 from hplandscape.models import cifar_resnet, imagenet, mobilenetv2, vgg, wide_resnet  # noqa: E402,F401  isort:skip
 
 __all__ = ["ModelInfo", "ModelEntry", "PrunableGroup", "Weights", "build_model", "count_flops", "count_params",
-           "current_widths", "declares_groups", "find_entry", "get_entry", "prunable_widths", "he_init", "input_shape_of", "list_models", "load_weights", "model_info",
+           "current_widths", "declared_meta_model", "declares_groups", "find_entry", "get_entry", "prunable_widths", "he_init", "input_shape_of", "list_models", "load_weights", "model_info",
            "original_widths", "prunable_groups", "register_model", "save_weights"]
 
 
@@ -117,13 +117,20 @@ def input_shape_of(name: str, in_channels: int = 3, input_shape: Sequence[int] |
     return shape
 
 
+def declared_meta_model(name: str, num_classes: int | None, in_channels: int) -> nn.Module | None:
+    """``name`` built on the ``meta`` device (shapes only) when its blocks declare their prunable
+    groups (the built-ins); None for a model whose groups come from the dependency graph."""
+    if ":" in name:  # a user's builder need not support the meta device
+        return None
+    with torch.device("meta"):
+        model = build_model(name, num_classes=num_classes, in_channels=in_channels)
+    return model if declares_groups(model) else None
+
+
 @functools.lru_cache(maxsize=64)
 def _meta_info(name: str, num_classes: int | None, in_channels: int, shape: tuple[int, int, int]):
-    if ":" not in name:  # a built-in: shapes only, on the meta device
-        with torch.device("meta"):
-            model = build_model(name, num_classes=num_classes, in_channels=in_channels)
-        if declares_groups(model):
-            return count_params(model), count_flops(model, shape), current_widths(model)
+    if (model := declared_meta_model(name, num_classes, in_channels)) is not None:
+        return count_params(model), count_flops(model, shape), current_widths(model)
     # A model without declared groups is traced by torch-pruning, far faster on real tensors (0.04 s
     # against 1.6 s for ResNet-56 on the meta device); a user's builder need not support meta.
     with torch.random.fork_rng(devices=[]):

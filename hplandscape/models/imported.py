@@ -83,14 +83,17 @@ class _Ambiguous:
                         f"build each study's networks in a process of its own (one sweep per study)")
 
 
-def use_source(source: CodeSource | dict) -> str:
+def use_source(source: CodeSource | dict | None) -> str | None:
     """Register the model a study recorded (``study.yaml``'s ``model_source``) and return its name.
 
     Nothing is imported yet: the module is imported, and its file's hash checked, when the network
     is first built. Registering the same source again is a no-op. Studies that recorded the same
     import path from different files (an edited model studied again in a new directory) can be read
     in one process, e.g. by a report over both; building the network there is refused by name.
+    None (a built-in architecture) registers nothing.
     """
+    if source is None:
+        return None
     if isinstance(source, dict):
         source = CodeSource.from_dict(source, "model_source")
     existing = find_entry(source.import_path)

@@ -43,8 +43,8 @@ import torch
 from torch import nn
 
 from hplandscape.errors import UserError
-from hplandscape.models import (build_model, count_flops, count_params, declares_groups, get_entry, input_shape_of,
-                                load_weights, prunable_groups)
+from hplandscape.models import (build_model, count_flops, count_params, declared_meta_model, declares_groups, get_entry,
+                                input_shape_of, load_weights, prunable_groups)
 from hplandscape.models.counting import layer_costs
 from hplandscape.models.graph_groups import dependency_graph, graph_groups, remove_channels
 from hplandscape.pruning.arch_spec import (DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMALIZER,  # noqa: F401  (re-exported)
@@ -62,11 +62,8 @@ TOLERANCE = 0.02  # relative FLOPs error accepted before a ratio counts as unrea
 def _flops_model(name: str, num_classes: int, in_channels: int, input_shape: tuple[int, int, int]):
     """The FLOPs model of an architecture: from its declared groups (:class:`_FlopsModel`, the
     built-ins), else from torch-pruning's dependency graph (:class:`_GraphFlopsModel`)."""
-    if ":" not in name:  # a built-in: its declared groups, traced on the meta device
-        with torch.device("meta"):
-            model = build_model(name, num_classes=num_classes, in_channels=in_channels)
-        if declares_groups(model):
-            return _FlopsModel(model, input_shape)
+    if (model := declared_meta_model(name, num_classes, in_channels)) is not None:
+        return _FlopsModel(model, input_shape)
     return _GraphFlopsModel(name, num_classes, in_channels, input_shape)
 
 

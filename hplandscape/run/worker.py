@@ -85,12 +85,11 @@ class RunJob(submitit.helpers.Checkpointable):
         job_id = current_job_id()
         worker = _in_job(lambda env: str(env.job_id))
         _set_threads(self.threads, self.specs)
-        sources = {s.model_source["file"]: s.model_source for s in self.specs if getattr(s, "model_source", None)}
-        if sources:  # a model named by import path: registered before a pruned spec's file names it
-            from hplandscape.models.imported import use_source
+        if any(s.model_source for s in self.specs):  # a model named by import path: registered before
+            from hplandscape.models.imported import use_source  # a pruned spec's file names it
 
-            for source in sources.values():
-                use_source(source)
+            for spec in self.specs:
+                use_source(spec.model_source)
         outcomes = {}
 
         def take(spec) -> bool:

@@ -211,15 +211,8 @@ def build_network(spec, info) -> tuple[torch.nn.Module, str | None]:
     return model, arch_hash
 
 
-def use_model_source(spec) -> None:
-    """Register the run's model when the study names it by import path (a worker process starts
-    with the built-ins only); its file is imported, and its hash checked, when first built."""
-    if getattr(spec, "model_source", None) is not None:
-        use_source(spec.model_source)
-
-
 def _fresh_network(spec, info) -> tuple[torch.nn.Module, str | None]:
-    use_model_source(spec)
+    use_source(spec.model_source)  # a model by import path: a process may start with the built-ins only
     if spec.arch is None:
         return build_model(spec.model, num_classes=info.num_classes, in_channels=info.in_channels), None
     arch = ArchSpec.from_dict(spec.arch, where=f"run {spec.run_id}: pruned architecture")
