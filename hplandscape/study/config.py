@@ -248,6 +248,17 @@ class AnalysisConfig:
     roi: tuple = (0.5, 1.0)
 
 
+@dataclass(frozen=True)
+class DesignConfig:
+    """Which seeds run where (:mod:`hplandscape.study.replication`): ``replicates: full`` runs every
+    seed at every grid point; ``adaptive`` runs them in rounds, adding seeds only where the results
+    so far leave a point's ROI membership or its claim to be the best open (docs/method.md §12,
+    "Adaptive replication"). It decides which runs the study has, so a study started with one design
+    is refused the other, as any changed config is."""
+
+    replicates: str = "full"
+
+
 #: Most ROI thresholds a study may name (each one is a column block of Table 4.1 and a figure row).
 MAX_ROIS = 6
 
@@ -266,6 +277,7 @@ class StudyConfig:
     pruning: PruningConfig = PruningConfig()
     launcher: LauncherConfig = LauncherConfig()
     analysis: AnalysisConfig = AnalysisConfig()
+    design: DesignConfig = DesignConfig()
     source: str = "<dict>"
     #: Where a model named by import path came from (a :class:`hplandscape.user_code.CodeSource` as
     #: a dict: import path, file, sha256, import root); None for a built-in architecture.
@@ -313,9 +325,14 @@ class StudyConfig:
             "pruning": self.pruning.to_dict(),
             "launcher": dataclasses.asdict(self.launcher),
             "analysis": {"roi": list(self.analysis.roi)},
+            # only for a design other than the default: a full-design study's file stays as it was
+            **({"design": {"replicates": self.design.replicates}} if self.design != DesignConfig() else {}),
             # only for a model of the user's: a built-in study's file stays as it was
             **({"model_source": dict(self.model_source)} if self.model_source else {}),
         }
 
     def with_grid(self, grid: GridConfig) -> "StudyConfig":
         return dataclasses.replace(self, grid=grid)
+
+    def with_replicates(self, replicates: str) -> "StudyConfig":
+        return dataclasses.replace(self, design=DesignConfig(replicates=replicates))

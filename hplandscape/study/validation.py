@@ -22,9 +22,10 @@ from hplandscape.pruning.arch_spec import DEFAULT_MAX_LAYER_PRUNE, DEFAULT_NORMA
 from hplandscape.pruning.mask_spec import DEFAULT_SET_ZETA, DEFAULT_SPARSE_LAYER_FLOOR, SPARSE_METHODS, is_fraction
 from hplandscape.study.config import (BUILTIN_MODELS, LOG10_LIMIT, MAX_AXIS_POINTS, MAX_BATCH, MAX_EPOCHS,
                                       MAX_EXTEND_ROUNDS, MAX_IMAGE_SIZE, MAX_NAME_BYTES, MAX_ROIS, MAX_SEED,
-                                      MAX_THREADS, METHODS, AnalysisConfig, Condition, DataConfig, GridConfig,
-                                      LauncherConfig, PruningConfig, StudyConfig)
+                                      MAX_THREADS, METHODS, AnalysisConfig, Condition, DataConfig, DesignConfig,
+                                      GridConfig, LauncherConfig, PruningConfig, StudyConfig)
 from hplandscape.study.grid import GRID_DECIMALS, axis_values, round_log10
+from hplandscape.study.replication import REPLICATES
 from hplandscape.study.recipes import AUGMENTATIONS, DATASET_DEFAULTS, MILESTONE_UNITS, PRESETS, RANDOMNESS, Recipe
 from hplandscape.user_code import CodeSource, is_import_path, locate
 
@@ -152,7 +153,7 @@ def _finite(v) -> bool:
 
 
 _TOP_KEYS = {"name", "model", "data", "conditions", "grid", "seeds", "train", "pruning", "launcher", "analysis",
-             "model_source"}
+             "model_source", "design"}
 _DATA_KEYS = {f.name for f in dataclasses.fields(DataConfig)}
 _GRID_KEYS = {"prior_lr", "prior_wd", "size", "step", "log10_lr", "log10_wd", "lr_values", "max_extend_rounds",
               "wd_values", "extra_log10_lr", "extra_log10_wd"}
@@ -188,9 +189,26 @@ def study_from_dict(data: Any, source: str = "<dict>") -> StudyConfig:
     recipe = _recipe(top.section("train"), data_cfg)
     launcher = _launcher(top.section("launcher"))
     _check_sparse_study(top, conditions, recipe, pruning, launcher)
+    design = _design(top.section("design"), recipe, seeds)
     return StudyConfig(name=name, model=model, data=data_cfg, conditions=conditions, grid=grid,
                        seeds=tuple(seeds), recipe=recipe, pruning=pruning, launcher=launcher,
-                       analysis=_analysis(top.section("analysis")), source=source, model_source=model_source)
+                       analysis=_analysis(top.section("analysis")), design=design, source=source,
+                       model_source=model_source)
+
+
+def _design(s: _Section, recipe: Recipe, seeds) -> DesignConfig:
+    s.check_keys({"replicates"})
+    replicates = s.str_("replicates", "full", choices=REPLICATES)
+    if replicates == "adaptive" and recipe.randomness != "independent":
+        # Under common random numbers a seed's runs move together at every point; the whole-seed
+        # bootstrap (method §12) needs every point to have every seed, which adaptive rounds leave out.
+        raise s.error("replicates", f"adaptive needs train.randomness: independent (got {recipe.randomness!r}): "
+                                    "under common random numbers every grid point must run every seed, "
+                                    "because whole seeds are the replicates")
+    if replicates == "adaptive" and len(seeds) < 2:
+        raise s.error("replicates", f"adaptive needs two or more seeds to add (seeds: {list(seeds)}); "
+                                    "with one seed every design is the full one")
+    return DesignConfig(replicates=replicates)
 
 
 def _analysis(s: _Section) -> AnalysisConfig:
