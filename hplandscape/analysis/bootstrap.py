@@ -195,8 +195,10 @@ class SeedMatrix:
             pooled = resid[pool & (n > 1)]
             pooled = pooled[np.isfinite(pooled)]
             if len(pooled):
+                # A point with one result outside the pool shows no spread of its own (an adaptive
+                # design leaves most far-off points at one seed): it draws the measured noise too.
                 shared = pooled[np.minimum((u * len(pooled)).astype(np.intp), len(pooled) - 1)]
-                draws = np.where(pool[None, :, None], shared, draws)
+                draws = np.where((pool | (n == 1))[None, :, None], shared, draws)
             # Outside the pool a point's rescaled residuals stay within what its own runs spanned:
             # from one or two degrees of freedom, √(n/(n−1)) would invent runs no seed produced.
             finite = np.isfinite(v)

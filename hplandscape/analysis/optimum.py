@@ -304,10 +304,14 @@ def crossfit_best(values) -> np.ndarray:
     for s in range(v.shape[-1]):
         own = v[..., s]
         others = count - finite[..., s]
-        mean = np.where(others > 0, (total - np.where(finite[..., s], own, 0.0)) / np.maximum(others, 1), -np.inf)
+        # among the points seed s measured (all of them in a full design; an adaptive one, method
+        # §12, leaves far-off points without it): a pick it cannot read would drop seed s's turn
+        # exactly when another seed's luck chose, which biases what the other turns average
+        mean = np.where((others > 0) & finite[..., s],
+                        (total - np.where(finite[..., s], own, 0.0)) / np.maximum(others, 1), -np.inf)
         k = np.argmax(mean, axis=-1)
         pick = np.take_along_axis(own, k[..., None], axis=-1)[..., 0]
-        ok = np.isfinite(pick)
+        ok = np.isfinite(pick) & np.isfinite(np.take_along_axis(mean, k[..., None], axis=-1)[..., 0])
         out = out + np.where(ok, pick, 0.0)
         used = used + ok
     with np.errstate(invalid="ignore", divide="ignore"):
