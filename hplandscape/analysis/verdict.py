@@ -9,6 +9,7 @@ report and the notebooks all use these sentences.
 from __future__ import annotations
 
 from hplandscape.analysis.bootstrap import Interval
+from hplandscape.analysis.replication_info import ADAPTIVE
 from hplandscape.analysis.shift import ShiftInfo
 from hplandscape.analysis.study_analysis import ConditionAnalysis, StudyAnalysis
 
@@ -34,6 +35,7 @@ def describe_shift(s: ShiftInfo) -> str:
     Examples
     --------
     >>> from hplandscape.analysis.bootstrap import Interval
+from hplandscape.analysis.replication_info import ADAPTIVE
     >>> from hplandscape.analysis.shift import ShiftInfo
     >>> describe_shift(ShiftInfo(0.5, 3, Interval(0.21, 0.05, 0.38), Interval(0.01, -0.08, 0.1), 0.01, "moved"))
     'the optimum moved by +0.21 decades in lr (95 % CI 0.05 to 0.38, p = 0.01); in wd +0.01 decades (95 % CI -0.08 to 0.10)'
@@ -79,6 +81,7 @@ def describe_region(s: ShiftInfo) -> str:
     Examples
     --------
     >>> from hplandscape.analysis.bootstrap import Interval
+from hplandscape.analysis.replication_info import ADAPTIVE
     >>> from hplandscape.analysis.shift import RegionShift, ShiftInfo
     >>> r = RegionShift(0.5, Interval(0.12, 0.02, 0.22), Interval(0.0, -0.1, 0.1), 0.03, "moved")
     >>> describe_region(ShiftInfo(0.5, 3, Interval(0.0), Interval(0.0), 0.5, "no_evidence", region=r))
@@ -174,5 +177,12 @@ def seeds_line(result: StudyAnalysis) -> str:
                 f"on CIFAR-10 is 0.12–0.20 points, the size of the risks themselves); {ADD_SEEDS}.")
     designs = sorted({d for _, d in b.randomness}) if b is not None else ["independent"]
     resampled = {"independent": "seeds resampled per grid point", "common": "whole seeds resampled"}
-    return (f"{n} seeds as replicates: 95 % bootstrap intervals ({b.n_boot} resamples, seed {b.seed}; "
+    rep = result.replication
+    if rep is not None and rep.design == ADAPTIVE:
+        counts = sorted({k for c in rep.conditions for row in c.counts for k in row})
+        seeds = (f"{n} seeds as replicates where the adaptive design ran them ({counts[0]} to {counts[-1]} per "
+                 f"grid point)")
+    else:
+        seeds = f"{n} seeds as replicates"
+    return (f"{seeds}: 95 % bootstrap intervals ({b.n_boot} resamples, seed {b.seed}; "
             + "; ".join(f"{d} randomness: {resampled[d]}" for d in designs) + ").")
