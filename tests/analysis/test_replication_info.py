@@ -11,6 +11,7 @@ import pytest
 from hplandscape import analysis
 from hplandscape.analysis.example import synthetic_adaptive_results, synthetic_replicate_results
 from hplandscape.analysis.replication_info import describe_replication, replication_info
+from hplandscape.errors import UserError
 
 N_BOOT = 99  # the intervals are not under test here
 
@@ -115,3 +116,24 @@ def test_a_full_design_still_reports_every_absent_seed_as_missing():
     assert kinds == {"missing", "failed"}
     assert sum(m.kind == "missing" for m in result.missing) == 729 - len(t)
     assert result.replication.design == "full"
+
+
+def test_load_results_reads_the_columns_and_names_a_bad_cell():
+    t = synthetic_adaptive_results()
+    t["replicates"] = t["replicates"].astype(object)
+    t["round"] = t["round"].astype(object)
+    t.loc[0, ["replicates", "round"]] = [None, None]  # a record from before the columns: full, round 1
+    got = analysis.load_results(t)
+    assert got.loc[0, "replicates"] == "full" and got.loc[0, "round"] == 1 and got["round"].dtype.kind == "i"
+    # one adaptive row makes its condition adaptive: its absent seeds are still no missing runs
+    assert analysis.analyze(t, n_boot=N_BOOT).missing == ()
+    bad = synthetic_adaptive_results()
+    bad.loc[3, "replicates"] = "adaptve"
+    with pytest.raises(UserError,
+                       match=r"column replicates must be one of full, adaptive, got 'adaptve' in row 4"):
+        analysis.load_results(bad)
+    bad = synthetic_adaptive_results()
+    bad["round"] = bad["round"].astype(float)
+    bad.loc[2, "round"] = 1.5
+    with pytest.raises(UserError, match=r"column round must hold positive integers .* got 1\.5 in row 3"):
+        analysis.load_results(bad)
