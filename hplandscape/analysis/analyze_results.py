@@ -39,6 +39,11 @@ def analyze(table, xs=None, k: float = 2.0, base=None, *, risk_x=None,
     ``common``) and is seeded, so the analysis is deterministic (docs/method.md, "Seeds as
     replicates"). With one seed the point estimates stand alone.
 
+    An adaptive design (the table's ``replicates`` column) gives a point only the seeds its rounds
+    asked for: the statistics take each point's seeds as they come, a seed absent there is no
+    missing run (only a recorded run that failed is), and ``StudyAnalysis.replication`` counts
+    the seeds per grid point against the full design's.
+
     Beyond the method: per condition the exact lr/wd importance (whole grid and the
     ``importance_x``-ROI neighbourhood), FLOPs and top-1 at the basemodel's prior; for the study
     the accuracy–FLOPs frontier with hypervolumes and, per method with at least three pruning

@@ -195,7 +195,7 @@ def synthetic_adaptive_results(seeds=(0, 1, 2), within: float = 1.5, noise: floa
     ``round``. Constructed; never mistake it for a result.
 
     >>> t = synthetic_adaptive_results()
-    >>> len(t) < 3 * 3 * 81, sorted(t["round"].unique()), t["replicates"].unique().tolist()
+    >>> len(t) < 3 * 3 * 81, sorted(t["round"].unique().tolist()), t["replicates"].unique().tolist()
     (True, [1, 2, 3], ['adaptive'])
     """
     t = synthetic_replicate_results(seeds=seeds, noise=noise)

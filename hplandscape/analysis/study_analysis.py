@@ -7,9 +7,9 @@ of the computation that makes it, defined beside it (:mod:`~hplandscape.analysis
 ROIs, ellipses, risk, edges; :mod:`~hplandscape.analysis.shift`, :mod:`~hplandscape.analysis.noise`,
 :mod:`~hplandscape.analysis.replicates`, :mod:`~hplandscape.analysis.replication_info`,
 :mod:`~hplandscape.analysis.importance`, :mod:`~hplandscape.analysis.frontier`,
-:mod:`~hplandscape.analysis.ratio_curve`, :mod:`~hplandscape.analysis.bootstrap`). All coordinates are log10 values rounded to the grid's
-identity rule (4 decimals); the ellipse plane is (log10 wd, log10 lr), with wd on the horizontal
-axis as in the thesis figures.
+:mod:`~hplandscape.analysis.ratio_curve`, :mod:`~hplandscape.analysis.bootstrap`). All coordinates are
+log10 values rounded to the grid's identity rule (4 decimals); the ellipse plane is (log10 wd,
+log10 lr), with wd on the horizontal axis as in the thesis figures.
 """
 
 from __future__ import annotations

@@ -35,7 +35,6 @@ def describe_shift(s: ShiftInfo) -> str:
     Examples
     --------
     >>> from hplandscape.analysis.bootstrap import Interval
-from hplandscape.analysis.replication_info import ADAPTIVE
     >>> from hplandscape.analysis.shift import ShiftInfo
     >>> describe_shift(ShiftInfo(0.5, 3, Interval(0.21, 0.05, 0.38), Interval(0.01, -0.08, 0.1), 0.01, "moved"))
     'the optimum moved by +0.21 decades in lr (95 % CI 0.05 to 0.38, p = 0.01); in wd +0.01 decades (95 % CI -0.08 to 0.10)'
@@ -81,7 +80,6 @@ def describe_region(s: ShiftInfo) -> str:
     Examples
     --------
     >>> from hplandscape.analysis.bootstrap import Interval
-from hplandscape.analysis.replication_info import ADAPTIVE
     >>> from hplandscape.analysis.shift import RegionShift, ShiftInfo
     >>> r = RegionShift(0.5, Interval(0.12, 0.02, 0.22), Interval(0.0, -0.1, 0.1), 0.03, "moved")
     >>> describe_region(ShiftInfo(0.5, 3, Interval(0.0), Interval(0.0), 0.5, "no_evidence", region=r))

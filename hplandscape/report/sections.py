@@ -158,11 +158,16 @@ def _shift_words(result: StudyAnalysis) -> str:
 
 
 def _noise_words(result: StudyAnalysis) -> str:
+    adaptive = result.replication is not None and result.replication.design == ADAPTIVE
     return ("Seed noise: the standard deviation of top-1 between seeds of the same grid point, pooled over the "
             "points near each condition's optimum (95 % chi-square interval). An x-ROI compares seed-averaged "
             "accuracies with the best one minus x, so it means something only when x is at least twice the "
             "noise of a mean of the study's seeds, 2·sd/√seeds (\"resolves down to\"); a threshold below "
-            "that is marked, and the text says what would resolve it.")
+            "that is marked, and the text says what would resolve it."
+            + (" The adaptive design gave all the study's seeds only to the points whose side of a threshold, or "
+               "whose claim to be the best, was still open (see \"Seeds per point\"): the resolution is theirs; "
+               "a point with fewer seeds lay far enough from every threshold and from the best (method §12) that its "
+               "other seeds were not asked for." if adaptive else ""))
 
 
 def noise_display(result: StudyAnalysis) -> pd.DataFrame:
@@ -392,7 +397,8 @@ def replication_section(r: ReportInput):
                           "share": f"{100.0 * c.used / c.full:.1f} %" if c.full else "—",
                           "seeds per point": _count_range(c), "rounds": c.rounds} for c in info.conditions])
     md = [md_text(words), "", md_table(rows), "", *r.md_figure(paths)]
-    body = [f"<p>{html_text(words)}</p>", html_table(rows, "{:.3f}"), fig_div(sm.seed_map_plotly(info), "seeds-per-point")]
+    body = [f"<p>{html_text(words)}</p>", html_table(rows, "{:.3f}"),
+            fig_div(sm.seed_map_plotly(info), "seeds-per-point")]
     return Section("replication", "Seeds per point", "\n".join(md), "\n".join(body), figures=paths)
 
 
