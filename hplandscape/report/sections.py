@@ -179,7 +179,8 @@ def noise_display(result: StudyAnalysis) -> pd.DataFrame:
             continue
         rep = result.replication.condition(c.name) if result.replication is not None else None
         # an adaptive design's points hold 1 … all seeds: its noise and resolution are those of the full ones
-        seeds = n.n_seeds if rep is None or rep.design != ADAPTIVE else f"{n.n_seeds} (per point {_count_range(rep)})"
+        seeds = (n.n_seeds if rep is None or rep.design != ADAPTIVE
+                 else f"{n.n_seeds} (per point {_count_range(rep)})")
         row = {"condition": c.name, "seeds": seeds,
                "seed noise (sd, points)": "unknown (one seed)" if n.sd is None else
                f"{n.sd:.2f} [{n.sd_ci[0]:.2f}, {n.sd_ci[1]:.2f}]",
@@ -377,9 +378,10 @@ def _replication_words(result: StudyAnalysis) -> str:
     return (f"{describe_replication(result.replication)} Its first round ran the first seed at every grid point and "
             f"every seed at the prior and its axis neighbours (so the seed noise is measured from the start); each "
             f"later round added the next seed only where a point's membership of an ROI or its claim to be the best "
-            f"was still open. So the seeds per point differ by design: a point with fewer seeds lies far from "
-            f"every ROI threshold and from the best, where more seeds could not change the answer. Each cell "
-            f"below holds the seeds of that grid point (the full design: {result.replication.n_seeds} everywhere).")
+            f"was still open. So the seeds per point differ by design: a point with fewer seeds lay, when the rounds "
+            f"were decided, far enough from every ROI threshold and from the best that more seeds were judged not to "
+            f"change the answer (docs/method.md §12). Each cell below holds the seeds of that grid point (the full "
+            f"design: {result.replication.n_seeds} everywhere).")
 
 
 def replication_section(r: ReportInput):
