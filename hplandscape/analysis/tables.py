@@ -373,7 +373,7 @@ def format_tables(result: StudyAnalysis) -> str:
         x = pruned[0].shift.x
         fam = pruned[0].shift.family_size
         lines += ["", "Did the optimum move?  shift of the optimum (the peak of a local surface fit) from the "
-                      f"basemodel's, log10 decades; 95 % intervals simultaneous over both axes"
+                      "basemodel's, log10 decades; 95 % intervals simultaneous over both axes"
                       + (f" and the {fam} pruned conditions (family-wise: {FAMILY_CORRECTION})" if fam > 1 else "")
                       + f"; then the centre of the {x:g}-ROI and the risk against the basemodel's own"]
         base = result.base_condition
