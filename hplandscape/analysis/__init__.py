@@ -29,6 +29,8 @@ from hplandscape.analysis.ratio_curve import RatioCurveInfo, fit_ratio_curve, r_
 from hplandscape.analysis.regions import (BestPoint, EdgeInfo, EllipseInfo, GridAxes, PointStat, RiskInfo, RoiInfo,
                                           confidence_level, fit_ellipse, roi_mask)
 from hplandscape.analysis.replicates import EllipseIntervals, PointProbability, ReplicateInfo
+from hplandscape.analysis.replication_info import (ConditionReplication, ReplicationInfo, describe_replication,
+                                                   replication_info)
 from hplandscape.analysis.results_io import load_results
 from hplandscape.analysis.shift import RegionShift, ShiftInfo, cap_centre, shift_test, shift_tests
 from hplandscape.analysis.study_analysis import ConditionAnalysis, PriorInfo, RunIssue, StudyAnalysis
@@ -48,4 +50,4 @@ __all__ = ["load_results", "analyze", "to_json", "tables", "write_tables", "writ
            "describe_excess", "Interval", "EllipseIntervals", "PointProbability", "ReplicateInfo", "ShiftInfo",
            "BootstrapInfo", "prior_table", "has_metric", "METRICS", "metric_label", "hp_text", "NoiseInfo",
            "OptimumInfo", "RegionShift", "seed_noise", "PeakFinder", "crossfit_best", "shift_tests", "describe_noise",
-           "describe_region"]
+           "describe_region", "ReplicationInfo", "ConditionReplication", "replication_info", "describe_replication"]

@@ -16,6 +16,7 @@ from hplandscape.analysis.noise import seed_noise
 from hplandscape.analysis.ratio_curve import ratio_curves
 from hplandscape.analysis.regions import BestPoint, PointStat, edge_info, grid_axes, risk_info, roi_info
 from hplandscape.analysis.replicates import study_replicates
+from hplandscape.analysis.replication_info import ADAPTIVE, condition_design, replication_info
 from hplandscape.analysis.results_io import PRIOR_ATTR, ROI_ATTR, SOURCE_ATTR, load_results
 from hplandscape.analysis.study_analysis import ConditionAnalysis, PriorInfo, RunIssue, StudyAnalysis
 from hplandscape.choices import METRICS
@@ -37,6 +38,11 @@ def analyze(table, xs=None, k: float = 2.0, base=None, *, risk_x=None,
     resampling follows the results' ``randomness`` column (``independent``, the default, or
     ``common``) and is seeded, so the analysis is deterministic (docs/method.md, "Seeds as
     replicates"). With one seed the point estimates stand alone.
+
+    An adaptive design (the table's ``replicates`` column) gives a point only the seeds its rounds
+    asked for: the statistics take each point's seeds as they come, a seed absent there is no
+    missing run (only a recorded run that failed is), and ``StudyAnalysis.replication`` counts
+    the seeds per grid point against the full design's.
 
     Beyond the method: per condition the exact lr/wd importance (whole grid and the
     ``importance_x``-ROI neighbourhood), FLOPs and top-1 at the basemodel's prior; for the study
@@ -160,7 +166,8 @@ def analyze(table, xs=None, k: float = 2.0, base=None, *, risk_x=None,
     result = StudyAnalysis(source=source, base=base, xs=xs, k=float(k), risk_x=float(risk_x),
                            edge_x=float(edge_x), grid=grid, seeds=seeds, conditions=tuple(conditions),
                            missing=tuple(missing), diverged=tuple(diverged), prior=prior_point,
-                           off_grid=off_grid, bootstrap=boot, metric=metric)
+                           off_grid=off_grid, bootstrap=boot, metric=metric,
+                           replication=replication_info(df, order, grid.log10_lr, grid.log10_wd, seeds))
     base_c = result.base_condition
 
     def pruned_fraction(c) -> float:
@@ -294,15 +301,22 @@ def _point_stats(rows: pd.DataFrame) -> list:
 
 
 def _issues(df, order, grid, seeds):
-    """Missing/failed runs against the rectangular grid × seeds, and diverged runs."""
+    """Missing/failed runs against the rectangular grid × seeds, and diverged runs.
+
+    A condition of an adaptive design (its rows' ``replicates``) runs a seed at a point only
+    where a round asked for it, so a seed without a row there is no missing run: only the runs
+    recorded and failed are reported.
+    """
     missing, diverged = [], []
     for name in order:
         rows = df[df["condition"] == name]
         have = {(r.log10_lr, r.log10_wd, r.seed): r for r in rows.itertuples(index=False)}
+        adaptive = condition_design(rows) == ADAPTIVE
         for lr, wd, seed in itertools.product(grid.log10_lr, grid.log10_wd, seeds):
             r = have.get((lr, wd, seed))
             if r is None:
-                missing.append(RunIssue(name, lr, wd, seed, "missing"))
+                if not adaptive:
+                    missing.append(RunIssue(name, lr, wd, seed, "missing"))
             elif not math.isfinite(r.top1):
                 missing.append(RunIssue(name, lr, wd, seed, "failed"))
             elif r.diverged:

@@ -184,6 +184,35 @@ def synthetic_replicate_results(seeds=(0, 1, 2), noise: float = 0.15,
     return pd.DataFrame(rows)
 
 
+def synthetic_adaptive_results(seeds=(0, 1, 2), within: float = 1.5, noise: float = 0.15) -> pd.DataFrame:
+    """:func:`synthetic_replicate_results` as an adaptive design would have run it (method §12).
+
+    Round 1 is the first seed at every point and every seed at the prior (lr 0.1, wd 1e-4, the
+    grid's centre) and its four axis neighbours; round k + 1 adds the k-th further seed at each
+    point whose first-seed top-1 lies within ``within`` accuracy points of its condition's best
+    first-seed top-1 (a stand-in for :mod:`hplandscape.analysis.adaptive`'s rule). So seeds per
+    point are unequal by design, and the table says so in ``replicates`` ("adaptive") and
+    ``round``. Constructed; never mistake it for a result.
+
+    >>> t = synthetic_adaptive_results()
+    >>> len(t) < 3 * 3 * 81, sorted(t["round"].unique().tolist()), t["replicates"].unique().tolist()
+    (True, [1, 2, 3], ['adaptive'])
+    """
+    t = synthetic_replicate_results(seeds=seeds, noise=noise)
+    first = t[t["seed"] == seeds[0]]
+    best = first.groupby("condition")["top1"].transform("max")
+    near = first[first["top1"] >= best - within].set_index(["condition", "log10_lr", "log10_wd"]).index
+    block = {(-1.0, -4.0), (-1.2, -4.0), (-0.8, -4.0), (-1.0, -4.2), (-1.0, -3.8)}
+    key = pd.MultiIndex.from_frame(t[["condition", "log10_lr", "log10_wd"]])
+    in_block = np.array([(lr, wd) in block for lr, wd in zip(t["log10_lr"], t["log10_wd"])])
+    later = t["seed"].map({s: k + 1 for k, s in enumerate(seeds)})  # seed k (from 0) comes in round k + 1
+    t["round"] = np.where(in_block | (t["seed"] == seeds[0]), 1, later)
+    keep = (t["round"] == 1) | key.isin(near)
+    t = t[keep].reset_index(drop=True)
+    t["replicates"] = "adaptive"
+    return t
+
+
 def synthetic_sparse_results() -> pd.DataFrame:
     """:func:`synthetic_results` with an unstructured, fine-tuned condition and gradient flow.
 

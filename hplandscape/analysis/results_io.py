@@ -14,6 +14,7 @@ from hplandscape.store.run_record import REQUIRED_COLUMNS as REQUIRED  # defined
 from hplandscape.study.config import METHODS  # a condition's method, as a study config names it
 from hplandscape.study.grid import GRID_DECIMALS  # the grid's identity rule: log10 values rounded
 from hplandscape.study.recipes import LEGACY_RANDOMNESS, RANDOMNESS
+from hplandscape.study.replication import REPLICATES  # design.replicates: which seeds run where
 
 SOURCE_ATTR = "hplandscape_source"
 # (log10 lr, log10 wd) of the basemodel's prior and the study's name, when the table came from a
@@ -33,7 +34,7 @@ def load_results(path_or_df) -> pd.DataFrame:
         A results CSV, a study directory (its run records are collected afresh; a directory
         that is not a study but holds a ``results.csv`` has that file read) or a DataFrame with at least the columns
         ``condition, method, ratio, lr, wd, seed, top1`` (optional ``top5``, ``diverged``,
-        ``randomness``).
+        ``randomness``, ``replicates``, ``round``).
 
     Returns
     -------
@@ -42,7 +43,9 @@ def load_results(path_or_df) -> pd.DataFrame:
         decimals (the grid's identity rule), ``seed`` as int, ``top1`` as float (NaN = failed run)
         and ``diverged`` as bool, ``randomness`` as "independent" or "common" (how each run's
         initialisation and data order were seeded; where the column is absent or a cell empty,
-        the runs predate the setting and shared one initialisation per seed: "common"). ``df.attrs["hplandscape_source"]`` names where it came from.
+        the runs predate the setting and shared one initialisation per seed: "common"), and where
+        present ``replicates`` as "full" or "adaptive" (an empty cell: full) and ``round`` as int
+        (an empty cell: 1). ``df.attrs["hplandscape_source"]`` names where it came from.
 
     Raises
     ------
@@ -156,6 +159,12 @@ def _normalise(df: pd.DataFrame, source: str) -> pd.DataFrame:
     # Runs outside the study's grid (``collect`` marks them; tables without the column have none)
     df["on_grid"] = _bools(df["on_grid"], source, "on_grid", empty=True) if "on_grid" in df.columns else True
     df["randomness"] = _randomness(df["randomness"], source) if "randomness" in df.columns else LEGACY_RANDOMNESS
+    # The replication design and round that asked for each run (an adaptive design's points hold
+    # unequal seeds by design); tables without the columns predate them: kept without, read as full
+    if "replicates" in df.columns:
+        df["replicates"] = _replicates(df["replicates"], source)
+    if "round" in df.columns:
+        df["round"] = _rounds(df, source)
     df["log10_lr"] = np.round(np.log10(df["lr"].to_numpy(float)), GRID_DECIMALS) + 0.0
     df["log10_wd"] = np.round(np.log10(df["wd"].to_numpy(float)), GRID_DECIMALS) + 0.0
     _check_conditions(df, source)
@@ -203,6 +212,29 @@ def _randomness(col: pd.Series, source: str) -> pd.Series:
         raise UserError(f"{source}: column randomness must be one of {', '.join(RANDOMNESS)}, got "
                         f"{_show(col.iloc[i])} in row {i + 1}")
     return text
+
+
+def _replicates(col: pd.Series, source: str) -> pd.Series:
+    """One of :data:`REPLICATES` per run; an empty cell is a full design's (records before the column)."""
+    text = col.astype(str).str.strip().str.lower()
+    text = text.where(~(col.isna() | text.isin(["", "nan", "none"])), REPLICATES[0])
+    bad = ~text.isin(REPLICATES)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{source}: column replicates must be one of {', '.join(REPLICATES)}, got "
+                        f"{_show(col.iloc[i])} in row {i + 1}")
+    return text
+
+
+def _rounds(df: pd.DataFrame, source: str) -> pd.Series:
+    """The round that asked for each run, a positive integer; an empty cell is round 1."""
+    r = _numeric(df, "round", source).fillna(1.0)
+    bad = ~(np.isfinite(r) & (r >= 1) & (r == np.round(r)))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise UserError(f"{source}: column round must hold positive integers (the round of an adaptive design "
+                        f"that asked for the run), got {_show(df['round'].iloc[i])} in row {i + 1}")
+    return r.astype(int)
 
 
 def _check_conditions(df: pd.DataFrame, source: str) -> None:

@@ -5,11 +5,11 @@ whole study with a :class:`ConditionAnalysis` per condition, the runs it could n
 Frozen: the plots, the report, the notebooks and the CLI only read them. Each part is the Info type
 of the computation that makes it, defined beside it (:mod:`~hplandscape.analysis.regions`:
 ROIs, ellipses, risk, edges; :mod:`~hplandscape.analysis.shift`, :mod:`~hplandscape.analysis.noise`,
-:mod:`~hplandscape.analysis.replicates`, :mod:`~hplandscape.analysis.importance`,
-:mod:`~hplandscape.analysis.frontier`, :mod:`~hplandscape.analysis.ratio_curve`,
-:mod:`~hplandscape.analysis.bootstrap`). All coordinates are log10 values rounded to the grid's
-identity rule (4 decimals); the ellipse plane is (log10 wd, log10 lr), with wd on the horizontal
-axis as in the thesis figures.
+:mod:`~hplandscape.analysis.replicates`, :mod:`~hplandscape.analysis.replication_info`,
+:mod:`~hplandscape.analysis.importance`, :mod:`~hplandscape.analysis.frontier`,
+:mod:`~hplandscape.analysis.ratio_curve`, :mod:`~hplandscape.analysis.bootstrap`). All coordinates are
+log10 values rounded to the grid's identity rule (4 decimals); the ellipse plane is (log10 wd,
+log10 lr), with wd on the horizontal axis as in the thesis figures.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # annotations only: these modules' computations read a StudyA
     from hplandscape.analysis.frontier import FrontierInfo
     from hplandscape.analysis.importance import ImportanceInfo
     from hplandscape.analysis.noise import NoiseInfo
+    from hplandscape.analysis.replication_info import ReplicationInfo
     from hplandscape.analysis.replicates import ReplicateInfo
     from hplandscape.analysis.shift import ShiftInfo
 
@@ -41,7 +42,7 @@ class RunIssue(Log10Values):
     log10_lr: float
     log10_wd: float
     seed: int
-    kind: str  # "missing" | "failed" | "diverged" | "off_grid"
+    kind: str  # "missing" | "failed" | "diverged" | "off_grid" (an adaptive design's absent seeds are none)
     top1: Optional[float] = None
 
     def describe(self) -> str:
@@ -125,6 +126,8 @@ class StudyAnalysis:
     bootstrap: Optional["BootstrapInfo"] = None
     # the accuracy analysed ("top1" or "top5"): every ``top1`` field holds it
     metric: str = "top1"
+    # seeds per grid point of each condition against the full design (an adaptive design's are unequal)
+    replication: Optional["ReplicationInfo"] = None
 
     def condition(self, name: str) -> ConditionAnalysis:
         for c in self.conditions:

@@ -47,6 +47,9 @@ def to_json(result: StudyAnalysis) -> dict:
                       "points": [{"condition", "flops", "best_top1", "prior_top1"}]},
          "ratio_curves": {METHOD: {"best": CURVE, "prior": CURVE}},
          "bootstrap": {"n_boot", "seed", "level", "shift_x", "randomness": {NAME: design}},
+         "replication": {"design", "used", "full", "saved", "saved_fraction", "rounds", "n_seeds",
+                         "conditions": {NAME: {"design", "used", "full", "rounds",
+                                               "seeds_per_point": {"log10_lr", "log10_wd", "counts"}}}},
          "xs": [x, ...],
          "metric": "top1" | "top5"}
 
@@ -81,6 +84,13 @@ def to_json(result: StudyAnalysis) -> dict:
     within-point standard deviation of top-1 over the points within ``noise_within`` of the best,
     ``noise_resolution`` = 2·sd/√seeds the smallest ROI threshold it resolves, ``roi_resolved``
     per ROI whether it is at least that, ``seeds_needed`` the seeds that would resolve it.
+
+    ``replication`` says how many seeds each grid point got: ``design`` "full" (every seed at
+    every point) or "adaptive" (later rounds add seeds only where an ROI or the best point is
+    still open: unequal seeds per point by design); ``used`` the runs with a record on the grid,
+    ``full`` the full design's (grid points × the study's ``n_seeds`` distinct seeds), ``saved`` =
+    full − used and ``saved_fraction`` = saved / full; ``rounds`` the last round that asked for a
+    run. ``counts[i][j]`` are a condition's runs at ``log10_lr[i]``, ``log10_wd[j]``.
 
     ``shift`` (absent for the basemodel) is the move of the condition's optimum (the peak of a
     local surface fit, ``statistic: "optimum"``) away from the basemodel's, with 95 % intervals
@@ -138,6 +148,8 @@ def to_json(result: StudyAnalysis) -> dict:
         b = result.bootstrap
         doc["bootstrap"] = {"n_boot": b.n_boot, "seed": b.seed, "level": b.level, "shift_x": b.shift_x,
                             "randomness": dict(b.randomness)}
+    if result.replication is not None:
+        doc["replication"] = result.replication.to_json()
     doc["metric"] = result.metric
     doc["xs"] = list(result.xs)
     return doc
@@ -360,8 +372,8 @@ def format_tables(result: StudyAnalysis) -> str:
     if pruned:
         x = pruned[0].shift.x
         fam = pruned[0].shift.family_size
-        lines += ["", f"Did the optimum move?  shift of the optimum (the peak of a local surface fit) from the "
-                      f"basemodel's, log10 decades; 95 % intervals simultaneous over both axes"
+        lines += ["", "Did the optimum move?  shift of the optimum (the peak of a local surface fit) from the "
+                      "basemodel's, log10 decades; 95 % intervals simultaneous over both axes"
                       + (f" and the {fam} pruned conditions (family-wise: {FAMILY_CORRECTION})" if fam > 1 else "")
                       + f"; then the centre of the {x:g}-ROI and the risk against the basemodel's own"]
         base = result.base_condition

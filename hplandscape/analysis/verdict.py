@@ -9,6 +9,7 @@ report and the notebooks all use these sentences.
 from __future__ import annotations
 
 from hplandscape.analysis.bootstrap import Interval
+from hplandscape.analysis.replication_info import ADAPTIVE
 from hplandscape.analysis.shift import ShiftInfo
 from hplandscape.analysis.study_analysis import ConditionAnalysis, StudyAnalysis
 
@@ -174,5 +175,12 @@ def seeds_line(result: StudyAnalysis) -> str:
                 f"on CIFAR-10 is 0.12–0.20 points, the size of the risks themselves); {ADD_SEEDS}.")
     designs = sorted({d for _, d in b.randomness}) if b is not None else ["independent"]
     resampled = {"independent": "seeds resampled per grid point", "common": "whole seeds resampled"}
-    return (f"{n} seeds as replicates: 95 % bootstrap intervals ({b.n_boot} resamples, seed {b.seed}; "
+    rep = result.replication
+    if rep is not None and rep.design == ADAPTIVE:
+        counts = sorted({k for c in rep.conditions for row in c.counts for k in row})
+        seeds = (f"{n} seeds as replicates where the adaptive design ran them ({counts[0]} to {counts[-1]} per "
+                 f"grid point)")
+    else:
+        seeds = f"{n} seeds as replicates"
+    return (f"{seeds}: 95 % bootstrap intervals ({b.n_boot} resamples, seed {b.seed}; "
             + "; ".join(f"{d} randomness: {resampled[d]}" for d in designs) + ").")

@@ -53,9 +53,13 @@ class LiveState:
                 lines.append(f"{name}: no run recorded yet; its landscape, risk and shift appear once its runs "
                              f"land{why}.")
             elif self.seeds > 1:
-                full = sum(sum(st.finished for st in states) == self.seeds for states in c.states.values())
+                # a point is complete with the seeds asked of it: all of them in a full design, those
+                # its rounds asked for so far in an adaptive one
+                full = sum(sum(st.finished for st in states) == len(states) for states in c.states.values())
+                every = all(len(states) == self.seeds for states in c.states.values())
                 if full < len(c.states):
-                    lines.append(f"{name}: {full} of {len(c.states)} grid points have all {self.seeds} seeds; "
+                    have = f"all {self.seeds} seeds" if every else "every seed its rounds asked for so far"
+                    lines.append(f"{name}: {full} of {len(c.states)} grid points have {have}; "
                                  "its means, seed noise and intervals use the seeds recorded so far.")
         return lines
 

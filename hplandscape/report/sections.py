@@ -3,8 +3,8 @@
 The page (``index.html``) and the summary (``summary.md``) are written from this one list
 (:func:`hplandscape.report.study_report.make_report`), so both show the same sections in the same order:
 
-1. the answers: can the unpruned model's lr and wd be kept, seed noise, did the optimum move,
-   warnings (what to distrust before reading on);
+1. the answers: can the unpruned model's lr and wd be kept, seed noise, the seeds per grid point
+   (an adaptive design's only), did the optimum move, warnings (what to distrust before reading on);
 2. the method's figures and tables: landscapes, performance risk with Tables 4.2, 4.1 and 3.4,
    the top-5 landscapes, each condition's panel;
 3. what only a study directory holds: grid map, training curves, pruned widths
@@ -36,6 +36,7 @@ import pandas as pd
 from hplandscape import analysis
 from hplandscape.analysis.notation import hp_text, metric_label, percent_text
 from hplandscape.analysis.regions import roi_key
+from hplandscape.analysis.replication_info import ADAPTIVE, describe_replication
 from hplandscape.analysis.shift import FAMILY_CORRECTION
 from hplandscape.analysis.study_analysis import StudyAnalysis
 from hplandscape.analysis.verdict import (EXTEND, describe_excess, describe_noise, describe_region, describe_shift,
@@ -157,11 +158,16 @@ def _shift_words(result: StudyAnalysis) -> str:
 
 
 def _noise_words(result: StudyAnalysis) -> str:
+    adaptive = result.replication is not None and result.replication.design == ADAPTIVE
     return ("Seed noise: the standard deviation of top-1 between seeds of the same grid point, pooled over the "
             "points near each condition's optimum (95 % chi-square interval). An x-ROI compares seed-averaged "
             "accuracies with the best one minus x, so it means something only when x is at least twice the "
             "noise of a mean of the study's seeds, 2·sd/√seeds (\"resolves down to\"); a threshold below "
-            "that is marked, and the text says what would resolve it.")
+            "that is marked, and the text says what would resolve it."
+            + (" The adaptive design gave all the study's seeds only to the points whose side of a threshold, or "
+               "whose claim to be the best, was still open (see \"Seeds per point\"): the resolution is theirs; "
+               "a point with fewer seeds lay far enough from every threshold and from the best (method §12) that its "
+               "other seeds were not asked for." if adaptive else ""))
 
 
 def noise_display(result: StudyAnalysis) -> pd.DataFrame:
@@ -171,7 +177,11 @@ def noise_display(result: StudyAnalysis) -> pd.DataFrame:
         n = c.noise
         if n is None:
             continue
-        row = {"condition": c.name, "seeds": n.n_seeds,
+        rep = result.replication.condition(c.name) if result.replication is not None else None
+        # an adaptive design's points hold 1 … all seeds: its noise and resolution are those of the full ones
+        seeds = (n.n_seeds if rep is None or rep.design != ADAPTIVE
+                 else f"{n.n_seeds} (per point {_count_range(rep)})")
+        row = {"condition": c.name, "seeds": seeds,
                "seed noise (sd, points)": "unknown (one seed)" if n.sd is None else
                f"{n.sd:.2f} [{n.sd_ci[0]:.2f}, {n.sd_ci[1]:.2f}]",
                "resolves down to": "—" if n.resolution is None else f"{n.resolution:.2f}"}
@@ -362,6 +372,43 @@ def answers_section(r: ReportInput) -> Section:
     return Section("answers", "Can I keep the unpruned model's learning rate and weight decay?",
                    "\n".join(f"- **{md_text(n)}**: {md_text(t)}" for n, t in items),
                    "\n".join(f'<div class="answer"><b>{html.escape(n)}</b>: {html_text(t)}</div>' for n, t in items))
+
+
+def _replication_words(result: StudyAnalysis) -> str:
+    return (f"{describe_replication(result.replication)} Its first round ran the first seed at every grid point and "
+            f"every seed at the prior and its axis neighbours (so the seed noise is measured from the start); each "
+            f"later round added the next seed only where a point's membership of an ROI or its claim to be the best "
+            f"was still open. So the seeds per point differ by design: a point with fewer seeds lay, when the rounds "
+            f"were decided, far enough from every ROI threshold and from the best that more seeds were judged not to "
+            f"change the answer (docs/method.md §12). Each cell below holds the seeds of that grid point (the full "
+            f"design: {result.replication.n_seeds} everywhere).")
+
+
+def replication_section(r: ReportInput):
+    """"Seeds per point": how many seeds each grid point of each condition got, with the runs the
+    adaptive design used against the full design's (``figures/seeds_per_point``); None for a
+    full design, whose every point has every seed (a missing run is listed under "Warnings")."""
+    info = r.result.replication
+    if info is None or info.design != ADAPTIVE:
+        return None
+    from hplandscape.plots import seed_maps as sm  # late: plotting libraries
+
+    words = _replication_words(r.result)
+    paths = r.save_figure(sm.seed_map_mpl(info), "seeds_per_point")
+    rows = pd.DataFrame([{"condition": c.condition, "runs": c.used, "of the full design": c.full,
+                          "share": f"{100.0 * c.used / c.full:.1f} %" if c.full else "—",
+                          "seeds per point": _count_range(c), "rounds": c.rounds} for c in info.conditions])
+    md = [md_text(words), "", md_table(rows), "", *r.md_figure(paths)]
+    body = [f"<p>{html_text(words)}</p>", html_table(rows, "{:.3f}"),
+            fig_div(sm.seed_map_plotly(info), "seeds-per-point")]
+    return Section("replication", "Seeds per point", "\n".join(md), "\n".join(body), figures=paths)
+
+
+def _count_range(c) -> str:
+    """``"1–3"``: the fewest and most seeds a point of the condition got (one number when equal)."""
+    a = c.array
+    lo, hi = int(a.min()), int(a.max())
+    return str(lo) if lo == hi else f"{lo}–{hi}"
 
 
 def noise_section(r: ReportInput):
@@ -557,7 +604,7 @@ def environment_section(r: ReportInput) -> Section:
 # report: a function of ReportInput returning a Section (or None), and its entry here.
 SECTIONS = (
     live_section,
-    answers_section, noise_section, shift_section, warnings_section,
+    answers_section, noise_section, replication_section, shift_section, warnings_section,
     landscapes_section, risk_section, table_4_2_section, table_4_1_section, table_3_4_section,
     top5_section, panels_section,
     study_files_section, grid_map_section, curve_section, width_section, sparsity_flow_section,

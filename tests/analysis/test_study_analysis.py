@@ -150,7 +150,9 @@ def test_json_follows_the_analyze_schema_exactly():
     result = analysis.analyze(synthetic_results())
     doc = json.loads(json.dumps(analysis.to_json(result), allow_nan=False))
     # prior, frontier, ratio_curves: issue 16; bootstrap: issue 11; xs (the study's ROI thresholds)
-    assert list(doc) == ["conditions", "prior", "frontier", "ratio_curves", "bootstrap", "metric", "xs"]
+    # replication: the seeds per grid point (adaptive replication)
+    assert list(doc) == ["conditions", "prior", "frontier", "ratio_curves", "bootstrap", "replication", "metric",
+                         "xs"]
     assert doc["xs"] == [0.5, 1.0]
     assert list(doc["conditions"]) == ["base", "uniform-0.6", "global-0.6", "global-0.4"]
     assert doc["prior"] == {"lr": pytest.approx(0.1), "wd": pytest.approx(1e-4), "source": "grid centre"}
