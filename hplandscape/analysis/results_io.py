@@ -239,6 +239,13 @@ def _rounds(df: pd.DataFrame, source: str) -> pd.Series:
 
 def _check_conditions(df: pd.DataFrame, source: str) -> None:
     for name, rows in df.groupby("condition", sort=False):
+        if "replicates" in rows.columns and (rows["replicates"] == "adaptive").any() \
+                and (rows["randomness"] == "common").any():
+            # whole seeds are the replicates under common random numbers (method §12): an adaptive
+            # design's points lack some of them, so nothing could be resampled as the runs were made
+            raise UserError(f"{source}: condition {name!r} mixes an adaptive design (column replicates) with "
+                            "common random numbers (column randomness: common); adaptive replication needs "
+                            "independent randomness")
         for col in ("method", "ratio", "randomness"):
             values = rows[col].unique()
             if len(values) > 1:

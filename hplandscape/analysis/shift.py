@@ -166,7 +166,7 @@ def cap_centre(values: np.ndarray, coords: np.ndarray, x: float, randomness: str
         s2 = np.where(usable, ss / np.maximum(n - 1, 1), 0.0)
         k = usable.sum(axis=-1)
         pooled = np.where(k > 0, s2.sum(axis=-1) / np.maximum(k, 1), 0.0)
-        inv_n = np.where(n > 1, 1.0 / np.maximum(n, 1), 0.0)  # a single result is held fixed
+        inv_n = 1.0 / np.maximum(n, 1)  # a single result varies by the pooled σ² (as it is resampled)
         var = pooled[..., None] * (g * g * inv_n[..., None]).sum(axis=-2)
     return centre, np.sqrt(np.maximum(var, 0.0))
 

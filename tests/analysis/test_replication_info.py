@@ -137,3 +137,10 @@ def test_load_results_reads_the_columns_and_names_a_bad_cell():
     bad.loc[2, "round"] = 1.5
     with pytest.raises(UserError, match=r"column round must hold positive integers .* got 1\.5 in row 3"):
         analysis.load_results(bad)
+
+
+def test_an_adaptive_table_of_common_random_numbers_is_refused():
+    t = synthetic_adaptive_results()
+    t["randomness"] = "common"
+    with pytest.raises(UserError, match=r"condition 'base' mixes an adaptive design .* needs independent randomness"):
+        analysis.load_results(t)

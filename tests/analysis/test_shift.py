@@ -58,6 +58,22 @@ def test_standard_error_is_the_delta_method_with_the_pooled_roi_variance():
     assert se_common == pytest.approx(contrib.std(axis=0, ddof=1) / np.sqrt(3), rel=1e-4)
 
 
+def test_a_point_with_one_result_adds_its_variance_to_the_centre_s_standard_error():
+    # An adaptive design (method §12) leaves ROI points with fewer seeds: their means are less
+    # precise, σ²/n with n = 1, and the centre's delta-method variance carries that (it used to hold
+    # single results fixed, a zero variance the bootstrap no longer gives them).
+    rng = np.random.default_rng(5)
+    values = (93 - 8 * LR ** 2 - 4 * WD ** 2)[:, None] + rng.normal(0, 0.15, (81, 3))
+    _, se_full = cap_centre(values, XY, 1.0, "independent")
+    thinned = values.copy()
+    means = values.mean(axis=1)
+    inside = np.flatnonzero(means >= means.max() - 1.0)
+    far_inside = [i for i in inside if means[i] < means.max() - 0.3][:3]
+    thinned[far_inside, 1:] = np.nan
+    _, se_thin = cap_centre(thinned, XY, 1.0, "independent")
+    assert len(far_inside) == 3 and np.all(se_thin > se_full * 1.01)
+
+
 def test_verdict_and_p_value_are_one_procedure():
     rng = np.random.default_rng(2)
     for _ in range(200):
