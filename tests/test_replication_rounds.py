@@ -224,3 +224,17 @@ def test_adaptive_rounds_and_grid_extension_combine(tmp_path, noisy):
         "the near-optimal new points were replicated in later rounds"
     assert all(store.read_record(r)[0].finished for r in ids)
     assert decide_next_round(extended, store).outcome == "settled"
+
+
+def test_status_shows_the_round_of_an_adaptive_study(tmp_path, noisy):
+    from hplandscape.run.status import study_status
+
+    config = _adaptive()
+    run_sweep(config, tmp_path, executor=_ONE_ROUND, **FAKES)
+    store = StudyStore(tmp_path)
+    assert "design: adaptive replication, round 1; 80 of the full design's 200 runs asked for so far (40 %)" \
+        in study_status(store).render()
+    decide_next_round(config, store)
+    status = study_status(store)
+    assert "design: adaptive replication, round 2;" in status.render() and not status.complete
+    assert status.total == len(store.run_ids(config)) > 80
