@@ -10,7 +10,7 @@ from conftest import fake_prune, fake_train_run, tiny_config
 
 from hplandscape.errors import ConfigChanged, UserError
 from hplandscape.run.local_runner import DebugRunner
-from hplandscape.run.replication import decide_next_round
+from hplandscape.run.rounds import decide_next_round
 from hplandscape.run.runners import register_runner, unregister_runner
 from hplandscape.run.sweep import RunOptions, run_sweep
 from hplandscape.store.results import collect

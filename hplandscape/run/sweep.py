@@ -7,7 +7,7 @@ and in-process ``debug`` runners of :mod:`hplandscape.run.local_runner`, the SLU
 :mod:`hplandscape.run.slurm_runner`). The phase order lives in the plan only; nothing here depends on
 which runner runs it. With ``extend`` it repeats this on a grid grown where a near-optimal region
 touches the grid's edge (method §3); with ``design.replicates: adaptive`` it runs the design's
-rounds (:mod:`hplandscape.run.replication`).
+rounds (:mod:`hplandscape.run.rounds`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from hplandscape.run.extend import extend_rounds, with_stored_extensions
 from hplandscape.run.plan import PlannedRun, plan_study
 from hplandscape.run.preflight import check_runnable
 from hplandscape.run.prune_step import damaged_source, set_source_aside
-from hplandscape.run.replication import dry_run_note, replication_rounds
+from hplandscape.run.rounds import dry_run_note, replication_rounds
 from hplandscape.run.runners import Launch, Runner, RunOptions, get_runner
 from hplandscape.run.status import failure_text, study_status
 from hplandscape.store.claims import HEARTBEAT_S
