@@ -196,7 +196,7 @@ def replication_rounds(config, store: StudyStore, sweep: Callable, *, waits: boo
 
 
 def _added(entry: dict) -> str:
-    """``"12 runs at 12 points: base 5, uniform-0.5 7"`` for a stored round."""
+    """``"12 run(s) (base 5, uniform-0.5 7)"`` for a stored round (one run per point it adds)."""
     by_condition: dict = {}
     for run_id in entry["runs"]:
         name = run_id.split("/")[0]
