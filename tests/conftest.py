@@ -120,6 +120,8 @@ def fake_train_run(spec) -> dict:
     the run directory, so tests can count how often a run was trained. A run whose id contains
     ``HPL_FAKE_FAIL`` raises; one containing ``HPL_FAKE_DIVERGE`` diverges; one containing
     ``HPL_FAKE_KILL`` kills its own process (a worker dying: out of memory, a segfault).
+    ``HPL_FAKE_NOISE`` adds seed noise of that standard deviation to top-1, the same for a run
+    every time it is trained (drawn from its run id).
 
     Its record is a :class:`~hplandscape.store.run_record.RunRecord`'s JSON form, as the engines' are, with
     the fields the study machinery reads; the others are absent, as in a record of an older
@@ -164,12 +166,18 @@ def fake_train_run(spec) -> dict:
     peak_lr, peak_wd = (float(v) for v in os.environ.get("HPL_FAKE_PEAK", "-1,-4").split(","))
     top1 = 10.0 if diverged else 90.0 - 8 * ((spec.point.log10_lr - peak_lr) ** 2
                                               + (spec.point.log10_wd - peak_wd) ** 2)
+    noise = float(os.environ.get("HPL_FAKE_NOISE", "0"))  # seed noise: its standard deviation, in points
+    if noise and not diverged:
+        import random
+
+        top1 += random.Random(spec.run_id).gauss(0.0, noise)
     return RunRecord(
         run_id=spec.run_id, study=spec.study, condition=spec.condition.name, method=spec.condition.method,
         ratio=spec.condition.ratio, model=spec.model, lr=spec.lr, wd=spec.wd, log10_lr=spec.point.log10_lr,
         log10_wd=spec.point.log10_wd, seed=spec.seed, top1=top1, top5=None, history=state["history"],
         epochs_completed=state["next_epoch"], wall_time_s=0.01, params=1000, flops=2000,
         arch_hash=(spec.arch or {}).get("content_hash"), diverged=diverged, diverged_epoch=0 if diverged else None,
+        round=spec.round, replicates=spec.replicates,
     ).to_json()
 
 

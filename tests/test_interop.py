@@ -46,7 +46,8 @@ def test_optuna_round_trip_keeps_every_value_and_attribute(tmp_path):
             assert set(t.distributions) == {"lr", "wd"} and all(d.log for d in t.distributions.values())
             assert t.distributions["lr"].low == pytest.approx(df["lr"].min())
             assert t.distributions["wd"].high == pytest.approx(df["wd"].max())
-            assert set(t.user_attrs) == {"seed", "flops", "params", "diverged"}
+            assert set(t.user_attrs) == {"seed", "flops", "params", "diverged", "round"}
+            assert t.user_attrs["round"] == 1  # the example table has no round column: the first
             got.append({"condition": study.user_attrs["condition"], "method": study.user_attrs["method"],
                         "ratio": study.user_attrs["ratio"], "lr": t.params["lr"], "wd": t.params["wd"],
                         "seed": t.user_attrs["seed"], "top1": t.value, "state": t.state.name,

@@ -105,6 +105,8 @@ TODAY = """{
     "threads": 1,
     "weight_decay_on_bn_bias": true
   },
+  "replicates": "full",
+  "round": 1,
   "run_id": "base/lr-0.5000_wd-2.0000/seed1",
   "seed": 1,
   "study": "quickstart",
@@ -161,7 +163,7 @@ def test_engine_fields_come_from_the_spec_in_the_order_the_engines_returned_them
     today = json.loads(TODAY)
     measured = {k: today[k] for k in today if k not in {
         "run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd", "seed",
-        "recipe", "randomness", "data", "pipeline"}}
+        "recipe", "randomness", "data", "pipeline", "round", "replicates"}}
     out = RunRecord.for_spec(spec, **measured).to_json()
     assert (out["run_id"], out["condition"], out["method"], out["ratio"]) == (spec.run_id, "uniform-0.5", "uniform",
                                                                              0.5)
@@ -173,7 +175,19 @@ def test_engine_fields_come_from_the_spec_in_the_order_the_engines_returned_them
                          "log10_wd", "seed", "recipe", "randomness", "data", "top1", "top5", "history",
                          "epochs_completed", "wall_time_s", "params", "flops", "arch_hash", "diverged",
                          "diverged_epoch", "device", "engine", "precision", "memory_format", "parametrisation",
-                         "provenance", "eval_size", "pipeline", "density", "dense_params", "dense_flops", "egf"]
+                         "provenance", "eval_size", "pipeline", "density", "dense_params", "dense_flops", "egf",
+                         "round", "replicates"]
+    assert (out["round"], out["replicates"]) == (1, "full")
+
+
+def test_the_round_that_ran_a_record_is_a_column_and_does_not_decide_its_validity():
+    old = {k: v for k, v in json.loads(TODAY).items() if k not in ("round", "replicates")}  # before designs
+    assert record_problem(old) is None
+    assert (table_row(old)["round"], table_row(old)["replicates"]) == (1, "full")
+    later = {**old, "round": 3, "replicates": "adaptive"}
+    assert record_problem(later) is None and RunRecord.from_json(later).round == 3
+    assert (table_row(later)["round"], table_row(later)["replicates"]) == (3, "adaptive")
+    assert {"round", "replicates"} <= set(COLUMNS)
 
 
 def test_to_json_hands_out_copies_and_the_record_pickles():

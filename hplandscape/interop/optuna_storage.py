@@ -77,7 +77,9 @@ def _trials(optuna, rows: pd.DataFrame, distributions: dict) -> list:
     trials = []
     for r in rows.sort_values(["lr", "wd", "seed"], kind="stable").itertuples(index=False):
         attrs = {"seed": int(r.seed), "flops": _maybe(getattr(r, "flops", None), float),
-                 "params": _maybe(getattr(r, "params", None), int), "diverged": bool(r.diverged)}
+                 "params": _maybe(getattr(r, "params", None), int), "diverged": bool(r.diverged),
+                 # the round of the study's design that ran it; a table from before designs: 1
+                 "round": _maybe(getattr(r, "round", None), int) or 1}
         ok = math.isfinite(r.top1)
         # A run without a top-1 (failed) is a failed trial: Optuna's plots leave it out, as we do.
         trials.append(create_trial(state=TrialState.COMPLETE if ok else TrialState.FAIL,

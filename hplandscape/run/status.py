@@ -76,6 +76,7 @@ class StudyStatus:
     #: (:func:`hplandscape.run.estimate.eta_seconds`); None before any run is recorded.
     eta_s: float | None = None
     parallel: int = 1  # runs at once the ETA assumes
+    design: str = ""  # an adaptive design's round and share of the full design, in words; "" for a full one
 
     def to_json(self) -> dict:
         """``{"conditions": {NAME: {"total", "done", "running", "failed", "missing", "diverged",
@@ -102,6 +103,8 @@ class StudyStatus:
     def render(self) -> str:
         """Human-readable counts and a grid map per condition."""
         lines = [f"Study {self.study_dir}: {self.finished}/{self.total} runs finished"]
+        if self.design:
+            lines.append(f"  {self.design}")
         w = max([16] + [len(c.name) + 2 for c in self.conditions])  # long names keep the columns aligned
         header = f"  {'condition':<{w}}{'total':>7}{'done':>7}{'running':>9}{'failed':>8}{'missing':>9}{'diverged':>10}"
         lines.append(header)
@@ -156,7 +159,19 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
         conditions.append(ConditionStatus(c.name, lrs, wds, states[c.name]))
     parallel = runs_at_once(config, runner_class(config.launcher.executor).runs_here)
     return StudyStatus(str(store.root), tuple(conditions), tuple(corrupt), tuple(failed),
-                       eta_seconds(times, left, parallel), parallel)
+                       eta_seconds(times, left, parallel), parallel, _design(store, config))
+
+
+def _design(store: StudyStore, config) -> str:
+    """An adaptive design's round in words: the runs it asks for so far are the study's runs."""
+    if config.design.replicates == "full":
+        return ""
+    from hplandscape.study.replication import full_runs
+
+    rounds = store.read_rounds()
+    asked, full = len(store.runs(config)), full_runs(config)
+    return (f"design: adaptive replication, round {rounds[-1]['round'] if rounds else 1}; {asked:,} of the full "
+            f"design's {full:,} runs asked for so far ({100 * asked / max(1, full):.0f} %)")
 
 
 def failure_text(error: str | None, log: str) -> str:

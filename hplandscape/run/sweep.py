@@ -6,7 +6,8 @@ do and gives that plan to the runner its executor names (:mod:`hplandscape.run.r
 and in-process ``debug`` runners of :mod:`hplandscape.run.local_runner`, the SLURM runner of
 :mod:`hplandscape.run.slurm_runner`). The phase order lives in the plan only; nothing here depends on
 which runner runs it. With ``extend`` it repeats this on a grid grown where a near-optimal region
-touches the grid's edge (method §3).
+touches the grid's edge (method §3); with ``design.replicates: adaptive`` it runs the design's
+rounds (:mod:`hplandscape.run.rounds`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from hplandscape.run.extend import extend_rounds, with_stored_extensions
 from hplandscape.run.plan import PlannedRun, plan_study
 from hplandscape.run.preflight import check_runnable
 from hplandscape.run.prune_step import damaged_source, set_source_aside
+from hplandscape.run.rounds import dry_run_note, replication_rounds
 from hplandscape.run.runners import Launch, Runner, RunOptions, get_runner
 from hplandscape.run.status import failure_text, study_status
 from hplandscape.store.claims import HEARTBEAT_S
@@ -60,6 +62,7 @@ class SweepSummary:
     failed_logs: tuple = field(default=())
     job_failures: tuple = field(default=())
     extension: str = ""  # what ``--extend`` did and why it stopped
+    replication: str = ""  # what the rounds of an adaptive design did (``design.replicates: adaptive``)
     notes: tuple = ()  # what the sweep did besides running the plan (a damaged source set aside)
 
     def incomplete(self) -> str:
@@ -80,7 +83,7 @@ class SweepSummary:
     def describe(self) -> str:
         """Human-readable summary (and, for dry runs, the plan)."""
         if self.dry_run:
-            return "\n".join(t for t in (self.text, self.extension) if t)
+            return "\n".join(t for t in (self.text, self.replication, self.extension) if t)
         lines = [f"Study {self.study_dir} ({self.executor}): {self.planned} runs, {self.skipped} "
                  f"already recorded, {self.submitted} submitted; now {self.done} done, "
                  f"{self.diverged} diverged, {self.failed} failed, {self.running} running, "
@@ -91,6 +94,8 @@ class SweepSummary:
         for run_id, log, error in self.failed_logs[:10]:
             lines.append(f"  failed {run_id}: {failure_text(error, log)}")
         lines += [f"  {f.describe()}" for f in self.job_failures[:10]]
+        if self.replication:
+            lines.append(self.replication)
         if self.extension:
             lines.append(self.extension)
         return "\n".join(lines)
@@ -138,7 +143,9 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
     progress : bool
         tqdm progress bar while waiting (local/debug, or SLURM with ``wait``).
     wait : bool
-        SLURM only: poll ``squeue`` and the store until the submitted jobs end.
+        SLURM only: poll ``squeue`` and the store until the submitted jobs end. An adaptive design
+        (``design.replicates: adaptive``) then runs round after round until it is settled, as it
+        does locally; without it, each call advances one round.
     estimate : bool
         With ``dry_run``: time each distinct architecture on the configured device and add what the
         runs will cost (compute hours, wall time at the parallelism) to the summary
@@ -180,6 +187,22 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
         summary, note = extend_rounds(config, store, functools.partial(run_sweep, study_dir=store.root, **arguments),
                                       waits=runner.finishes(wait) and not dry_run, dry_run=dry_run)
         return dataclasses.replace(summary, extension=note)
+    arguments = dict(runner=runner, kind=kind, max_parallel=max_parallel, dry_run=dry_run, force=force,
+                     engine=engine, progress=progress, wait=wait, options=options, estimate=estimate)
+    if config.design.replicates != "adaptive":
+        return _sweep(config, store, **arguments)
+    if dry_run:
+        summary = _sweep(config, store, **arguments)
+        return dataclasses.replace(summary, replication=dry_run_note(config, store))
+    summary, note = replication_rounds(config, store, functools.partial(_sweep, store=store, **arguments),
+                                       waits=runner.finishes(wait))
+    return dataclasses.replace(summary, replication=note)
+
+
+def _sweep(config, store: StudyStore, *, runner: Runner, kind: str, max_parallel, dry_run: bool, force: bool,
+           engine, progress: bool, wait: bool, options: RunOptions, estimate: bool) -> SweepSummary:
+    """One sweep of what the study asks for now (:meth:`StudyStore.runs`): check, plan, run, summarise."""
+    study_dir = store.root
     max_parallel = runs_at_once(config, True, max_parallel)
     damaged = _check_before_writing(config, runner, store, force=force, options=options)
     if dry_run:

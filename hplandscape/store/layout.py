@@ -11,6 +11,7 @@ the launcher logs::
     STUDY/runs/<condition>/<point.key>/seed<k>/{record.json, checkpoint.pt, model.pt, claim.json,
                                                 error.json, error.log}
     STUDY/logs/
+    STUDY/rounds.json                   the later rounds of an adaptive design (design.replicates)
     STUDY/results.csv, STUDY/analysis/, STUDY/report/   outputs, made again from the runs' files
 
 An output path given by a user is checked here too: it may not replace the study's own files.
@@ -71,13 +72,13 @@ class RunFiles:
         return self.dir / "error.log"
 
 
-#: What a study directory holds that no output may replace: its config and its runs' files.
-STUDY_OWN = ("study.yaml", "specs", "runs", "logs")
+#: What a study directory holds that no output may replace: its config, its rounds and its runs' files.
+STUDY_OWN = ("study.yaml", "rounds.json", "specs", "runs", "logs")
 
 
 def check_not_study_file(path, what: str) -> Path:
     """``UserError`` when ``path`` is, or lies under, a study's own files (its ``study.yaml``,
-    ``specs/``, ``runs/``, ``logs/``): an output written there would destroy what the study
+    ``rounds.json``, ``specs/``, ``runs/``, ``logs/``): an output written there would destroy what the study
     computed. The study's results table, ``analysis/`` and ``report/`` are outputs, allowed.
     A path the file system cannot look up is refused first (:func:`check_path`)."""
     path = check_path(path, what)
@@ -153,6 +154,16 @@ class StudyLayout:
     def study_lock(self) -> Path:
         """Held while a sweep checks ``study.yaml`` against its config and writes it."""
         return self.root / ".study.lock"
+
+    @property
+    def rounds_json(self) -> Path:
+        """The rounds an adaptive design decided after its first (``design.replicates: adaptive``)."""
+        return self.root / "rounds.json"
+
+    @property
+    def rounds_lock(self) -> Path:
+        """Held while a sweep reads ``rounds.json`` and appends a round to it."""
+        return self.root / ".rounds.lock"
 
     @property
     def specs_dir(self) -> Path:

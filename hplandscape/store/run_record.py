@@ -12,7 +12,8 @@ what a worker returns (submitit pickles it back to the launcher), what ``record.
 a record read from a study written by any earlier version must keep loading:
 
 - a key that an older version did not write (``randomness``, ``eval_size``, ``pipeline``,
-  ``density``, ``dense_params``, ``dense_flops``, ``egf``, ``precision``, ``memory_format``, …) is
+  ``density``, ``dense_params``, ``dense_flops``, ``egf``, ``precision``, ``memory_format``, ``round``,
+  ``replicates``, …) is
   :data:`ABSENT` in the :class:`RunRecord` and left out of its JSON form again. Absent is not null:
   ``top5: null`` says the data had five classes or fewer, ``density: null`` that the architecture
   has no prunable weights this package can find;
@@ -71,7 +72,8 @@ ABSENT = _Absent.ABSENT
 #: The results table's columns, in order: one row per finished run (:func:`table_row`).
 COLUMNS = ("condition", "method", "ratio", "lr", "wd", "log10_lr", "log10_wd", "seed", "top1",
            "top5", "diverged", "params", "flops", "epochs_completed", "wall_time_s", "randomness", "precision",
-           "run_id", "pipeline", "density", "dense_flops", "egf1_mean", "egf2_mean", "eval_size")
+           "run_id", "pipeline", "density", "dense_flops", "egf1_mean", "egf2_mean", "eval_size", "round",
+           "replicates")
 #: The columns the analysis cannot do without (``analysis.io.load_results`` refuses a table that
 #: lacks one); it reads the others when a table has them, as a hand-made or older table may not.
 REQUIRED_COLUMNS = ("condition", "method", "ratio", "lr", "wd", "seed", "top1")
@@ -161,6 +163,11 @@ class RunRecord:
     model_source : dict
         A model of the user's (named by import path): the import path, file, sha256 of the file
         and import root it was trained from. Absent for a built-in architecture.
+    round : int
+        The round of the study's design that asked for the run (``design.replicates: adaptive``
+        adds seeds in rounds 2, 3, ...); absent: 1. It does not decide whether the record is valid.
+    replicates : {"full", "adaptive"}
+        The study's design when the run was planned; absent: full.
     extra : dict
         Keys this version does not know, kept so that a record read and written back loses nothing.
     """
@@ -203,6 +210,8 @@ class RunRecord:
     dense_flops: int | _Absent = ABSENT
     egf: list | None | _Absent = ABSENT
     model_source: dict | _Absent = ABSENT
+    round: int | _Absent = ABSENT
+    replicates: str | _Absent = ABSENT
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -220,7 +229,7 @@ class RunRecord:
                    recipe=spec.recipe.to_dict(), randomness=spec.recipe.randomness,
                    data=spec.data.to_dict(), pipeline=spec.condition.pipeline,
                    **({"model_source": dict(spec.model_source)} if getattr(spec, "model_source", None) else {}),
-                   **measured)
+                   round=spec.round, replicates=spec.replicates, **measured)
 
     def to_json(self) -> dict:
         """The record as ``record.json`` holds it: known keys in field order without the
@@ -326,20 +335,22 @@ def table_row(record: Mapping) -> dict:
     the store read, and it reads it leniently: a key the record lacks is an empty cell, except
     where the record's age tells the value — no ``method``: ``none``; no ``randomness``: the
     recipe's, else ``common`` (:data:`~hplandscape.study.recipes.LEGACY_RANDOMNESS`); no ``precision``:
-    ``float32``; no ``pipeline``: ``retrain``. ``egf1_mean``/``egf2_mean`` average the run's
+    ``float32``; no ``pipeline``: ``retrain``; no ``round``: 1; no ``replicates``: ``full``. ``egf1_mean``/``egf2_mean`` average the run's
     gradient-flow measurements (:func:`egf_mean`).
 
     Examples
     --------
     >>> row = table_row({"condition": "base", "lr": 0.1, "wd": 1e-4, "seed": 0, "top1": 91.5})
-    >>> row["method"], row["randomness"], row["pipeline"], row["egf2_mean"]
-    ('none', 'common', 'retrain', None)
+    >>> row["method"], row["randomness"], row["pipeline"], row["egf2_mean"], row["round"], row["replicates"]
+    ('none', 'common', 'retrain', None, 1, 'full')
     """
     row = {c: record.get(c) for c in COLUMNS}
     row["method"] = row["method"] or "none"
     row["randomness"] = row["randomness"] or (record.get("recipe") or {}).get("randomness") or LEGACY_RANDOMNESS
     row["precision"] = row["precision"] or "float32"  # records before the field trained in float32
     row["pipeline"] = row["pipeline"] or "retrain"  # records from before pipelines: retrained
+    row["round"] = row["round"] or 1  # records from before designs: every seed everywhere, at once
+    row["replicates"] = row["replicates"] or "full"
     for p in (1, 2):
         row[f"egf{p}_mean"] = egf_mean(record.get("egf"), f"egf{p}")
     row["arch_hash"] = record.get("arch_hash")

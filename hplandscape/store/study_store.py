@@ -41,6 +41,7 @@ from hplandscape.store import claims
 from hplandscape.store.claims import STALE_AFTER_S
 from hplandscape.store.layout import StudyLayout, check_dir_target
 from hplandscape.store.run_record import record_problem  # the record's schema; callers may import it from here
+from hplandscape.study.replication import requested_runs
 from hplandscape.study.runs import StudyRun, study_runs
 
 
@@ -260,18 +261,82 @@ class StudyStore(StudyLayout):
             return "not complete JSON (truncated?)"
 
     def iter_records(self, config=None):
-        """The valid records of the study's runs (:func:`study_runs`), in that order."""
+        """The valid records of the runs the study asks for (:meth:`runs`), in that order."""
         for run in self.runs(config):
             state, record = self.read_record(run.run_id)
             if state.finished:
                 yield record
 
     def runs(self, config=None) -> list[StudyRun]:
-        """Every run of the study (``config`` or the one in ``study.yaml``): :func:`study_runs`."""
-        return study_runs(config or self.config())
+        """The runs the study asks for (``config`` or the one in ``study.yaml``), in
+        :func:`study_runs` order: every run of a full design; for ``design.replicates: adaptive``
+        its first round and the runs of the rounds stored in ``rounds.json``
+        (:func:`~hplandscape.study.replication.requested_runs`)."""
+        config = config or self.config()
+        if config.design.replicates == "full":
+            return study_runs(config)
+        return requested_runs(config, self.added_runs())
 
     def run_ids(self, config=None) -> list[str]:
         return [r.run_id for r in self.runs(config)]
+
+    # adaptive rounds -----------------------------------------------------------------------
+    def read_rounds(self) -> list[dict]:
+        """The rounds after the first that an adaptive design decided, in order (``[]`` before
+        any): each ``{"round": k, "runs": [run ids], "noise": {condition: ...}, "reasons":
+        {run id: [reasons]}}``, rounds numbered 2, 3, ... without a gap.
+
+        Raises
+        ------
+        UserError
+            ``rounds.json`` cannot be read or is not such a list; the message names the file and
+            what is wrong with it.
+        """
+        try:
+            text = self.rounds_json.read_text()
+        except FileNotFoundError:
+            return []
+        except (OSError, UnicodeDecodeError) as e:
+            raise self._damaged_rounds(f"it cannot be read ({type(e).__name__})") from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            raise self._damaged_rounds("it is not complete JSON") from None
+        problem = _rounds_problem(data)
+        if problem:
+            raise self._damaged_rounds(problem)
+        return data["rounds"]
+
+    def added_runs(self) -> dict:
+        """``{run id: round}`` of every run the stored later rounds asked for (:meth:`read_rounds`)."""
+        return {run_id: r["round"] for r in self.read_rounds() for run_id in r["runs"]}
+
+    def append_round(self, decide) -> dict | None:
+        """Decide the next round and store it, once: under the rounds' lock, ``decide(rounds)``
+        gets the stored rounds and returns the next one (``runs``, ``noise``, ``reasons``) or None
+        when the design is settled. Two sweeps that finish a round together thus store it once;
+        a round stored already is never decided again. Returns the stored round, or None.
+
+        ``rounds.json`` is rewritten atomically with every earlier round as it was.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.rounds_lock):
+            rounds = self.read_rounds()
+            entry = decide(rounds)
+            if entry is None:
+                return None
+            entry = {"round": (rounds[-1]["round"] if rounds else 1) + 1, **entry}
+            problem = _rounds_problem({"rounds": [*rounds, entry]})
+            if problem:
+                raise ValueError(f"not a round of {self.rounds_json}: {problem}")
+            atomic_write_json(self.rounds_json, {"rounds": [*rounds, entry]})
+            return entry
+
+    def _damaged_rounds(self, problem: str) -> UserError:
+        return UserError(f"{self.rounds_json} is damaged: {problem}. It lists the runs that the later rounds of "
+                         "the adaptive design (design.replicates: adaptive) asked for, so the study's runs cannot "
+                         "be told without it. Restore it from a backup, or move it aside to decide the rounds "
+                         "after the first again from the recorded runs (every record is kept).")
 
     # pruned architectures ------------------------------------------------------------------
     def write_arch(self, condition_name: str, spec) -> Path:
@@ -364,6 +429,24 @@ class StudyStore(StudyLayout):
         return RunState.MISSING
 
 
+def _rounds_problem(data) -> str | None:
+    """Why ``data`` (a loaded ``rounds.json``) is not a list of rounds, or None when it is."""
+    if not isinstance(data, dict) or not isinstance(data.get("rounds"), list):
+        return 'it does not hold {"rounds": [...]}'
+    for k, r in enumerate(data["rounds"], start=2):
+        if not isinstance(r, dict):
+            return f"round {k} is not a JSON object"
+        if r.get("round") != k or isinstance(r.get("round"), bool):
+            return f"the rounds must be numbered 2, 3, ... in order; entry {k - 1} says round {r.get('round')!r}"
+        runs = r.get("runs")
+        if not isinstance(runs, list) or not all(isinstance(x, str) and len(x.split("/")) == 3 for x in runs):
+            return f"round {k}: runs must be a list of run ids (<condition>/<point>/seed<k>), got {runs!r:.80}"
+        for key in ("noise", "reasons"):
+            if not isinstance(r.get(key), dict):
+                return f"round {k}: {key} must be a JSON object, got {r.get(key)!r:.80}"
+    return None
+
+
 def _strip_volatile(d: dict) -> dict:
     """The parts of a resolved config that decide whether existing records stay valid."""
     d = {k: v for k, v in d.items() if k not in ("launcher", "analysis")}  # neither decides a run
@@ -372,6 +455,9 @@ def _strip_volatile(d: dict) -> dict:
     grid.pop("extra_log10_wd", None)
     grid.pop("max_extend_rounds", None)
     d["grid"] = grid
+    # A full design's study.yaml has no design section; spelled out, a change of design names its key
+    design = d.get("design")
+    d["design"] = {"replicates": "full", **(design if isinstance(design, dict) else {})}
     if isinstance(d.get("data"), dict):
         d["data"] = {k: v for k, v in d["data"].items() if k != "in_memory"}  # the same batches either way
     return d

@@ -58,6 +58,12 @@ class RunSpec:
         Save the training state after an epoch once this many seconds passed since the last save,
         and after the last epoch; 0: after every epoch (``launcher.checkpoint_every_s``). Not part
         of the run's fingerprint: it changes nothing computed.
+    round : int
+        The round of the study's design that asked for the run (1: the first round, every run of a
+        full design; :func:`~hplandscape.study.replication.run_round`). Recorded with the run; not
+        part of its fingerprint: a run computes the same whichever round asked for it.
+    replicates : {"full", "adaptive"}
+        The study's ``design.replicates``; recorded with the run, not part of its fingerprint.
     """
 
     study: str
@@ -77,6 +83,8 @@ class RunSpec:
     start_weights: str | None = None
     checkpoint_every_s: float = 30.0
     model_source: dict | None = None
+    round: int = 1
+    replicates: str = "full"
 
     @property
     def run_id(self) -> str:

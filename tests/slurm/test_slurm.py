@@ -177,3 +177,31 @@ def test_a_user_model_beside_its_study_file_sweeps_on_slurm_from_the_cli(tmp_pat
     assert len(records) == 4 and all(r["model_source"]["import_root"] == str(code) for r in records)
     spec = json.loads((out / "specs" / "global-0.5.json").read_text())
     assert spec["model"] == model and abs(spec["achieved_ratio"] - 0.5) <= 0.01
+
+
+def test_an_adaptive_study_advances_one_round_per_call_without_wait(tmp_path):
+    """``design.replicates: adaptive`` on SLURM without ``--wait``: each call submits the current
+    round, or decides and submits the next once the current one has finished, until settled."""
+    grid = {"prior_lr": 0.1, "prior_wd": 1e-4, "log10_lr": [-1.5, -1.0, -0.5], "log10_wd": [-4.5, -4.0, -3.5]}
+    train = {"preset": "digits", "epochs": 1, "milestones": [], "batch_size": 64, "randomness": "independent"}
+    config = _config(conditions=[{"method": "none"}], grid=grid, seeds=[0, 1, 2], train=train,
+                     design={"replicates": "adaptive"})
+    store = StudyStore(tmp_path)
+    notes = []
+    for call in range(1, 9):
+        summary = run_sweep(config, tmp_path, executor="slurm", progress=False)
+        notes.append(summary.replication)
+        if "settled" in summary.replication:
+            break
+        assert [r["round"] for r in store.read_rounds()] == list(range(2, call + 1)), notes
+        assert "run the same command again" in summary.replication and summary.job_ids
+        ids = store.run_ids(config)
+        _wait_for(lambda: all(store.read_record(r)[0].finished for r in ids)
+                  or squeue_states(list(summary.job_ids)) == {}, 600,  # done, or its jobs have ended
+                  f"round {call}'s runs" + _logs(tmp_path))
+        assert all(store.read_record(r)[0].finished for r in ids), _logs(tmp_path)
+    assert notes[0].startswith("Adaptive replication: round 1 submitted") and "settled after round" in notes[-1]
+    rounds = {rec["run_id"]: rec["round"] for rec in store.iter_records(config)}
+    added = store.added_runs()
+    assert len(rounds) == 9 + 5 * 2 + len(added) and all(rounds[r] == k for r, k in added.items())
+    print(f"SLURM adaptive study: {len(notes)} calls, {len(rounds)} of 27 runs; {notes[-1]}")
