@@ -47,7 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from shift_power import CENTRE_LR, CENTRE_WD, STEP, grid, landscape, wilson  # noqa: E402
+from shift_power import CENTRE_LR, CENTRE_WD, STEP, chosen, grid, landscape, wilson  # noqa: E402
 
 from hplandscape.analysis.adaptive import Z, next_round  # noqa: E402
 from hplandscape.analysis.bootstrap import (N_BOOT, SeedMatrix, condition_rng, ellipse_samples,  # noqa: E402
@@ -307,11 +307,7 @@ def main(argv=None) -> int:
         return 0
     settings = [s for s in SETTINGS if s.shape == "ridge"]
     if args.only:
-        known = {s.name: s for s in SETTINGS}
-        unknown = [n for n in args.only if n not in known]
-        if unknown:
-            parser.error(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        settings = [known[n] for n in args.only]
+        settings = chosen(parser, SETTINGS, args.only)
     print(f"adaptive vs full replication: 9×9 grid step {STEP}, 1 base + {PRUNED} pruned, {SEEDS} seeds, "
           f"{args.studies} studies per setting, {args.n_boot} resamples, x = {XS}, {args.workers} processes")
     print(f"{'setting':<18}{'z':>5}{'runs':>7}{'rounds':>8}{'moved (adaptive)':>24}{'moved (full)':>24}"

@@ -175,6 +175,16 @@ def wilson(rate: float, n: int) -> list:
     return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
+def chosen(parser, settings, names) -> list:
+    """The settings ``names`` (``--only``) picks, in that order; an unknown name ends the run naming
+    the known ones."""
+    known = {s.name: s for s in settings}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        parser.error(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [known[n] for n in names]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--studies", type=int, default=200, help="simulated studies per setting (default 200)")
@@ -197,11 +207,7 @@ def main(argv=None) -> int:
         args.studies, args.n_boot = 40, 199
         settings = [s for s in SETTINGS if s.name in ("ridge-fpr", "ridge-power", "4-null")]
     if args.only:
-        known = {s.name: s for s in settings}
-        unknown = [n for n in args.only if n not in known]
-        if unknown:
-            parser.error(f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(known)}")
-        settings = [known[n] for n in args.only]
+        settings = chosen(parser, settings, args.only)
     print(f"shift test: 9×9 grid step {STEP}, {args.studies} studies per setting, {args.n_boot} resamples, "
           f"x = {XS}, 95 %, {args.workers} processes")
     print(f"{'setting':<30}{'seeds':>6}{'σ':>6}{'rate':>7}  {'95 % interval':<13}  {'goal':<12}"

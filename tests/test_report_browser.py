@@ -13,6 +13,14 @@ CHROMIUM = "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
+def launch_chromium(playwright):
+    """Headless Chromium as the report tests open it: the system's, offline, no first-run work."""
+    return playwright.chromium.launch(
+        executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"), headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
 def _need_browser():
     required = os.environ.get("HPLANDSCAPE_REQUIRE_BROWSER") == "1"
     problems = []
@@ -36,10 +44,7 @@ def test_report_renders_every_plot_without_console_errors(tmp_path):
     index = write_report(tmp_path)
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

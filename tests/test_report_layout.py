@@ -6,15 +6,13 @@ panels), and shown to fail on a page built with each of those defects.
 """
 
 import io
-import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import study_record, tiny_config
-from test_report_browser import CHROMIUM, _need_browser  # one definition of "a browser is here"
+from test_report_browser import _need_browser, launch_chromium  # one definition of "a browser is here"
 
 from hplandscape.store.study_store import StudyStore
 from hplandscape.study.grid import make_grid
@@ -107,10 +105,7 @@ def layout_problems(html_path: Path, screenshot: Path = None) -> dict:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": WIDTH, "height": 1000})
             page.goto(html_path.as_uri(), wait_until="load", timeout=60_000)

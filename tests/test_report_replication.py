@@ -56,21 +56,16 @@ def test_a_full_design_report_has_no_seed_map(tmp_path):
 
 @pytest.mark.browser
 def test_the_adaptive_report_renders_in_chromium(adaptive):
-    from test_report_browser import CHROMIUM, _need_browser
+    from test_report_browser import _need_browser, launch_chromium
 
     _need_browser()
-    import shutil
-    from pathlib import Path
 
     from playwright.sync_api import sync_playwright
 
     index = adaptive[1].index
     errors = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"), headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

@@ -204,24 +204,22 @@ def _bools(col: pd.Series, source: str, name: str = "diverged", empty: bool = Fa
 
 
 def _randomness(col: pd.Series, source: str) -> pd.Series:
-    text = col.astype(str).str.strip().str.lower()
-    text = text.where(~(col.isna() | text.isin(["", "nan", "none"])), LEGACY_RANDOMNESS)
-    bad = ~text.isin(RANDOMNESS)
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{source}: column randomness must be one of {', '.join(RANDOMNESS)}, got "
-                        f"{_show(col.iloc[i])} in row {i + 1}")
-    return text
+    return _choice(col, source, "randomness", RANDOMNESS, LEGACY_RANDOMNESS)
 
 
 def _replicates(col: pd.Series, source: str) -> pd.Series:
     """One of :data:`REPLICATES` per run; an empty cell is a full design's (records before the column)."""
+    return _choice(col, source, "replicates", REPLICATES, REPLICATES[0])
+
+
+def _choice(col: pd.Series, source: str, name: str, choices, empty: str) -> pd.Series:
+    """A column of one of ``choices`` per row, lower-cased; an empty cell is ``empty``."""
     text = col.astype(str).str.strip().str.lower()
-    text = text.where(~(col.isna() | text.isin(["", "nan", "none"])), REPLICATES[0])
-    bad = ~text.isin(REPLICATES)
+    text = text.where(~(col.isna() | text.isin(["", "nan", "none"])), empty)
+    bad = ~text.isin(choices)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        raise UserError(f"{source}: column replicates must be one of {', '.join(REPLICATES)}, got "
+        raise UserError(f"{source}: column {name} must be one of {', '.join(choices)}, got "
                         f"{_show(col.iloc[i])} in row {i + 1}")
     return text
 
