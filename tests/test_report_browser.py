@@ -21,6 +21,14 @@ def launch_chromium(playwright):
               "--disable-component-update", "--disable-sync", "--no-first-run"])
 
 
+def error_collecting_page(browser, errors: list):
+    """A 1500 × 1000 page that appends every console error and uncaught exception to ``errors``."""
+    page = browser.new_page(viewport={"width": 1500, "height": 1000})
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    return page
+
+
 def _need_browser():
     required = os.environ.get("HPLANDSCAPE_REQUIRE_BROWSER") == "1"
     problems = []
@@ -46,9 +54,7 @@ def test_report_renders_every_plot_without_console_errors(tmp_path):
     with sync_playwright() as p:
         browser = launch_chromium(p)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = error_collecting_page(browser, errors)
             # offline: any network request would be a CDN or tracker the report must not use
             requests = []
             page.on("request", lambda r: requests.append(r.url) if not r.url.startswith(("file:", "data:", "blob:")) else None)

@@ -56,7 +56,7 @@ def test_a_full_design_report_has_no_seed_map(tmp_path):
 
 @pytest.mark.browser
 def test_the_adaptive_report_renders_in_chromium(adaptive):
-    from test_report_browser import _need_browser, launch_chromium
+    from test_report_browser import _need_browser, error_collecting_page, launch_chromium
 
     _need_browser()
 
@@ -67,9 +67,7 @@ def test_the_adaptive_report_renders_in_chromium(adaptive):
     with sync_playwright() as p:
         browser = launch_chromium(p)
         try:
-            page = browser.new_page(viewport={"width": 1500, "height": 1000})
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
+            page = error_collecting_page(browser, errors)
             page.goto(index.as_uri(), wait_until="load", timeout=60_000)
             n_divs = page.locator(".plotly-graph-div").count()
             page.wait_for_function(
