@@ -126,7 +126,7 @@ def fake_train_run(spec) -> dict:
     Its record is a :class:`~hplandscape.store.run_record.RunRecord`'s JSON form, as the engines' are, with
     the fields the study machinery reads; the others are absent, as in a record of an older
     version (the results table reads them so: no ``randomness``, ``common``; no ``pipeline``,
-    ``retrain``).
+    ``retrain``), but for an adaptive design's ``randomness``.
     """
     run_dir = Path(spec.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -178,6 +178,8 @@ def fake_train_run(spec) -> dict:
         epochs_completed=state["next_epoch"], wall_time_s=0.01, params=1000, flops=2000,
         arch_hash=(spec.arch or {}).get("content_hash"), diverged=diverged, diverged_epoch=0 if diverged else None,
         round=spec.round, replicates=spec.replicates,
+        # an adaptive design's records are never old ones: they say their (independent) randomness
+        **({"randomness": spec.recipe.randomness} if spec.replicates == "adaptive" else {}),
     ).to_json()
 
 

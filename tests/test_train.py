@@ -29,7 +29,8 @@ REPO = Path(__file__).resolve().parents[1]
 RECORD_KEYS = {"run_id", "study", "condition", "method", "ratio", "model", "lr", "wd", "log10_lr", "log10_wd",
                "seed", "recipe", "top1", "top5", "history", "epochs_completed", "wall_time_s", "params",
                "flops", "arch_hash", "diverged", "diverged_epoch", "device", "parametrisation", "provenance", "randomness",
-               "precision", "memory_format", "pipeline", "density", "dense_params", "dense_flops", "egf", "eval_size"}
+               "precision", "memory_format", "pipeline", "density", "dense_params", "dense_flops", "egf", "eval_size",
+               "round", "replicates"}
 
 
 def make_spec(run_dir, *, log10_lr=-1.0, log10_wd=-4.0, seed=0, epochs=3, data=None, arch=None,
