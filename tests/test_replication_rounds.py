@@ -212,6 +212,9 @@ def test_adaptive_rounds_and_grid_extension_combine(tmp_path, noisy):
     grid = store.config().grid
     assert grid.extra_log10_lr and grid.extra_log10_wd, summary.describe()
     assert summary.finished and "settled after round" in summary.replication and "Grid extension" in summary.extension
+    # the first grid's rounds and the grown grid's are both told, one line each
+    lines = summary.replication.splitlines()
+    assert len(lines) >= 2 and all(line.startswith("Adaptive replication") for line in lines)
     extended = store.config()
     ids = set(store.run_ids(extended))
     # The new points got the first seed (round 1 of the grown grid) and only then further seeds.
@@ -239,3 +242,4 @@ def test_status_shows_the_round_of_an_adaptive_study(tmp_path, noisy):
     status = study_status(store)
     assert "design: adaptive replication, round 2;" in status.render() and not status.complete
     assert status.total == len(store.run_ids(config)) > 80
+    assert status.to_json()["design"] == {"replicates": "adaptive", "round": 2, "asked": status.total, "full": 200}

@@ -76,13 +76,24 @@ class StudyStatus:
     #: (:func:`hplandscape.run.estimate.eta_seconds`); None before any run is recorded.
     eta_s: float | None = None
     parallel: int = 1  # runs at once the ETA assumes
-    design: str = ""  # an adaptive design's round and share of the full design, in words; "" for a full one
+    #: ``{"replicates", "round", "asked", "full"}``: the design, its current round, the runs it asks
+    #: for so far and the full design's runs (a full design: round 1, asked = full)
+    replication: dict = field(default_factory=dict)
+
+    @property
+    def design(self) -> str:
+        """An adaptive design's round and share of the full design, in words; "" for a full one."""
+        r = self.replication
+        if r.get("replicates", "full") == "full":
+            return ""
+        return (f"design: adaptive replication, round {r['round']}; {r['asked']:,} of the full design's "
+                f"{r['full']:,} runs asked for so far ({100 * r['asked'] / max(1, r['full']):.0f} %)")
 
     def to_json(self) -> dict:
         """``{"conditions": {NAME: {"total", "done", "running", "failed", "missing", "diverged",
-        "corrupt"}}}``."""
+        "corrupt"}}, "eta_s", "parallel", "design": {"replicates", "round", "asked", "full"}}``."""
         return {"conditions": {c.name: c.counts() for c in self.conditions}, "eta_s": self.eta_s,
-                "parallel": self.parallel}
+                "parallel": self.parallel, "design": dict(self.replication)}
 
     @property
     def total(self) -> int:
@@ -162,16 +173,16 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
                        eta_seconds(times, left, parallel), parallel, _design(store, config))
 
 
-def _design(store: StudyStore, config) -> str:
-    """An adaptive design's round in words: the runs it asks for so far are the study's runs."""
-    if config.design.replicates == "full":
-        return ""
+def _design(store: StudyStore, config) -> dict:
+    """The design, its round and the runs it asks for so far (an adaptive design's are the study's runs)."""
     from hplandscape.study.replication import full_runs
 
+    full = full_runs(config)
+    if config.design.replicates == "full":
+        return {"replicates": "full", "round": 1, "asked": full, "full": full}
     rounds = store.read_rounds()
-    asked, full = len(store.runs(config)), full_runs(config)
-    return (f"design: adaptive replication, round {rounds[-1]['round'] if rounds else 1}; {asked:,} of the full "
-            f"design's {full:,} runs asked for so far ({100 * asked / max(1, full):.0f} %)")
+    return {"replicates": "adaptive", "round": rounds[-1]["round"] if rounds else 1,
+            "asked": len(store.runs(config)), "full": full}
 
 
 def failure_text(error: str | None, log: str) -> str:

@@ -184,9 +184,17 @@ def run_sweep(config, study_dir, *, executor: str | None = None, max_parallel: i
                          engine=engine, progress=progress, wait=wait, options=options)
         if dry_run and not store.study_yaml.exists():
             raise UserError(f"nothing to extend in {store.root}: run `hplandscape sweep` without --extend first")
-        summary, note = extend_rounds(config, store, functools.partial(run_sweep, study_dir=store.root, **arguments),
-                                      waits=runner.finishes(wait) and not dry_run, dry_run=dry_run)
-        return dataclasses.replace(summary, extension=note)
+        replication = []  # each extension round's sweep runs its own replication rounds: say them all
+
+        def sweep_grid(grid_config):
+            done = run_sweep(grid_config, study_dir=store.root, **arguments)
+            if done.replication and done.replication not in replication:
+                replication.append(done.replication)
+            return done
+
+        summary, note = extend_rounds(config, store, sweep_grid, waits=runner.finishes(wait) and not dry_run,
+                                      dry_run=dry_run)
+        return dataclasses.replace(summary, extension=note, replication="\n".join(replication))
     arguments = dict(runner=runner, kind=kind, max_parallel=max_parallel, dry_run=dry_run, force=force,
                      engine=engine, progress=progress, wait=wait, options=options, estimate=estimate)
     if config.design.replicates != "adaptive":
