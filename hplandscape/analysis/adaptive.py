@@ -50,7 +50,7 @@ from hplandscape.analysis.noise import noise_within
 from hplandscape.analysis.regions import roi_key
 
 #: How many of τ a margin must lie from the best and from every ROI threshold for a point to keep
-#: the seeds it has (docs/method.md §12, "Adaptive replication", where z = 1.5, 2 and 2.5 are compared).
+#: the seeds it has (docs/performance.md, "Adaptive replication", compares z = 1.25, 1.5 and 2).
 Z = 1.5
 #: Fewest degrees of freedom of a condition's own noise estimate before the study's pooled one is
 #: used instead (with 4, σ̂'s 95 % interval spans 0.6σ–2.9σ).
