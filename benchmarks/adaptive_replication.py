@@ -85,25 +85,35 @@ def first_block(lr: np.ndarray, wd: np.ndarray) -> np.ndarray:
     return (np.abs(dl) + np.abs(dw)) <= 1
 
 
+def play_rounds(conditions: dict, n_seeds: int, xs, z: float) -> int:
+    """Play an adaptive design's later rounds on runs drawn in full; returns the rounds in all.
+
+    ``conditions`` maps each condition to ``(values, seen, log10_wd, log10_lr)``: every run's top-1
+    ``(P, S)`` and which of them the design has asked for so far (the first round's; updated in
+    place: each round reveals the next seed at the points the rule picks)."""
+    rounds = 1
+    while True:
+        matrices = {n: SeedMatrix(np.where(seen, values, np.nan), wd, lr)
+                    for n, (values, seen, wd, lr) in conditions.items()}
+        added = 0
+        for n, d in next_round(matrices, n_seeds, xs, z).items():
+            seen = conditions[n][1]
+            for i in d.indices:
+                seen[i, seen[i].sum()] = True
+                added += 1
+        if not added:
+            return rounds
+        rounds += 1
+
+
 def adaptive_mask(values: np.ndarray, coords: tuple, z: float) -> tuple:
     """``(revealed (C, P, S) bool, rounds)``: the runs the adaptive design asks for, round by round."""
     lr, wd = coords
-    C, P, S = values.shape
     seen = np.zeros(values.shape, bool)
     seen[:, :, 0] = True
     seen[:, first_block(lr, wd), :] = True
-    rounds = 1
-    while True:
-        matrices = {c: SeedMatrix(np.where(seen[c], values[c], np.nan), wd, lr) for c in range(C)}
-        decisions = next_round(matrices, S, XS, z)
-        added = 0
-        for c, d in decisions.items():
-            for i in d.indices:
-                seen[c, i, seen[c, i].sum()] = True
-                added += 1
-        if not added:
-            return seen, rounds
-        rounds += 1
+    rounds = play_rounds({c: (values[c], seen[c], wd, lr) for c in range(len(values))}, values.shape[2], XS, z)
+    return seen, rounds
 
 
 def analyse(values: np.ndarray, lr, wd, n_boot: int, seed: int, truths) -> dict:
@@ -220,20 +230,8 @@ def replay_rounds(table, config, z: float = Z) -> tuple:
             if GridPoint(*p) in block:
                 seen[i] = True
         keep[name] = (points, values, seen)
-    rounds = 1
-    while True:
-        matrices = {n: SeedMatrix(np.where(seen, values, np.nan), [p[1] for p in points], [p[0] for p in points])
-                    for n, (points, values, seen) in keep.items()}
-        decisions = next_round(matrices, len(seeds), config.analysis.roi, z)
-        added = 0
-        for n, d in decisions.items():
-            seen = keep[n][2]
-            for i in d.indices:
-                seen[i, seen[i].sum()] = True
-                added += 1
-        if not added:
-            break
-        rounds += 1
+    rounds = play_rounds({n: (values, seen, [p[1] for p in points], [p[0] for p in points])
+                          for n, (points, values, seen) in keep.items()}, len(seeds), config.analysis.roi, z)
     chosen = {(n, points[i][0], points[i][1], seeds[j]) for n, (points, _, seen) in keep.items()
               for i, j in zip(*np.nonzero(seen))}
     mask = [(not on) or (c, float(lr), float(wd), int(sd)) in chosen

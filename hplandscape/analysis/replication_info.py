@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-#: The design of a table without a ``replicates`` column (runs recorded before it existed).
-FULL, ADAPTIVE = "full", "adaptive"
+from hplandscape.study.replication import REPLICATES
+
+#: ``full`` is also the design of a table without a ``replicates`` column (runs recorded before it).
+FULL, ADAPTIVE = REPLICATES
 
 
 @dataclass(frozen=True)
@@ -119,19 +121,17 @@ class ReplicationInfo:
 
 
 def condition_design(rows: pd.DataFrame) -> str:
-    """The design of one condition's runs: ``"adaptive"`` when any of its rows says so, else full
-    (also for a table without the ``replicates`` column)."""
+    """The design of one condition's runs (read by :func:`~hplandscape.analysis.results_io.load_results`):
+    ``"adaptive"`` when any of its rows says so, else full (also for a table without the
+    ``replicates`` column)."""
     if "replicates" not in rows.columns:
         return FULL
-    return ADAPTIVE if (rows["replicates"].astype(str).str.strip().str.lower() == ADAPTIVE).any() else FULL
+    return ADAPTIVE if (rows["replicates"] == ADAPTIVE).any() else FULL
 
 
 def _rounds(rows: pd.DataFrame) -> int:
-    if "round" not in rows.columns:
-        return 1
-    r = pd.to_numeric(rows["round"], errors="coerce").to_numpy(float)
-    r = r[np.isfinite(r)]
-    return int(r.max()) if len(r) else 1
+    last = rows["round"].max() if "round" in rows.columns else None  # NaN: rows of a table without it
+    return int(last) if last is not None and last == last else 1
 
 
 def replication_info(df: pd.DataFrame, order, log10_lr, log10_wd, seeds) -> ReplicationInfo:

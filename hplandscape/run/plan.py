@@ -30,7 +30,6 @@ from pathlib import Path
 
 from hplandscape.run.prune_step import conditions_to_prune, stored_arch
 from hplandscape.store.study_store import StudyStore
-from hplandscape.study.replication import run_round
 from hplandscape.study.run_spec import RunSpec
 from hplandscape.study.runs import source_run
 
@@ -192,7 +191,7 @@ def plan_study(config, store: StudyStore, *, engine: str | None = None,
         if spec is not None:
             stored[c.name] = {**spec.to_dict(), "content_hash": spec.content_hash}
     runs = store.runs(config)
-    added = store.added_runs() if config.design.replicates != "full" else {}
+    added = store.added_runs()  # the round that asked for each run of an adaptive design (absent: 1)
     todo = [r for r in runs
             if include_finished or r.run_id in retrain or not store.read_record(r.run_id)[0].finished]
     specs = [RunSpec(study=config.name, condition=r.condition, point=r.point, seed=r.seed,
@@ -205,7 +204,7 @@ def plan_study(config, store: StudyStore, *, engine: str | None = None,
                      masks_file=str(store.masks_path(r.condition.name)) if r.condition.sparse else None,
                      start_weights=_start_weights(store, source, r.condition),
                      checkpoint_every_s=config.launcher.checkpoint_every_s, model_source=config.model_source,
-                     round=run_round(config, r, added), replicates=config.design.replicates)
+                     round=added.get(r.run_id, 1), replicates=config.design.replicates)
              for r in todo]
     to_prune = tuple(c.name for c in conditions_to_prune(store, config))
     source_step = tuple(s for s in specs if s.run_id == source.run_id)

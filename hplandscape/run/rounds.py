@@ -23,7 +23,7 @@ from typing import Callable
 from hplandscape.errors import ConfigChanged
 from hplandscape.store.study_store import StudyStore
 from hplandscape.study.grid import make_grid
-from hplandscape.study.replication import full_runs, next_seed, requested_runs
+from hplandscape.study.replication import added_runs, current_round, full_runs, next_seed, requested_runs
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,7 @@ def round_progress(config, store: StudyStore) -> RoundProgress:
     rounds = store.read_rounds()
     runs = store.runs(config)
     finished = sum(store.read_record(r.run_id)[0].finished for r in runs)
-    return RoundProgress(rounds[-1]["round"] if rounds else 1, len(runs), finished, full_runs(config))
+    return RoundProgress(current_round(rounds), len(runs), finished, full_runs(config))
 
 
 def seed_matrices(config, runs, store: StudyStore) -> dict:
@@ -110,8 +110,7 @@ def decide_next_round(config, store: StudyStore) -> RoundDecision:
 
     def decide(rounds):
         nonlocal outcome
-        added = {run_id: r["round"] for r in rounds for run_id in r["runs"]}
-        runs = requested_runs(config, added)
+        runs = requested_runs(config, added_runs(rounds))
         if not all(store.read_record(r.run_id)[0].finished for r in runs):
             outcome = "unfinished"
             return None

@@ -175,13 +175,13 @@ def study_status(store: StudyStore, config=None) -> StudyStatus:
 
 def _design(store: StudyStore, config) -> dict:
     """The design, its round and the runs it asks for so far (an adaptive design's are the study's runs)."""
-    from hplandscape.study.replication import full_runs
+    from hplandscape.study.replication import current_round, full_runs
 
     full = full_runs(config)
     if config.design.replicates == "full":
         return {"replicates": "full", "round": 1, "asked": full, "full": full}
     rounds = store.read_rounds()
-    return {"replicates": "adaptive", "round": rounds[-1]["round"] if rounds else 1,
+    return {"replicates": "adaptive", "round": current_round(rounds),
             "asked": len(store.runs(config)), "full": full}
 
 

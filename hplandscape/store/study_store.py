@@ -41,8 +41,8 @@ from hplandscape.store import claims
 from hplandscape.store.claims import STALE_AFTER_S
 from hplandscape.store.layout import StudyLayout, check_dir_target
 from hplandscape.store.run_record import record_problem  # the record's schema; callers may import it from here
-from hplandscape.study.replication import requested_runs
-from hplandscape.study.runs import StudyRun, study_runs
+from hplandscape.study.replication import added_runs, requested_runs
+from hplandscape.study.runs import StudyRun
 
 
 class RunState(enum.Enum):
@@ -269,13 +269,10 @@ class StudyStore(StudyLayout):
 
     def runs(self, config=None) -> list[StudyRun]:
         """The runs the study asks for (``config`` or the one in ``study.yaml``), in
-        :func:`study_runs` order: every run of a full design; for ``design.replicates: adaptive``
+        :func:`~hplandscape.study.runs.study_runs` order: every run of a full design; for ``design.replicates: adaptive``
         its first round and the runs of the rounds stored in ``rounds.json``
         (:func:`~hplandscape.study.replication.requested_runs`)."""
-        config = config or self.config()
-        if config.design.replicates == "full":
-            return study_runs(config)
-        return requested_runs(config, self.added_runs())
+        return requested_runs(config or self.config(), self.added_runs())
 
     def run_ids(self, config=None) -> list[str]:
         return [r.run_id for r in self.runs(config)]
@@ -309,7 +306,7 @@ class StudyStore(StudyLayout):
 
     def added_runs(self) -> dict:
         """``{run id: round}`` of every run the stored later rounds asked for (:meth:`read_rounds`)."""
-        return {run_id: r["round"] for r in self.read_rounds() for run_id in r["runs"]}
+        return added_runs(self.read_rounds())
 
     def append_round(self, decide) -> dict | None:
         """Decide the next round and store it, once: under the rounds' lock, ``decide(rounds)``

@@ -19,7 +19,7 @@ study asks for are then the first round's and those rounds' (:func:`requested_ru
 from __future__ import annotations
 
 from hplandscape.study.grid import GridPoint
-from hplandscape.study.runs import StudyRun, prior_point, run_id, study_runs
+from hplandscape.study.runs import prior_point, run_id, study_runs
 
 #: The designs ``design.replicates`` may name.
 REPLICATES = ("full", "adaptive")
@@ -52,9 +52,15 @@ def requested_runs(config, added: dict) -> list:
     return [r for r in runs if r.seed == first or r.point in block or r.run_id in added]
 
 
-def run_round(config, run: StudyRun, added: dict) -> int:
-    """The round that asked for ``run`` (1 for every run of a full design)."""
-    return int(added.get(run.run_id, 1))
+def added_runs(rounds) -> dict:
+    """``{run id: round}`` of every run the later rounds ``rounds`` (as the store keeps them) asked for;
+    a run not in it belongs to round 1."""
+    return {run_id: r["round"] for r in rounds for run_id in r["runs"]}
+
+
+def current_round(rounds) -> int:
+    """The round an adaptive design is in: the last one stored, 1 before any."""
+    return rounds[-1]["round"] if rounds else 1
 
 
 def full_runs(config) -> int:

@@ -60,7 +60,7 @@ class RunSpec:
         of the run's fingerprint: it changes nothing computed.
     round : int
         The round of the study's design that asked for the run (1: the first round, every run of a
-        full design; :func:`~hplandscape.study.replication.run_round`). Recorded with the run; not
+        full design; :func:`~hplandscape.study.replication.added_runs`). Recorded with the run; not
         part of its fingerprint: a run computes the same whichever round asked for it.
     replicates : {"full", "adaptive"}
         The study's ``design.replicates``; recorded with the run, not part of its fingerprint.

@@ -372,18 +372,14 @@ class _Cache:
         (decoded and written there first when it does not)."""
         shape = (len(files), self.channels, self.size, self.size)
         path = self.dir / f"{self.key(files, split)}.npy"
-        x = _read_array(path, shape)
-        if x is not None:
-            return x
+
+        def write():
+            log.info("decoding %d images of %s/%s into %s", len(files), self.cfg.root, split, path)
+            with atomic_open(path, "wb") as f:
+                self._decode(files, f)
+
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            with file_lock(path.with_suffix(".lock")):
-                x = _read_array(path, shape)  # another worker may have written it while we waited
-                if x is None:
-                    log.info("decoding %d images of %s/%s into %s", len(files), self.cfg.root, split, path)
-                    with atomic_open(path, "wb") as f:
-                        self._decode(files, f)
-                    x = _read_array(path, shape)
+            x = self._filled(path, lambda: _read_array(path, shape), write)
         except OSError as e:
             log.warning("cannot cache the decoded images in %s (%s: %s); decoding them in this process only "
                         "(set %s to a writable directory)", self.dir, type(e).__name__, e, CACHE_ENV)
@@ -392,6 +388,21 @@ class _Cache:
             x = torch.empty(shape, dtype=torch.uint8)
             self._decode(files, None, x)
         return x
+
+    def _filled(self, path: Path, read, write):
+        """``read()`` of the cache entry at ``path``; when it has none, ``write()`` it first, once:
+        under the entry's lock, where another worker may have written it while this one waited.
+        None when the entry written cannot be read back; an ``OSError`` when it cannot be written."""
+        found = read()
+        if found is not None:
+            return found
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with file_lock(path.with_suffix(".lock")):
+            found = read()
+            if found is None:
+                write()
+                found = read()
+        return found
 
     def _decode(self, files: list, f=None, out: torch.Tensor | None = None) -> None:
         """Decode ``files`` in order into the open ``.npy`` file ``f`` (written as it goes: no copy
@@ -412,17 +423,10 @@ class _Cache:
         """The training split's per-channel pixel histograms, from the cache or ``compute()``."""
         path = self.dir / f"{self.key(files, 'train')}.counts.json"
         shape = (self.channels, 256)
-        found = _read_counts(path, shape)
-        if found is not None:
-            return found
         try:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            with file_lock(path.with_suffix(".lock")):
-                found = _read_counts(path, shape)
-                if found is None:
-                    found = compute()
-                    write_text(path, json.dumps({"counts": found.tolist()}))
-            return found
+            found = self._filled(path, lambda: _read_counts(path, shape),
+                                 lambda: write_text(path, json.dumps({"counts": compute().tolist()})))
+            return compute() if found is None else found
         except OSError as e:
             log.warning("cannot cache the image folder's statistics in %s (%s: %s)", self.dir, type(e).__name__, e)
             return compute()
