@@ -25,11 +25,14 @@ Per setting it reports:
     python benchmarks/adaptive_replication.py --z 1.5 2 2.5      # the rule's threshold compared
     python benchmarks/adaptive_replication.py --json rows.json
     python benchmarks/adaptive_replication.py --replay studies/quickstart   # a full study's real runs
+    python benchmarks/adaptive_replication.py --replay qs_full --against qs_adaptive
 
 ``--replay STUDY`` takes the runs of a study swept with the full design, replays the adaptive
 design's rounds on them (each round reveals the runs the rule asks for; the runs are the same,
 because a run is seeded by its seed and grid point) and compares what ``analyze`` says from the
 adaptive subset with what it says from every run: the verdicts, every ellipse, the risk.
+``--replay STUDY --against ADAPTIVE_STUDY`` compares the full study with an adaptive sweep of the same
+config instead (``design.replicates=adaptive`` in another ``--study-dir``).
 """
 
 from __future__ import annotations
@@ -244,17 +247,25 @@ def replay_rounds(table, config, z: float = Z) -> tuple:
     return kept, rounds
 
 
-def replay(study_dir: str, n_boot: int, z: float) -> dict:
-    """What ``analyze`` says from a full study's runs and from the adaptive design's subset of them."""
+def replay(study_dir: str, n_boot: int, z: float, against: str | None = None) -> dict:
+    """What ``analyze`` says from a full study's runs and from the adaptive design's subset of them:
+    replayed on its runs, or ``against`` an adaptive study of the same config swept for real."""
     from hplandscape.analysis import analyze
     from hplandscape.analysis.results_io import load_results
     from hplandscape.store.study_store import StudyStore
 
     config = StudyStore(study_dir).config()
     table = load_results(study_dir)
-    kept, rounds = replay_rounds(table, config, z)
+    if against is None:
+        kept, rounds = replay_rounds(table, config, z)
+    else:
+        kept = load_results(against)
+        rounds = int(kept["round"].max())
+        same = table.merge(kept, on=["condition", "log10_lr", "log10_wd", "seed"], suffixes=("", "_adaptive"))
+        print(f"{len(same)} of the {len(kept)} adaptive runs are runs of the full study; "
+              f"{int((same['top1'] == same['top1_adaptive']).sum())} of them with the same top-1")
     results = {"full": analyze(table, n_boot=n_boot), "adaptive": analyze(kept, n_boot=n_boot)}
-    out = {"study": str(study_dir), "z": z, "runs_full": int(len(table)), "runs_adaptive": int(len(kept)),
+    out = {"study": str(study_dir), "adaptive_study": against, "z": z, "runs_full": int(len(table)), "runs_adaptive": int(len(kept)),
            "rounds": rounds, "conditions": {}}
     for c_full in results["full"].conditions:
         c_ad = results["adaptive"].condition(c_full.name)
@@ -294,11 +305,13 @@ def main(argv=None) -> int:
                         help="30 studies, 199 resamples (unless given), no goal checked: a smoke run")
     parser.add_argument("--json", metavar="PATH", help="also write one row per setting and z as JSON here")
     parser.add_argument("--replay", metavar="STUDY", help="replay the adaptive design on a full study's runs")
+    parser.add_argument("--against", metavar="ADAPTIVE_STUDY",
+                        help="with --replay: compare with this adaptive study of the same config instead of replaying")
     args = parser.parse_args(argv)
     args.studies = args.studies or (30 if args.quick else 200)
     args.n_boot = args.n_boot or (199 if args.quick else N_BOOT)
     if args.replay:
-        out = replay(args.replay, args.n_boot, args.z[0])
+        out = replay(args.replay, args.n_boot, args.z[0], args.against)
         print(json.dumps(out, indent=2))
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
